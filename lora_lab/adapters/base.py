@@ -1,0 +1,178 @@
+"""Layer level of the adapter interface: one `AdapterLayer` wraps exactly one frozen linear map.
+
+A wrapped layer computes ``h = W0 x + b0`` through the original module (held by reference as
+``base_layer``) and lets the subclass add its adapter on top:
+
+    forward(x) = adapter_forward(x, base_layer(x))          while unmerged and enabled
+               = base_layer(x)                              while merged or disabled
+
+Merging is explicit and exact in fp32 (`merge`, `unmerge`); it is never tied to ``train()``/``eval()``
+(the microsoft ``loralib`` pitfall, ALGORITHMS.md 1a). Weights are handled in the PEFT orientation
+``[out, in]``; HF GPT-2 ``Conv1D`` stores ``[in, out]`` and is transposed on the way in and out
+(PEFT's ``fan_in_fan_out``).
+
+Life cycle:
+1. ``__init__`` allocates shapes only (no weight-dependent work);
+2. ``reset_from_base()`` does the initialisation that needs the pretrained weight (DoRA magnitude,
+   PiSSA SVD). Layers that write into the base weight set ``mutates_base = True``;
+3. trainable parameters are declared by name in ``adapter_parameter_names``; extra saved state
+   (buffers) in ``adapter_buffer_names``. Nothing keys off parameter-name prefixes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import ClassVar, Iterator
+
+import torch
+from torch import nn
+
+
+def conv1d_class():
+    """HF GPT-2 ``Conv1D`` (``y = x @ W + b`` with ``W: [in, out]``), or None without transformers."""
+    try:
+        from transformers.pytorch_utils import Conv1D
+    except ImportError:  # pragma: no cover - transformers is a hard dependency
+        return None
+    return Conv1D
+
+
+def is_adaptable(module: nn.Module) -> bool:
+    """True for the module types an adapter can wrap: ``nn.Linear`` and GPT-2 ``Conv1D``."""
+    conv1d = conv1d_class()
+    return isinstance(module, nn.Linear) or (conv1d is not None and isinstance(module, conv1d))
+
+
+class AdapterLayer(nn.Module):
+    """Base class of every adapter layer; see the module docstring for the contract."""
+
+    adapter_parameter_names: ClassVar[tuple[str, ...]] = ()
+    adapter_buffer_names: ClassVar[tuple[str, ...]] = ()
+    mutates_base: ClassVar[bool] = False
+
+    def __init__(self, base_layer: nn.Module):
+        super().__init__()
+        if not is_adaptable(base_layer):
+            raise TypeError(f"cannot adapt {type(base_layer).__name__}; only nn.Linear and Conv1D")
+        self.base_layer = base_layer
+        self.fan_in_fan_out = not isinstance(base_layer, nn.Linear)
+        w = base_layer.weight
+        if self.fan_in_fan_out:
+            self.in_features, self.out_features = int(w.shape[0]), int(w.shape[1])
+        else:
+            self.out_features, self.in_features = int(w.shape[0]), int(w.shape[1])
+        self.merged = False
+        self.disabled = False
+
+    # ----- what subclasses implement -------------------------------------------------------
+    def delta_weight(self) -> torch.Tensor:
+        """The additive update ``ΔW`` in ``[out, in]`` orientation (fp32)."""
+        raise NotImplementedError
+
+    def adapter_forward(self, x: torch.Tensor, base_out: torch.Tensor) -> torch.Tensor:
+        """Output of the adapted layer given the input and the frozen layer's output ``W0 x + b0``."""
+        raise NotImplementedError
+
+    def reset_from_base(self) -> None:
+        """Weight-dependent initialisation, run once after the pretrained weights are loaded."""
+
+    def merged_weight(self, base_weight: torch.Tensor) -> torch.Tensor:
+        """``W0 -> W_merged`` in fp32, ``[out, in]``. Additive by default."""
+        return base_weight + self.delta_weight()
+
+    def unmerged_weight(self, merged_weight: torch.Tensor) -> torch.Tensor:
+        """Inverse of `merged_weight`."""
+        return merged_weight - self.delta_weight()
+
+    # ----- shared machinery ----------------------------------------------------------------
+    @property
+    def weight(self) -> torch.Tensor:
+        """The frozen base weight (HF code such as T5 reads ``layer.weight.dtype``)."""
+        return self.base_layer.weight
+
+    @property
+    def bias(self) -> torch.Tensor | None:
+        return self.base_layer.bias
+
+    def base_weight(self) -> torch.Tensor:
+        """The frozen weight as ``[out, in]`` (a transposed view for Conv1D)."""
+        w = self.base_layer.weight
+        return w.T if self.fan_in_fan_out else w
+
+    @torch.no_grad()
+    def set_base_weight(self, weight_out_in: torch.Tensor) -> None:
+        """Write an ``[out, in]`` matrix into the base layer, in its own layout and dtype."""
+        target = self.base_layer.weight
+        value = weight_out_in.T if self.fan_in_fan_out else weight_out_in
+        target.data.copy_(value.to(target.dtype))
+
+    def forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+        base_out = self.base_layer(x, *args, **kwargs)
+        if self.merged or self.disabled:
+            return base_out
+        return self.adapter_forward(x, base_out)
+
+    @torch.no_grad()
+    def merge(self) -> None:
+        """Fold the adapter into the base weight (fp32 arithmetic, cast back to the base dtype)."""
+        if self.merged:
+            raise RuntimeError("adapter layer is already merged")
+        self.set_base_weight(self.merged_weight(self.base_weight().float()))
+        self.merged = True
+
+    @torch.no_grad()
+    def unmerge(self) -> None:
+        """Restore the base weight that was there before `merge` (exact up to fp32 rounding)."""
+        if not self.merged:
+            raise RuntimeError("adapter layer is not merged")
+        self.set_base_weight(self.unmerged_weight(self.base_weight().float()))
+        self.merged = False
+
+    def disable(self) -> None:
+        """Bypass the adapter: the layer computes its base layer only. For layers that mutate
+        their base (PiSSA, OLoRA) that is the *residual* model, not the original one."""
+        if self.merged:
+            raise RuntimeError("unmerge the adapter before disabling it")
+        self.disabled = True
+
+    def enable(self) -> None:
+        self.disabled = False
+
+    def adapter_parameters(self) -> Iterator[tuple[str, nn.Parameter]]:
+        for name in self.adapter_parameter_names:
+            yield name, getattr(self, name)
+
+    def adapter_state(self) -> dict[str, torch.Tensor]:
+        """Everything needed to restore this layer on a fresh base: trainable parameters, declared
+        buffers and, for layers that mutate their base, the (residual) base weight."""
+        state = {name: p for name, p in self.adapter_parameters()}
+        for name in self.adapter_buffer_names:
+            state[name] = getattr(self, name)
+        if self.mutates_base:
+            state["base_layer.weight"] = self.base_layer.weight
+        return state
+
+    @torch.no_grad()
+    def load_adapter_state(self, state: dict[str, torch.Tensor]) -> None:
+        expected = set(self.adapter_state())
+        missing, unexpected = expected - set(state), set(state) - expected
+        if missing or unexpected:
+            raise KeyError(f"adapter state mismatch: missing {sorted(missing)}, unexpected {sorted(unexpected)}")
+        for name, target in self.adapter_state().items():
+            target.data.copy_(state[name].to(device=target.device, dtype=target.dtype))
+
+    def extra_repr(self) -> str:
+        return f"in={self.in_features}, out={self.out_features}, fan_in_fan_out={self.fan_in_fan_out}"
+
+
+@contextlib.contextmanager
+def adapters_disabled(layers) -> Iterator[None]:
+    """Temporarily bypass every given adapter layer."""
+    layers = list(layers)
+    for layer in layers:
+        layer.disable()
+    try:
+        yield
+    finally:
+        for layer in layers:
+            layer.enable()

@@ -1,0 +1,84 @@
+"""Initialisations of the LoRA family's ``(A, B)`` pair, registered by name.
+
+``A: [r, in]`` (applied first), ``B: [out, r]``; the adapter adds ``s * B A`` (ALGORITHMS.md 1a).
+
+- ``kaiming`` (default; LoRA paper code, PEFT ``init_lora_weights=True``): A ~ kaiming-uniform with
+  ``a = sqrt(5)``, i.e. ``U(-1/sqrt(in), 1/sqrt(in))``; B = 0, so the adapter starts as a no-op.
+- ``gaussian`` (PEFT ``"gaussian"``): A ~ N(0, (1/r)^2) -- std 1/r, not 1/sqrt(r); B = 0.
+
+Inits that depend on the pretrained weight (PiSSA, OLoRA) register here too; they may write the
+residual ``W - s B A`` into the base weight and then set the layer's ``mutates_base``.
+
+An init is a function ``fn(layer, name) -> None`` that fills ``layer.lora_A`` / ``layer.lora_B``.
+Names ending in ``*`` in the registry are prefixes (``pissa_niter_*`` takes ``pissa_niter_4``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+from torch import nn
+
+from lora_lab.errors import ConfigError
+
+InitFn = Callable[[nn.Module, str], None]
+_INITS: dict[str, InitFn] = {}
+#: inits that write a residual into the base weight
+MUTATING_INITS: set[str] = set()
+
+
+def register_init(name: str, mutates_base: bool = False) -> Callable[[InitFn], InitFn]:
+    def wrap(fn: InitFn) -> InitFn:
+        _INITS[name] = fn
+        if mutates_base:
+            MUTATING_INITS.add(name)
+        return fn
+
+    return wrap
+
+
+def _lookup(name: str) -> str | None:
+    if name in _INITS:
+        return name
+    for key in _INITS:
+        if key.endswith("*") and name.startswith(key[:-1]) and name[len(key) - 1 :].isdigit():
+            return key
+    return None
+
+
+def init_names() -> list[str]:
+    return sorted(_INITS)
+
+
+def init_mutates_base(name: str) -> bool:
+    return _lookup(name) in MUTATING_INITS
+
+
+def check_init_name(name: str, method: str, allowed: tuple[str, ...] | None) -> None:
+    key = _lookup(name) if isinstance(name, str) else None
+    allowed_here = [k for k in init_names() if allowed is None or k in allowed]
+    if key is None or key not in allowed_here:
+        raise ConfigError("adapter.init", f"{name!r} is not an init of method {method!r}; allowed: {', '.join(allowed_here)}")
+
+
+def apply_init(layer: nn.Module, name: str) -> None:
+    key = _lookup(name)
+    if key is None:
+        raise ConfigError("adapter.init", f"unknown init {name!r}; allowed: {', '.join(init_names())}")
+    _INITS[key](layer, name)
+
+
+@register_init("kaiming")
+@torch.no_grad()
+def kaiming_init(layer: nn.Module, name: str) -> None:
+    nn.init.kaiming_uniform_(layer.lora_A, a=math.sqrt(5))
+    nn.init.zeros_(layer.lora_B)
+
+
+@register_init("gaussian")
+@torch.no_grad()
+def gaussian_init(layer: nn.Module, name: str) -> None:
+    nn.init.normal_(layer.lora_A, mean=0.0, std=1.0 / layer.r)
+    nn.init.zeros_(layer.lora_B)

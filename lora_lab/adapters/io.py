@@ -1,0 +1,93 @@
+"""Adapter-only save and load: ``adapter_config.json`` + ``adapter_model.safetensors``.
+
+The JSON records the method config, the exact adapted module names, the head modules saved whole,
+the backbone (name, revision, model_type) and the format version; the safetensors file holds every
+layer's adapter state (`AdapterLayer.adapter_state`), the head parameters and method-level state
+under ``__method__.``. Loading rebuilds the method on a fresh backbone from the recorded names
+(no target matching, no re-initialisation) and copies the tensors in, strictly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from lora_lab.adapters import AdapterMethod, build_method, parse_config
+
+FORMAT_VERSION = 1
+CONFIG_NAME = "adapter_config.json"
+WEIGHTS_NAME = "adapter_model.safetensors"
+_METHOD_PREFIX = "__method__."
+
+
+def head_state_dict(model: nn.Module, head_modules: list[str]) -> dict[str, torch.Tensor]:
+    return {f"{h}.{k}": v for h in head_modules for k, v in model.get_submodule(h).state_dict().items()}
+
+
+def adapter_checkpoint_state(model: nn.Module, method: AdapterMethod) -> dict[str, torch.Tensor]:
+    """Everything that differs from the pretrained backbone: adapters, heads, method state."""
+    state = dict(method.adapter_state_dict())
+    state.update(head_state_dict(model, method.head_modules))
+    state.update({_METHOD_PREFIX + k: v for k, v in method.state_dict().items()})
+    return state
+
+
+def load_checkpoint_state(model: nn.Module, method: AdapterMethod, state: dict[str, torch.Tensor]) -> None:
+    method_state = {k[len(_METHOD_PREFIX) :]: v for k, v in state.items() if k.startswith(_METHOD_PREFIX)}
+    method.load_state_dict(method_state)
+    method.load_adapter_state_dict(state)
+    for head in method.head_modules:
+        prefix = head + "."
+        model.get_submodule(head).load_state_dict({k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)})
+
+
+def _atomic_write_bytes(path: Path, write) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    write(tmp)
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def save_adapter(out_dir: str | os.PathLike, model: nn.Module, method: AdapterMethod, backbone: dict | None = None) -> Path:
+    """Write the adapter of ``model`` into ``out_dir`` (created); returns the directory."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in adapter_checkpoint_state(model, method).items()}
+    meta = {
+        "format": "lora_lab.adapter",
+        "format_version": FORMAT_VERSION,
+        "adapter": method.config.to_dict(),
+        "adapted_modules": list(method.layers),
+        "head_modules": list(method.head_modules),
+        "model_type": method.model_type,
+        "backbone": backbone or {},
+        "summary": method.summary(),
+    }
+    _atomic_write_bytes(out / WEIGHTS_NAME, lambda p: save_file(tensors, str(p)))
+    _atomic_write_bytes(out / CONFIG_NAME, lambda p: p.write_text(json.dumps(meta, indent=2, default=str)))
+    return out
+
+
+def read_adapter_meta(adapter_dir: str | os.PathLike) -> dict:
+    return json.loads((Path(adapter_dir) / CONFIG_NAME).read_text())
+
+
+def load_adapter(adapter_dir: str | os.PathLike, model: nn.Module) -> AdapterMethod:
+    """Attach the saved adapter to ``model`` (a freshly loaded backbone) and restore its state."""
+    meta = read_adapter_meta(adapter_dir)
+    method = build_method(parse_config(meta["adapter"]))
+    method.attach(
+        model,
+        model_type=meta.get("model_type"),
+        head_modules=meta["head_modules"],
+        module_names=meta["adapted_modules"],
+        initialize=False,
+    )
+    load_checkpoint_state(model, method, load_file(str(Path(adapter_dir) / WEIGHTS_NAME)))
+    return method

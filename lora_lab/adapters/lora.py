@@ -1,0 +1,71 @@
+"""LoRA (Hu et al. 2021, arXiv 2106.09685, section 4.1) with rsLoRA scaling (arXiv 2312.03732).
+
+    h = W0 x + b0 + s * B A dropout(x),     s = alpha / r     (rsLoRA: s = alpha / sqrt(r))
+
+``A: [r, in]``, ``B: [out, r]``; dropout sits on the adapter branch only, the base path sees the clean
+input. ``ΔW = s * B A`` (``[out, in]``); merge adds it to ``W0``, unmerge subtracts it.
+Initialisation is a separate axis (`lora_lab.adapters.init`): ``kaiming`` (default, B = 0, exact
+no-op at init) or ``gaussian``. Adapter weights stay in fp32 whatever the base dtype; under autocast
+the matmuls run in the autocast dtype.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lora_lab.adapters.base import AdapterLayer
+from lora_lab.adapters.config import AdapterConfig
+from lora_lab.adapters.init import apply_init, init_mutates_base
+from lora_lab.adapters.method import AdapterMethod, register_method
+
+
+class LoraLayer(AdapterLayer):
+    """One frozen linear map plus a rank-``r`` update ``s * B A``."""
+
+    adapter_parameter_names = ("lora_A", "lora_B")
+
+    def __init__(self, base_layer: nn.Module, r: int, alpha: float, dropout: float = 0.0, rslora: bool = False, init: str = "kaiming"):
+        super().__init__(base_layer)
+        self.r, self.alpha, self.rslora, self.init = r, float(alpha), rslora, init
+        self.scaling = self.alpha / (r**0.5) if rslora else self.alpha / r
+        device = base_layer.weight.device
+        self.lora_A = nn.Parameter(torch.zeros(r, self.in_features, device=device, dtype=torch.float32))
+        self.lora_B = nn.Parameter(torch.zeros(self.out_features, r, device=device, dtype=torch.float32))
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        # instance attribute shadows the class default: PiSSA/OLoRA inits write a residual base
+        self.mutates_base = init_mutates_base(init)
+
+    def reset_from_base(self) -> None:
+        apply_init(self, self.init)
+
+    def delta_weight(self) -> torch.Tensor:
+        return (self.lora_B @ self.lora_A) * self.scaling
+
+    def lora_output(self, x: torch.Tensor) -> torch.Tensor:
+        """``s * B A x`` for an already dropped-out input, in the adapter's compute dtype."""
+        return F.linear(F.linear(x.to(self.lora_A.dtype), self.lora_A), self.lora_B) * self.scaling
+
+    def adapter_forward(self, x: torch.Tensor, base_out: torch.Tensor) -> torch.Tensor:
+        return base_out + self.lora_output(self.dropout(x)).to(base_out.dtype)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", r={self.r}, alpha={self.alpha}, scaling={self.scaling:.4g}, init={self.init}"
+
+
+@dataclass
+class LoraConfig(AdapterConfig):
+    """LoRA knobs: exactly the shared ones (see `AdapterConfig`)."""
+
+
+@register_method
+class LoraMethod(AdapterMethod):
+    name = "lora"
+    config_cls = LoraConfig
+
+    def make_layer(self, base_layer: nn.Module, module_name: str) -> LoraLayer:
+        c = self.config
+        return LoraLayer(base_layer, r=c.r, alpha=c.alpha, dropout=c.dropout, rslora=c.rslora, init=c.init)

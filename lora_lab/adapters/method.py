@@ -1,0 +1,175 @@
+"""Method level of the adapter interface: attach layers to a model and own the training hooks.
+
+An `AdapterMethod` (registered by name: ``lora``, ``dora``, ``adalora``; ``pissa`` is LoRA with
+``init=pissa``) is built from a validated config, replaces each selected module with its layer type
+and returns an `AttachReport` saying exactly what was adapted. It owns two hooks that the Lightning
+module calls for every method, so no user has to remember them:
+
+- ``regularization_loss()`` -- added to the task loss at every training step (0 for plain LoRA);
+- ``on_optimizer_step(step, total_steps)`` -- after each real optimizer step, gradients still present,
+  once per accumulation window; ``step`` is the 0-based index of the step just taken.
+
+Method-level state (e.g. AdaLoRA's allocator EMAs and masks) travels through ``state_dict`` /
+``load_state_dict`` into checkpoints and saved adapters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from lora_lab.adapters.base import AdapterLayer
+from lora_lab.adapters.config import AdapterConfig
+from lora_lab.adapters.targets import resolve_targets
+
+METHODS: dict[str, type["AdapterMethod"]] = {}
+
+
+def register_method(cls: type["AdapterMethod"]) -> type["AdapterMethod"]:
+    METHODS[cls.name] = cls
+    return cls
+
+
+def config_registry() -> dict[str, type[AdapterConfig]]:
+    return {name: cls.config_cls for name, cls in METHODS.items()}
+
+
+def count_parameters(params) -> int:
+    seen, total = set(), 0
+    for p in params:
+        if id(p) not in seen:
+            seen.add(id(p))
+            total += p.numel()
+    return total
+
+
+@dataclass
+class AttachReport:
+    """Exactly what `AdapterMethod.attach` did to a model."""
+
+    method: str
+    adapted_modules: list[str]
+    head_modules: list[str]
+    adapter_params: int
+    head_params: int
+    trainable_params: int
+    total_params: int
+    per_module_params: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {
+            "method": self.method,
+            "adapted_modules": list(self.adapted_modules),
+            "head_modules": list(self.head_modules),
+            "adapter_params": self.adapter_params,
+            "head_params": self.head_params,
+            "trainable_params": self.trainable_params,
+            "total_params": self.total_params,
+        }
+
+
+class AdapterMethod:
+    """Base class: subclasses set ``name``, ``config_cls`` and implement `make_layer`."""
+
+    name: ClassVar[str]
+    config_cls: ClassVar[type[AdapterConfig]]
+
+    def __init__(self, config: AdapterConfig):
+        self.config = config
+        self.layers: dict[str, AdapterLayer] = {}
+        self.head_modules: list[str] = []
+        self.model_type: str | None = None
+
+    # ----- what subclasses implement -------------------------------------------------------
+    def make_layer(self, base_layer: nn.Module, module_name: str) -> AdapterLayer:
+        raise NotImplementedError
+
+    def regularization_loss(self) -> torch.Tensor | None:
+        """Extra loss term; None when the method has none."""
+        return None
+
+    def on_optimizer_step(self, step: int, total_steps: int) -> None:
+        """Called after each real optimizer step with gradients still present."""
+
+    def check_schedule(self, total_steps: int) -> None:
+        """Validate step-dependent knobs once the total number of optimizer steps is known."""
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        if state:
+            raise KeyError(f"method {self.name!r} has no state, got {sorted(state)}")
+
+    def summary(self) -> dict:
+        """Method-specific facts for result.json (e.g. AdaLoRA's final rank pattern)."""
+        return {}
+
+    # ----- shared machinery ----------------------------------------------------------------
+    def attach(
+        self,
+        model: nn.Module,
+        model_type: str | None = None,
+        head_modules: list[str] = (),
+        module_names: list[str] | None = None,
+        initialize: bool = True,
+    ) -> AttachReport:
+        """Wrap the selected modules, freeze everything else but the heads, return the report.
+
+        ``module_names`` (exact dotted names, e.g. from a saved adapter) bypasses target matching;
+        ``initialize=False`` skips `AdapterLayer.reset_from_base` when a saved state is loaded next.
+        """
+        if self.layers:
+            raise RuntimeError("this method instance is already attached")
+        self.model_type = model_type
+        self.head_modules = list(head_modules)
+        names = module_names or resolve_targets(model, self.config.targets, self.config.exclude, model_type, self.head_modules)
+        for p in model.parameters():
+            p.requires_grad_(False)
+        for name in names:
+            parent_name, _, child = name.rpartition(".")
+            parent = model.get_submodule(parent_name) if parent_name else model
+            layer = self.make_layer(getattr(parent, child), name)
+            setattr(parent, child, layer)
+            if initialize:
+                layer.reset_from_base()
+            self.layers[name] = layer
+        adapter_params = [p for layer in self.layers.values() for _, p in layer.adapter_parameters()]
+        for p in adapter_params:
+            p.requires_grad_(True)
+        head_params = [p for h in self.head_modules for p in model.get_submodule(h).parameters()]
+        for p in head_params:
+            p.requires_grad_(True)
+        return AttachReport(
+            method=self.name,
+            adapted_modules=list(names),
+            head_modules=list(self.head_modules),
+            adapter_params=count_parameters(adapter_params),
+            head_params=count_parameters(head_params),
+            trainable_params=count_parameters(p for p in model.parameters() if p.requires_grad),
+            total_params=count_parameters(model.parameters()),
+            per_module_params={n: count_parameters(p for _, p in l.adapter_parameters()) for n, l in self.layers.items()},
+        )
+
+    def merge(self) -> None:
+        for layer in self.layers.values():
+            layer.merge()
+
+    def unmerge(self) -> None:
+        for layer in self.layers.values():
+            layer.unmerge()
+
+    def adapter_state_dict(self) -> dict[str, torch.Tensor]:
+        return {f"{name}.{k}": t for name, layer in self.layers.items() for k, t in layer.adapter_state().items()}
+
+    def load_adapter_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        for name, layer in self.layers.items():
+            prefix = name + "."
+            layer.load_adapter_state({k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)})
+
+
+def build_method(config: AdapterConfig) -> AdapterMethod:
+    return METHODS[config.method](config)
