@@ -1,6 +1,8 @@
 """``lora-lab`` command line: one subcommand per job.
 
 - ``lora-lab train [hydra overrides]`` -- same as ``python -m lora_lab.train``.
+- ``lora-lab sweep NAME [overrides] [dry_run=true]`` -- run a study (`lora_lab.sweeps.launch`).
+- ``lora-lab report PATH... [--by ...] [--format ...] [--out DIR]`` -- tables and plots (`lora_lab.results.report`).
 
 Subcommands register themselves in `COMMANDS` (name -> (help, function taking argv)).
 """
@@ -19,8 +21,22 @@ def _train(argv: list[str]) -> int:
     return 0
 
 
+def _sweep(argv: list[str]) -> int:
+    from lora_lab.sweeps.launch import sweep
+
+    return sweep(argv)
+
+
+def _report(argv: list[str]) -> int:
+    from lora_lab.results.report import main
+
+    return main(argv)
+
+
 COMMANDS: dict[str, tuple[str, Callable[[list[str]], int]]] = {
     "train": ("train one run (or a --multirun sweep) with Hydra overrides", _train),
+    "sweep": ("run a study from sweeps/ (or conf/experiment/); dry_run=true lists its trials", _sweep),
+    "report": ("aggregate result.json files into paper tables and plots", _report),
 }
 
 

@@ -49,5 +49,7 @@ def adapter_tag(adapter) -> str:
 
 
 def register_resolvers() -> None:
-    if not OmegaConf.has_resolver("adapter_tag"):
-        OmegaConf.register_new_resolver("adapter_tag", adapter_tag)
+    """Register every config resolver (`lora_lab.resolvers`), ``adapter_tag`` included."""
+    from lora_lab.resolvers import register_resolvers as register_all
+
+    register_all()

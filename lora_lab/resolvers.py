@@ -1,0 +1,48 @@
+"""OmegaConf resolvers used by the configs (registered once by `register_resolvers`).
+
+- ``adapter_tag`` -- run-directory part naming the adapter (`lora_lab.naming`).
+- ``scale_lr:BASE,SCALE`` -- ``BASE * SCALE`` rounded to 6 significant digits, so the learning rate
+  in a run name is concrete and readable (``lr0.00025``, never ``lr0.00025000000000000006``).
+  ``conf/optim/adamw.yaml`` sets ``optim.lr`` to the method's own default (``method_lr``) times the
+  nuisance multiplier ``lr_scale``.
+- ``ceil_mul:X,FACTOR`` -- ``ceil(X * FACTOR)`` as an int (AdaLoRA's ``init_r = 1.5 x target_r``).
+- ``budget_rank:BUDGET,METHOD,TARGETS,EXCLUDE,BACKBONE`` -- the rank whose adapter parameter count
+  is closest to BUDGET (`lora_lab.sweeps.budget`).
+"""
+
+from __future__ import annotations
+
+import math
+
+from omegaconf import OmegaConf
+
+from lora_lab.errors import ConfigError
+
+
+def scale_lr(base, scale) -> float:
+    try:
+        value = float(base) * float(scale)
+    except (TypeError, ValueError):
+        raise ConfigError("optim.lr", f"learning rate {base!r} x lr_scale {scale!r} is not a number") from None
+    if value <= 0:
+        raise ConfigError("optim.lr", f"must be positive, got {base!r} x lr_scale {scale!r}")
+    return float(f"{value:.6g}")
+
+
+def ceil_mul(x, factor) -> int:
+    return int(math.ceil(float(x) * float(factor) - 1e-9))
+
+
+def _budget_rank(budget, method, targets, exclude, backbone) -> int:
+    from lora_lab.sweeps.budget import budget_rank
+
+    container = lambda v: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
+    return budget_rank(budget, method, container(targets), container(exclude), container(backbone))
+
+
+def register_resolvers() -> None:
+    from lora_lab.naming import adapter_tag
+
+    for name, fn in (("adapter_tag", adapter_tag), ("scale_lr", scale_lr), ("ceil_mul", ceil_mul), ("budget_rank", _budget_rank)):
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, fn)

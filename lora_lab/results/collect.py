@@ -1,0 +1,169 @@
+"""Collect ``result.json`` files from any set of run dirs / sweep dirs into one pandas DataFrame.
+
+One row per trial (``trials``): status, reason, task, method, seed, learning rate, the primary
+validation metric (``val``: best evaluation; ``val_max``: best point of the curve), the test metric
+where the task has labelled test data, the chance level and whether the run never left it, parameter
+counts, steps, wall time, and every leaf of the resolved config flattened as ``cfg.<dotted key>``
+(lists joined with ``+``). Statuses: ``success``, ``failed``, ``cancelled``, ``running`` (a job
+killed mid-run leaves this), plus ``corrupt`` (unreadable or truncated file) and ``missing`` (a
+trial in a ``sweep_plan.json`` with no result.json). Nothing is ever dropped silently.
+
+Speed (thousands of runs): one directory walk that stops descending at a run dir or a dot-dir,
+``json.loads`` on the raw bytes, plain dicts per file, a single DataFrame built at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+RESULT_NAME = "result.json"
+PLAN_NAME = "sweep_plan.json"
+#: a run whose best validation value is within this of the chance level never left it
+CHANCE_TOL = 0.005
+#: metrics whose chance level is 0 (correlations); accuracy uses the majority-class baseline
+ZERO_CHANCE = ("mcc", "pearson", "spearman")
+STATUSES = ("success", "failed", "cancelled", "running", "corrupt", "missing")
+
+
+@dataclass
+class Collection:
+    trials: pd.DataFrame
+    rank_patterns: dict[int, dict] = field(default_factory=dict)  # trial row -> AdaLoRA summary
+    references: list[dict] = field(default_factory=list)  # distinct ``reference`` nodes of the configs
+    roots: list[str] = field(default_factory=list)
+
+
+def find_files(paths) -> tuple[list[Path], list[Path]]:
+    """(result.json files, sweep_plan.json files) under ``paths`` (files or directories)."""
+    results, plans = [], []
+    stack = []
+    for p in paths:
+        p = Path(p)
+        if p.is_file():
+            (plans if p.name == PLAN_NAME else results).append(p)
+        elif p.is_dir():
+            stack.append(str(p))
+        else:
+            raise FileNotFoundError(p)
+    while stack:
+        current = stack.pop()
+        with os.scandir(current) as it:
+            entries = list(it)
+        names = {e.name for e in entries}
+        if PLAN_NAME in names:
+            plans.append(Path(current, PLAN_NAME))
+        if RESULT_NAME in names:
+            results.append(Path(current, RESULT_NAME))
+            continue  # a run dir: adapter/, checkpoints/, logs/ hold no results
+        stack.extend(e.path for e in entries if e.is_dir(follow_symlinks=False) and not e.name.startswith("."))
+    return sorted(set(results)), sorted(set(plans))
+
+
+def flatten(node: dict, prefix: str, out: dict) -> None:
+    """``{"a": {"b": 1, "c": [1, 2]}}`` -> ``out["<prefix>a.b"] = 1``, ``out["<prefix>a.c"] = "1+2"``."""
+    for k, v in node.items():
+        key = prefix + str(k)
+        if type(v) is dict:
+            flatten(v, key + ".", out)
+        elif type(v) is list:
+            out[key] = "+".join(map(str, v))
+        else:
+            out[key] = v
+
+
+def _num(value):
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def trial_row(record: dict, path: Path) -> dict:
+    """The flat row of one parsed result.json."""
+    config = record.get("config") if isinstance(record.get("config"), dict) else {}
+    metrics = record.get("metrics") or {}
+    primary = record.get("primary_metric")
+    best = metrics.get("best_val") or {}
+    val = _num(best.get(primary)) if primary else None
+    curve_vals = [v for v in (p.get(primary) for p in record.get("curve") or [] if type(p) is dict) if _num(v) is not None]
+    test = None
+    if primary and "/" in primary:
+        test = _num((metrics.get("test") or {}).get("test/" + primary.split("/", 1)[1]))
+    metric = primary.split("/", 1)[1] if primary and "/" in primary else primary
+    majority = _num((record.get("baselines") or {}).get("majority_val"))
+    chance = 0.0 if metric in ZERO_CHANCE else (majority if metric == "accuracy" else None)
+    val_max = max(curve_vals) if curve_vals else val
+    params = record.get("params") or {}
+    task, adapter, optim = config.get("task") or {}, config.get("adapter") or {}, config.get("optim") or {}
+    row = {
+        "run_dir": str(path.parent),
+        "status": record.get("status", "?"),
+        "reason": record.get("reason"),
+        "study": record.get("study", config.get("study")),
+        "task": task.get("name"),
+        "method": adapter.get("method"),
+        "seed": config.get("seed"),
+        "lr": _num(optim.get("lr")),
+        "metric": metric,
+        "val": val,
+        "val_max": val_max,
+        "test": test,
+        "chance": chance,
+        "at_chance": bool(val_max is not None and chance is not None and val_max <= chance + CHANCE_TOL),
+        "adapter_params": params.get("adapter_params"),
+        "trainable_params": params.get("trainable_params"),
+        "steps": record.get("optimizer_steps"),
+        "wall_time_s": _num(record.get("wall_time_s")),
+        "written_at": record.get("written_at"),
+        "git_sha": (record.get("git") or {}).get("sha"),
+    }
+    flatten({k: v for k, v in config.items() if k not in ("reference", "recipe", "hydra")}, "cfg.", row)
+    return row
+
+
+def _problem_row(path: Path, status: str, reason: str) -> dict:
+    return {"run_dir": str(path), "status": status, "reason": reason}
+
+
+def collect(paths) -> Collection:
+    """Read every result.json (and sweep plan) under ``paths`` into a `Collection`."""
+    results, plans = find_files(paths)
+    rows, rank_patterns, references, seen_refs = [], {}, [], set()
+    for path in results:
+        try:
+            record = json.loads(path.read_bytes())
+            if not isinstance(record, dict):
+                raise ValueError(f"top level is {type(record).__name__}, not an object")
+        except (OSError, ValueError) as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            rows.append(_problem_row(path.parent, "corrupt", f"{type(err).__name__}: {err}"))
+            continue
+        row = trial_row(record, path)
+        summary = record.get("method_summary") or {}
+        if isinstance(summary, dict) and summary.get("rank_pattern"):
+            rank_patterns[len(rows)] = summary
+        ref = (record.get("config") or {}).get("reference") if isinstance(record.get("config"), dict) else None
+        if isinstance(ref, dict) and ref.get("scores"):
+            key = json.dumps(ref, sort_keys=True)
+            if key not in seen_refs:
+                seen_refs.add(key)
+                references.append(ref)
+        rows.append(row)
+    found = {os.path.abspath(p.parent) for p in results} if plans else set()
+    for plan_path in plans:
+        try:
+            plan = json.loads(plan_path.read_bytes())
+        except (OSError, ValueError) as err:
+            rows.append(_problem_row(plan_path, "corrupt", f"unreadable sweep plan: {err}"))
+            continue
+        for trial in plan.get("trials", []):
+            run_dir = plan_path.parent / trial["subdir"]
+            if os.path.abspath(run_dir) not in found:
+                reason = "no result.json; planned as: " + " ".join(trial.get("overrides", []))
+                rows.append({**_problem_row(run_dir, "missing", reason), "study": plan.get("study")})
+    trials = pd.DataFrame(rows)
+    for col in ("status", "reason", "study", "task", "method", "seed", "val", "test", "at_chance"):
+        if col not in trials:
+            trials[col] = None
+    return Collection(trials, rank_patterns, references, [str(p) for p in paths])

@@ -1,0 +1,165 @@
+"""``lora-lab report PATH... [--by K,..] [--format md,latex,csv] [--out DIR]``: the paper table of a study.
+
+Collects every result.json under the given run / sweep dirs (`collect`), aggregates them
+(`aggregate`), and writes into ``--out`` (default ``results/<study>/``):
+
+- ``table.md`` / ``table.tex`` / ``table.csv`` -- the table (see `tables`), its notes, and the list of
+  failed / cancelled / unfinished / corrupt / missing trials and runs stuck at chance level;
+- ``trials.csv`` -- one row per trial (every status), flattened config included;
+- ``plots/`` -- score vs rank, score vs parameters, AdaLoRA rank heatmaps (see `plots`);
+- ``meta.json`` -- command, inputs, status counts, package versions and git SHA of the report.
+
+The Markdown table and notes are printed to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from lora_lab.errors import ConfigError
+
+FORMATS = ("md", "latex", "csv")
+MAX_LISTED = 50
+FIRST_COLUMNS = ["status", "study", "task", "method", "seed", "lr", "metric", "val", "val_max", "test", "chance", "at_chance",
+                 "adapter_params", "trainable_params", "steps", "wall_time_s", "reason", "run_dir", "written_at", "git_sha"]
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="lora-lab report", description=__doc__.split("\n\n")[0])
+    p.add_argument("paths", nargs="+", help="run dirs, sweep dirs or result.json files")
+    p.add_argument("--by", default=None, help="row keys after the method, comma-separated (e.g. r or init,r); default: every knob that varies")
+    p.add_argument("--nuisance", default="optim.lr,lr_scale", help="keys to take the best over, chosen on validation (default: optim.lr,lr_scale)")
+    p.add_argument("--format", default="md,latex,csv", help=f"table formats to write, comma-separated from {', '.join(FORMATS)}")
+    p.add_argument("--out", default=None, help="output directory (default: results/<study>)")
+    p.add_argument("--reference", action="append", default=[], help="YAML/JSON file of published rows: [{label, params, scores: {task: value}}]")
+    p.add_argument("--no-plots", action="store_true", help="skip the plots")
+    return p.parse_args(argv)
+
+
+def _split(text: str | None) -> list[str]:
+    return [t.strip() for t in (text or "").split(",") if t.strip()]
+
+
+def load_references(paths: list[str]) -> list[dict]:
+    import yaml
+
+    refs = []
+    for path in paths:
+        try:
+            data = yaml.safe_load(Path(path).read_text())
+        except (OSError, yaml.YAMLError) as err:
+            raise ConfigError("--reference", f"cannot read {path}: {err}") from None
+        data = data if isinstance(data, list) else [data]
+        for ref in data:
+            if not isinstance(ref, dict) or not isinstance(ref.get("scores"), dict):
+                raise ConfigError("--reference", f"{path}: each entry needs a 'scores' mapping task -> published value (x100)")
+            refs.append(ref)
+    return refs
+
+
+def problem_lines(trials, agg) -> list[str]:
+    """Human-readable list of everything not averaged in, and of runs stuck at chance."""
+    lines = []
+    counts = trials["status"].value_counts().to_dict()
+    summary = ", ".join(f"{counts.get(s, 0)} {s}" for s in ("success", "failed", "cancelled", "running", "corrupt", "missing"))
+    lines.append(f"Trials: {len(trials)} ({summary}; running = started but never finished, e.g. killed).")
+    bad = trials[trials["status"] != "success"]
+    for row in bad.head(MAX_LISTED).itertuples():
+        lines.append(f"- {row.status}: `{row.run_dir}`" + (f" -- {row.reason}" if isinstance(row.reason, str) and row.reason else ""))
+    if len(bad) > MAX_LISTED:
+        lines.append(f"- ... and {len(bad) - MAX_LISTED} more (see trials.csv)")
+    stuck = trials[(trials["status"] == "success") & trials["at_chance"].fillna(False).astype(bool)]
+    if len(stuck):
+        lines.append(f"At chance level on validation ({len(stuck)} run(s), best val <= majority/chance + 0.5 points):")
+        for row in stuck.head(MAX_LISTED).itertuples():
+            lines.append(f"- `{row.run_dir}`: best val {100 * row.val_max:.2f} vs chance {100 * row.chance:.2f}")
+    for kept, dropped in agg.duplicates[:MAX_LISTED]:
+        lines.append(f"- duplicate (same row, task, setting, seed): `{dropped}` ignored, `{kept}` used")
+    return lines
+
+
+def default_out(trials) -> Path:
+    studies = sorted({s for s in trials["study"].dropna().unique()})
+    return Path("results") / ("+".join(studies) if studies else "report")
+
+
+def write_trials_csv(trials, path: Path) -> None:
+    first = [c for c in FIRST_COLUMNS if c in trials.columns]
+    rest = sorted(c for c in trials.columns if c not in first)
+    trials[first + rest].to_csv(path, index=False)
+
+
+def report(paths, by=None, nuisance=("optim.lr", "lr_scale"), formats=FORMATS, out=None, references=(), plots=True, command=None) -> dict:
+    """Write the report; returns {"out": dir, "markdown": text, "aggregate": Aggregate, "trials": DataFrame}."""
+    from lora_lab.results.aggregate import aggregate
+    from lora_lab.results.collect import collect
+    from lora_lab.results.record import atomic_write_text, git_state, package_versions
+    from lora_lab.results.tables import build_table, to_csv, to_latex, to_markdown
+
+    bad = [f for f in formats if f not in FORMATS]
+    if bad:
+        raise ConfigError("--format", f"unknown format {bad[0]!r}; allowed: {', '.join(FORMATS)}")
+    try:
+        collection = collect(paths)
+    except FileNotFoundError as err:
+        raise ConfigError("PATH", f"{err} does not exist") from None
+    trials = collection.trials
+    if trials.empty:
+        raise ConfigError("PATH", f"no result.json under {', '.join(map(str, paths))}")
+    agg = aggregate(trials, by=by, nuisance=tuple(n if n.startswith("cfg.") else f"cfg.{n}" for n in nuisance))
+    table = build_table(agg, [*collection.references, *references])
+    out = Path(out) if out else default_out(trials)
+    out.mkdir(parents=True, exist_ok=True)
+    studies = sorted(trials["study"].dropna().unique().tolist())
+    title = f"# {' + '.join(studies) or 'report'}"
+    cmd = command or "lora-lab report " + " ".join(map(str, paths))
+    body = [title, "", f"`{cmd}`", "", to_markdown(table), ""] + [f"- {n}" for n in table.notes] + [""] + problem_lines(trials, agg)
+    markdown = "\n".join(body) + "\n"
+    if "md" in formats:
+        atomic_write_text(out / "table.md", markdown)
+    if "latex" in formats:
+        atomic_write_text(out / "table.tex", to_latex(table) + "\n")
+    if "csv" in formats:
+        atomic_write_text(out / "table.csv", to_csv(table))
+    write_trials_csv(trials, out / "trials.csv")
+    plot_paths = []
+    if plots:
+        from lora_lab.results.plots import all_plots
+
+        plot_paths = all_plots(agg, collection.rank_patterns, out / "plots")
+    meta = {
+        "command": cmd,
+        "inputs": [str(p) for p in paths],
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "studies": studies,
+        "status_counts": {k: int(v) for k, v in trials["status"].value_counts().items()},
+        "row_keys": agg.row_keys,
+        "nuisance_keys": agg.setting_keys,
+        "tasks": agg.task_info,
+        "run_git_shas": sorted(trials["git_sha"].dropna().unique().tolist()) if "git_sha" in trials else [],
+        "plots": [str(p.relative_to(out)) for p in plot_paths],
+        "versions": package_versions(),
+        "git": git_state(),
+    }
+    atomic_write_text(out / "meta.json", json.dumps(meta, indent=1))
+    return {"out": out, "markdown": markdown, "aggregate": agg, "trials": trials, "table": table}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    result = report(
+        args.paths, by=_split(args.by) or None, nuisance=_split(args.nuisance), formats=_split(args.format), out=args.out,
+        references=load_references(args.reference), plots=not args.no_plots,
+        command="lora-lab report " + " ".join(sys.argv[1:] if argv is None else argv),
+    )
+    print(result["markdown"], end="")
+    print(f"written to {result['out']}/", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,178 @@
+"""Render an `Aggregate` as the paper table: Markdown, LaTeX (booktabs tabular) and CSV.
+
+Layout (LoRA / AdaLoRA paper style): one row per method (+ the knobs that vary), a ``#Params``
+column (adapter parameters, heads excluded, as the papers count them), one column per task, ``Avg``
+(mean over the task columns, only for complete rows). Cells show ``mean ± std`` x 100 over seeds at
+the best nuisance setting; markers: ``†`` some runs of the cell never left chance level,
+``*`` the cell has failed / cancelled / unfinished trials, ``(n=k)`` fewer seeds than the table's
+usual count. Published reference rows (from the experiment configs or ``--reference``) follow
+our rows. The CSV holds the unscaled numbers at full precision plus n and the chosen setting.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from dataclasses import dataclass
+
+from lora_lab.results.aggregate import Aggregate, display_name, table_rows
+
+DAGGER, STAR = "†", "*"
+
+
+def fmt_params(n) -> str:
+    if n is None or (isinstance(n, float) and math.isnan(n)):
+        return "–"
+    n = float(n)
+    if n >= 1e6:
+        return f"{n / 1e6:.2f}M"
+    if n >= 1e3:
+        return f"{n / 1e3:.1f}K"
+    return f"{n:.0f}"
+
+
+def fmt_key(v) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "–"
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
+
+
+@dataclass
+class Cell:
+    mean: float | None
+    std: float | None = None
+    n: int = 0
+    n_chance: int = 0
+    n_unfinished: int = 0
+    setting: str = ""
+
+    def text(self, usual_n: int, pm: str = " ± ") -> str:
+        if self.mean is None:
+            return "–" + (STAR if self.n_unfinished else "")
+        out = f"{100 * self.mean:.2f}"
+        if self.std is not None and not math.isnan(self.std):
+            out += f"{pm}{100 * self.std:.2f}"
+        if self.n and self.n != usual_n:
+            out += f" (n={self.n})"
+        return out + (DAGGER if self.n_chance else "") + (STAR if self.n_unfinished else "")
+
+
+@dataclass
+class Table:
+    """Display-ready rows: key columns, params, one `Cell` per task, average."""
+
+    key_names: list[str]
+    tasks: list[str]
+    rows: list[dict]  # {"keys": [...], "params": str, "trainable": float, "cells": {task: Cell}, "avg": float|None, "reference": bool}
+    usual_n: int
+    notes: list[str]
+
+
+def build_table(agg: Aggregate, references: list[dict] = ()) -> Table:
+    cells = agg.cells
+    index = {}
+    for rec in cells.to_dict("records"):
+        index[tuple(rec[k] for k in agg.row_keys) + (rec["task"],)] = rec
+    ns = [int(n) for n in cells["n"]] if not cells.empty else []
+    usual_n = max(set(ns), key=ns.count) if ns else 0
+    rows = []
+    for keys in table_rows(agg):
+        row_cells, params, trainable = {}, None, None
+        for task in agg.tasks:
+            rec = index.get(tuple(keys) + (task,))
+            if rec is None:
+                row_cells[task] = Cell(None)
+                continue
+            std = rec["std"] if rec["n"] > 1 else None
+            row_cells[task] = Cell(rec["mean"], std, int(rec["n"]), int(rec["n_chance"]), int(rec["n_unfinished"]), rec.get("setting") or "")
+            params = rec["params"] if params is None or (isinstance(params, float) and math.isnan(params)) else params
+            trainable = rec["trainable"] if trainable is None else trainable
+        means = [c.mean for c in row_cells.values()]
+        avg = sum(means) / len(means) if means and all(m is not None for m in means) else None
+        rows.append({"keys": list(keys), "params": fmt_params(params), "trainable": trainable, "cells": row_cells, "avg": avg, "reference": False})
+    for ref in references:
+        scores = {t: ref["scores"].get(t) for t in agg.tasks}
+        if not any(v is not None for v in scores.values()):
+            continue
+        ref_cells = {t: Cell(None if v is None else float(v) / 100.0) for t, v in scores.items()}
+        means = [c.mean for c in ref_cells.values()]
+        avg = sum(means) / len(means) if all(m is not None for m in means) else None
+        label = f"{ref.get('label', 'published')} [published]"
+        rows.append({"keys": [label] + [""] * (len(agg.row_keys) - 1), "params": str(ref.get("params", "–")), "trainable": None,
+                     "cells": ref_cells, "avg": avg, "reference": True})
+    return Table([display_name(k) for k in agg.row_keys], list(agg.tasks), rows, usual_n, notes(agg, usual_n))
+
+
+def notes(agg: Aggregate, usual_n: int) -> list[str]:
+    out = []
+    parts = [f"{t} = {agg.task_info[t]['split']} {agg.task_info[t]['metric']}" for t in agg.tasks]
+    out.append("Scores x100: " + "; ".join(parts) + ". Model selection (best evaluation, nuisance setting) on validation only.")
+    out.append(f"Cells: mean ± sample std over seeds (n={usual_n} unless marked); #Params = adapter parameters (heads excluded).")
+    if agg.setting_keys:
+        tried = int(agg.cells["n_settings"].max()) if not agg.cells.empty else 0
+        out.append(f"Best over {', '.join(display_name(k) for k in agg.setting_keys)} per cell (up to {tried} settings), chosen by validation mean; the chosen setting is in table.csv.")
+    if not agg.cells.empty and agg.cells["n_chance"].sum():
+        out.append(f"{DAGGER} some runs of the cell never left the majority-class / chance level on validation (listed below).")
+    if not agg.cells.empty and agg.cells["n_unfinished"].sum():
+        out.append(f"{STAR} the cell has failed, cancelled or unfinished trials, never averaged in (listed below).")
+    return out
+
+
+def _header(table: Table) -> list[str]:
+    return table.key_names + ["#Params"] + table.tasks + ["Avg"]
+
+
+def _row_values(table: Table, row: dict, pm: str) -> list[str]:
+    avg = "–" if row["avg"] is None else f"{100 * row['avg']:.2f}"
+    return [fmt_key(k) for k in row["keys"]] + [row["params"]] + [row["cells"][t].text(table.usual_n, pm) for t in table.tasks] + [avg]
+
+
+def to_markdown(table: Table) -> str:
+    header = _header(table)
+    n_keys = len(table.key_names)
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * n_keys + ["---:"] * (len(header) - n_keys)) + "|"]
+    for row in table.rows:
+        lines.append("| " + " | ".join(v.replace("|", "\\|") for v in _row_values(table, row, " ± ")) + " |")
+    return "\n".join(lines)
+
+
+LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\^{}"}
+
+
+def latex_escape(text: str) -> str:
+    out = "".join(LATEX_ESCAPES.get(ch, ch) for ch in text)
+    return out.replace(DAGGER, r"$^\dagger$").replace("–", "--").replace("±", r"$\pm$")
+
+
+def to_latex(table: Table) -> str:
+    header = _header(table)
+    spec = "l" * len(table.key_names) + "r" * (len(header) - len(table.key_names))
+    lines = [r"% requires \usepackage{booktabs}", rf"\begin{{tabular}}{{{spec}}}", r"\toprule", " & ".join(latex_escape(h) for h in header) + r" \\", r"\midrule"]
+    in_refs = False
+    for row in table.rows:
+        if row["reference"] and not in_refs:
+            lines.append(r"\midrule")
+            in_refs = True
+        values = [latex_escape(v).replace(STAR, r"$^{*}$") for v in _row_values(table, row, " ± ")]
+        lines.append(" & ".join(values) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    return "\n".join(lines)
+
+
+def to_csv(table: Table) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    cols = table.key_names + ["params", "trainable_params", "reference"]
+    for t in table.tasks:
+        cols += [f"{t}_mean", f"{t}_std", f"{t}_n", f"{t}_at_chance", f"{t}_unfinished", f"{t}_setting"]
+    writer.writerow(cols + ["avg"])
+    for row in table.rows:
+        values = [fmt_key(k) for k in row["keys"]] + [row["params"], "" if row["trainable"] is None else int(row["trainable"]), int(row["reference"])]
+        for t in table.tasks:
+            c = row["cells"][t]
+            values += ["" if c.mean is None else repr(float(c.mean)), "" if c.std is None else repr(float(c.std)), c.n, c.n_chance, c.n_unfinished, c.setting]
+        writer.writerow(values + ["" if row["avg"] is None else repr(float(row["avg"]))])
+    return buf.getvalue()

@@ -1,0 +1,118 @@
+"""``lora-lab sweep NAME [overrides] [dry_run=true]``: a thin wrapper over Hydra's ``--multirun``.
+
+1. Expand the study (`lora_lab.sweeps.expand`): every trial is composed and schema-checked and the
+   run directories must be distinct, so a typo or a colliding name fails before anything trains.
+2. ``dry_run=true`` stops here and lists every trial's run directory (and whether it already has a
+   finished result: a rerun skips those).
+3. Otherwise write the plan ``<sweep dir>/sweep_plan.json`` (the report counts planned trials without
+   a result as *missing*) and hand the same overrides to Hydra's multirun, with the launcher the
+   study or the command line picks (``hydra/launcher=sequential|parallel|submitit|slurm``).
+
+Exit status: 0 when every planned trial ended ``success``, 1 otherwise (the report lists which).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from lora_lab.errors import ConfigError
+
+PLAN_NAME = "sweep_plan.json"
+USAGE = """usage: lora-lab sweep NAME [hydra overrides] [dry_run=true]
+
+NAME: a study in sweeps/ ({studies}), an experiment in conf/experiment/ ({experiments}),
+or a path to a study .yaml. Overrides are Hydra's (a,b,c sweeps a key; hydra/launcher=parallel runs
+trials in parallel on this machine). dry_run=true lists every trial's run dir without training."""
+
+
+def _pop_dry_run(overrides: list[str]) -> tuple[bool, list[str]]:
+    dry, rest = False, []
+    for item in overrides:
+        key, _, value = item.partition("=")
+        if key == "dry_run":
+            if value.lower() not in ("true", "false"):
+                raise ConfigError("dry_run", f"must be true or false, got {value!r}")
+            dry = value.lower() == "true"
+        else:
+            rest.append(item)
+    return dry, rest
+
+
+def _status(run_dir: Path) -> str:
+    try:
+        return json.loads((run_dir / "result.json").read_bytes()).get("status", "?")
+    except FileNotFoundError:
+        return "new"
+    except (OSError, ValueError):
+        return "corrupt"
+
+
+def print_plan(study, trials, out=sys.stdout) -> None:
+    sweep_dirs = sorted({t.sweep_dir for t in trials})
+    print(f"study {study.name}: {len(trials)} trials in {', '.join(sweep_dirs)}", file=out)
+    for t in trials:
+        print(f"  [{_status(Path(t.run_dir)):>9}] {t.run_dir}", file=out)
+
+
+def write_plans(study, trials, overrides: list[str]) -> list[Path]:
+    """One plan per sweep dir: the trials this launch expects there (overwrites the previous plan)."""
+    from lora_lab.results.record import atomic_write_text, git_state
+    from lora_lab.sweeps.expand import trial_summary
+
+    written = []
+    for sweep_dir in sorted({t.sweep_dir for t in trials}):
+        plan = {
+            "study": study.name,
+            "study_file": str(study.path),
+            "overrides": list(overrides),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "git": git_state(),
+            "trials": [trial_summary(t) for t in trials if t.sweep_dir == sweep_dir],
+        }
+        path = Path(sweep_dir) / PLAN_NAME
+        atomic_write_text(path, json.dumps(plan, indent=1))
+        written.append(path)
+    return written
+
+
+def run_multirun(study, overrides: list[str]) -> None:
+    """Hand over to Hydra exactly as ``python -m lora_lab.train [--config-dir D --config-name N] -m ...``."""
+    from lora_lab import train
+
+    argv = ["lora-lab sweep"]
+    if study.config_dir is not None:
+        argv += ["--config-dir", str(study.config_dir)]
+    argv += ["--config-name", study.config_name, "--multirun", *study.overrides, *overrides]
+    saved = sys.argv
+    sys.argv = argv
+    try:
+        train.main()
+    finally:
+        sys.argv = saved
+
+
+def sweep(argv: list[str]) -> int:
+    from lora_lab.sweeps.expand import expand_study
+    from lora_lab.sweeps.studies import experiment_names, find_study, study_names
+
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE.format(studies=", ".join(study_names()), experiments=", ".join(experiment_names())))
+        return 0 if argv else 2
+    dry_run, overrides = _pop_dry_run(argv[1:])
+    study = find_study(argv[0])
+    trials = expand_study(study, overrides)
+    if dry_run:
+        print_plan(study, trials)
+        return 0
+    for plan in write_plans(study, trials, overrides):
+        print(f"study {study.name}: {len(trials)} trials; plan in {plan}", file=sys.stderr)
+    run_multirun(study, overrides)
+    statuses = [_status(Path(t.run_dir)) for t in trials]
+    bad = [(t.run_dir, s) for t, s in zip(trials, statuses) if s != "success"]
+    print(f"study {study.name}: {len(trials) - len(bad)}/{len(trials)} trials succeeded", file=sys.stderr)
+    for run_dir, status in bad:
+        print(f"  {status}: {run_dir}", file=sys.stderr)
+    return 1 if bad else 0
