@@ -24,6 +24,12 @@ def _is_rank_zero() -> bool:
     return int(os.environ.get("RANK", os.environ.get("SLURM_PROCID", "0")) or 0) == 0 and int(os.environ.get("LOCAL_RANK", "0") or 0) == 0
 
 
+def _torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
 def base_record(cfg: DictConfig, resolved: dict | None, run_dir: Path, overrides: list[str]) -> dict:
     from omegaconf import OmegaConf
 
@@ -102,6 +108,7 @@ def run_trial(cfg: DictConfig, resolved: dict, run_dir: Path, overrides: list[st
         method_summary=module.method.summary(),
         optimizer_steps=int(trainer.global_step),
         wall_time_s=time.time() - started,
+        torch_threads=_torch_threads(),
         peak_memory_mb=peak_memory_mb(),
     )
     if trainer.is_global_zero:
