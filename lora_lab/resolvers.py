@@ -12,7 +12,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+from functools import lru_cache
 
 from omegaconf import OmegaConf
 
@@ -34,10 +36,15 @@ def ceil_mul(x, factor) -> int:
 
 
 def _budget_rank(budget, method, targets, exclude, backbone) -> int:
+    container = lambda v: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
+    return _cached_budget_rank(json.dumps([budget, method, container(targets), container(exclude), container(backbone)], sort_keys=True))
+
+
+@lru_cache(maxsize=256)
+def _cached_budget_rank(args_json: str) -> int:
     from lora_lab.sweeps.budget import budget_rank
 
-    container = lambda v: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
-    return budget_rank(budget, method, container(targets), container(exclude), container(backbone))
+    return budget_rank(*json.loads(args_json))
 
 
 def register_resolvers() -> None:

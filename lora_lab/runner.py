@@ -68,7 +68,7 @@ def run_trial(cfg: DictConfig, resolved: dict, run_dir: Path, overrides: list[st
     from lora_lab.models.classification import ClassificationModule
     from lora_lab.train import build_trainer
 
-    started = time.time()
+    started, started_cpu = time.time(), time.process_time()
     run_dir.mkdir(parents=True, exist_ok=True)
     record = base_record(cfg, resolved, run_dir, overrides)
     if _is_rank_zero():
@@ -108,6 +108,7 @@ def run_trial(cfg: DictConfig, resolved: dict, run_dir: Path, overrides: list[st
         method_summary=module.method.summary(),
         optimizer_steps=int(trainer.global_step),
         wall_time_s=time.time() - started,
+        cpu_time_s=time.process_time() - started_cpu,  # all threads of this process; wall time depends on the machine's load
         torch_threads=_torch_threads(),
         peak_memory_mb=peak_memory_mb(),
     )

@@ -6,7 +6,7 @@ Schema (``schema_version`` 1): ``status`` (``success`` | ``failed`` | ``cancelle
 (``best_val`` = the evaluation with the best primary validation metric, ``final`` = the last
 evaluation, ``test`` = test split at the best-validation adapter state where the task has labels),
 ``primary_metric``, ``baselines`` (e.g. majority-class accuracy), ``curve`` (one entry per
-evaluation), ``method_summary``, ``wall_time_s``, ``peak_memory_mb``, ``versions`` and ``git``
+evaluation), ``method_summary``, ``wall_time_s``, ``cpu_time_s`` (process CPU seconds of the trial), ``torch_threads``, ``peak_memory_mb``, ``versions`` and ``git``
 (SHA + dirty flag). Written atomically: a temp file in the same directory, fsync, ``os.replace``,
 so a reader sees the old file or the new one, never half of one.
 """

@@ -82,6 +82,15 @@ def problem_lines(trials, agg) -> list[str]:
     return lines
 
 
+def _version(name: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
+
+
 def default_out(trials) -> Path:
     studies = sorted({s for s in trials["study"].dropna().unique()})
     return Path("results") / ("+".join(studies) if studies else "report")
@@ -142,7 +151,7 @@ def report(paths, by=None, nuisance=("optim.lr", "lr_scale"), formats=FORMATS, o
         "tasks": agg.task_info,
         "run_git_shas": sorted(trials["git_sha"].dropna().unique().tolist()) if "git_sha" in trials else [],
         "plots": [str(p.relative_to(out)) for p in plot_paths],
-        "versions": package_versions(),
+        "versions": {**package_versions(), "pandas": _version("pandas"), "matplotlib": _version("matplotlib")},
         "git": git_state(),
     }
     atomic_write_text(out / "meta.json", json.dumps(meta, indent=1))

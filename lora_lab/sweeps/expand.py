@@ -7,9 +7,10 @@ launches), and every trial's config is what ``load_sweep_config`` would compose 
 
 Speed: Hydra composes every trial from scratch (~0.1-0.5 s each). Trials that share their config-group
 choices (``adapter=dora``, ``task=glue_rte``) share one composition here; the remaining value
-overrides (``adapter.r=4``, ``seed=2``) are applied to a copy with Hydra's own
-``_apply_overrides_to_config``, in the order Hydra applies them. `expand_study(..., exact=True)` takes
-the slow path (one full composition per trial); the tests check that both agree.
+overrides (``adapter.r=4``, ``seed=2``) are applied to a copy of its job part with Hydra's own
+``_apply_overrides_to_config``, in the order Hydra applies them, and each trial is resolved once.
+`expand_study(..., exact=True)` takes the slow path (one full Hydra composition per trial, as the
+launched job does); the tests check that both agree.
 """
 
 from __future__ import annotations
@@ -26,19 +27,13 @@ from lora_lab.sweeps.studies import Study
 
 @dataclass
 class Trial:
-    """One job of a study: its overrides, its composed config and where it writes."""
+    """One job of a study: its overrides, its resolved config (without ``hydra``) and where it writes."""
 
     index: int
     overrides: list[str]
-    cfg: DictConfig = field(repr=False)
-
-    @property
-    def sweep_dir(self) -> str:
-        return str(self.cfg.hydra.sweep.dir)
-
-    @property
-    def subdir(self) -> str:
-        return str(self.cfg.hydra.sweep.subdir)
+    config: dict = field(repr=False)
+    sweep_dir: str = ""
+    subdir: str = ""
 
     @property
     def run_dir(self) -> str:
@@ -88,33 +83,75 @@ def split_trials(study: Study, overrides: list[str]):
     return loader, master, [list(b) for b in batches]
 
 
-def expand_study(study: Study, overrides: list[str] = (), exact: bool = False, validate: bool = True) -> list[Trial]:
-    """Every trial of ``study`` with ``overrides`` applied; validated against the schemas by default."""
+def _light(full: DictConfig, resolve_sweep: bool = False) -> DictConfig:
+    """The job part of a composed config plus the (unresolved) ``hydra.sweep`` node, in struct mode.
+
+    Copying and resolving Hydra's own node (help texts, logging) dominates the cost of a trial and is
+    not needed: trial overrides never touch ``hydra.*`` (Hydra forbids sweeping it) and the run dir is
+    ``hydra.sweep.dir / hydra.sweep.subdir``.
+    """
+    light = OmegaConf.masked_copy(full, [k for k in full if k != "hydra"])
+    sweep = {"dir": str(full.hydra.sweep.dir), "subdir": str(full.hydra.sweep.subdir)} if resolve_sweep else OmegaConf.to_container(full.hydra.sweep, resolve=False)
+    with open_dict(light):
+        light.hydra = {"sweep": sweep}
+    OmegaConf.set_struct(light, True)
+    return light
+
+
+def _config_error(err: BaseException) -> ConfigError | None:
+    while err is not None:
+        if isinstance(err, ConfigError):
+            return err
+        err = err.__cause__ or err.__context__
+    return None
+
+
+def _resolve(cfg: DictConfig, index: int, overrides: list[str], study: Study) -> Trial:
+    try:
+        resolved = OmegaConf.to_container(cfg, resolve=True)
+    except Exception as err:  # an interpolation that cannot resolve (a resolver's ConfigError is kept)
+        inner = _config_error(err)
+        where = f"trial {index} ({' '.join(overrides)})"
+        if inner is not None:
+            raise ConfigError(inner.key, f"{str(inner)[len(inner.key) + 2:]} ({where})") from None
+        raise ConfigError(f"study {study.name}", f"{where}: {' '.join(str(err).split())}") from None
+    sweep = resolved.pop("hydra")["sweep"]
+    return Trial(index, list(overrides), resolved, str(sweep["dir"]), str(sweep["subdir"]))
+
+
+def expand_study(study: Study, overrides: list[str] = (), exact: bool = False, validate: bool = True, only=None) -> list[Trial]:
+    """Every trial of ``study`` with ``overrides`` applied; validated against the schemas by default.
+
+    ``only`` (a set of trial indices) composes just those trials (tests compare paths on samples).
+    """
     from hydra._internal.config_loader_impl import ConfigLoaderImpl
     from hydra._internal.defaults_list import Overrides
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     loader, master, batches = split_trials(study, overrides)
     parser = OverridesParser.create(config_loader=loader)
-    hydra_overrides = list(master.hydra.overrides.hydra)
+    # a sweep dir computed from Hydra's own runtime values needs Hydra's full node: slow path
+    exact = exact or "hydra" in str(OmegaConf.to_container(master.hydra.sweep, resolve=False))
     bases: dict[tuple[str, ...], DictConfig] = {}
     trials = []
     for index, trial_overrides in enumerate(batches):
+        if only is not None and index not in only:
+            continue
         try:
             if exact:
-                cfg = loader.load_sweep_config(master, trial_overrides)
+                cfg = _light(loader.load_sweep_config(master, trial_overrides), resolve_sweep=True)
             else:
                 parsed = parser.parse_overrides(trial_overrides)
                 values = Overrides(loader.repository, parsed).config_overrides
                 value_lines = {o.input_line for o in values}
                 groups = tuple(o.input_line for o in parsed if o.input_line not in value_lines)
                 if groups not in bases:
-                    bases[groups] = loader.load_sweep_config(master, list(groups))
+                    bases[groups] = _light(loader.load_sweep_config(master, list(groups)))
                 cfg = copy.deepcopy(bases[groups])
                 ConfigLoaderImpl._apply_overrides_to_config(values, cfg)
         except Exception as err:
             raise _compose_error(err, study) from None
-        trials.append(Trial(index, trial_overrides, cfg))
+        trials.append(_resolve(cfg, index, trial_overrides, study))
     if validate:
         validate_trials(study, trials)
     return trials
@@ -127,12 +164,10 @@ def validate_trials(study: Study, trials: list[Trial]) -> None:
     seen: dict[str, Trial] = {}
     for trial in trials:
         try:
-            run_dir = trial.run_dir
-            validate(trial.cfg)
+            validate(OmegaConf.create(trial.config))
         except ConfigError as err:
             raise ConfigError(err.key, f"{str(err)[len(err.key) + 2:]} (trial {trial.index}: {' '.join(trial.overrides)})") from None
-        except Exception as err:  # an interpolation that cannot resolve
-            raise ConfigError(f"study {study.name}", f"trial {trial.index} ({' '.join(trial.overrides)}): {' '.join(str(err).split())}") from None
+        run_dir = trial.run_dir
         if run_dir in seen:
             other = seen[run_dir]
             raise ConfigError(
@@ -146,11 +181,3 @@ def validate_trials(study: Study, trials: list[Trial]) -> None:
 def trial_summary(trial: Trial) -> dict:
     """What the plan file records about a trial (paths relative to the sweep dir)."""
     return {"index": trial.index, "subdir": trial.subdir, "overrides": list(trial.overrides)}
-
-
-def resolved(trial: Trial) -> dict:
-    """The trial's resolved job config (what the run records in result.json), without ``hydra``."""
-    cfg = copy.copy(trial.cfg)
-    with open_dict(cfg):
-        cfg.pop("hydra", None)
-    return OmegaConf.to_container(cfg, resolve=True)
