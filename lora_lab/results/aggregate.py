@@ -143,6 +143,7 @@ def aggregate(trials: pd.DataFrame, by: list[str] | None = None, nuisance=DEFAUL
         .agg(
             mean=("score", "mean"), std=("score", "std"), n=("score", "size"), val_mean=("val", "mean"),
             n_chance=("at_chance", "sum"), params=("adapter_params", "median"), trainable=("trainable_params", "median"),
+            lr=("lr", "first"),
         )
         .reset_index()
     )

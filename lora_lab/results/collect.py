@@ -116,6 +116,8 @@ def trial_row(record: dict, path: Path) -> dict:
         "trainable_params": params.get("trainable_params"),
         "steps": record.get("optimizer_steps"),
         "wall_time_s": _num(record.get("wall_time_s")),
+        "cpu_time_s": _num(record.get("cpu_time_s")),
+        "torch_threads": record.get("torch_threads"),
         "written_at": record.get("written_at"),
         "git_sha": (record.get("git") or {}).get("sha"),
     }

@@ -91,7 +91,7 @@ def rank_heatmaps(agg: Aggregate, rank_patterns: dict[int, dict], out_dir: Path)
         mean = {n: round(sum(s["rank_pattern"].get(n, 0) for s in summaries) / len(summaries)) for n in names}
         label = "_".join(fmt_key(v) for v in values)
         path = Path(out_dir) / f"rank_heatmap_{re.sub(r'[^A-Za-z0-9_.+-]', '-', label)}.png"
-        title = f"{_series_label(agg.row_keys, values[:-1])} | {values[-1]} | mean of {len(summaries)} seed(s)"
+        title = f"{values[0]} | {values[-1]} | n={len(summaries)}"
         paths.append(plot_rank_heatmap(mean, summaries[0].get("model_type"), path, r_init=summaries[0].get("r_init"), title=title))
         if len(paths) >= MAX_HEATMAPS:
             break

@@ -25,7 +25,7 @@ from lora_lab.errors import ConfigError
 FORMATS = ("md", "latex", "csv")
 MAX_LISTED = 50
 FIRST_COLUMNS = ["status", "study", "task", "method", "seed", "lr", "metric", "val", "val_max", "test", "chance", "at_chance",
-                 "adapter_params", "trainable_params", "steps", "wall_time_s", "reason", "run_dir", "written_at", "git_sha"]
+                 "adapter_params", "trainable_params", "steps", "wall_time_s", "cpu_time_s", "torch_threads", "reason", "run_dir", "written_at", "git_sha"]
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -72,6 +72,9 @@ def problem_lines(trials, agg) -> list[str]:
         lines.append(f"- {row.status}: `{row.run_dir}`" + (f" -- {row.reason}" if isinstance(row.reason, str) and row.reason else ""))
     if len(bad) > MAX_LISTED:
         lines.append(f"- ... and {len(bad) - MAX_LISTED} more (see trials.csv)")
+    no_metric = trials[(trials["status"] == "success") & (trials["val"].isna() | trials["task"].isna())]
+    for row in no_metric.head(MAX_LISTED).itertuples():
+        lines.append(f"- success without a validation value (not in the table): `{row.run_dir}`")
     stuck = trials[(trials["status"] == "success") & trials["at_chance"].fillna(False).astype(bool)]
     if len(stuck):
         lines.append(f"At chance level on validation ({len(stuck)} run(s), best val <= majority/chance + 0.5 points):")

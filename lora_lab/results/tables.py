@@ -1,7 +1,8 @@
 """Render an `Aggregate` as the paper table: Markdown, LaTeX (booktabs tabular) and CSV.
 
 Layout (LoRA / AdaLoRA paper style): one row per method (+ the knobs that vary), a ``#Params``
-column (adapter parameters, heads excluded, as the papers count them), one column per task, ``Avg``
+column (adapter parameters, heads excluded, as the papers count them), ``lr`` (the learning rate the
+cells used: chosen on validation where lr is a nuisance axis), one column per task, ``Avg``
 (mean over the task columns, only for complete rows). Cells show ``mean ± std`` x 100 over seeds at
 the best nuisance setting; markers: ``†`` some runs of the cell never left chance level,
 ``*`` the cell has failed / cancelled / unfinished trials, ``(n=k)`` fewer seeds than the table's
@@ -66,7 +67,7 @@ class Table:
 
     key_names: list[str]
     tasks: list[str]
-    rows: list[dict]  # {"keys": [...], "params": str, "trainable": float, "cells": {task: Cell}, "avg": float|None, "reference": bool}
+    rows: list[dict]  # {"keys": [...], "params": str, "lr": str, "trainable": float, "cells": {task: Cell}, "avg": float|None, "reference": bool}
     usual_n: int
     notes: list[str]
 
@@ -80,7 +81,7 @@ def build_table(agg: Aggregate, references: list[dict] = ()) -> Table:
     usual_n = max(set(ns), key=ns.count) if ns else 0
     rows = []
     for keys in table_rows(agg):
-        row_cells, params, trainable = {}, None, None
+        row_cells, params, trainable, lrs = {}, None, None, set()
         for task in agg.tasks:
             rec = index.get(tuple(keys) + (task,))
             if rec is None:
@@ -90,9 +91,12 @@ def build_table(agg: Aggregate, references: list[dict] = ()) -> Table:
             row_cells[task] = Cell(rec["mean"], std, int(rec["n"]), int(rec["n_chance"]), int(rec["n_unfinished"]), rec.get("setting") or "")
             params = rec["params"] if params is None or (isinstance(params, float) and math.isnan(params)) else params
             trainable = rec["trainable"] if trainable is None else trainable
+            if rec.get("lr") is not None and rec["lr"] == rec["lr"]:
+                lrs.add(float(rec["lr"]))
         means = [c.mean for c in row_cells.values()]
         avg = sum(means) / len(means) if means and all(m is not None for m in means) else None
-        rows.append({"keys": list(keys), "params": fmt_params(params), "trainable": trainable, "cells": row_cells, "avg": avg, "reference": False})
+        lr = f"{lrs.pop():g}" if len(lrs) == 1 else ("per task" if lrs else "–")
+        rows.append({"keys": list(keys), "params": fmt_params(params), "lr": lr, "trainable": trainable, "cells": row_cells, "avg": avg, "reference": False})
     for ref in references:
         scores = {t: ref["scores"].get(t) for t in agg.tasks}
         if not any(v is not None for v in scores.values()):
@@ -101,7 +105,7 @@ def build_table(agg: Aggregate, references: list[dict] = ()) -> Table:
         means = [c.mean for c in ref_cells.values()]
         avg = sum(means) / len(means) if all(m is not None for m in means) else None
         label = f"{ref.get('label', 'published')} [published]"
-        rows.append({"keys": [label] + [""] * (len(agg.row_keys) - 1), "params": str(ref.get("params", "–")), "trainable": None,
+        rows.append({"keys": [label] + [""] * (len(agg.row_keys) - 1), "params": str(ref.get("params", "–")), "lr": str(ref.get("lr", "–")), "trainable": None,
                      "cells": ref_cells, "avg": avg, "reference": True})
     return Table([display_name(k) for k in agg.row_keys], list(agg.tasks), rows, usual_n, notes(agg, usual_n))
 
@@ -113,7 +117,8 @@ def notes(agg: Aggregate, usual_n: int) -> list[str]:
     out.append(f"Cells: mean ± sample std over seeds (n={usual_n} unless marked); #Params = adapter parameters (heads excluded).")
     if agg.setting_keys:
         tried = int(agg.cells["n_settings"].max()) if not agg.cells.empty else 0
-        out.append(f"Best over {', '.join(display_name(k) for k in agg.setting_keys)} per cell (up to {tried} settings), chosen by validation mean; the chosen setting is in table.csv.")
+        if tried > 1:
+            out.append(f"Best over {', '.join(display_name(k) for k in agg.setting_keys)} per cell (up to {tried} settings), chosen by validation mean; lr = the chosen learning rate, every setting in table.csv.")
     if not agg.cells.empty and agg.cells["n_chance"].sum():
         out.append(f"{DAGGER} some runs of the cell never left the majority-class / chance level on validation (listed below).")
     if not agg.cells.empty and agg.cells["n_unfinished"].sum():
@@ -122,12 +127,12 @@ def notes(agg: Aggregate, usual_n: int) -> list[str]:
 
 
 def _header(table: Table) -> list[str]:
-    return table.key_names + ["#Params"] + table.tasks + ["Avg"]
+    return table.key_names + ["#Params", "lr"] + table.tasks + ["Avg"]
 
 
 def _row_values(table: Table, row: dict, pm: str) -> list[str]:
     avg = "–" if row["avg"] is None else f"{100 * row['avg']:.2f}"
-    return [fmt_key(k) for k in row["keys"]] + [row["params"]] + [row["cells"][t].text(table.usual_n, pm) for t in table.tasks] + [avg]
+    return [fmt_key(k) for k in row["keys"]] + [row["params"], row["lr"]] + [row["cells"][t].text(table.usual_n, pm) for t in table.tasks] + [avg]
 
 
 def to_markdown(table: Table) -> str:
@@ -165,12 +170,12 @@ def to_latex(table: Table) -> str:
 def to_csv(table: Table) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf)
-    cols = table.key_names + ["params", "trainable_params", "reference"]
+    cols = table.key_names + ["params", "lr", "trainable_params", "reference"]
     for t in table.tasks:
         cols += [f"{t}_mean", f"{t}_std", f"{t}_n", f"{t}_at_chance", f"{t}_unfinished", f"{t}_setting"]
     writer.writerow(cols + ["avg"])
     for row in table.rows:
-        values = [fmt_key(k) for k in row["keys"]] + [row["params"], "" if row["trainable"] is None else int(row["trainable"]), int(row["reference"])]
+        values = [fmt_key(k) for k in row["keys"]] + [row["params"], row["lr"], "" if row["trainable"] is None else int(row["trainable"]), int(row["reference"])]
         for t in table.tasks:
             c = row["cells"][t]
             values += ["" if c.mean is None else repr(float(c.mean)), "" if c.std is None else repr(float(c.std)), c.n, c.n_chance, c.n_unfinished, c.setting]

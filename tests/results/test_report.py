@@ -91,7 +91,7 @@ def test_failed_corrupt_truncated_missing_are_listed_and_never_averaged(tmp_path
     assert re.search(r"- failed: `.*seed2` -- RuntimeError: boom", md)
     assert re.search(r"- corrupt: `.*seed4` -- JSONDecodeError", md) and re.search(r"- corrupt: `.*seed5` -- UnicodeDecodeError", md)
     assert re.search(r"- missing: `.*seed9` -- no result.json; planned as: seed=9", md)
-    assert "82.00 ± 2.83*" in md
+    assert "| lora | 8.2K | 0.0005 | 82.00 ± 2.83* | 82.00 |" in md
     with open(tmp_path / "out" / "trials.csv") as fh:
         assert sorted(r["status"] for r in csv.DictReader(fh)) == sorted(["success"] * 2 + ["failed", "running", "corrupt", "corrupt", "missing"])
 
@@ -138,7 +138,7 @@ def test_reference_rows_from_configs(tmp_path):
     ref = {"label": "LoRA (paper)", "params": "0.3M", "scores": {"glue_rte": 86.6, "synthetic": 90.0}}
     write_record(tmp_path / "runs", make_record(task="glue_rte", val=0.8, extra_cfg={"reference": ref}))
     result = report([tmp_path / "runs"], out=tmp_path / "out", plots=False)
-    assert "| LoRA (paper) [published] | 0.3M | 86.60 | 86.60 |" in result["markdown"]
+    assert "| LoRA (paper) [published] | 0.3M | – | 86.60 | 86.60 |" in result["markdown"]
     rows = _csv_rows(tmp_path / "out")
     assert [r["reference"] for r in rows] == ["0", "1"] and float(rows[1]["glue_rte_mean"]) == pytest.approx(0.866)
 
@@ -151,9 +151,9 @@ def test_markdown_renders_as_a_table(tmp_path):
     html = MarkdownIt("commonmark").enable("table").render(md)
     assert html.count("<table>") == 1 and html.count("<tr>") == 3  # header + lora + dora
     header = re.search(r"<thead>(.*?)</thead>", html, re.S).group(1)
-    assert re.findall(r"<th[^>]*>(.*?)</th>", header) == ["method", "#Params", "glue_rte", "synthetic", "Avg"]
+    assert re.findall(r"<th[^>]*>(.*?)</th>", header) == ["method", "#Params", "lr", "glue_rte", "synthetic", "Avg"]
     for body_row in re.findall(r"<tr>(.*?)</tr>", re.search(r"<tbody>(.*?)</tbody>", html, re.S).group(1), re.S):
-        assert len(re.findall(r"<td", body_row)) == 5
+        assert len(re.findall(r"<td", body_row)) == 6
 
 
 def _latex_cells(line: str) -> list[str]:
@@ -201,6 +201,10 @@ def test_only_bad_files_does_not_crash(tmp_path):
     bad = write_record(tmp_path / "runs", make_record(val=0.8))
     bad.write_text("{")
     write_record(tmp_path / "runs", make_record(seed=1, status="failed"))
+    odd = make_record(seed=2, val=0.8)
+    odd["metrics"]["best_val"] = {}  # e.g. a fast_dev_run: success but nothing evaluated
+    write_record(tmp_path / "runs", odd)
     result = report([tmp_path / "runs"], out=tmp_path / "out", plots=True)
     assert result["aggregate"].cells.empty
     assert "1 failed" in result["markdown"] and "1 corrupt" in result["markdown"]
+    assert re.search(r"- success without a validation value \(not in the table\): `.*seed2`", result["markdown"])

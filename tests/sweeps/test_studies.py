@@ -95,3 +95,18 @@ def test_bad_trial_is_named_before_anything_runs(tmp_path):
         expand_study(find_study(str(path)))
     with pytest.raises(ConfigError, match=r"^study: unknown study 'nope'; allowed: .*quick"):
         find_study("nope")
+
+
+def test_dry_run_lists_every_run_dir_and_writes_nothing(tmp_path, monkeypatch, capsys):
+    from lora_lab.cli import main
+
+    monkeypatch.setenv("LORA_LAB_RUNS", str(tmp_path / "runs"))
+    path = _study_file(tmp_path, "      adapter.r: 2,4\n      seed: 0,1,2\n")
+    assert main(["sweep", str(path), "dry_run=true", "task=glue_rte"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"study mystudy: 6 trials in {tmp_path / 'runs' / 'mystudy'}"
+    assert out[1] == f"  [      new] {tmp_path / 'runs' / 'mystudy'}/glue_rte/tiny_bert/lora-r2-a16-kaiming-qv/lr0.0005-seed0"
+    assert len(out) == 7 and len(set(out)) == 7
+    assert not (tmp_path / "runs").exists()
+    assert main(["sweep", str(path), "dry_run=maybe"]) == 2
+    assert capsys.readouterr().err.strip() == "error: dry_run: must be true or false, got 'maybe'"
