@@ -41,7 +41,7 @@ class Collection:
 def find_files(paths) -> tuple[list[Path], list[Path]]:
     """(result.json files, sweep_plan.json files) under ``paths`` (files or directories)."""
     results, plans = [], []
-    stack = []
+    stack, linked = [], set()
     for p in paths:
         p = Path(p)
         if p.is_file():
@@ -52,15 +52,26 @@ def find_files(paths) -> tuple[list[Path], list[Path]]:
             raise FileNotFoundError(p)
     while stack:
         current = stack.pop()
-        with os.scandir(current) as it:
-            entries = list(it)
+        try:
+            with os.scandir(current) as it:
+                entries = list(it)
+        except OSError:  # unreadable or vanished while walking: nothing to collect there
+            continue
         names = {e.name for e in entries}
         if PLAN_NAME in names:
             plans.append(Path(current, PLAN_NAME))
         if RESULT_NAME in names:
             results.append(Path(current, RESULT_NAME))
             continue  # a run dir: adapter/, checkpoints/, logs/ hold no results
-        stack.extend(e.path for e in entries if e.is_dir(follow_symlinks=False) and not e.name.startswith("."))
+        for e in entries:
+            if e.name.startswith(".") or not e.is_dir():
+                continue
+            if e.is_symlink():  # followed once (a linked run dir counts); a link to an ancestor is a loop
+                real, here = os.path.realpath(e.path), os.path.realpath(current)
+                if real in linked or here == real or here.startswith(real + os.sep):
+                    continue
+                linked.add(real)
+            stack.append(e.path)
     return sorted(set(results)), sorted(set(plans))
 
 
@@ -121,7 +132,7 @@ def trial_row(record: dict, path: Path) -> dict:
         "written_at": record.get("written_at"),
         "git_sha": (record.get("git") or {}).get("sha"),
     }
-    flatten({k: v for k, v in config.items() if k not in ("reference", "recipe", "hydra")}, "cfg.", row)
+    flatten({k: v for k, v in config.items() if k not in ("reference", "references", "recipe", "hydra")}, "cfg.", row)
     return row
 
 
