@@ -108,6 +108,11 @@ class AdapterMethod:
         """Method-specific facts for result.json (e.g. AdaLoRA's final rank pattern)."""
         return {}
 
+    def save_artifacts(self, run_dir) -> list:
+        """Write method-specific files (figures, tables) into ``run_dir`` at the end of a run;
+        returns the paths written. Default: nothing."""
+        return []
+
     # ----- shared machinery ----------------------------------------------------------------
     def attach(
         self,
