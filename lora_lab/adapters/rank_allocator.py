@@ -151,7 +151,29 @@ class RankAllocator:
         tau = torch.kthvalue(torch.cat([s.view(-1) for s in scores.values()]), k=k)[0].item()
         for name, layer in self.layers.items():
             layer.set_rank_mask(scores[name] > tau)
+        self.check_ranks_agree()
         return tau
+
+    @torch.no_grad()
+    def check_ranks_agree(self) -> None:
+        """Under torch.distributed, raise if the processes hold different masks.
+
+        Every rank computes its mask from the same all-reduced gradients and the same weights, so
+        the masks must agree; a mismatch means the hook ran with local (un-reduced) gradients or
+        at different steps, and the ranks' models would silently diverge. One all-reduce of ``2 * b0`` integers per
+        allocation (not per step of the final phase)."""
+        import torch.distributed as dist
+
+        if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+            return
+        flat = torch.cat([layer.rank_mask for layer in self.layers.values()]).to(torch.int64)
+        both = torch.cat([flat, -flat])
+        dist.all_reduce(both, op=dist.ReduceOp.MAX)  # elementwise max and -min over the ranks
+        if not torch.equal(both[: flat.numel()], -both[flat.numel() :]):
+            raise RuntimeError(
+                "AdaLoRA rank masks differ between processes: the allocator must run after the "
+                "gradient all-reduce, once per optimizer step, on every rank"
+            )
 
     def reapply_masks(self) -> None:
         for layer in self.layers.values():

@@ -10,7 +10,9 @@ import torch
 from lora_lab.adapters import parse_config
 from lora_lab.adapters.adalora import AdaLoraLayer, orthogonality_regularizer
 from lora_lab.errors import ConfigError
-from tests.adapters.adalora_utils import X, Y, bert_with_adalora, gpt2_with_adalora
+from tests.adapters.adalora_utils import X, Y, bert_with_adalora, gpt2_with_adalora, single_thread  # noqa: F401
+
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 @pytest.mark.parametrize("build", [bert_with_adalora, gpt2_with_adalora])

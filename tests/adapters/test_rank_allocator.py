@@ -9,7 +9,9 @@ import torch
 
 from lora_lab.adapters.adalora import AdaLoraLayer
 from lora_lab.adapters.rank_allocator import RankAllocator, budget_schedule
-from tests.adapters.adalora_utils import bert_with_adalora, train
+from tests.adapters.adalora_utils import bert_with_adalora, single_thread, train  # noqa: F401
+
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 # ----- schedule ------------------------------------------------------------------------------
 WORKED = dict(b0=864, bT=576, tinit=100, tfinal=100, total_steps=500, delta_t=10)
