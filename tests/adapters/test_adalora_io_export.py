@@ -25,9 +25,13 @@ T = 14
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A tiny BERT trained past T - tfinal with all six matrix kinds adapted, saved once."""
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    base, model, method = bert_with_adalora(r=6, target_r=2, tinit=1, tfinal=3, delta_t=1, targets="attn_mlp")
-    train(model, method, T)
+    try:
+        base, model, method = bert_with_adalora(r=6, target_r=2, tinit=1, tfinal=3, delta_t=1, targets="attn_mlp")
+        train(model, method, T)
+    finally:
+        torch.set_num_threads(threads)
     out = tmp_path_factory.mktemp("adalora") / "adapter"
     save_adapter(out, model, method, backbone={"name": "tiny-bert-random"})
     return base, model, method, out
