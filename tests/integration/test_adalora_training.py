@@ -145,3 +145,25 @@ def test_bf16_mixed_autocast(tmp_path):
     saved = adapter_tensors(tmp_path / "run")
     assert all(v.dtype == torch.float32 for k, v in saved.items() if k.endswith(("lora_A", "lora_B", "lora_E")))
     assert all(torch.isfinite(v).all() for k, v in saved.items() if v.is_floating_point())
+
+
+@pytest.mark.slow
+def test_lightning_ddp_two_process_gloo(tmp_path):
+    """`trainer=ddp` on CPU: both ranks run the allocator (which all-reduces and compares the masks
+    after every allocation, raising on disagreement) and the run ends at the target budget."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "LORA_LAB_RUNS": str(tmp_path / "runs"), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    overrides = [o for o in TINY if not o.startswith("trainer.max_epochs")] + [
+        "trainer.max_epochs=4", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.precision=32-true",
+    ]
+    proc = subprocess.run([sys.executable, "-m", "lora_lab.train", *overrides], cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    record = json.loads(next((tmp_path / "runs").rglob("result.json")).read_text())
+    # 96 examples over 2 ranks, batch 8, accumulate 2 -> 3 optimizer steps per epoch, 4 epochs -> T = 12
+    assert record["status"] == "success" and record["method_summary"]["total_steps"] == T == record["optimizer_steps"]
+    assert record["method_summary"]["total_rank"] == TARGET_R * N_MATRICES
+    assert record["method_summary"]["allocations"] == 4
