@@ -53,12 +53,14 @@ def validate(cfg: DictConfig):
 def build_trainer(cfg: DictConfig, run_dir: Path):
     from hydra.utils import instantiate
 
+    loggers = [instantiate({**node, "save_dir": str(run_dir)}) for node in container(cfg.get("logger")).values()]
     callbacks = []
     for name, node in container(cfg.get("callbacks")).items():
         if name == "checkpoint":
             node = {**node, "dirpath": str(run_dir / "checkpoints")}
+        if not loggers and node["_target_"].endswith("LearningRateMonitor"):
+            continue  # it refuses to run without a logger
         callbacks.append(instantiate(node))
-    loggers = [instantiate({**node, "save_dir": str(run_dir)}) for node in container(cfg.get("logger")).values()]
     return instantiate(container(cfg.trainer), callbacks=callbacks, logger=loggers or False, default_root_dir=str(run_dir))
 
 

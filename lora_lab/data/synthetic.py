@@ -2,7 +2,8 @@
 
 Each example is a short review built from templates: a subject, an adjective of known polarity,
 optional intensifiers and filler clauses, and with probability ``negation_rate`` a negation
-("was not", "hardly") that flips the label. The adjective vocabulary is split in two disjoint halves:
+("was not", "hardly") that flips the label, and with probability ``contrast_rate`` a
+first clause of random polarity joined by ", but": the second clause decides. The adjective vocabulary is split in two disjoint halves:
 training sentences use one half, validation and test sentences only the other. A model therefore
 cannot memorise words; it must carry the meaning of *unseen* adjectives, which a pretrained encoder
 knows from pre-training and a randomly initialised one does not (it stays near chance on unseen
@@ -43,17 +44,26 @@ def _split_vocab(words: list[str], rng: random.Random) -> tuple[list[str], list[
     return shuffled[:cut], shuffled[cut:]
 
 
-def _sentence(rng: random.Random, pos: list[str], neg: list[str], negation_rate: float) -> tuple[str, int]:
+def _clause(rng: random.Random, pos: list[str], neg: list[str], negation_rate: float) -> tuple[str, int]:
     polarity = rng.randrange(2)
     adjective = rng.choice(pos if polarity else neg)
     negated = rng.random() < negation_rate
     verb = rng.choice(["was not", "is not", "was hardly", "never felt"]) if negated else rng.choice(["was", "is", "felt", "seemed"])
-    text = f"{rng.choice(OPENERS)}{rng.choice(SUBJECTS)} {verb} {rng.choice(INTENSIFIERS)}{adjective}{rng.choice(FILLERS)} ."
-    return text, polarity ^ int(negated)
+    return f"{rng.choice(SUBJECTS)} {verb} {rng.choice(INTENSIFIERS)}{adjective}", polarity ^ int(negated)
+
+
+def _sentence(rng: random.Random, pos: list[str], neg: list[str], negation_rate: float, contrast_rate: float) -> tuple[str, int]:
+    """One review; with probability ``contrast_rate`` two clauses joined by "but": the second decides."""
+    clause, label = _clause(rng, pos, neg, negation_rate)
+    if rng.random() < contrast_rate:
+        first, _ = _clause(rng, pos, neg, negation_rate)
+        clause = f"{first} , but {clause}"
+    return f"{rng.choice(OPENERS)}{clause}{rng.choice(FILLERS)} .", label
 
 
 def make_synthetic_sentiment(
-    seed: int = 0, train_size: int = 2000, val_size: int = 500, test_size: int = 500, negation_rate: float = 0.3
+    seed: int = 0, train_size: int = 2000, val_size: int = 500, test_size: int = 500, negation_rate: float = 0.3,
+    contrast_rate: float = 0.3,
 ) -> dict[str, list[tuple[str, None, int]]]:
     """Splits ``train`` / ``val`` / ``test`` of (text, None, label); val and test use unseen adjectives."""
     vocab_rng = random.Random(1234)  # the vocabulary split is fixed, independent of the data seed
@@ -66,5 +76,5 @@ def make_synthetic_sentiment(
         ("test", test_size, pos_eval, neg_eval, 2),
     ):
         rng = random.Random(seed * 1000 + offset)
-        out[split] = [(text, None, label) for text, label in (_sentence(rng, pos, neg, negation_rate) for _ in range(size))]
+        out[split] = [(text, None, label) for text, label in (_sentence(rng, pos, neg, negation_rate, contrast_rate) for _ in range(size))]
     return out

@@ -58,6 +58,7 @@ class SyntheticSentimentConfig(TaskConfig):
     val_size: int = 500
     test_size: int = 500
     negation_rate: float = 0.3
+    contrast_rate: float = 0.3
     data_seed: int = 0
 
     def validate(self) -> None:
@@ -65,8 +66,9 @@ class SyntheticSentimentConfig(TaskConfig):
         for key in ("train_size", "val_size", "test_size"):
             if getattr(self, key) <= 0:
                 raise ConfigError(f"task.{key}", f"must be positive, got {getattr(self, key)!r}")
-        if not 0.0 <= self.negation_rate < 1.0:
-            raise ConfigError("task.negation_rate", f"must be in [0, 1), got {self.negation_rate!r}")
+        for key in ("negation_rate", "contrast_rate"):
+            if not 0.0 <= getattr(self, key) < 1.0:
+                raise ConfigError(f"task.{key}", f"must be in [0, 1), got {getattr(self, key)!r}")
 
 
 TASK_SCHEMAS: dict[str, type[TaskConfig]] = {
@@ -129,5 +131,5 @@ def load_examples(cfg: TaskConfig) -> dict[str, list]:
     if isinstance(cfg, SyntheticSentimentConfig):
         from lora_lab.data.synthetic import make_synthetic_sentiment
 
-        return make_synthetic_sentiment(cfg.data_seed, cfg.train_size, cfg.val_size, cfg.test_size, cfg.negation_rate)
+        return make_synthetic_sentiment(cfg.data_seed, cfg.train_size, cfg.val_size, cfg.test_size, cfg.negation_rate, cfg.contrast_rate)
     raise ConfigError("task.kind", f"cannot load data for {type(cfg).__name__}")

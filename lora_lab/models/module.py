@@ -88,9 +88,10 @@ class AdapterModule(L.LightningModule):
 
     def optimizer_step(self, epoch, batch_idx, optimizer, optimizer_closure=None) -> None:
         optimizer.step(closure=optimizer_closure)
-        # Lightning has already counted this step in global_step; hand the method its 0-based index
-        # while the accumulated, clipped gradients are still in .grad (zero_grad comes later).
-        self.method.on_optimizer_step(self.trainer.global_step - 1, self.total_optimizer_steps())
+        # Lightning counts this step as completed only after optimizer_step returns, so global_step
+        # is still the 0-based index of the step just taken (tests pin this); the accumulated,
+        # clipped gradients are still in .grad (zero_grad comes with the next step).
+        self.method.on_optimizer_step(self.trainer.global_step, self.total_optimizer_steps())
         self.optimizer_steps_seen += 1
 
     def configure_optimizers(self):
