@@ -24,6 +24,8 @@ from torch import nn
 from lora_lab.errors import ConfigError
 
 InitFn = Callable[[nn.Module, str], None]
+#: the inits of the LoRA family (``lora``, ``dora``); the weight-dependent ones live in `lora_lab.adapters.pissa`
+LORA_FAMILY_INITS: tuple[str, ...] = ("kaiming", "gaussian", "pissa", "pissa_niter_*", "olora")
 _INITS: dict[str, InitFn] = {}
 #: inits that write a residual into the base weight
 MUTATING_INITS: set[str] = set()
