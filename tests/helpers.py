@@ -16,7 +16,9 @@ def tiny_bert(num_labels: int = 2) -> BertForSequenceClassification:
 
 def tiny_gpt2(num_labels: int = 2) -> GPT2ForSequenceClassification:
     """Tiny GPT-2 classifier (``Conv1D`` projections, weight ``[in, out]``); ``model_type == "gpt2"``."""
-    config = GPT2Config(vocab_size=100, n_embd=32, n_layer=2, n_head=2, n_positions=64, pad_token_id=0, num_labels=num_labels)
+    config = GPT2Config(
+        vocab_size=100, n_embd=32, n_layer=2, n_head=2, n_positions=64, pad_token_id=0, bos_token_id=1, eos_token_id=1, num_labels=num_labels
+    )
     return GPT2ForSequenceClassification(config)
 
 
