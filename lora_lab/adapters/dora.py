@@ -93,14 +93,13 @@ class DoraLayer(LoraLayer):
         """``||W0 + s B A||_row`` (fp32, ``[out]``, no graph) via the norm identity, no ``[out, in]`` temporary."""
         a, b, s = self.lora_A, self.lora_B, self.scaling
         w = self.base_layer.weight  # stored layout: [out, in] (Linear) or [in, out] (Conv1D)
-        w_in_out = w if self.fan_in_fan_out else w.T
-        if w.dtype == a.dtype:
-            aw = a @ w_in_out  # [r, out] = A W^T
-        else:  # low-precision base: matmul in the base dtype (as PEFT computes its norm), accumulate in fp32
-            aw = (a.to(w.dtype) @ w_in_out).float()
+        a_w = a.to(w.dtype)  # low-precision base: matmul in the base dtype (as PEFT's norm), then fp32
+        # W A^T as [out, r]; each layout in the orientation its BLAS call is fastest in (measured)
+        wa = (a_w @ w).T if self.fan_in_fan_out else w @ a_w.T
+        wa = wa.to(a.dtype)
         w_sq = self._base_row_sq_norm()
-        cross = torch.einsum("or,ro->o", b, aw)
-        quad = torch.einsum("or,or->o", b @ (a @ a.T), b)
+        cross = (b * wa).sum(dim=1)  # B_i . (A W_i^T)
+        quad = ((b @ (a @ a.T)) * b).sum(dim=1)  # B_i (A A^T) B_i^T
         sq = w_sq + (2.0 * s) * cross + (s * s) * quad
         bad = sq < _CANCELLATION_RATIO * (w_sq + (s * s) * quad)
         if bool(bad.any()):
@@ -117,18 +116,16 @@ class DoraLayer(LoraLayer):
 
     def adapter_forward(self, x: torch.Tensor, base_out: torch.Tensor) -> torch.Tensor:
         dropped = self.dropout(x)
-        lora = self.lora_output(dropped)
         g = self.magnitude / self.weight_norm()
         bias = self.base_layer.bias
         if isinstance(self.dropout, nn.Identity) or not self.training:
             # W0 x = y0 - b0:  h = g * (y0 + s B A x) + (1 - g) * b0
-            out = g * (base_out + lora)
-            if bias is not None:
-                out = out + (1.0 - g) * bias
+            v_x = self.add_lora_output(base_out, dropped)
+            out = g * v_x if bias is None else torch.addcmul((1.0 - g) * bias, g, v_x)
         else:
             # dropped input: W0 x~ needs its own matmul;  h = y0 - W0 x~ + g * (W0 x~ + s B A x~)
             base_dropped = F.linear(dropped.to(base_out.dtype), self.base_weight())
-            out = torch.addcmul(base_out - base_dropped, g, base_dropped + lora)
+            out = torch.addcmul(base_out - base_dropped, g, self.add_lora_output(base_dropped, dropped))
         return out.to(base_out.dtype)
 
     # ----- merge --------------------------------------------------------------------------

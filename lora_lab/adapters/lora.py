@@ -58,8 +58,17 @@ class LoraLayer(AdapterLayer):
         """``s * B A x`` for an already dropped-out input, in the adapter's compute dtype."""
         return F.linear(F.linear(x.to(self.lora_A.dtype), self.lora_A), self.lora_B) * self.scaling
 
+    def add_lora_output(self, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """``y + s * B A x`` for an already dropped-out input. When ``y`` has the adapter's dtype (fp32,
+        no autocast) the scale and the sum are fused into one ``addmm``; otherwise as `lora_output`."""
+        h = F.linear(x.to(self.lora_A.dtype), self.lora_A)
+        if y.dtype == h.dtype and y.shape[:-1] == h.shape[:-1]:
+            flat = torch.addmm(y.reshape(-1, y.shape[-1]), h.reshape(-1, self.r), self.lora_B.T, alpha=self.scaling)
+            return flat.view(y.shape)
+        return y + (F.linear(h, self.lora_B) * self.scaling).to(y.dtype)
+
     def adapter_forward(self, x: torch.Tensor, base_out: torch.Tensor) -> torch.Tensor:
-        return base_out + self.lora_output(self.dropout(x)).to(base_out.dtype)
+        return self.add_lora_output(base_out, self.dropout(x))
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", r={self.r}, alpha={self.alpha}, scaling={self.scaling:.4g}, init={self.init}"

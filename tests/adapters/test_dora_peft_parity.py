@@ -41,7 +41,8 @@ def test_forward_and_gradients_equal_peft(kind, method, dropout):
         for ours_name, param in layer.adapter_parameters():
             ref = getattr(p, names[ours_name])["default"].weight.grad
             assert param.grad is not None and param.grad.abs().max() > 0
-            torch.testing.assert_close(param.grad, ref, rtol=1e-4, atol=1e-6)
+            # fp32 sums in a different order: tolerance relative to the gradient's scale
+            torch.testing.assert_close(param.grad, ref, rtol=1e-4, atol=1e-5 * float(ref.abs().max()))
 
 
 @pytest.mark.parametrize("kind", ["bert", "gpt2"])
