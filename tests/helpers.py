@@ -1,28 +1,58 @@
-"""Shared tiny backbones for the tests: 2 layers, hidden 32, built from transformers configs (no downloads)."""
+"""Tiny random backbones built from `transformers` configs (2 layers, hidden 32) and small utilities."""
 
 from __future__ import annotations
 
 import torch
-from transformers import BertConfig, BertForSequenceClassification, GPT2Config, GPT2ForSequenceClassification
 
 
-def tiny_bert(num_labels: int = 2) -> BertForSequenceClassification:
-    """Tiny BERT classifier (``nn.Linear`` projections with biases); ``model_type == "bert"``."""
-    config = BertConfig(
-        vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, num_labels=num_labels
-    )
-    return BertForSequenceClassification(config)
+def tiny_bert(num_labels: int = 2, seed: int = 0):
+    from transformers import BertConfig, BertForSequenceClassification
+
+    torch.manual_seed(seed)
+    cfg = BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                     max_position_embeddings=64, num_labels=num_labels)
+    return BertForSequenceClassification(cfg).eval()
 
 
-def tiny_gpt2(num_labels: int = 2) -> GPT2ForSequenceClassification:
-    """Tiny GPT-2 classifier (``Conv1D`` projections, weight ``[in, out]``); ``model_type == "gpt2"``."""
-    config = GPT2Config(
-        vocab_size=100, n_embd=32, n_layer=2, n_head=2, n_positions=64, pad_token_id=0, bos_token_id=1, eos_token_id=1, num_labels=num_labels
-    )
-    return GPT2ForSequenceClassification(config)
+def tiny_gpt2(num_labels: int = 2, seed: int = 0):
+    from transformers import GPT2Config, GPT2ForSequenceClassification
+
+    torch.manual_seed(seed)
+    cfg = GPT2Config(vocab_size=100, n_embd=32, n_layer=2, n_head=2, n_positions=64, num_labels=num_labels, pad_token_id=0)
+    return GPT2ForSequenceClassification(cfg).eval()
 
 
-def token_batch(batch: int = 3, length: int = 7, vocab: int = 100, seed: int = 0) -> torch.Tensor:
-    """Token ids in ``[1, vocab)`` (no padding id 0, so GPT-2 pools the last token)."""
+def tiny_llama(seed: int = 0):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(vocab_size=100, hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=2,
+                      num_key_value_heads=2, max_position_embeddings=64)
+    return LlamaForCausalLM(cfg).eval()
+
+
+def token_batch(batch: int = 3, length: int = 7, vocab: int = 100, seed: int = 1) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     return torch.randint(1, vocab, (batch, length), generator=g)
+
+
+def attach(model, model_type: str, heads=None, **adapter):
+    """Attach a validated adapter config to ``model`` (heads found as in training); returns (method, report)."""
+    from lora_lab.adapters import build_method, parse_config
+    from lora_lab.models.backbones import head_modules_for
+
+    if heads is None:
+        heads = head_modules_for(model, "classification")
+
+    method = build_method(parse_config({"method": "lora", **adapter}))
+    report = method.attach(model, model_type, list(heads))
+    return method, report
+
+
+@torch.no_grad()
+def perturb_adapters(method, std: float = 0.1, seed: int = 3) -> None:
+    """Give every adapter parameter random values so merge tests see a non-trivial update."""
+    g = torch.Generator().manual_seed(seed)
+    for layer in method.layers.values():
+        for _, p in layer.adapter_parameters():
+            p.add_(torch.randn(p.shape, generator=g) * std)

@@ -113,3 +113,18 @@ def merge_adapters(
             prefix = head + "."
             model.get_submodule(head).load_state_dict({k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)})
     return ComposeReport([str(p) for p, _ in adapters], [float(w) for _, w in adapters], counts, head_dir)
+
+
+def load_recorded_base(adapter_dir: str | os.PathLike) -> nn.Module:
+    """The original backbone an adapter was trained on, from the ``backbone`` record it was saved with."""
+    from lora_lab.adapters.io import read_adapter_meta
+    from lora_lab.models.backbones import BackboneConfig, build_backbone, parse_backbone_config
+
+    record = dict(read_adapter_meta(adapter_dir).get("backbone") or {})
+    family, num_labels = record.pop("family", "classification"), record.pop("num_labels", None)
+    if not record.get("name"):
+        raise ConfigError("compose.adapters", f"{str(adapter_dir)!r} records no backbone name; use merge_adapters() on the model")
+    if record.get("random_init"):
+        raise ConfigError("compose.adapters", f"{str(adapter_dir)!r} was trained on a randomly initialised backbone, which cannot be rebuilt")
+    known = set(BackboneConfig.__dataclass_fields__)
+    return build_backbone(parse_backbone_config({k: v for k, v in record.items() if k in known}), family, num_labels).eval()

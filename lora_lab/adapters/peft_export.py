@@ -51,18 +51,8 @@ EXPORT_FORMATS = ("peft",)
 Exporter = Callable[[dict, dict[str, torch.Tensor]], tuple[dict, dict[str, torch.Tensor]]]
 PEFT_EXPORTERS: dict[str, Exporter] = {}
 
-# our backbone "task" kinds / model class suffixes -> PEFT task_type
-_TASK_TYPES = {
-    "classification": "SEQ_CLS",
-    "regression": "SEQ_CLS",
-    "seq_cls": "SEQ_CLS",
-    "sequence_classification": "SEQ_CLS",
-    "causal_lm": "CAUSAL_LM",
-    "generation": "CAUSAL_LM",
-    "seq2seq": "SEQ_2_SEQ_LM",
-    "seq2seq_lm": "SEQ_2_SEQ_LM",
-    "token_classification": "TOKEN_CLS",
-}
+# our backbone ``family`` (the task family recorded with a saved adapter) -> PEFT task_type
+_TASK_TYPES = {"classification": "SEQ_CLS", "causal_lm": "CAUSAL_LM", "seq2seq": "SEQ_2_SEQ_LM"}
 _CONV1D_MODEL_TYPES = {"gpt2", "openai-gpt"}
 
 
@@ -112,9 +102,9 @@ def export_lora_family(meta: dict, tensors: dict[str, torch.Tensor]) -> tuple[di
 
 
 def peft_task_type(backbone: dict | None = None, model: nn.Module | None = None) -> str | None:
-    """PEFT ``task_type`` from our backbone record (``task``/``task_kind``) or the model class."""
+    """PEFT ``task_type`` from our backbone record (``family``) or else the model class."""
     backbone = backbone or {}
-    for key in ("task_type", "task_kind", "task", "kind"):
+    for key in ("family", "task_type", "task_kind", "task", "kind"):
         value = backbone.get(key)
         if isinstance(value, str) and value.lower() in _TASK_TYPES:
             return _TASK_TYPES[value.lower()]
@@ -131,6 +121,19 @@ def peft_task_type(backbone: dict | None = None, model: nn.Module | None = None)
     return None
 
 
+def base_model_name(backbone: dict) -> str | None:
+    """What ``from_pretrained`` can load: the Hub id, else the name (``pypi:<pkg>`` resolved to its directory)."""
+    name = backbone.get("hub_id") or backbone.get("name_or_path") or backbone.get("path") or backbone.get("name")
+    if isinstance(name, str) and name.startswith("pypi:") and not backbone.get("hub_id"):
+        try:
+            from lora_lab.models.backbones import resolve_path
+
+            return resolve_path(name)
+        except (ImportError, ValueError):
+            return name
+    return name
+
+
 def convert_to_peft(meta: dict, tensors: dict[str, torch.Tensor], task_type: str | None = None) -> tuple[dict, dict[str, torch.Tensor]]:
     """Our saved ``(meta, tensors)`` -> PEFT ``(adapter_config, state_dict)``."""
     method = meta["adapter"]["method"]
@@ -144,11 +147,10 @@ def convert_to_peft(meta: dict, tensors: dict[str, torch.Tensor], task_type: str
             raise KeyError(f"saved adapter has no tensors of head module {head!r}")
         state.update({_PREFIX + k: v for k, v in found.items()})
     backbone = meta.get("backbone") or {}
-    base_name = backbone.get("name_or_path") or backbone.get("path") or backbone.get("name")
     config = {
         "peft_type": "LORA",
         "task_type": task_type or peft_task_type(backbone),
-        "base_model_name_or_path": base_name,
+        "base_model_name_or_path": base_model_name(backbone),
         "revision": backbone.get("revision"),
         "target_modules": list(meta["adapted_modules"]),
         "modules_to_save": heads or None,

@@ -137,8 +137,13 @@ def _matches_any(name: str, spec, model_type: str | None, key: str) -> bool:
 
 
 def candidate_names(model: nn.Module, head_modules: list[str]) -> list[str]:
-    """Dotted names of every adaptable module outside the heads."""
-    return [n for n, m in model.named_modules() if n and is_adaptable(m) and not _under(n, head_modules)]
+    """Dotted names of every adaptable module outside the heads and the LM output projection."""
+    get_out = getattr(model, "get_output_embeddings", None)
+    lm_head = get_out() if callable(get_out) else None
+    return [
+        n for n, m in model.named_modules()
+        if n and is_adaptable(m) and m is not lm_head and not _under(n, head_modules)
+    ]
 
 
 def _summarise(names: list[str]) -> str:

@@ -21,8 +21,7 @@ KINDS = {
 def base_model(kind: str, seed: int = 0) -> torch.nn.Module:
     """A tiny backbone whose head has unit-scale weights, so that logits are O(1) (HF inits heads with
     std 0.02, which would make every difference look small next to an absolute tolerance)."""
-    torch.manual_seed(seed)
-    model = KINDS[kind][0]()
+    model = KINDS[kind][0](seed=seed)
     with torch.no_grad():
         for head in KINDS[kind][2]:
             model.get_submodule(head).weight.normal_()

@@ -34,7 +34,7 @@ CASES = [  # (method, init, rslora)
 def trained(kind, method, init, rslora, steps=3):
     """``(original_base, trained_model, method)``: a few AdamW steps so every adapter tensor moves."""
     base = base_model(kind)
-    model = copy.deepcopy(base)
+    model = copy.deepcopy(base).train()
     m = ours_on(model, kind, method=method, r=4, alpha=6.0, init=init, rslora=rslora, dropout=0.1)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=2e-2)
     x, y = token_batch(batch=4, seed=1), torch.tensor([0, 1, 1, 0])
@@ -58,7 +58,7 @@ def load_peft(base, out_dir):
 def test_export_run_round_trip_on_original_base(tmp_path, kind, method, init, rslora):
     base, model, m = trained(kind, method, init, rslora)
     run_dir = tmp_path / "run"
-    save_adapter(run_dir / "adapter", model, m, backbone={"name": f"tiny-{kind}", "model_type": kind, "task": "classification"})
+    save_adapter(run_dir / "adapter", model, m, backbone={"name": f"tiny-{kind}", "family": "classification", "num_labels": 2})
     out = export_run(run_dir, "peft", tmp_path / "peft")
     peft_model = load_peft(base, out)
     x = token_batch(batch=5, seed=2)
@@ -105,6 +105,19 @@ def test_in_memory_export_matches_and_refuses_merged(tmp_path):
     m.merge()
     with pytest.raises(RuntimeError, match="unmerge"):
         export_adapter_to_peft(model, m, tmp_path / "q")
+
+
+def test_cli_export(tmp_path, capsys):
+    from lora_lab import cli
+
+    base, model, m = trained("bert", "lora", "pissa", False)
+    save_adapter(tmp_path / "run" / "adapter", model, m, backbone={"name": "tiny-bert", "family": "classification"})
+    assert cli.main(["export", str(tmp_path / "run"), "--format", "peft", str(tmp_path / "out")]) == 0
+    x = token_batch(seed=3)
+    with torch.no_grad():
+        torch.testing.assert_close(load_peft(base, tmp_path / "out")(input_ids=x).logits, model(input_ids=x).logits, rtol=0, atol=1e-4)
+    assert cli.main(["export", str(tmp_path / "run"), "--format", "onnx", str(tmp_path / "o2")]) == 2
+    assert "error: export.format: unknown format 'onnx'; allowed: peft" in capsys.readouterr().err
 
 
 def test_export_run_errors(tmp_path):

@@ -173,8 +173,8 @@ def test_bf16_base_keeps_a_close_residual():
 def test_save_load_round_trip_restores_residual(tmp_path, method):
     kind = "gpt2"
     base = base_model(kind)
-    model = copy.deepcopy(base)
-    m = ours_on(model, kind, method=method, r=4, alpha=7.0, init="pissa_niter_2")
+    model = copy.deepcopy(base).train()
+    m = ours_on(model, kind, method=method, r=4, alpha=7.0, init="pissa_niter_2", dropout=0.1)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
     x = token_batch()
     for _ in range(2):

@@ -17,9 +17,9 @@ from tests.helpers import token_batch
 KIND = "gpt2"  # Conv1D: the [in, out] layout is where merge bugs hide
 
 
-def saved(tmp_path, name, method, init, seed, targets=None, backbone="tiny"):
+def saved(tmp_path, name, method, init, seed, targets=None, backbone="tiny", family=None):
     """Train an adapter two steps from the shared base and save it; returns its directory."""
-    model = base_model(KIND)
+    model = base_model(KIND).train()
     torch.manual_seed(seed)
     extra = {"targets": targets} if targets else {}
     m = ours_on(model, KIND, method=method, r=4, alpha=6.0, init=init, **extra)
@@ -29,7 +29,8 @@ def saved(tmp_path, name, method, init, seed, targets=None, backbone="tiny"):
         torch.nn.functional.cross_entropy(model(input_ids=x).logits, y).backward()
         opt.step()
         opt.zero_grad()
-    return save_adapter(tmp_path / name, model, m, backbone={"name": backbone})
+    record = {"name": backbone, **({"family": family, "num_labels": 2} if family else {})}
+    return save_adapter(tmp_path / name, model, m, backbone=record)
 
 
 def loaded_and_merged(path):
@@ -106,3 +107,22 @@ def test_bad_inputs_are_config_errors(tmp_path):
     load_adapter(a, model)
     with pytest.raises(ConfigError, match="compose.model: .* is LoraLayer; merge adapters into a bare base model"):
         merge_adapters(model, [(a, 1.0)])
+
+
+def test_cli_merge_adapters_loads_the_recorded_base(tmp_path, capsys):
+    from transformers import AutoModelForSequenceClassification
+
+    from lora_lab import cli
+
+    base_model(KIND).save_pretrained(tmp_path / "base")
+    a = saved(tmp_path, "a", "lora", "kaiming", seed=1, backbone=str(tmp_path / "base"), family="classification")
+    b = saved(tmp_path, "b", "dora", "kaiming", seed=2, backbone=str(tmp_path / "base"), family="classification")
+    assert cli.main(["merge-adapters", str(tmp_path / "merged"), f"{a}=0.5", f"{b}=2", "--head-from", "1"]) == 0
+    merged = AutoModelForSequenceClassification.from_pretrained(tmp_path / "merged").eval()
+    expected = base_model(KIND)
+    merge_adapters(expected, [(a, 0.5), (b, 2.0)], head_from=1)
+    x = token_batch(seed=5)
+    with torch.no_grad():
+        torch.testing.assert_close(merged(input_ids=x).logits, expected.eval()(input_ids=x).logits, rtol=0, atol=1e-6)
+    assert cli.main(["merge-adapters", str(tmp_path / "m2"), f"{a}=x"]) == 2
+    assert "error: compose.weights: " in capsys.readouterr().err

@@ -1,0 +1,97 @@
+"""Lightning data module for (pair) sentence classification and regression.
+
+One batch format for the whole family: ``input_ids``, ``attention_mask`` (and ``token_type_ids``
+when the tokenizer makes them), ``labels`` (long for classification, float for regression).
+Examples are tokenised once in `setup`; batches are padded dynamically. Evaluation splits come in
+the order of `TaskSpec.eval_splits` (e.g. MNLI matched, then mismatched).
+"""
+
+from __future__ import annotations
+
+import random
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader
+
+from lora_lab.data.tasks import TaskConfig, TaskSpec, load_examples
+
+
+class TokenizedDataset(torch.utils.data.Dataset):
+    def __init__(self, features: list[dict]):
+        self.features = features
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    def __getitem__(self, i: int) -> dict:
+        return self.features[i]
+
+
+def tokenize_examples(tokenizer, examples: list, max_length: int, regression: bool) -> list[dict]:
+    text_a = [e[0] for e in examples]
+    text_b = [e[1] for e in examples] if examples and examples[0][1] is not None else None
+    enc = tokenizer(text_a, text_b, truncation=True, max_length=max_length)
+    features = []
+    for i, example in enumerate(examples):
+        item = {k: enc[k][i] for k in enc.keys()}
+        item["labels"] = float(example[2]) if regression else int(example[2])
+        features.append(item)
+    return features
+
+
+class ClassificationDataModule(L.LightningDataModule):
+    def __init__(self, task: TaskConfig, spec: TaskSpec, tokenizer, seed: int = 0):
+        super().__init__()
+        self.task, self.spec, self.tokenizer, self.seed = task, spec, tokenizer, seed
+        self.splits: dict[str, TokenizedDataset] = {}
+        self.label_counts: dict[str, list[int]] = {}
+
+    def _subsample(self, examples: list, limit: int | None, offset: int) -> list:
+        if limit is None or len(examples) <= limit:
+            return examples
+        return random.Random(self.seed + offset).sample(examples, limit)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits:
+            return
+        raw = load_examples(self.task)
+        regression = self.spec.num_labels == 1
+        for i, (name, examples) in enumerate(raw.items()):
+            limit = self.task.max_train_samples if name == "train" else self.task.max_eval_samples
+            examples = self._subsample(examples, limit, i)
+            self.splits[name] = TokenizedDataset(tokenize_examples(self.tokenizer, examples, self.task.max_length, regression))
+            if not regression:
+                counts = [0] * self.spec.num_labels
+                for e in examples:
+                    counts[int(e[2])] += 1
+                self.label_counts[name] = counts
+
+    def majority_baseline(self, split: str) -> float | None:
+        """Accuracy of always predicting the most frequent label of ``split`` (None for regression)."""
+        counts = self.label_counts.get(split)
+        return max(counts) / sum(counts) if counts else None
+
+    def _collate(self, features: list[dict]) -> dict:
+        labels = [f["labels"] for f in features]
+        inputs = [{k: v for k, v in f.items() if k != "labels"} for f in features]
+        batch = self.tokenizer.pad(inputs, return_tensors="pt")
+        batch["labels"] = torch.tensor(labels, dtype=torch.float32 if self.spec.num_labels == 1 else torch.long)
+        return dict(batch)
+
+    def _loader(self, split: str, shuffle: bool, batch_size: int) -> DataLoader:
+        generator = torch.Generator().manual_seed(self.seed)
+        return DataLoader(
+            self.splits[split], batch_size=batch_size, shuffle=shuffle, collate_fn=self._collate,
+            num_workers=self.task.num_workers, generator=generator if shuffle else None,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", True, self.task.batch_size)
+
+    def val_dataloader(self):
+        loaders = [self._loader(s, False, self.task.eval_batch_size) for s in self.spec.eval_splits]
+        return loaders[0] if len(loaders) == 1 else loaders
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", False, self.task.eval_batch_size)

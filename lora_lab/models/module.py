@@ -1,0 +1,117 @@
+"""`AdapterModule`: the LightningModule every task family shares.
+
+It receives plain config dicts (never ``nn.Module`` objects, so hparams and checkpoints stay small
+and picklable), builds the backbone and attaches the adapter in `configure_model`, and drives every
+adapter method through the same two hooks so no user has to remember a call:
+
+- training loss = task loss + ``method.regularization_loss()`` (logged as ``train/reg_loss``);
+- ``method.on_optimizer_step(step, total_steps)`` runs inside `optimizer_step`, right after the real
+  ``optimizer.step()``: once per accumulation window, with the accumulated (and clipped) gradients
+  still present; ``step`` is the 0-based index of that optimizer step, ``total_steps`` is
+  ``trainer.estimated_stepping_batches``.
+
+Only adapter and head parameters are optimised. Checkpoints are adapter-only: ``state_dict`` entries
+of the frozen backbone are dropped in `on_save_checkpoint` (a residual base written by PiSSA/OLoRA is
+part of the adapter state) and method-level state (AdaLoRA's allocator) rides along.
+"""
+
+from __future__ import annotations
+
+import math
+
+import lightning as L
+import torch
+
+from lora_lab.adapters import AttachReport, build_method, parse_config
+from lora_lab.adapters.io import adapter_checkpoint_state
+from lora_lab.models.backbones import parse_backbone_config
+
+
+class AdapterModule(L.LightningModule):
+    family: str = "classification"
+
+    def __init__(self, backbone: dict, adapter: dict, optim: dict, task: dict, num_labels: int | None = None, pad_token_id: int | None = None):
+        super().__init__()
+        self.save_hyperparameters()
+        self.backbone_cfg = parse_backbone_config(backbone)
+        self.adapter_cfg = parse_config(adapter)
+        self.optim_cfg = dict(optim)
+        self.model: torch.nn.Module | None = None
+        self.method = None
+        self.report: AttachReport | None = None
+        self.optimizer_steps_seen = 0  # hook calls in this process (tests use it)
+        self.strict_loading = False  # checkpoints are adapter-only
+
+    # ----- building --------------------------------------------------------------------------
+    def build_backbone(self) -> torch.nn.Module:
+        from lora_lab.models.backbones import build_backbone
+
+        return build_backbone(self.backbone_cfg, self.family, self.hparams.num_labels, self.hparams.pad_token_id)
+
+    def head_modules(self, model: torch.nn.Module) -> list[str]:
+        from lora_lab.models.backbones import head_modules_for
+
+        return head_modules_for(model, self.family)
+
+    def configure_model(self) -> None:
+        if self.model is not None:
+            return
+        model = self.build_backbone()
+        self.method = build_method(self.adapter_cfg)
+        self.report = self.method.attach(model, getattr(model.config, "model_type", None), self.head_modules(model))
+        model.train()
+        self.model = model
+
+    # ----- training hooks shared by every method ----------------------------------------------
+    def task_loss(self, batch: dict) -> torch.Tensor:
+        raise NotImplementedError
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        loss = self.task_loss(batch)
+        reg = self.method.regularization_loss()
+        bs = batch["input_ids"].shape[0]
+        self.log("train/task_loss", loss.detach(), batch_size=bs)
+        if reg is not None:
+            self.log("train/reg_loss", reg.detach(), batch_size=bs)
+            loss = loss + reg
+        self.log("train/loss", loss.detach(), prog_bar=True, batch_size=bs)
+        return loss
+
+    def on_fit_start(self) -> None:
+        self.method.check_schedule(self.total_optimizer_steps())
+
+    def total_optimizer_steps(self) -> int:
+        total = self.trainer.estimated_stepping_batches
+        if not math.isfinite(total):
+            raise ValueError("set trainer.max_steps or trainer.max_epochs: the total number of optimizer steps must be known")
+        return int(total)
+
+    def optimizer_step(self, epoch, batch_idx, optimizer, optimizer_closure=None) -> None:
+        optimizer.step(closure=optimizer_closure)
+        # Lightning counts this step as completed only after optimizer_step returns, so global_step
+        # is still the 0-based index of the step just taken (tests pin this); the accumulated,
+        # clipped gradients are still in .grad (zero_grad comes with the next step).
+        self.method.on_optimizer_step(self.trainer.global_step, self.total_optimizer_steps())
+        self.optimizer_steps_seen += 1
+
+    def configure_optimizers(self):
+        from lora_lab.models.optim import build_optimizer
+
+        return build_optimizer([p for p in self.model.parameters() if p.requires_grad], self.optim_cfg, self.total_optimizer_steps())
+
+    # ----- adapter-only checkpoints ---------------------------------------------------------------
+    def adapter_state_keys(self) -> set[str]:
+        return {f"model.{k}" for k in adapter_checkpoint_state(self.model, self.method)} - {
+            f"model.__method__.{k}" for k in self.method.state_dict()
+        }
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        keep = self.adapter_state_keys()
+        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in keep}
+        checkpoint["adapter_method_state"] = {k: v.detach().cpu().clone() for k, v in self.method.state_dict().items()}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        missing = self.adapter_state_keys() - set(checkpoint["state_dict"])
+        if missing:
+            raise KeyError(f"checkpoint lacks adapter tensors: {sorted(missing)[:5]} ...")
+        self.method.load_state_dict(checkpoint.get("adapter_method_state", {}))

@@ -1,0 +1,57 @@
+"""Print a one-row-per-run metric table (Markdown) from result.json files: the quick look at runs.
+
+``python -m lora_lab.results.summary RUN_DIR_OR_ROOT...`` finds every result.json below the given
+paths. The full aggregation (seeds, nuisance axes, LaTeX) is the ``lora-lab report`` command.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+
+def rows(paths: list[str]) -> list[dict]:
+    out = []
+    for root in paths:
+        root = Path(root)
+        files = [root] if root.name == "result.json" else sorted(root.rglob("result.json"))
+        for f in files:
+            r = json.loads(f.read_text())
+            best = r.get("metrics", {}).get("best_val", {})
+            test = r.get("metrics", {}).get("test", {})
+            primary = r.get("primary_metric")
+            test_key = primary.replace(primary.split("/")[0], "test", 1) if primary else None
+            adapter = r.get("config", {}).get("adapter", {})
+            out.append({
+                "run": r.get("run_name"),
+                "status": r.get("status"),
+                "method": adapter.get("method"),
+                "r": adapter.get("r"),
+                "trainable": r.get("params", {}).get("trainable_params"),
+                "steps": r.get("optimizer_steps"),
+                f"best {primary}": best.get(primary),
+                f"{test_key}": test.get(test_key),
+                "majority": r.get("baselines", {}).get("majority_val"),
+                "wall s": r.get("wall_time_s"),
+            })
+    return out
+
+
+def markdown(table: list[dict]) -> str:
+    if not table:
+        return "(no result.json found)"
+    cols = list(dict.fromkeys(k for row in table for k in row))
+    fmt = lambda v: f"{v:.4f}" if isinstance(v, float) and abs(v) <= 1.0 else (f"{v:.0f}" if isinstance(v, float) else ("" if v is None else str(v)))
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(fmt(row.get(c)) for c in cols) + " |" for row in table]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    print(markdown(rows(argv if argv is not None else sys.argv[1:])))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

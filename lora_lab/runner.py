@@ -1,0 +1,112 @@
+"""One trial, start to finish: data, module, Lightning trainer, fit, test, adapter, result.json.
+
+Called by `lora_lab.train.train` after validation. ``result.json`` is written three times at most:
+``running`` at start (so a killed job leaves evidence the report counts as incomplete), then
+``success`` or ``failed``/``cancelled`` at the end. Only global rank 0 writes.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from lora_lab.results.record import git_state, package_versions, peak_memory_mb, write_result
+
+log = logging.getLogger("lora_lab.runner")
+
+
+def _is_rank_zero() -> bool:
+    import os
+
+    return int(os.environ.get("RANK", os.environ.get("SLURM_PROCID", "0")) or 0) == 0 and int(os.environ.get("LOCAL_RANK", "0") or 0) == 0
+
+
+def base_record(cfg: DictConfig, resolved: dict | None, run_dir: Path, overrides: list[str]) -> dict:
+    from omegaconf import OmegaConf
+
+    if resolved is None:
+        try:
+            resolved = OmegaConf.to_container(cfg, resolve=True)
+        except Exception:  # an unresolvable config is itself the failure being recorded
+            resolved = OmegaConf.to_container(cfg, resolve=False)
+    return {
+        "run_dir": str(run_dir),
+        "run_name": resolved.get("run_name"),
+        "study": resolved.get("study"),
+        "config": resolved,
+        "overrides": list(overrides),
+        "versions": package_versions(),
+        "git": git_state(),
+    }
+
+
+def record_failure(cfg, run_dir: Path, overrides: list[str], kind: str, reason: str, status: str = "failed") -> None:
+    if not _is_rank_zero():
+        return
+    try:
+        write_result(run_dir, {**base_record(cfg, None, run_dir, overrides), "status": status, "reason": f"{kind}: {reason}"})
+    except Exception:  # never mask the original error
+        log.exception("could not write the failure record in %s", run_dir)
+
+
+def run_trial(cfg: DictConfig, resolved: dict, run_dir: Path, overrides: list[str], adapter_cfg, task_cfg, backbone_cfg) -> dict:
+    import lightning as L
+
+    from lora_lab.adapters.io import save_adapter
+    from lora_lab.data.classification import ClassificationDataModule
+    from lora_lab.data.tasks import task_spec
+    from lora_lab.models.backbones import load_tokenizer
+    from lora_lab.models.classification import ClassificationModule
+    from lora_lab.train import build_trainer
+
+    started = time.time()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    record = base_record(cfg, resolved, run_dir, overrides)
+    if _is_rank_zero():
+        write_result(run_dir, {**record, "status": "running"})
+
+    L.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    spec = task_spec(task_cfg)
+    tokenizer = load_tokenizer(backbone_cfg)
+    datamodule = ClassificationDataModule(task_cfg, spec, tokenizer, seed=int(cfg.seed))
+    module = ClassificationModule(
+        backbone=resolved["backbone"], adapter=adapter_cfg.to_dict(), optim=resolved["optim"], task=resolved["task"],
+        spec=spec.__dict__, pad_token_id=tokenizer.pad_token_id,
+    )
+    trainer = build_trainer(cfg, run_dir)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if last.is_file() else None)
+    if trainer.interrupted:
+        raise KeyboardInterrupt("training was interrupted")
+
+    if cfg.get("save_adapter", True) and trainer.is_global_zero:
+        backbone_info = {**resolved["backbone"], "family": module.family, "num_labels": spec.num_labels}
+        save_adapter(run_dir / "adapter", module.model, module.method, backbone_info)
+    final = module.curve[-1] if module.curve else {}
+    test = {}
+    if spec.has_test and cfg.get("test_after_fit", True) and module.curve:
+        module.restore_best()
+        test = {k: float(v) for k, v in trainer.test(module, datamodule=datamodule, verbose=False)[0].items()}
+
+    record.update(
+        status="success",
+        task_spec=spec.__dict__,
+        primary_metric=spec.primary_key,
+        params=module.report.to_dict(),
+        metrics={"best_val": module.best or {}, "final": final, "test": test},
+        baselines={"majority_val": datamodule.majority_baseline(spec.eval_splits[0])},
+        curve=module.curve,
+        method_summary=module.method.summary(),
+        optimizer_steps=int(trainer.global_step),
+        wall_time_s=time.time() - started,
+        peak_memory_mb=peak_memory_mb(),
+    )
+    if trainer.is_global_zero:
+        save_artifacts = getattr(module.method, "save_artifacts", None)
+        if callable(save_artifacts):
+            save_artifacts(run_dir)
+        write_result(run_dir, record)
+    return record

@@ -1,0 +1,57 @@
+"""Config schemas reject typos, unknown names and out-of-range values with one clear line."""
+
+import dataclasses
+
+import pytest
+
+from lora_lab.adapters import parse_config
+from lora_lab.adapters.config import AdapterConfig, parse_adapter_config
+from lora_lab.data.tasks import parse_task_config
+from lora_lab.errors import ConfigError
+from lora_lab.models.backbones import parse_backbone_config
+
+
+@pytest.mark.parametrize(
+    "raw,key,fragment",
+    [
+        ({"method": "nope"}, "adapter.method", "allowed: "),
+        ({"method": "lora", "rr": 4}, "adapter.rr", "not a knob of method 'lora'"),
+        ({"method": "lora", "r": 0}, "adapter.r", "positive integer"),
+        ({"method": "lora", "r": -2}, "adapter.r", "positive integer"),
+        ({"method": "lora", "r": 2.5}, "adapter.r", "positive integer"),
+        ({"method": "lora", "alpha": 0}, "adapter.alpha", "positive number"),
+        ({"method": "lora", "alpha": -1.0}, "adapter.alpha", "positive number"),
+        ({"method": "lora", "dropout": 1.0}, "adapter.dropout", "[0, 1)"),
+        ({"method": "lora", "init": "xavier"}, "adapter.init", "allowed: "),
+        ({"method": "lora", "targets": []}, "adapter.targets", "non-empty"),
+    ],
+)
+def test_adapter_schema_errors(raw, key, fragment):
+    with pytest.raises(ConfigError) as err:
+        parse_config(raw)
+    assert err.value.key == key and fragment in str(err.value) and "\n" not in str(err.value)
+
+
+def test_method_only_knob_on_other_method_names_owner():
+    @dataclasses.dataclass
+    class WithBudget(AdapterConfig):
+        method: str = "budgeted"
+        target_r: int = 4
+
+    registry = {"lora": AdapterConfig, "budgeted": WithBudget}
+    with pytest.raises(ConfigError, match=r"adapter.target_r: is not a knob of method 'lora' \(a knob of budgeted only\)"):
+        parse_adapter_config({"method": "lora", "target_r": 2}, registry)
+    assert parse_adapter_config({"method": "budgeted", "target_r": 2}, registry).target_r == 2
+
+
+def test_task_and_backbone_schema_errors():
+    with pytest.raises(ConfigError, match="task.kind"):
+        parse_task_config({"kind": "imagenet"})
+    with pytest.raises(ConfigError, match="task.glue_task: unknown GLUE task 'sst3'"):
+        parse_task_config({"kind": "glue", "glue_task": "sst3"})
+    with pytest.raises(ConfigError, match="task.batchsize"):
+        parse_task_config({"kind": "glue", "batchsize": 3})
+    with pytest.raises(ConfigError, match="backbone.dtype"):
+        parse_backbone_config({"name": "x", "dtype": "int3"})
+    with pytest.raises(ConfigError, match="backbone.nmae"):
+        parse_backbone_config({"nmae": "x"})

@@ -1,0 +1,74 @@
+"""The training entry point as users run it: bad input fails with one line, local GLUE trains
+offline, results are written, and a finished trial is not rerun."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = ["debug=tiny", "task.max_train_samples=32", "task.max_eval_samples=16", "trainer.max_epochs=1"]
+
+
+def run_train(tmp_path, *overrides, cli=False):
+    env = {**os.environ, "LORA_LAB_RUNS": str(tmp_path / "runs"), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    cmd = [sys.executable, "-m", "lora_lab.cli", "train"] if cli else [sys.executable, "-m", "lora_lab.train"]
+    return subprocess.run([*cmd, *overrides], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+
+
+def write_rte(root: Path, n: int = 24, missing_column: bool = False):
+    (root / "RTE").mkdir(parents=True)
+    header = "index\tsentence1\tlabel\n" if missing_column else "index\tsentence1\tsentence2\tlabel\n"
+    for split in ("train", "dev"):
+        rows = [f"{i}\t\"Quoted premise {i}.\tHypothesis {i % 3}.\t{'entailment' if i % 2 else 'not_entailment'}" for i in range(n)]
+        if missing_column:
+            rows = [f"{i}\tpremise\tentailment" for i in range(n)]
+        (root / "RTE" / f"{split}.tsv").write_text(header + "\n".join(rows) + "\n")
+
+
+@pytest.mark.parametrize(
+    "overrides,expected",
+    [
+        (["adapter.method=nope"], "error: adapter.method: unknown method 'nope'; allowed: "),
+        (["task=nope"], "Could not find 'task/nope'"),
+        (["adapter.r=0"], "error: adapter.r: must be a positive integer, got 0"),
+        (["adapter.alpha=-1"], "error: adapter.alpha: must be a positive number, got -1"),
+        (["adapter.targets=[nothing_like_this]"], "error: adapter.targets: ['nothing_like_this'] matches no adaptable module"),
+        (["task=glue_rte", "task.data_dir=/nonexistent/glue"], "error: task.data_dir: /nonexistent/glue is not a directory"),
+    ],
+)
+def test_bad_input_one_clear_line(tmp_path, overrides, expected):
+    proc = run_train(tmp_path, *TINY, *overrides)
+    assert proc.returncode != 0
+    assert expected in proc.stderr, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+
+
+def test_missing_tsv_column_one_line(tmp_path):
+    write_rte(tmp_path / "glue", missing_column=True)
+    proc = run_train(tmp_path, *TINY, "task=glue_rte", f"task.data_dir={tmp_path / 'glue'}")
+    assert proc.returncode == 2 and "error: task.data_dir: " in proc.stderr and "lacks column(s) ['sentence2']" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    failed = next((tmp_path / "runs").rglob("result.json"))
+    assert json.loads(failed.read_text())["status"] == "failed"
+
+
+def test_local_glue_trains_offline_and_rerun_is_noop(tmp_path):
+    write_rte(tmp_path / "glue")
+    args = ["debug=tiny", "trainer.max_epochs=1", "task=glue_rte", f"task.data_dir={tmp_path / 'glue'}", "task.batch_size=8"]
+    proc = run_train(tmp_path, *args, cli=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result_path = tmp_path / "runs/default/glue_rte/tiny_bert/lora-r8-a16-kaiming-qv/lr0.0005-seed0/result.json"
+    record = json.loads(result_path.read_text())
+    assert record["status"] == "success" and record["schema_version"] == 1
+    assert record["config"]["task"]["data_dir"] == str(tmp_path / "glue")
+    assert record["optimizer_steps"] == 3 and len(record["curve"]) == 1
+    assert set(record["metrics"]["best_val"]) >= {"val/accuracy", "step"}
+    assert record["params"]["trainable_params"] == record["params"]["adapter_params"] + record["params"]["head_params"]
+    assert record["git"]["sha"] and record["versions"]["torch"]
+    mtime = result_path.stat().st_mtime_ns
+    again = run_train(tmp_path, *args)
+    assert again.returncode == 0 and result_path.stat().st_mtime_ns == mtime
