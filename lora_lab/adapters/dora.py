@@ -90,7 +90,12 @@ class DoraLayer(LoraLayer):
 
     @torch.no_grad()
     def weight_norm(self) -> torch.Tensor:
-        """``||W0 + s B A||_row`` (fp32, ``[out]``, no graph) via the norm identity, no ``[out, in]`` temporary."""
+        """``||W0 + s B A||_row`` (fp32, ``[out]``, no graph) via the norm identity, no ``[out, in]`` temporary.
+        Autocast is off here: the products run in the base dtype (fp32 for an fp32 base), sums in fp32."""
+        with torch.autocast(device_type=self.lora_A.device.type, enabled=False):
+            return self._weight_norm()
+
+    def _weight_norm(self) -> torch.Tensor:
         a, b, s = self.lora_A, self.lora_B, self.scaling
         w = self.base_layer.weight  # stored layout: [out, in] (Linear) or [in, out] (Conv1D)
         a_w = a.to(w.dtype)  # low-precision base: matmul in the base dtype (as PEFT's norm), then fp32
