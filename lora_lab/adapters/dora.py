@@ -30,7 +30,8 @@ counter, dtype and shape, so a merge, a load or a ``.to()`` invalidates it), ``A
 ``[r, in] x [in, out]`` matmul and the rest is ``O(r^2 (in + out))``. In fp32 the expansion loses
 relative accuracy only where ``||V_i||^2`` is much smaller than ``||W_i||^2 + ||s B_i A||^2`` (the
 adapter cancelling most of a row); such rows (ratio < 0.05) are recomputed directly, so the norm is
-accurate to a few ulp everywhere. Merge and unmerge use the direct norm.
+as accurate as PEFT's direct fp32 norm everywhere (the check costs one host sync per call on GPU).
+Merge and unmerge use the direct norm. Not FSDP-aware (PEFT's identity-matmul detour exists for FSDP).
 
 Merge (exact, fp32): ``W <- g * (W0 + s B A)`` with ``g`` from the pre-merge weight; the norm is
 cached because unmerge cannot recompute it from the merged weight: ``W0 = W / g - s B A``
