@@ -33,7 +33,7 @@ def trained(tmp_path_factory):
     finally:
         torch.set_num_threads(threads)
     out = tmp_path_factory.mktemp("adalora") / "adapter"
-    save_adapter(out, model, method, backbone={"name": "tiny-bert-random"})
+    save_adapter(out, model, method, backbone={"name": "tiny-bert-random", "family": "classification"})
     return base, model, method, out
 
 
@@ -69,6 +69,21 @@ def test_export_to_peft_adalora_loads_in_peft_with_identical_logits(trained, tmp
         assert tensors[f"base_model.model.{name}.lora_E"].shape == (kept, 1)
     peft_model = PeftModel.from_pretrained(copy.deepcopy(base), tmp_path / "peft").eval()
     # same arithmetic except that the dropped (zero) triplets are no longer summed over: fp32 rounding only
+    torch.testing.assert_close(peft_model(input_ids=X).logits, model(input_ids=X).logits, rtol=1e-6, atol=1e-7)
+
+
+def test_generic_export_command_writes_peft_adalora(trained, tmp_path):
+    """``lora-lab export RUN_DIR --format peft OUT`` dispatches AdaLoRA runs to the AdaLoRA exporter."""
+    from lora_lab.adapters.peft_export import export_run
+    from peft import PeftModel
+
+    base, model, method, out = trained
+    export_run(out.parent, "peft", tmp_path / "peft")  # RUN_DIR holding adapter/
+    cfg = json.loads((tmp_path / "peft/adapter_config.json").read_text())
+    assert cfg["peft_type"] == "ADALORA" and cfg["task_type"] == "SEQ_CLS" and cfg["modules_to_save"] == ["classifier"]
+    provenance = json.loads((tmp_path / "peft/lora_lab_export.json").read_text())
+    assert provenance["exported_r"] == 6 and provenance["method"] == "adalora"
+    peft_model = PeftModel.from_pretrained(copy.deepcopy(base), tmp_path / "peft").eval()
     torch.testing.assert_close(peft_model(input_ids=X).logits, model(input_ids=X).logits, rtol=1e-6, atol=1e-7)
 
 
