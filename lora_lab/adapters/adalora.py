@@ -28,7 +28,10 @@ a call like PEFT's ``update_and_allocate``):
 
   It is computed in fp32 with autocast disabled;
 - ``on_optimizer_step(step, total_steps)`` -- `RankAllocator.step` (importance EMAs, budget
-  schedule, masking; see `lora_lab.adapters.rank_allocator` for the equations);
+  schedule, masking; see `lora_lab.adapters.rank_allocator` for the equations). It sees the
+  accumulated, clipped (unscaled) gradients of the step just taken; under DDP they are all-reduced,
+  so every rank computes the same masks, which each allocation verifies with one all-reduce (a
+  mismatch raises). Sharded gradients (FSDP, ZeRO) are not supported;
 - ``check_schedule(total_steps)`` -- rejects ``tinit + tfinal >= total_steps`` before training;
 - ``state_dict()`` -- allocator EMAs, phase flag and allocation history (the masks live in the
   layers' buffers); ``summary()`` -- final rank pattern and budget for result.json;

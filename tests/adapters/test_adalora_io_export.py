@@ -179,3 +179,12 @@ def test_summary_is_json_ready_and_complete(trained):
     assert summary["rank_pattern"] == method.rank_pattern()
     assert summary["budget_init"] == 72 and summary["budget_target"] == summary["budget_final"] == summary["total_rank"] == 24
     assert summary["total_steps"] == T and summary["final_pattern_fixed"] is True and summary["model_type"] == "bert"
+
+
+def test_merge_adapters_folds_the_adalora_update_into_a_plain_model(trained):
+    from lora_lab.adapters.compose import merge_adapters
+
+    base, model, method, out = trained
+    merged = copy.deepcopy(base)
+    merge_adapters(merged, [(out, 1.0)], head_from=0)
+    torch.testing.assert_close(merged(input_ids=X).logits, model(input_ids=X).logits, rtol=1e-5, atol=1e-6)
