@@ -82,6 +82,10 @@ def run_trial(cfg: DictConfig, resolved: dict, run_dir: Path, overrides: list[st
     if trainer.interrupted:
         raise KeyboardInterrupt("training was interrupted")
 
+    if module.best is None and not cfg.trainer.get("fast_dev_run", False):
+        # no selectable evaluation happened during fit (e.g. evaluation points all fell before
+        # AdaLoRA's final phase): evaluate the final adapter once so best/final exist
+        trainer.validate(module, datamodule=datamodule, verbose=False)
     if cfg.get("save_adapter", True) and trainer.is_global_zero:
         backbone_info = {**resolved["backbone"], "family": module.family, "num_labels": spec.num_labels}
         save_adapter(run_dir / "adapter", module.model, module.method, backbone_info)

@@ -241,6 +241,11 @@ class AdaLoraMethod(AdapterMethod):
         return budget_schedule(step, a.b0, a.bT, c.tinit, c.tfinal, total_steps, c.delta_t)
 
     # ----- state and reporting -----------------------------------------------------------------
+    def selectable(self, completed_steps: int, total_steps: int) -> bool:
+        """Only evaluations after the final pattern is fixed (0-based step ``T - tfinal`` done)
+        compete in model selection: an earlier state holds more than the target budget."""
+        return completed_steps > total_steps - self.config.tfinal
+
     def state_dict(self) -> dict[str, torch.Tensor]:
         state = {f"allocator.{k}": v for k, v in self.allocator.state_dict().items()}
         if self.total_steps is not None:

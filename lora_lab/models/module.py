@@ -81,10 +81,13 @@ class AdapterModule(L.LightningModule):
         self.method.check_schedule(self.total_optimizer_steps())
 
     def total_optimizer_steps(self) -> int:
-        total = self.trainer.estimated_stepping_batches
-        if not math.isfinite(total):
-            raise ValueError("set trainer.max_steps or trainer.max_epochs: the total number of optimizer steps must be known")
-        return int(total)
+        """T, the number of optimizer steps of the fit (cached: a later validate/test keeps it)."""
+        if getattr(self, "_total_steps", None) is None:
+            total = self.trainer.estimated_stepping_batches
+            if not math.isfinite(total):
+                raise ValueError("set trainer.max_steps or trainer.max_epochs: the total number of optimizer steps must be known")
+            self._total_steps = int(total)
+        return self._total_steps
 
     def optimizer_step(self, epoch, batch_idx, optimizer, optimizer_closure=None) -> None:
         optimizer.step(closure=optimizer_closure)

@@ -167,3 +167,13 @@ def test_lightning_ddp_two_process_gloo(tmp_path):
     assert record["status"] == "success" and record["method_summary"]["total_steps"] == T == record["optimizer_steps"]
     assert record["method_summary"]["total_rank"] == TARGET_R * N_MATRICES
     assert record["method_summary"]["allocations"] == 4
+
+
+def test_model_selection_ignores_evaluations_above_the_final_budget(tmp_path):
+    """Evaluations at steps 6 and 12 (epoch ends); the final pattern is fixed after step T - tfinal
+    = 9, so only the step-12 evaluation may become best_val, whatever its score."""
+    record = train(cfg(), tmp_path / "run")
+    curve = record["curve"]
+    assert [p["step"] for p in curve] == [6, 12]
+    assert [p["selectable"] for p in curve] == [False, True]
+    assert record["metrics"]["best_val"]["step"] == 12
