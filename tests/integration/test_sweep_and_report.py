@@ -47,7 +47,8 @@ def test_parallel_sweep_then_report_matches_result_files(tmp_path):
 
     proc = _cli(tmp_path, "sweep", str(study))
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "Joblib.Parallel(n_jobs=2" in proc.stderr and "study tiny2x2: 4/4 trials succeeded" in proc.stderr
+    assert "Joblib.Parallel(n_jobs=2" in proc.stdout + proc.stderr  # Hydra logs the launcher it used
+    assert "study tiny2x2: 4/4 trials succeeded" in proc.stderr
     sweep_dir = tmp_path / "runs" / "tiny2x2"
     plan = json.loads((sweep_dir / "sweep_plan.json").read_text())
     assert len(plan["trials"]) == 4
