@@ -29,10 +29,10 @@ FIRST_COLUMNS = ["status", "study", "task", "method", "seed", "lr", "metric", "v
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="lora-lab report", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="lora-lab report", description="Aggregate result.json files into the paper table (md/LaTeX/CSV), plots, trials.csv and meta.json.")
     p.add_argument("paths", nargs="+", help="run dirs, sweep dirs or result.json files")
     p.add_argument("--by", default=None, help="row keys after the method, comma-separated (e.g. r or init,r); default: every knob that varies")
-    p.add_argument("--nuisance", default="optim.lr,lr_scale", help="keys to take the best over, chosen on validation (default: optim.lr,lr_scale)")
+    p.add_argument("--nuisance", default="optim.lr,lr_scale", help="keys to take the best over, chosen on validation (default: optim.lr,lr_scale; '' for none)")
     p.add_argument("--format", default="md,latex,csv", help=f"table formats to write, comma-separated from {', '.join(FORMATS)}")
     p.add_argument("--out", default=None, help="output directory (default: results/<study>)")
     p.add_argument("--reference", action="append", default=[], help="YAML/JSON file of published rows: [{label, params, scores: {task: value}}]")
