@@ -110,3 +110,16 @@ def test_dry_run_lists_every_run_dir_and_writes_nothing(tmp_path, monkeypatch, c
     assert not (tmp_path / "runs").exists()
     assert main(["sweep", str(path), "dry_run=maybe"]) == 2
     assert capsys.readouterr().err.strip() == "error: dry_run: must be true or false, got 'maybe'"
+
+
+@pytest.mark.parametrize("launcher,target", [
+    ("sequential", "BasicLauncher"), ("parallel", "JoblibLauncher"), ("submitit", "LocalLauncher"), ("slurm", "SlurmLauncher"),
+])
+def test_launcher_presets_compose(tmp_path, launcher, target):
+    from lora_lab.sweeps.expand import split_trials
+
+    path = _study_file(tmp_path, "      seed: 0,1\n")
+    _, master, batches = split_trials(find_study(str(path)), [f"hydra/launcher={launcher}"])
+    assert master.hydra.launcher._target_.endswith(target) and len(batches) == 2
+    if launcher == "parallel":
+        assert master.hydra.launcher.n_jobs == 2
