@@ -20,13 +20,17 @@ RANK_KEYS = ("cfg.adapter.r", "cfg.adapter.target_r", "cfg.budget")
 MAX_HEATMAPS = 24
 
 
-def _pyplot():
-    import matplotlib
+def _figure(n_panels: int):
+    """A bare Agg figure (no pyplot: faster to import, nothing global) with ``n_panels`` axes in a row."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
+    fig = Figure(figsize=(4.2 * n_panels, 3.4))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, n_panels, squeeze=False)[0]
+    width = 4.2 * n_panels  # inches: fixed margins of 0.75 in (y label) and 0.15 in
+    fig.subplots_adjust(left=0.75 / width, right=1 - 0.15 / width, bottom=0.16, top=0.9, wspace=0.35)
+    return fig, axes
 
 
 def _series_label(keys: list[str], values: tuple) -> str:
@@ -38,11 +42,10 @@ def _panels(agg: Aggregate, x: str, exclude: tuple[str, ...], xlabel: str, log_x
     cells = agg.cells.dropna(subset=[x, "mean"])
     if cells.empty or cells[x].nunique() < 2:
         return None
-    plt = _pyplot()
     tasks = [t for t in agg.tasks if t in set(cells["task"])]
-    fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 3.4), squeeze=False, constrained_layout=True)
+    fig, axes = _figure(len(tasks))
     series_keys = [k for k in agg.row_keys if k not in exclude]
-    for ax, task in zip(axes[0], tasks):
+    for ax, task in zip(axes, tasks):
         sub = cells[cells["task"] == task]
         for values, group in sub.groupby(series_keys, dropna=False, sort=True):
             values = values if isinstance(values, tuple) else (values,)
@@ -56,10 +59,9 @@ def _panels(agg: Aggregate, x: str, exclude: tuple[str, ...], xlabel: str, log_x
         ax.set_xlabel(xlabel)
         ax.set_ylabel(f"{info['split']} {info['metric']} x100")
         ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=7)
+    axes[0].legend(fontsize=7)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 
