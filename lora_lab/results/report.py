@@ -112,6 +112,7 @@ def report(paths, by=None, nuisance=("optim.lr", "lr_scale"), formats=FORMATS, o
     from lora_lab.results.record import atomic_write_text, git_state, package_versions
     from lora_lab.results.tables import build_table, to_csv, to_latex, to_markdown
 
+    code_state = git_state()  # before writing: the outputs may live in this repository (results/)
     bad = [f for f in formats if f not in FORMATS]
     if bad:
         raise ConfigError("--format", f"unknown format {bad[0]!r}; allowed: {', '.join(FORMATS)}")
@@ -155,7 +156,7 @@ def report(paths, by=None, nuisance=("optim.lr", "lr_scale"), formats=FORMATS, o
         "run_git_shas": sorted(trials["git_sha"].dropna().unique().tolist()) if "git_sha" in trials else [],
         "plots": [str(p.relative_to(out)) for p in plot_paths],
         "versions": {**package_versions(), "pandas": _version("pandas"), "matplotlib": _version("matplotlib")},
-        "git": git_state(),
+        "git": code_state,
     }
     atomic_write_text(out / "meta.json", json.dumps(meta, indent=1))
     return {"out": out, "markdown": markdown, "aggregate": agg, "trials": trials, "table": table}
