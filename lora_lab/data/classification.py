@@ -15,6 +15,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from lora_lab.data.tasks import TaskConfig, TaskSpec, load_examples
+from lora_lab.resume.sampler import ResumableDataLoader, ResumableSampler
 
 
 class TokenizedDataset(torch.utils.data.Dataset):
@@ -79,19 +80,22 @@ class ClassificationDataModule(L.LightningDataModule):
         batch["labels"] = torch.tensor(labels, dtype=torch.float32 if self.spec.num_labels == 1 else torch.long)
         return dict(batch)
 
-    def _loader(self, split: str, shuffle: bool, batch_size: int) -> DataLoader:
-        generator = torch.Generator().manual_seed(self.seed)
-        return DataLoader(
-            self.splits[split], batch_size=batch_size, shuffle=shuffle, collate_fn=self._collate,
-            num_workers=self.task.num_workers, generator=generator if shuffle else None,
-        )
+    def _loader(self, split: str, batch_size: int) -> DataLoader:
+        return DataLoader(self.splits[split], batch_size=batch_size, shuffle=False, collate_fn=self._collate, num_workers=self.task.num_workers)
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", True, self.task.batch_size)
+        """Shuffled by ``(seed, epoch)``, sharded over DDP ranks, resumable mid-epoch (`lora_lab.resume.sampler`)."""
+        trainer = self.trainer
+        replicas, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+        sampler = ResumableSampler(self.splits["train"], seed=self.seed, num_replicas=replicas, rank=rank, shuffle=True)
+        return ResumableDataLoader(
+            self.splits["train"], sampler=sampler, batch_size=self.task.batch_size, collate_fn=self._collate,
+            num_workers=self.task.num_workers,
+        )
 
     def val_dataloader(self):
-        loaders = [self._loader(s, False, self.task.eval_batch_size) for s in self.spec.eval_splits]
+        loaders = [self._loader(s, self.task.eval_batch_size) for s in self.spec.eval_splits]
         return loaders[0] if len(loaders) == 1 else loaders
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test", False, self.task.eval_batch_size)
+        return self._loader("test", self.task.eval_batch_size)
