@@ -6,6 +6,7 @@
 #                                  prints `export SLURM_CONF=...` (eval it, or the tests find the
 #                                  default state dir themselves)
 #   .ci/slurm_cluster.sh down      stop the three daemons by the PIDs recorded at `up`
+#   .ci/slurm_cluster.sh running   exit status 0 if the cluster is up and answers
 #   .ci/slurm_cluster.sh status    daemons and node state
 #
 # Everything lives in one private state dir ($LORA_LAB_SLURM_DIR, default /tmp/lora_lab_slurm):
@@ -81,6 +82,15 @@ EOF
 
 pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
+fail_up() {  # stop whatever `up` started, then fail with the reason and the daemons' last words
+  local why=$1
+  for log in munged slurmctld slurmd; do
+    [ -s "$STATE/$log.log" ] && { echo "--- $STATE/$log.log" >&2; tail -15 "$STATE/$log.log" >&2; }
+  done
+  down >/dev/null 2>&1 || true
+  die "$why"
+}
+
 up() {
   [ "$(id -u)" = 0 ] || die "the test cluster runs its daemons as root"
   for bin in munged mungekey slurmctld slurmd sinfo; do command -v $bin >/dev/null || die "$bin not found (run: $0 install)"; done
@@ -94,10 +104,10 @@ up() {
   chmod 400 "$STATE/munge/munge.key"
   munged --force --socket="$STATE/munge.socket" --key-file="$STATE/munge/munge.key" \
     --pid-file="$STATE/munged.pid" --log-file="$STATE/munged.log" --seed-file="$STATE/munge/munged.seed" \
-    || die "munged failed to start: $(tail -3 "$STATE/munged.log" 2>/dev/null)"
+    || fail_up "munged failed to start"
   export SLURM_CONF=$CONF
-  slurmctld -f "$CONF" -c -i || die "slurmctld failed to start: $(tail -5 "$STATE/slurmctld.log" 2>/dev/null)"
-  slurmd -f "$CONF" -N localhost || die "slurmd failed to start: $(tail -5 "$STATE/slurmd.log" 2>/dev/null)"
+  slurmctld -f "$CONF" -c -i || fail_up "slurmctld failed to start"
+  slurmd -f "$CONF" -N localhost || fail_up "slurmd failed to start"
   local state=""
   for _ in $(seq 1 100); do
     state=$(sinfo -h -N -n localhost -o %T 2>/dev/null | head -1 || true)
@@ -106,10 +116,7 @@ up() {
   done
   case "$state" in
     idle*|mixed*|allocated*) ;;
-    *) echo "--- slurmctld.log" >&2; tail -20 "$STATE/slurmctld.log" >&2 || true
-       echo "--- slurmd.log" >&2; tail -20 "$STATE/slurmd.log" >&2 || true
-       down >/dev/null 2>&1 || true
-       die "node localhost did not become idle (state: '${state:-none}')" ;;
+    *) fail_up "node localhost did not become idle within 20 s (state: '${state:-none}')" ;;
   esac
   echo "export SLURM_CONF=$CONF"
 }
@@ -133,6 +140,11 @@ down() {
   stop_pid munged "$STATE/munged.pid"
 }
 
+running() {
+  pid_alive "$STATE/munged.pid" && pid_alive "$STATE/slurmctld.pid" && pid_alive "$STATE/slurmd.pid" \
+    && SLURM_CONF=$CONF sinfo -h >/dev/null 2>&1
+}
+
 status() {
   for d in munged slurmctld slurmd; do
     if pid_alive "$STATE/$d.pid"; then echo "$d: running (pid $(cat "$STATE/$d.pid"))"; else echo "$d: stopped"; fi
@@ -144,6 +156,7 @@ case "${1:-}" in
   install) install_packages ;;
   up) up ;;
   down) down ;;
+  running) running ;;
   status) status ;;
-  *) echo "usage: $0 install|up|down|status" >&2; exit 2 ;;
+  *) echo "usage: $0 install|up|down|running|status" >&2; exit 2 ;;
 esac
