@@ -7,8 +7,10 @@ CPU generator, every CUDA device's generator (where CUDA is in use), numpy's and
 before the first resumed batch). Everything is stored as tensors or plain Python values so the
 checkpoint still loads with ``weights_only=True``.
 
-Under DDP every rank seeds identically and draws identically, so rank 0's states (the ones written)
-are every rank's states.
+Under DDP the ranks' states differ even with one seed (dynamic padding gives each rank batches of
+other shapes, so dropout draws different amounts), so every rank's states are gathered into the
+checkpoint rank 0 writes (``state_dict`` runs on all ranks inside ``trainer.save_checkpoint``) and
+each rank takes its own back.
 """
 
 from __future__ import annotations
@@ -44,12 +46,32 @@ def restore_rng(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(cuda)
 
 
+def _gather(state: dict[str, Any]) -> list[dict[str, Any]]:
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return [state]
+    out: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(out, state)
+    return out
+
+
 class RngState(Callback):
-    """Checkpoint and restore the global RNG states (see the module docstring)."""
+    """Checkpoint and restore every rank's global RNG states (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.rank = 0
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        self.rank = trainer.global_rank  # known before Lightning restores callback states
 
     def state_dict(self) -> dict[str, Any]:
-        return capture_rng()
+        return {"ranks": _gather(capture_rng())}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        if state_dict:
-            restore_rng(state_dict)
+        ranks = state_dict.get("ranks")
+        if not ranks:
+            return
+        if self.rank >= len(ranks):
+            raise RuntimeError(f"the checkpoint holds RNG states of {len(ranks)} rank(s); this is rank {self.rank}: resume with the same world size")
+        restore_rng(ranks[self.rank])

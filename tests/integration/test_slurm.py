@@ -119,3 +119,31 @@ def test_timeout_signal_and_scontrol_requeue_resume_bit_exact(slurm_env, tmp_pat
         assert record["job"]["slurm_restart_count"] == "1"  # ... requeued once
         assert_same_outcome(run_dir["ref"], run_dir[study])
     assert not read(run_dir["ref"] / "result.json")["interruptions"]
+
+
+def test_ddp_job_preempted_resumes_bit_exact(slurm_env, tmp_path):
+    """slurm_ddp's shape on CPU: two tasks of one job are the two DDP ranks (gloo); the timeout signal
+    reaches both, they agree on the step, save once, requeue once, and resume in step."""
+    runs = tmp_path / "runs"
+    ddp = ["hydra/launcher=slurm_ddp", "hydra.launcher.gpus_per_node=null", "hydra.launcher.tasks_per_node=2",
+           "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=4", "hydra.launcher.timeout_min=30",
+           "hydra.launcher.setup=['export OMP_NUM_THREADS=1']",
+           "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.precision=32-true"]
+    proc = multirun(slurm_env, runs, *ddp, *LONG, "study=ddpref,ddpstop")
+    run_dir = {s: runs / s / f"{RUN}-dropout0.1" / "lr0.0005-seed0" for s in ("ddpref", "ddpstop")}
+    job, deadline = None, time.time() + 600
+    while job is None and proc.poll() is None and time.time() < deadline:
+        record = read(run_dir["ddpstop"] / "result.json")
+        if record and record["status"] == "running" and (run_dir["ddpstop"] / "checkpoints/last.ckpt").is_file():
+            job = record["job"]["slurm_array_task"]
+            subprocess.run(["scancel", "--signal=USR2", job], env=slurm_env, check=True, timeout=60)
+        time.sleep(0.2)
+    out = finish(proc)
+    assert job, out[-3000:]
+    record = read(run_dir["ddpstop"] / "result.json")
+    assert record["status"] == "success" and record["job"]["slurm_restart_count"] == "1", out[-3000:]
+    stops = record["interruptions"]
+    # 96 examples over 2 ranks, batch 8: 6 steps per epoch, 24 in all; the first checkpoint is at step 6
+    assert [s["signal"] for s in stops] == ["SIGUSR2"] and 6 <= stops[0]["step"] < 24, stops
+    assert read(run_dir["ddpref"] / "result.json")["optimizer_steps"] == 24
+    assert_same_outcome(run_dir["ddpref"], run_dir["ddpstop"])

@@ -66,3 +66,19 @@ def test_other_loop_shapes_resume_bit_exact(tmp_path, extra, step, when):
     stop, _ = stop_and_resume(tmp_path / "run", step, *extra, when=when)
     assert stop.step >= step
     assert_same_outcome(tmp_path / "ref", tmp_path / "run")
+
+
+def other_adapters() -> list[str]:
+    from pathlib import Path
+
+    from lora_lab.train import CONF_DIR
+
+    return sorted(p.stem for p in (Path(CONF_DIR) / "adapter").glob("*.yaml") if p.stem != "lora")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("adapter", other_adapters())  # AdaLoRA (allocator state), DoRA, PiSSA where merged
+def test_every_adapter_method_resumes_bit_exact(tmp_path, adapter):
+    train(tiny_cfg(f"adapter={adapter}", "adapter.dropout=0.1"), tmp_path / "ref")
+    stop_and_resume(tmp_path / "run", 17, f"adapter={adapter}", "adapter.dropout=0.1")
+    assert_same_outcome(tmp_path / "ref", tmp_path / "run")

@@ -24,3 +24,18 @@ def test_state_round_trip_through_a_checkpoint_replays_draws():
     buf.seek(0)
     RngState().load_state_dict(torch.load(buf, weights_only=True)["callbacks"]["RngState"])
     assert draws() == expected
+
+
+def test_each_rank_gets_its_own_states_back():
+    torch.manual_seed(5)
+    rank0 = RngState().state_dict()["ranks"][0]
+    expected_rank0 = torch.rand(2).tolist()
+    torch.manual_seed(6)
+    rank1 = RngState().state_dict()["ranks"][0]
+    expected_rank1 = torch.rand(2).tolist()
+    saved = {"ranks": [rank0, rank1]}  # what a 2-rank job gathers
+    for rank, expected in ((0, expected_rank0), (1, expected_rank1)):
+        callback = RngState()
+        callback.rank = rank
+        callback.load_state_dict(saved)
+        assert torch.rand(2).tolist() == expected
