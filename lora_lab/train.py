@@ -98,6 +98,10 @@ def build_trainer(cfg: DictConfig, run_dir: Path):
     return instantiate(trainer_cfg, callbacks=callbacks, logger=loggers or False, default_root_dir=str(run_dir), plugins=plugins)
 
 
+class RunDirTaken(ConfigError):
+    """The run dir holds a result of another config; that result is never overwritten."""
+
+
 def trial_identity(config: dict | None) -> dict | None:
     """The resolved config without run-control keys: two configs equal here are the same trial."""
     return None if config is None else {k: v for k, v in config.items() if k not in RUN_CONTROL_KEYS}
@@ -125,7 +129,7 @@ def train(cfg: DictConfig, run_dir: str | os.PathLike, overrides: list[str] | No
             return {"status": "running", "run_dir": str(run_dir), "reason": f"held by {lock.holder()}"}
         previous = read_result(run_dir) if (run_dir / RESULT_NAME).is_file() else None
         if previous is not None and trial_identity(previous.get("config")) not in (None, trial_identity(resolved)):
-            raise ConfigError("run_name", f"{run_dir} already holds a result of a different config; give the run a distinct name")
+            raise RunDirTaken("run_name", f"{run_dir} already holds a result of a different config; give the run a distinct name")
         if previous is not None and previous.get("status") == "success":
             if not cfg.get("force", False):
                 log.info("already finished: %s (force=true reruns it)", run_dir)
@@ -162,7 +166,8 @@ def main(cfg: DictConfig):
         print(f"stopped: {stop}", file=sys.stderr)
         sys.exit(128 + stop.signum)
     except ConfigError as err:
-        record_failure(cfg, run_dir, overrides, "config_error", str(err))
+        if not isinstance(err, RunDirTaken):  # the result there belongs to another config: keep it
+            record_failure(cfg, run_dir, overrides, "config_error", str(err))
         print(f"error: {err}", file=sys.stderr)
         if multirun:
             return None

@@ -82,3 +82,38 @@ def test_every_adapter_method_resumes_bit_exact(tmp_path, adapter):
     train(tiny_cfg(f"adapter={adapter}"), tmp_path / "ref")
     stop_and_resume(tmp_path / "run", 17, f"adapter={adapter}")
     assert_same_outcome(tmp_path / "ref", tmp_path / "run")
+
+
+@pytest.mark.slow
+def test_sigkill_mid_training_then_rerun_matches(reference, tmp_path):
+    """No signal at all (node failure, OOM killer): with ``resume.every_n_minutes`` tiny, last.ckpt is
+    written at every safe point; SIGKILL the run once it has one, rerun, and the result is the same."""
+    import os
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from tests.resume.exact import BASE
+
+    extra = ["resume.every_n_minutes=1e-6", "+callbacks.slow._target_=tests.resume.signal_at.Throttle", "+callbacks.slow.seconds=0.05",
+             f"paths.runs_root={tmp_path}", "study=kill"]
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen([sys.executable, "-m", "lora_lab.train", *BASE, *extra], cwd=root, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 300
+        while not list(tmp_path.rglob("checkpoints/last.ckpt")):
+            assert proc.poll() is None and time.time() < deadline, "the run ended before writing a checkpoint"
+            time.sleep(0.05)
+        time.sleep(0.3)
+        assert proc.poll() is None, "the run finished before it could be killed"
+        proc.kill()
+    finally:
+        proc.kill()
+        proc.wait()
+    run_dir = next(tmp_path.rglob("checkpoints/last.ckpt")).parents[1]
+    killed_at = torch.load(run_dir / "checkpoints/last.ckpt", weights_only=True)["global_step"]
+    assert 0 < killed_at < 36 and result(run_dir)["status"] == "running"
+    train(tiny_cfg(*extra), run_dir)
+    assert_same_outcome(reference, run_dir)

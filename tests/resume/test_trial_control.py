@@ -44,3 +44,21 @@ def test_a_trial_held_by_another_job_is_left_alone(tmp_path):
 def test_bad_resume_settings_name_the_key(tmp_path, override, message):
     with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
         train(tiny_cfg(override), tmp_path / "run")
+
+
+def test_a_different_config_never_overwrites_a_finished_trial(tmp_path, monkeypatch):
+    import sys
+
+    from lora_lab.train import main
+
+    args = ["debug=tiny", "logger=none", "task.max_train_samples=16", "task.max_eval_samples=16", "task.batch_size=8",
+            f"paths.runs_root={tmp_path}", "test_after_fit=false"]
+    monkeypatch.setattr(sys, "argv", ["train", *args, "trainer.max_epochs=1"])
+    main()
+    path = next(tmp_path.rglob("result.json"))
+    before = path.read_bytes()
+    assert b'"status": "success"' in before
+    monkeypatch.setattr(sys, "argv", ["train", *args, "trainer.max_epochs=2"])  # same run name, other config
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 2 and path.read_bytes() == before
