@@ -11,7 +11,7 @@ the same place and resumes from ``checkpoints/last.ckpt``. This package makes th
   and hands a stopped run to submitit, which requeues it (`slurm` explains why submitit's mechanism
   and not Lightning's);
 - `sampler` makes the training data order a function of ``(seed, epoch)`` and lets a resumed epoch
-  skip the batches already trained on;
+  skip the batches already trained on (`LoaderStateRestore` hands the position back);
 - `rng` checkpoints the torch / CUDA / numpy / Python RNG states (dropout masks continue);
 - `checkpoint_io.AtomicCheckpointIO` writes checkpoints with temp + fsync + rename;
 - `lock.RunLock` keeps two jobs of the same trial (a sweep launched twice) out of one run dir.

@@ -90,6 +90,8 @@ class ResumeCheckpoint(Checkpoint):
 
     # ----- helpers --------------------------------------------------------------------------------
     def save(self, trainer) -> None:
+        if trainer.fast_dev_run:  # like ModelCheckpoint: a wiring check leaves nothing to resume from
+            return
         trainer.save_checkpoint(str(self.last_path))
         self.saved_steps.append(int(trainer.global_step))
         self._last_save_time = time.monotonic()
@@ -114,10 +116,15 @@ class ResumeCheckpoint(Checkpoint):
 
     @staticmethod
     def _validation_follows(trainer) -> bool:
+        """Will Lightning validate right after this batch? (Its own decision, a private method; should
+        that move, fall back to "at the end of every epoch", the default schedule.)"""
         if not trainer.limit_val_batches:
             return False
         loop = trainer.fit_loop
-        return bool(loop.epoch_loop._should_check_val_fx(loop._data_fetcher))
+        try:
+            return bool(loop.epoch_loop._should_check_val_fx(loop._data_fetcher))
+        except AttributeError:  # pragma: no cover - only with a Lightning that renamed it
+            return bool(loop.epoch_loop.batch_progress.is_last_batch)
 
     def _stop(self, trainer) -> None:
         signum = self.signals.pending
