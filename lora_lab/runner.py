@@ -119,10 +119,19 @@ def run_trial(cfg: DictConfig, resolved: dict, run_dir: Path, overrides: list[st
     if trainer.interrupted:
         raise KeyboardInterrupt("training was interrupted")
 
+    if module.best is None and not cfg.trainer.get("fast_dev_run", False):
+        # no selectable evaluation happened during fit (e.g. evaluation points all fell before
+        # AdaLoRA's final phase): evaluate the final adapter once so best/final exist
+        trainer.validate(module, datamodule=datamodule, verbose=False)
     if cfg.get("save_adapter", True) and trainer.is_global_zero:
         backbone_info = {**resolved["backbone"], "family": module.family, "num_labels": spec.num_labels}
         save_adapter(run_dir / "adapter", module.model, module.method, backbone_info)
     final = module.curve[-1] if module.curve else {}
+    # summary and artifacts describe the trained (final) adapter, the one saved above; restore_best
+    # below may load an earlier state (e.g. an AdaLoRA rank pattern from mid-schedule) for testing
+    method_summary = module.method.summary()
+    if trainer.is_global_zero:
+        module.method.save_artifacts(run_dir)
     test = {}
     if spec.has_test and cfg.get("test_after_fit", True) and module.curve:
         module.restore_best()
@@ -136,14 +145,11 @@ def run_trial(cfg: DictConfig, resolved: dict, run_dir: Path, overrides: list[st
         metrics={"best_val": module.best or {}, "final": final, "test": test},
         baselines={"majority_val": datamodule.majority_baseline(spec.eval_splits[0])},
         curve=module.curve,
-        method_summary=module.method.summary(),
+        method_summary=method_summary,
         optimizer_steps=int(trainer.global_step),
         wall_time_s=time.time() - started,
         peak_memory_mb=peak_memory_mb(),
     )
     if trainer.is_global_zero:
-        save_artifacts = getattr(module.method, "save_artifacts", None)
-        if callable(save_artifacts):
-            save_artifacts(run_dir)
         write_result(run_dir, record)
     return record

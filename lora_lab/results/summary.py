@@ -21,7 +21,7 @@ def rows(paths: list[str]) -> list[dict]:
             best = r.get("metrics", {}).get("best_val", {})
             test = r.get("metrics", {}).get("test", {})
             primary = r.get("primary_metric")
-            test_key = primary.replace(primary.split("/")[0], "test", 1) if primary else None
+            test_key = "test/" + primary.split("/", 1)[1] if primary else None
             adapter = r.get("config", {}).get("adapter", {})
             out.append({
                 "run": r.get("run_name"),
@@ -30,8 +30,9 @@ def rows(paths: list[str]) -> list[dict]:
                 "r": adapter.get("r"),
                 "trainable": r.get("params", {}).get("trainable_params"),
                 "steps": r.get("optimizer_steps"),
-                f"best {primary}": best.get(primary),
-                f"{test_key}": test.get(test_key),
+                "metric": primary.split("/", 1)[1] if primary else None,
+                "best val": best.get(primary),
+                "test": test.get(test_key),
                 "majority": r.get("baselines", {}).get("majority_val"),
                 "wall s": r.get("wall_time_s"),
             })
