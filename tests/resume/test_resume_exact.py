@@ -99,7 +99,8 @@ def test_sigkill_mid_training_then_rerun_matches(reference, tmp_path):
     extra = ["resume.every_n_minutes=1e-6", "+callbacks.slow._target_=tests.resume.signal_at.Throttle", "+callbacks.slow.seconds=0.05",
              f"paths.runs_root={tmp_path}", "study=kill"]
     root = Path(__file__).resolve().parents[2]
-    proc = subprocess.Popen([sys.executable, "-m", "lora_lab.train", *BASE, *extra], cwd=root, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": str(torch.get_num_threads())}  # same float reductions as here
+    proc = subprocess.Popen([sys.executable, "-m", "lora_lab.train", *BASE, *extra], cwd=root, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 300
