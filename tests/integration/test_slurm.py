@@ -1,8 +1,9 @@
 """On a real SLURM cluster (`.ci/slurm_cluster.sh up`: slurmctld + slurmd + munge on localhost):
 a study through hydra-submitit-launcher completes with one result.json per trial and a failing trial
-does not take the others down; a job stopped by the timeout signal (USR2, submitit requeues it) and
-one requeued with ``scontrol requeue`` (SIGTERM, SLURM requeues it) both resume and end bit-identical
-to an uninterrupted job with the same seed.
+does not take the others down; a job stopped by the timeout signal (USR2, submitit requeues it), one
+requeued with ``scontrol requeue`` (SIGTERM, SLURM requeues it), one preempted by a job in a
+higher-priority partition, and a two-rank DDP job stopped by the timeout signal all resume and end
+bit-identical to an uninterrupted run with the same seed.
 
 Marked ``slurm``: `.ci/test` brings the cluster up and runs them; without a reachable cluster they
 fail (not skip) when selected."""
@@ -147,3 +148,32 @@ def test_ddp_job_preempted_resumes_bit_exact(slurm_env, tmp_path):
     assert [s["signal"] for s in stops] == ["SIGUSR2"] and 6 <= stops[0]["step"] < 24, stops
     assert read(run_dir["ddpref"] / "result.json")["optimizer_steps"] == 24
     assert_same_outcome(run_dir["ddpref"], run_dir["ddpstop"])
+
+
+def test_preemption_by_a_higher_priority_partition_resumes_bit_exact(slurm_env, tmp_path):
+    """The shared-cluster case itself: a job in the `urgent` partition (higher PriorityTier,
+    PreemptMode=REQUEUE on `debug`) takes every CPU; SLURM preempts our running trial (SIGTERM) and
+    requeues it; the requeued job resumes and ends as an uninterrupted run does (the reference runs
+    here, in-process, with the same single thread as the job)."""
+    from lora_lab.train import train
+    from tests.resume.exact import tiny_cfg
+
+    runs = tmp_path / "runs"
+    proc = multirun(slurm_env, runs, "hydra/launcher=slurm_cpu", "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=2",
+                    "hydra.launcher.partition=debug", "hydra.launcher.setup=['export OMP_NUM_THREADS=1']", *LONG, "study=preempted")
+    run_dir = runs / "preempted" / f"{RUN}-dropout0.1" / "lr0.0005-seed0"
+    cpus = subprocess.run(["sinfo", "-h", "-p", "urgent", "-o", "%c"], env=slurm_env, capture_output=True, text=True, check=True).stdout.split()[0]
+    deadline, urgent = time.time() + 600, None
+    while urgent is None and proc.poll() is None and time.time() < deadline:
+        record = read(run_dir / "result.json")
+        if record and record["status"] == "running" and (run_dir / "checkpoints/last.ckpt").is_file():
+            urgent = subprocess.run(["sbatch", "--parsable", "-p", "urgent", "-c", cpus, "--mem=100M", "-o", str(tmp_path / "urgent.out"),
+                                     "--wrap", "sleep 3"], env=slurm_env, capture_output=True, text=True, check=True).stdout.strip()
+        time.sleep(0.2)
+    train(tiny_cfg(*[o for o in LONG if o.startswith(("task.", "trainer.", "adapter."))]), tmp_path / "reference")
+    out = finish(proc)
+    assert urgent, out[-3000:]
+    record = read(run_dir / "result.json")
+    assert record["status"] == "success" and record["job"]["slurm_restart_count"] == "1", out[-3000:]
+    assert [s["signal"] for s in record["interruptions"]] == ["SIGTERM"] and 12 <= record["interruptions"][0]["step"] < 48
+    assert_same_outcome(tmp_path / "reference", run_dir)
