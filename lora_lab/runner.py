@@ -1,8 +1,11 @@
 """One trial, start to finish: data, module, Lightning trainer, fit, test, adapter, result.json.
 
-Called by `lora_lab.train.train` after validation. ``result.json`` is written three times at most:
-``running`` at start (so a killed job leaves evidence the report counts as incomplete), then
-``success`` or ``failed``/``cancelled`` at the end. Only global rank 0 writes.
+Called by `lora_lab.train.train` after validation. ``result.json`` is written ``running`` at start
+(so a killed job leaves evidence the report counts as incomplete), then ``success`` or
+``failed``/``cancelled`` at the end. A run stopped by a SLURM signal (`lora_lab.resume.signals`)
+appends to ``interruptions`` and is written ``running`` (its requeue was requested) or ``cancelled``
+(SIGTERM: SLURM requeues it or not; a rerun resumes either way); the requeued job carries the
+list forward. Only global rank 0 writes.
 """
 
 from __future__ import annotations
@@ -46,7 +49,19 @@ def base_record(cfg: DictConfig, resolved: dict | None, run_dir: Path, overrides
         "overrides": list(overrides),
         "versions": package_versions(),
         "git": git_state(),
+        "job": job_info(),
     }
+
+
+def job_info() -> dict:
+    """Where this attempt runs: host, pid and the SLURM job (array job + task) if any."""
+    import os
+    import socket
+
+    env = os.environ
+    array = "_".join(filter(None, (env.get("SLURM_ARRAY_JOB_ID"), env.get("SLURM_ARRAY_TASK_ID")))) or None
+    return {"host": socket.gethostname(), "pid": os.getpid(), "slurm_job_id": env.get("SLURM_JOB_ID"), "slurm_array_task": array,
+            "slurm_restart_count": env.get("SLURM_RESTART_COUNT")}
 
 
 def record_failure(cfg, run_dir: Path, overrides: list[str], kind: str, reason: str, status: str = "failed") -> None:
@@ -58,7 +73,22 @@ def record_failure(cfg, run_dir: Path, overrides: list[str], kind: str, reason: 
         log.exception("could not write the failure record in %s", run_dir)
 
 
-def run_trial(cfg: DictConfig, resolved: dict, run_dir: Path, overrides: list[str], adapter_cfg, task_cfg, backbone_cfg) -> dict:
+def record_stop(run_dir: Path, record: dict, stop, trainer) -> None:
+    """Write the interruption into result.json (rank 0) before the job ends or is requeued."""
+    entry = {"signal": stop.signal_name, "step": stop.step, "epoch": int(trainer.current_epoch),
+             "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **job_info()}
+    record["interruptions"] = [*record.get("interruptions", []), entry]
+    requeued = stop.requeue and callable(stop.previous_handler)
+    if requeued:
+        status, reason = "running", f"requeue requested after {stop}"
+    else:
+        status, reason = "cancelled", f"{stop}; resumes from checkpoints/last.ckpt when requeued or rerun"
+    if _is_rank_zero():
+        write_result(run_dir, {**record, "status": status, "reason": reason})
+
+
+def run_trial(cfg: DictConfig, resolved: dict, run_dir: Path, overrides: list[str], adapter_cfg, task_cfg, backbone_cfg,
+              interruptions: list[dict] | None = None) -> dict:
     import lightning as L
 
     from lora_lab.adapters.io import save_adapter
@@ -66,11 +96,13 @@ def run_trial(cfg: DictConfig, resolved: dict, run_dir: Path, overrides: list[st
     from lora_lab.data.tasks import task_spec
     from lora_lab.models.backbones import load_tokenizer
     from lora_lab.models.classification import ClassificationModule
+    from lora_lab.resume.signals import RunPreempted, hand_over
     from lora_lab.train import build_trainer
 
     started, started_cpu = time.time(), time.process_time()
     run_dir.mkdir(parents=True, exist_ok=True)
     record = base_record(cfg, resolved, run_dir, overrides)
+    record["interruptions"] = list(interruptions or [])
     if _is_rank_zero():
         write_result(run_dir, {**record, "status": "running"})
 
@@ -84,7 +116,12 @@ def run_trial(cfg: DictConfig, resolved: dict, run_dir: Path, overrides: list[st
     )
     trainer = build_trainer(cfg, run_dir)
     last = run_dir / "checkpoints" / "last.ckpt"
-    trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if last.is_file() else None)
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if last.is_file() else None)
+    except RunPreempted as stop:
+        record_stop(run_dir, record, stop, trainer)
+        hand_over(stop)  # submitit: requeue and exit; otherwise returns
+        raise
     if trainer.interrupted:
         raise KeyboardInterrupt("training was interrupted")
 

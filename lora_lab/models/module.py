@@ -112,18 +112,10 @@ class AdapterModule(L.LightningModule):
         keep = self.adapter_state_keys()
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in keep}
         checkpoint["adapter_method_state"] = {k: v.detach().cpu().clone() for k, v in self.method.state_dict().items()}
-        # dropout masks after a resume must be the ones an uninterrupted run draws (Lightning does
-        # not checkpoint RNG states); torch generators only, as tensors (weights_only loading)
-        checkpoint["torch_rng_state"] = torch.get_rng_state()
-        if torch.cuda.is_available():
-            checkpoint["cuda_rng_states"] = torch.cuda.get_rng_state_all()
+        # RNG states (every rank's) travel in the checkpoint through lora_lab.resume.rng.RngState
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         missing = self.adapter_state_keys() - set(checkpoint["state_dict"])
         if missing:
             raise KeyError(f"checkpoint lacks adapter tensors: {sorted(missing)[:5]} ...")
         self.method.load_state_dict(checkpoint.get("adapter_method_state", {}))
-        if "torch_rng_state" in checkpoint:
-            torch.set_rng_state(checkpoint["torch_rng_state"])
-        if "cuda_rng_states" in checkpoint and torch.cuda.is_available() and len(checkpoint["cuda_rng_states"]) == torch.cuda.device_count():
-            torch.cuda.set_rng_state_all(checkpoint["cuda_rng_states"])
