@@ -1,6 +1,10 @@
 """``lora-lab`` command line: one subcommand per job.
 
 - ``lora-lab train [hydra overrides]`` -- same as ``python -m lora_lab.train``.
+- ``lora-lab export RUN_DIR --format peft OUT_DIR`` -- a run's adapter in HF PEFT format
+  (`lora_lab.adapters.peft_export`).
+- ``lora-lab merge-adapters OUT_DIR ADAPTER_DIR[=WEIGHT] ...`` -- task arithmetic of saved adapters
+  into their base model, written with ``save_pretrained`` (`lora_lab.adapters.compose`).
 
 Subcommands register themselves in `COMMANDS` (name -> (help, function taking argv)).
 """
@@ -19,8 +23,53 @@ def _train(argv: list[str]) -> int:
     return 0
 
 
+def _export(argv: list[str]) -> int:
+    import argparse
+
+    from lora_lab.adapters.peft_export import EXPORT_FORMATS, export_run
+
+    ap = argparse.ArgumentParser(prog="lora-lab export", description="export a run's adapter (RUN_DIR/adapter)")
+    ap.add_argument("run_dir")
+    ap.add_argument("out_dir")
+    ap.add_argument("--format", dest="fmt", default="peft", help=f"one of: {', '.join(EXPORT_FORMATS)}")
+    args = ap.parse_args(argv)
+    print(export_run(args.run_dir, args.fmt, args.out_dir))
+    return 0
+
+
+def _merge_adapters(argv: list[str]) -> int:
+    import argparse
+    import json
+    from pathlib import Path
+
+    from lora_lab.adapters.compose import load_recorded_base, merge_adapters
+    from lora_lab.errors import ConfigError
+
+    ap = argparse.ArgumentParser(prog="lora-lab merge-adapters", description="W + sum_i w_i dW_i of saved adapters, saved as a model")
+    ap.add_argument("out_dir")
+    ap.add_argument("adapters", nargs="+", metavar="ADAPTER_DIR[=WEIGHT]", help="weight defaults to 1")
+    ap.add_argument("--head-from", type=int, default=None, help="index of the adapter whose heads to keep")
+    args = ap.parse_args(argv)
+    specs = []
+    for item in args.adapters:
+        path, _, weight = item.partition("=")
+        try:
+            specs.append((path, float(weight) if weight else 1.0))
+        except ValueError:
+            raise ConfigError("compose.weights", f"{item!r}: the weight after '=' must be a number") from None
+    model = load_recorded_base(specs[0][0])
+    report = merge_adapters(model, specs, head_from=args.head_from)
+    out = Path(args.out_dir)
+    model.save_pretrained(out)
+    (out / "lora_lab_merge.json").write_text(json.dumps(report.to_dict(), indent=2))
+    print(out)
+    return 0
+
+
 COMMANDS: dict[str, tuple[str, Callable[[list[str]], int]]] = {
     "train": ("train one run (or a --multirun sweep) with Hydra overrides", _train),
+    "export": ("export RUN_DIR's adapter: lora-lab export RUN_DIR --format peft OUT_DIR", _export),
+    "merge-adapters": ("merge weighted saved adapters into their base: OUT_DIR DIR[=W] ...", _merge_adapters),
 }
 
 

@@ -111,15 +111,24 @@ def run_trial(cfg: DictConfig, resolved: dict, run_dir: Path, overrides: list[st
     trainer = build_trainer(cfg, run_dir)
     last = run_dir / "checkpoints" / "last.ckpt"
     if getattr(task_cfg, "eval_untrained", False) and not last.is_file():
-        trainer.validate(module, datamodule=datamodule, verbose=False)  # stored as module.untrained
+        module.evaluate_untrained(trainer, datamodule)  # a resumed run restores it from the checkpoint
     trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if last.is_file() else None)
     if trainer.interrupted:
         raise KeyboardInterrupt("training was interrupted")
 
+    if module.best is None and not cfg.trainer.get("fast_dev_run", False):
+        # no selectable evaluation happened during fit (e.g. evaluation points all fell before
+        # AdaLoRA's final phase): evaluate the final adapter once so best/final exist
+        trainer.validate(module, datamodule=datamodule, verbose=False)
     if cfg.get("save_adapter", True) and trainer.is_global_zero:
         backbone_info = {**resolved["backbone"], "family": module.family, "num_labels": spec.num_labels}
         save_adapter(run_dir / "adapter", module.model, module.method, backbone_info)
     final = module.curve[-1] if module.curve else {}
+    # summary and artifacts describe the trained (final) adapter, the one saved above; restore_best
+    # below may load an earlier state (e.g. an AdaLoRA rank pattern from mid-schedule) for testing
+    method_summary = module.method.summary()
+    if trainer.is_global_zero:
+        module.method.save_artifacts(run_dir)
     test = {}
     if spec.has_test and cfg.get("test_after_fit", True) and module.curve:
         module.restore_best()
@@ -134,15 +143,12 @@ def run_trial(cfg: DictConfig, resolved: dict, run_dir: Path, overrides: list[st
         baselines=_baselines(module, datamodule, spec),
         data={"sizes": {k: len(v) for k, v in datamodule.splits.items()}, "skipped": dict(getattr(datamodule, "skipped", {}))},
         curve=module.curve,
-        method_summary=module.method.summary(),
+        method_summary=method_summary,
         optimizer_steps=int(trainer.global_step),
         wall_time_s=time.time() - started,
         peak_memory_mb=peak_memory_mb(),
     )
     if trainer.is_global_zero:
-        save_artifacts = getattr(module.method, "save_artifacts", None)
-        if callable(save_artifacts):
-            save_artifacts(run_dir)
         _write_predictions(run_dir, getattr(module, "predictions", None))
         write_result(run_dir, record)
     return record

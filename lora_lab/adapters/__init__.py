@@ -3,7 +3,10 @@
 Importing this package registers every method; `get_method` / `parse_config` are the entry points.
 """
 
+from lora_lab.adapters import pissa  # noqa: F401  (registers the inits "pissa", "pissa_niter_*", "olora")
 from lora_lab.adapters import lora  # noqa: F401  (registers "lora")
+from lora_lab.adapters import dora  # noqa: F401  (registers "dora")
+from lora_lab.adapters import adalora  # noqa: F401  (registers "adalora")
 from lora_lab.adapters.base import AdapterLayer, adapters_disabled
 from lora_lab.adapters.config import AdapterConfig
 from lora_lab.adapters.method import METHODS, AdapterMethod, AttachReport, build_method, config_registry

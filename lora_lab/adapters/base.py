@@ -104,7 +104,9 @@ class AdapterLayer(nn.Module):
         """Write an ``[out, in]`` matrix into the base layer, in its own layout and dtype."""
         target = self.base_layer.weight
         value = weight_out_in.T if self.fan_in_fan_out else weight_out_in
-        target.data.copy_(value.to(target.dtype))
+        # an in-place copy on the parameter itself (not ``.data``) bumps its version counter, which
+        # caches keyed on the base weight (DoRA's ||W0||^2) rely on to notice the change
+        target.copy_(value.to(target.dtype))
 
     def forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
         base_out = self.base_layer(x, *args, **kwargs)
@@ -145,6 +147,9 @@ class AdapterLayer(nn.Module):
     def adapter_state(self) -> dict[str, torch.Tensor]:
         """Everything needed to restore this layer on a fresh base: trainable parameters, declared
         buffers and, for layers that mutate their base, the (residual) base weight."""
+        if self.mutates_base and self.merged:
+            # the base holds W_res + merged update: saving it as the residual would apply the update twice
+            raise RuntimeError("unmerge the adapter before saving: this layer's base weight holds the merged update")
         state = {name: p for name, p in self.adapter_parameters()}
         for name in self.adapter_buffer_names:
             state[name] = getattr(self, name)
@@ -154,12 +159,14 @@ class AdapterLayer(nn.Module):
 
     @torch.no_grad()
     def load_adapter_state(self, state: dict[str, torch.Tensor]) -> None:
+        if self.merged:
+            raise RuntimeError("unmerge the adapter before loading a state into it")
         expected = set(self.adapter_state())
         missing, unexpected = expected - set(state), set(state) - expected
         if missing or unexpected:
             raise KeyError(f"adapter state mismatch: missing {sorted(missing)}, unexpected {sorted(unexpected)}")
         for name, target in self.adapter_state().items():
-            target.data.copy_(state[name].to(device=target.device, dtype=target.dtype))
+            target.copy_(state[name].to(device=target.device, dtype=target.dtype))
 
     def extra_repr(self) -> str:
         return f"in={self.in_features}, out={self.out_features}, fan_in_fan_out={self.fan_in_fan_out}"

@@ -50,6 +50,10 @@ class AdapterConfig:
             raise ConfigError("adapter.targets", f"must be a preset name, a regex or a non-empty list of names, got {self.targets!r}")
         if not isinstance(self.exclude, (list, tuple)) or not all(isinstance(t, str) for t in self.exclude):
             raise ConfigError("adapter.exclude", f"must be a list of module names, got {self.exclude!r}")
+        self.validate_init()
+
+    def validate_init(self) -> None:
+        """Check ``init`` against the init registry; methods with their own fixed init override this."""
         from lora_lab.adapters.init import check_init_name
 
         check_init_name(self.init, self.method, self.allowed_inits)

@@ -6,8 +6,9 @@
   ``a = sqrt(5)``, i.e. ``U(-1/sqrt(in), 1/sqrt(in))``; B = 0, so the adapter starts as a no-op.
 - ``gaussian`` (PEFT ``"gaussian"``): A ~ N(0, (1/r)^2) -- std 1/r, not 1/sqrt(r); B = 0.
 
-Inits that depend on the pretrained weight (PiSSA, OLoRA) register here too; they may write the
-residual ``W - s B A`` into the base weight and then set the layer's ``mutates_base``.
+Inits that depend on the pretrained weight (``pissa``, ``pissa_niter_<k>``, ``olora``) live in
+`lora_lab.adapters.pissa` and register with ``mutates_base=True``: they write the residual
+``W - s B A`` into the base weight, and `LoraLayer` derives its ``mutates_base`` from the init name.
 
 An init is a function ``fn(layer, name) -> None`` that fills ``layer.lora_A`` / ``layer.lora_B``.
 Names ending in ``*`` in the registry are prefixes (``pissa_niter_*`` takes ``pissa_niter_4``).
@@ -24,6 +25,8 @@ from torch import nn
 from lora_lab.errors import ConfigError
 
 InitFn = Callable[[nn.Module, str], None]
+#: the inits of the LoRA family (``lora``, ``dora``); the weight-dependent ones live in `lora_lab.adapters.pissa`
+LORA_FAMILY_INITS: tuple[str, ...] = ("kaiming", "gaussian", "pissa", "pissa_niter_*", "olora")
 _INITS: dict[str, InitFn] = {}
 #: inits that write a residual into the base weight
 MUTATING_INITS: set[str] = set()

@@ -54,12 +54,9 @@ def _atomic_write_bytes(path: Path, write) -> None:
     os.replace(tmp, path)
 
 
-def save_adapter(out_dir: str | os.PathLike, model: nn.Module, method: AdapterMethod, backbone: dict | None = None) -> Path:
-    """Write the adapter of ``model`` into ``out_dir`` (created); returns the directory."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in adapter_checkpoint_state(model, method).items()}
-    meta = {
+def adapter_meta(method: AdapterMethod, backbone: dict | None = None) -> dict:
+    """The JSON half of a saved adapter (see the module docstring)."""
+    return {
         "format": "lora_lab.adapter",
         "format_version": FORMAT_VERSION,
         "adapter": method.config.to_dict(),
@@ -69,6 +66,14 @@ def save_adapter(out_dir: str | os.PathLike, model: nn.Module, method: AdapterMe
         "backbone": backbone or {},
         "summary": method.summary(),
     }
+
+
+def save_adapter(out_dir: str | os.PathLike, model: nn.Module, method: AdapterMethod, backbone: dict | None = None) -> Path:
+    """Write the adapter of ``model`` into ``out_dir`` (created); returns the directory."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in adapter_checkpoint_state(model, method).items()}
+    meta = adapter_meta(method, backbone)
     _atomic_write_bytes(out / WEIGHTS_NAME, lambda p: save_file(tensors, str(p)))
     _atomic_write_bytes(out / CONFIG_NAME, lambda p: p.write_text(json.dumps(meta, indent=2, default=str)))
     return out
@@ -76,6 +81,11 @@ def save_adapter(out_dir: str | os.PathLike, model: nn.Module, method: AdapterMe
 
 def read_adapter_meta(adapter_dir: str | os.PathLike) -> dict:
     return json.loads((Path(adapter_dir) / CONFIG_NAME).read_text())
+
+
+def read_adapter(adapter_dir: str | os.PathLike) -> tuple[dict, dict[str, torch.Tensor]]:
+    """``(meta, tensors)`` of a saved adapter, without building anything."""
+    return read_adapter_meta(adapter_dir), load_file(str(Path(adapter_dir) / WEIGHTS_NAME))
 
 
 def load_adapter(adapter_dir: str | os.PathLike, model: nn.Module) -> AdapterMethod:

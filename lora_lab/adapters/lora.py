@@ -5,13 +5,16 @@
 ``A: [r, in]``, ``B: [out, r]``; dropout sits on the adapter branch only, the base path sees the clean
 input. ``ΔW = s * B A`` (``[out, in]``); merge adds it to ``W0``, unmerge subtracts it.
 Initialisation is a separate axis (`lora_lab.adapters.init`): ``kaiming`` (default, B = 0, exact
-no-op at init) or ``gaussian``. Adapter weights stay in fp32 whatever the base dtype; under autocast
+no-op at init), ``gaussian``, or the weight-dependent ``pissa``, ``pissa_niter_<k>`` and ``olora``
+(`lora_lab.adapters.pissa`), which write the residual ``W - s B0 A0`` into the base weight and keep
+``(A0, B0)`` as buffers. Adapter weights stay in fp32 whatever the base dtype; under autocast
 the matmuls run in the autocast dtype.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -19,7 +22,7 @@ from torch import nn
 
 from lora_lab.adapters.base import AdapterLayer
 from lora_lab.adapters.config import AdapterConfig
-from lora_lab.adapters.init import apply_init, init_mutates_base
+from lora_lab.adapters.init import LORA_FAMILY_INITS, apply_init, init_mutates_base
 from lora_lab.adapters.method import AdapterMethod, register_method
 
 
@@ -38,6 +41,12 @@ class LoraLayer(AdapterLayer):
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         # instance attribute shadows the class default: PiSSA/OLoRA inits write a residual base
         self.mutates_base = init_mutates_base(init)
+        if self.mutates_base:
+            # the initial pair (A0, B0) with W = W_res + s B0 A0: saved with the adapter so that it can be
+            # exported as plain LoRA of rank 2r on the original base (`lora_lab.adapters.peft_export`)
+            self.register_buffer("lora_A0", torch.zeros_like(self.lora_A))
+            self.register_buffer("lora_B0", torch.zeros_like(self.lora_B))
+            self.adapter_buffer_names = ("lora_A0", "lora_B0")
 
     def reset_from_base(self) -> None:
         apply_init(self, self.init)
@@ -49,8 +58,17 @@ class LoraLayer(AdapterLayer):
         """``s * B A x`` for an already dropped-out input, in the adapter's compute dtype."""
         return F.linear(F.linear(x.to(self.lora_A.dtype), self.lora_A), self.lora_B) * self.scaling
 
+    def add_lora_output(self, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """``y + s * B A x`` for an already dropped-out input. When ``y`` has the adapter's dtype (fp32,
+        no autocast) the scale and the sum are fused into one ``addmm``; otherwise as `lora_output`."""
+        h = F.linear(x.to(self.lora_A.dtype), self.lora_A)
+        if y.dtype == h.dtype and y.shape[:-1] == h.shape[:-1]:
+            flat = torch.addmm(y.reshape(-1, y.shape[-1]), h.reshape(-1, self.r), self.lora_B.T, alpha=self.scaling)
+            return flat.view(y.shape)
+        return y + (F.linear(h, self.lora_B) * self.scaling).to(y.dtype)
+
     def adapter_forward(self, x: torch.Tensor, base_out: torch.Tensor) -> torch.Tensor:
-        return base_out + self.lora_output(self.dropout(x)).to(base_out.dtype)
+        return self.add_lora_output(base_out, self.dropout(x))
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", r={self.r}, alpha={self.alpha}, scaling={self.scaling:.4g}, init={self.init}"
@@ -59,6 +77,8 @@ class LoraLayer(AdapterLayer):
 @dataclass
 class LoraConfig(AdapterConfig):
     """LoRA knobs: exactly the shared ones (see `AdapterConfig`)."""
+
+    allowed_inits: ClassVar[tuple[str, ...]] = LORA_FAMILY_INITS
 
 
 @register_method

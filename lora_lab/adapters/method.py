@@ -97,6 +97,12 @@ class AdapterMethod:
     def check_schedule(self, total_steps: int) -> None:
         """Validate step-dependent knobs once the total number of optimizer steps is known."""
 
+    def selectable(self, completed_steps: int, total_steps: int) -> bool:
+        """May an evaluation after ``completed_steps`` optimizer steps be picked as the best
+        (model selection on validation)? False while the adapter is not yet the one being studied
+        (AdaLoRA above its final budget)."""
+        return True
+
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {}
 
@@ -107,6 +113,11 @@ class AdapterMethod:
     def summary(self) -> dict:
         """Method-specific facts for result.json (e.g. AdaLoRA's final rank pattern)."""
         return {}
+
+    def save_artifacts(self, run_dir) -> list:
+        """Write method-specific files (figures, tables) into ``run_dir`` at the end of a run;
+        returns the paths written. Default: nothing."""
+        return []
 
     # ----- shared machinery ----------------------------------------------------------------
     def attach(

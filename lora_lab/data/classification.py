@@ -40,6 +40,23 @@ def tokenize_examples(tokenizer, examples: list, max_length: int, regression: bo
     return features
 
 
+class EpochSeededRandomSampler(torch.utils.data.RandomSampler):
+    """A `RandomSampler` whose order depends only on ``(seed, epoch)``.
+
+    Lightning calls ``set_epoch`` before every training epoch (also the first one after a resume),
+    so a run resumed from an end-of-epoch checkpoint sees exactly the batches an uninterrupted run
+    sees. (A plain generator seeded once advances across epochs and restarts on resume.) Under DDP
+    Lightning replaces any `RandomSampler` with a `DistributedSampler` (seed + epoch) as before.
+    """
+
+    def __init__(self, data_source, seed: int = 0):
+        super().__init__(data_source, generator=torch.Generator().manual_seed(seed))
+        self.seed = seed
+
+    def set_epoch(self, epoch: int) -> None:
+        self.generator = torch.Generator().manual_seed(self.seed + 1_000_003 * int(epoch))
+
+
 class ClassificationDataModule(L.LightningDataModule):
     def __init__(self, task: TaskConfig, spec: TaskSpec, tokenizer, seed: int = 0):
         super().__init__()
@@ -80,10 +97,10 @@ class ClassificationDataModule(L.LightningDataModule):
         return dict(batch)
 
     def _loader(self, split: str, shuffle: bool, batch_size: int) -> DataLoader:
-        generator = torch.Generator().manual_seed(self.seed)
+        sampler = EpochSeededRandomSampler(self.splits[split], self.seed) if shuffle else None
         return DataLoader(
-            self.splits[split], batch_size=batch_size, shuffle=shuffle, collate_fn=self._collate,
-            num_workers=self.task.num_workers, generator=generator if shuffle else None,
+            self.splits[split], batch_size=batch_size, shuffle=False if sampler is None else None, sampler=sampler,
+            collate_fn=self._collate, num_workers=self.task.num_workers,
         )
 
     def train_dataloader(self) -> DataLoader:

@@ -27,7 +27,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
-from lora_lab.data.classification import TokenizedDataset
+from lora_lab.data.classification import EpochSeededRandomSampler, TokenizedDataset
 from lora_lab.data.tasks import GenerationTaskConfig, TaskSpec, load_examples
 from lora_lab.data.wikisql import SqlExample, render_prompt
 
@@ -110,12 +110,11 @@ class GenerationDataModule(L.LightningDataModule):
             self.splits[name] = TokenizedDataset(items)
 
     def _loader(self, split: str, shuffle: bool, batch_size: int, evaluation: bool) -> DataLoader:
-        generator = torch.Generator().manual_seed(self.seed)
-        pad_id = self.tokenizer.pad_token_id
+        sampler = EpochSeededRandomSampler(self.splits[split], self.seed) if shuffle else None
         return DataLoader(
-            self.splits[split], batch_size=batch_size, shuffle=shuffle, num_workers=self.task.num_workers,
-            collate_fn=functools.partial(collate, family=self.family, pad_id=pad_id, evaluation=evaluation),
-            generator=generator if shuffle else None,
+            self.splits[split], batch_size=batch_size, shuffle=False if sampler is None else None, sampler=sampler,
+            num_workers=self.task.num_workers,
+            collate_fn=functools.partial(collate, family=self.family, pad_id=self.tokenizer.pad_token_id, evaluation=evaluation),
         )
 
     def transfer_batch_to_device(self, batch, device, dataloader_idx: int):

@@ -4,7 +4,8 @@ Loss: cross-entropy over ``num_labels`` classes, or MSE when ``num_labels == 1``
 the HF head from ``labels``. Evaluation logs ``<split>/<metric>`` for every evaluation split (``val``,
 ``val_mm`` for MNLI mismatched, ``test`` where labels exist), keeps a per-evaluation curve and a copy
 of the adapter state at the best value of the primary validation metric (model selection on
-validation, never on test).
+validation, never on test; only evaluations the method calls `selectable` compete, e.g. AdaLoRA's
+after its final rank pattern is fixed).
 """
 
 from __future__ import annotations
@@ -62,7 +63,9 @@ class ClassificationModule(AdapterModule):
         point = {"step": int(self.trainer.global_step), "epoch": int(self.current_epoch), **values}
         self.curve.append(point)
         primary = values[self.spec.primary_key]
-        if self.best is None or primary > self.best[self.spec.primary_key]:
+        selectable = self.method.selectable(int(self.trainer.global_step), self.total_optimizer_steps())
+        point["selectable"] = selectable
+        if selectable and (self.best is None or primary > self.best[self.spec.primary_key]):
             self.best = point
             self.best_state = {k: v.detach().cpu().clone() for k, v in adapter_checkpoint_state(self.model, self.method).items()}
 

@@ -9,8 +9,8 @@ Evaluation decodes every prompt of the split in batches (greedy, or beam search 
 first SQL statement out of the text (`extract_sql`) and scores it with `lora_lab.models.sql_eval`:
 ``<split>/exec_acc`` (primary), ``<split>/lf_acc``, ``<split>/invalid_rate`` and the teacher-forced
 ``<split>/loss``. Like the classification module it keeps a curve (one point per validation) and the
-adapter state at the best ``val/exec_acc``; an evaluation run through ``trainer.validate`` before
-``fit`` is stored as `untrained` (the baseline) and stays out of the curve.
+adapter state at the best ``val/exec_acc`` among the evaluations the method calls selectable;
+`evaluate_untrained` (before ``fit``) is stored as `untrained` (the baseline), outside the curve.
 """
 
 from __future__ import annotations
@@ -64,6 +64,7 @@ class GenerationModule(AdapterModule):
         self.best_state: dict | None = None
         self.untrained: dict | None = None
         self.predictions: dict[str, list[dict]] = {}  # latest evaluation of each split (this rank's share)
+        self._baseline_pass = False
 
     def configure_model(self) -> None:
         if self.tokenizer is None:
@@ -141,14 +142,26 @@ class GenerationModule(AdapterModule):
         if self.trainer.sanity_checking:
             return
         point = {"step": int(self.trainer.global_step), "epoch": int(self.current_epoch), **values}
-        if self.trainer.state.fn == "validate":  # trainer.validate before fit: the untrained baseline
+        if self._baseline_pass:
             self.untrained = point
             return
         self.curve.append(point)
         primary = values[self.spec.primary_key]
-        if self.best is None or primary > self.best[self.spec.primary_key]:
+        selectable = self.method.selectable(int(self.trainer.global_step), self.total_optimizer_steps())
+        point["selectable"] = selectable
+        if selectable and (self.best is None or primary > self.best[self.spec.primary_key]):
             self.best = point
             self.best_state = {k: v.detach().cpu().clone() for k, v in adapter_checkpoint_state(self.model, self.method).items()}
+
+    def evaluate_untrained(self, trainer, datamodule) -> dict | None:
+        """Validate before any training step (LoRA-family adapters are exact no-ops at init, so this
+        is the pretrained model) and keep the result as `untrained`, outside the curve."""
+        self._baseline_pass = True
+        try:
+            trainer.validate(self, datamodule=datamodule, verbose=False)
+        finally:
+            self._baseline_pass = False
+        return self.untrained
 
     def on_test_epoch_end(self) -> None:
         self.log_dict(self._compute("test"), sync_dist=False)

@@ -81,10 +81,13 @@ class AdapterModule(L.LightningModule):
         self.method.check_schedule(self.total_optimizer_steps())
 
     def total_optimizer_steps(self) -> int:
-        total = self.trainer.estimated_stepping_batches
-        if not math.isfinite(total):
-            raise ValueError("set trainer.max_steps or trainer.max_epochs: the total number of optimizer steps must be known")
-        return int(total)
+        """T, the number of optimizer steps of the fit (cached: a later validate/test keeps it)."""
+        if getattr(self, "_total_steps", None) is None:
+            total = self.trainer.estimated_stepping_batches
+            if not math.isfinite(total):
+                raise ValueError("set trainer.max_steps or trainer.max_epochs: the total number of optimizer steps must be known")
+            self._total_steps = int(total)
+        return self._total_steps
 
     def optimizer_step(self, epoch, batch_idx, optimizer, optimizer_closure=None) -> None:
         optimizer.step(closure=optimizer_closure)
@@ -109,9 +112,18 @@ class AdapterModule(L.LightningModule):
         keep = self.adapter_state_keys()
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in keep}
         checkpoint["adapter_method_state"] = {k: v.detach().cpu().clone() for k, v in self.method.state_dict().items()}
+        # dropout masks after a resume must be the ones an uninterrupted run draws (Lightning does
+        # not checkpoint RNG states); torch generators only, as tensors (weights_only loading)
+        checkpoint["torch_rng_state"] = torch.get_rng_state()
+        if torch.cuda.is_available():
+            checkpoint["cuda_rng_states"] = torch.cuda.get_rng_state_all()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         missing = self.adapter_state_keys() - set(checkpoint["state_dict"])
         if missing:
             raise KeyError(f"checkpoint lacks adapter tensors: {sorted(missing)[:5]} ...")
         self.method.load_state_dict(checkpoint.get("adapter_method_state", {}))
+        if "torch_rng_state" in checkpoint:
+            torch.set_rng_state(checkpoint["torch_rng_state"])
+        if "cuda_rng_states" in checkpoint and torch.cuda.is_available() and len(checkpoint["cuda_rng_states"]) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(checkpoint["cuda_rng_states"])

@@ -1,0 +1,187 @@
+"""DoRA: weight-decomposed low-rank adaptation (Liu et al. 2024, arXiv 2402.09353, sections 3-4).
+
+With ``V = W0 + s B A`` (``[out, in]``, the LoRA update included) and a trainable magnitude ``m``
+(``[out]``), the adapted weight is (paper eq. 5)
+
+    W' = m / ||V||_row * V,        g := m / ||V||_row   (one scalar per output unit)
+
+``||.||_row`` is the L2 norm over the *input* dimension of the ``[out, in]`` weight (the paper's
+"column-wise" norm of the ``x W`` layout; GPT-2 ``Conv1D`` is transposed first). At init
+``m = ||W0 + s B A||_row``, so ``g = 1`` and the layer equals LoRA (= the base model with B = 0).
+The norm is detached from the graph (paper section 4.3): it is a constant for autograd, ``m`` gets
+the exact gradient and ``V`` gets ``(m / ||V||) dL/dW'`` (eq. 11).
+
+Forward (ALGORITHMS.md 2a; identical to PEFT 0.21 ``DoraLinearVariant`` and NVlabs ``dora.py``):
+
+    h = y0 + (g - 1) * (W0 x~) + g * (s B A x~),     y0 = W0 x + b0,  x~ = dropout(x)
+
+The base bias is not rescaled. Without active dropout (p = 0 or eval mode) ``W0 x~ = y0 - b0``, so
+``h = g * (y0 + s B A x) + (1 - g) * b0`` costs no second base matmul. With active dropout the
+``(g - 1)`` correction uses the *dropped* input while ``y0`` uses the clean one (PEFT/NVlabs
+semantics, explained in peft PR #2153): we reproduce it deliberately so our numbers equal PEFT's.
+
+Row norm without an ``[out, in]`` temporary (PEFT builds ``B A`` through an ``in x in`` identity
+matmul, adds it to ``W0`` and takes the norm: several passes over ``[out, in]`` per step):
+
+    ||W_i + s B_i A||^2 = ||W_i||^2 + 2 s B_i (A W_i^T) + s^2 B_i (A A^T) B_i^T
+
+``||W_i||^2`` is cached (``W0`` is frozen; the cache is keyed on the weight's storage, version
+counter, dtype and shape, so a merge, a load or a ``.to()`` invalidates it), ``A W^T`` is one
+``[r, in] x [in, out]`` matmul and the rest is ``O(r^2 (in + out))``. In fp32 the expansion loses
+relative accuracy only where ``||V_i||^2`` is much smaller than ``||W_i||^2 + ||s B_i A||^2`` (the
+adapter cancelling most of a row); such rows (ratio < 0.05) are recomputed directly, so the norm is
+as accurate as PEFT's direct fp32 norm everywhere (the check costs one host sync per call on GPU).
+Merge and unmerge use the direct norm. Not FSDP-aware (PEFT's identity-matmul detour exists for FSDP).
+
+Merge (exact, fp32): ``W <- g * (W0 + s B A)`` with ``g`` from the pre-merge weight; the norm is
+cached because unmerge cannot recompute it from the merged weight: ``W0 = W / g - s B A``
+(ALGORITHMS.md 2a; the transpose for ``Conv1D`` is handled once in `AdapterLayer`).
+`delta_weight` returns DoRA's *effective* update ``W' - W0`` (not additive across adapters).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lora_lab.adapters.init import LORA_FAMILY_INITS
+from lora_lab.adapters.lora import LoraConfig, LoraLayer
+from lora_lab.adapters.method import AdapterMethod, register_method
+
+#: rows whose squared norm is below this fraction of ``||W_i||^2 + ||s B_i A||^2`` are recomputed directly
+_CANCELLATION_RATIO = 0.05
+
+
+class DoraLayer(LoraLayer):
+    """LoRA plus a trainable per-output magnitude; see the module docstring for the equations."""
+
+    adapter_parameter_names = ("lora_A", "lora_B", "magnitude")
+
+    def __init__(self, base_layer: nn.Module, r: int, alpha: float, dropout: float = 0.0, rslora: bool = False, init: str = "kaiming"):
+        super().__init__(base_layer, r=r, alpha=alpha, dropout=dropout, rslora=rslora, init=init)
+        self.magnitude = nn.Parameter(torch.zeros(self.out_features, device=base_layer.weight.device, dtype=torch.float32))
+        self._row_sq_cache: tuple[tuple, torch.Tensor] | None = None
+        self._merge_norm: torch.Tensor | None = None
+
+    # ----- norms --------------------------------------------------------------------------
+    def _base_row_sq_norm(self) -> torch.Tensor:
+        """``||W0_i||^2`` (fp32, ``[out]``), cached while the base weight is unchanged."""
+        w = self.base_layer.weight
+        try:
+            key = (w.data_ptr(), w._version, w.dtype, w.device, tuple(w.shape))
+        except RuntimeError:  # inference tensors have no version counter: do not cache
+            key = None
+        if key is None or self._row_sq_cache is None or self._row_sq_cache[0] != key:
+            dim = 0 if self.fan_in_fan_out else 1
+            sq = torch.linalg.vector_norm(w.detach(), dim=dim, dtype=torch.float32).square()
+            if key is None:
+                return sq
+            self._row_sq_cache = (key, sq)
+        return self._row_sq_cache[1]
+
+    @torch.no_grad()
+    def direct_weight_norm(self, base_weight: torch.Tensor | None = None) -> torch.Tensor:
+        """``||W0 + s B A||_row`` (fp32, ``[out]``) from a materialised ``[out, in]`` matrix."""
+        w = self.base_weight().float() if base_weight is None else base_weight.float()
+        return torch.linalg.vector_norm(w + self.scaling * (self.lora_B @ self.lora_A), dim=1)
+
+    @torch.no_grad()
+    def weight_norm(self) -> torch.Tensor:
+        """``||W0 + s B A||_row`` (fp32, ``[out]``, no graph) via the norm identity, no ``[out, in]`` temporary.
+        Autocast is off here: the products run in the base dtype (fp32 for an fp32 base), sums in fp32."""
+        with torch.autocast(device_type=self.lora_A.device.type, enabled=False):
+            return self._weight_norm()
+
+    def _weight_norm(self) -> torch.Tensor:
+        a, b, s = self.lora_A, self.lora_B, self.scaling
+        w = self.base_layer.weight  # stored layout: [out, in] (Linear) or [in, out] (Conv1D)
+        a_w = a.to(w.dtype)  # low-precision base: matmul in the base dtype (as PEFT's norm), then fp32
+        # W A^T as [out, r]; each layout in the orientation its BLAS call is fastest in (measured)
+        wa = (a_w @ w).T if self.fan_in_fan_out else w @ a_w.T
+        wa = wa.to(a.dtype)
+        w_sq = self._base_row_sq_norm()
+        cross = (b * wa).sum(dim=1)  # B_i . (A W_i^T)
+        quad = ((b @ (a @ a.T)) * b).sum(dim=1)  # B_i (A A^T) B_i^T
+        sq = w_sq + (2.0 * s) * cross + (s * s) * quad
+        bad = sq < _CANCELLATION_RATIO * (w_sq + (s * s) * quad)
+        if bool(bad.any()):
+            rows = bad.nonzero().squeeze(1)
+            v = self.base_weight()[rows].float() + s * (b[rows] @ a)
+            sq = sq.index_put((rows,), torch.linalg.vector_norm(v, dim=1).square())
+        return sq.clamp_min(0.0).sqrt()
+
+    # ----- life cycle ---------------------------------------------------------------------
+    def reset_from_base(self) -> None:
+        super().reset_from_base()  # the LoRA init (PiSSA/OLoRA write the residual first)
+        with torch.no_grad():
+            self.magnitude.copy_(self.direct_weight_norm())
+
+    def adapter_forward(self, x: torch.Tensor, base_out: torch.Tensor) -> torch.Tensor:
+        dropped = self.dropout(x)
+        g = self.magnitude / self.weight_norm()
+        bias = self.base_layer.bias
+        if isinstance(self.dropout, nn.Identity) or not self.training:
+            # W0 x = y0 - b0:  h = g * (y0 + s B A x) + (1 - g) * b0
+            v_x = self.add_lora_output(base_out, dropped)
+            out = g * v_x if bias is None else torch.addcmul((1.0 - g) * bias, g, v_x)
+        else:
+            # dropped input: W0 x~ needs its own matmul;  h = y0 - W0 x~ + g * (W0 x~ + s B A x~)
+            base_dropped = F.linear(dropped.to(base_out.dtype), self.base_weight())
+            out = torch.addcmul(base_out - base_dropped, g, self.add_lora_output(base_dropped, dropped))
+        return out.to(base_out.dtype)
+
+    # ----- merge --------------------------------------------------------------------------
+    def merged_weight(self, base_weight: torch.Tensor) -> torch.Tensor:
+        v = base_weight + self.scaling * (self.lora_B @ self.lora_A)
+        norm = torch.linalg.vector_norm(v, dim=1)
+        return (self.magnitude / norm)[:, None] * v
+
+    @torch.no_grad()
+    def merge(self) -> None:
+        if not self.merged:
+            self._merge_norm = self.direct_weight_norm()
+        super().merge()
+
+    def unmerged_weight(self, merged_weight: torch.Tensor) -> torch.Tensor:
+        if self._merge_norm is None:
+            raise RuntimeError("no cached DoRA norm: this layer was not merged through merge()")
+        g = self.magnitude / self._merge_norm
+        return merged_weight / g[:, None] - self.scaling * (self.lora_B @ self.lora_A)
+
+    @torch.no_grad()
+    def unmerge(self) -> None:
+        super().unmerge()
+        self._merge_norm = None
+
+    def delta_weight(self) -> torch.Tensor:
+        """DoRA's effective update ``W' - W0`` (fp32, ``[out, in]``); depends on ``W0``, so not additive."""
+        w = self.base_weight().float()
+        if self.merged:
+            return w - self.unmerged_weight(w)
+        return self.merged_weight(w) - w
+
+    def lora_delta_weight(self) -> torch.Tensor:
+        """The LoRA part ``s B A`` alone."""
+        return LoraLayer.delta_weight(self)
+
+
+@dataclass
+class DoraConfig(LoraConfig):
+    """DoRA knobs: exactly the shared ones (``r``, ``alpha``, ``dropout``, ``targets``, ``init`` ...)."""
+
+    method: str = "dora"
+    allowed_inits: ClassVar[tuple[str, ...]] = LORA_FAMILY_INITS
+
+
+@register_method
+class DoraMethod(AdapterMethod):
+    name = "dora"
+    config_cls = DoraConfig
+
+    def make_layer(self, base_layer: nn.Module, module_name: str) -> DoraLayer:
+        c = self.config
+        return DoraLayer(base_layer, r=c.r, alpha=c.alpha, dropout=c.dropout, rslora=c.rslora, init=c.init)

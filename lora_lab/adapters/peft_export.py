@@ -1,0 +1,231 @@
+"""Export a LoRA-family adapter to HF PEFT's format (``adapter_config.json`` + ``adapter_model.safetensors``).
+
+The export loads with ``peft.PeftModel.from_pretrained(base, OUT_DIR)`` on the *original, unmodified*
+base model and reproduces our outputs (peft is not needed to write it). Per adapted module:
+
+    base_model.model.<module>.lora_A.weight          A   [R, in]
+    base_model.model.<module>.lora_B.weight          B   [out, R]
+    base_model.model.<module>.lora_magnitude_vector  m   [out]      (DoRA only)
+    base_model.model.<head>.<param>                  heads, as PEFT ``modules_to_save``
+
+Inits that mutate the base (PiSSA, OLoRA; ALGORITHMS.md 4a) are converted to plain LoRA of rank
+``R = 2r`` so that the residual base is not needed (PiSSA paper appendix C; PEFT
+``subtract_mutated_init``):
+
+    W_res + s B A = W + s (B A - B0 A0) = W + s' [B, -B0] [A; A0]
+    A' = [A; A0],  B' = [B, -B0],  r' = 2r,  alpha' = 2 alpha  (rsLoRA: alpha' = sqrt(2) alpha),  s' = s
+
+For DoRA the same ``V = W_res + s B A`` results, so the magnitude is exported unchanged. The exported
+config says ``init_lora_weights: true`` (PEFT refuses to load a converted adapter marked ``pissa``).
+Our own format (`lora_lab.adapters.io`) stays the one used to resume and evaluate; provenance of an
+export (source, conversion) goes to ``lora_lab_export.json`` next to the PEFT files.
+
+Exporters are registered per method (`register_peft_exporter`): ``lora`` and ``dora`` here; other
+methods register their own in their export module, imported at the end of this file
+(``adalora``: `lora_lab.adapters.adalora_export`, PEFT AdaLoRA with its resized rank pattern).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Callable
+
+import torch
+from safetensors.torch import save_file
+from torch import nn
+
+from lora_lab.adapters.init import init_mutates_base
+from lora_lab.adapters.io import CONFIG_NAME, _atomic_write_bytes, adapter_checkpoint_state, adapter_meta, read_adapter
+from lora_lab.adapters.method import AdapterMethod
+from lora_lab.errors import ConfigError
+
+PEFT_CONFIG_NAME = "adapter_config.json"
+PEFT_WEIGHTS_NAME = "adapter_model.safetensors"
+PROVENANCE_NAME = "lora_lab_export.json"
+_PREFIX = "base_model.model."
+EXPORT_FORMATS = ("peft",)
+
+#: method -> fn(meta, tensors) -> (PEFT config fields, PEFT tensors of the adapted modules)
+Exporter = Callable[[dict, dict[str, torch.Tensor]], tuple[dict, dict[str, torch.Tensor]]]
+PEFT_EXPORTERS: dict[str, Exporter] = {}
+
+# our backbone ``family`` (the task family recorded with a saved adapter) -> PEFT task_type
+_TASK_TYPES = {"classification": "SEQ_CLS", "causal_lm": "CAUSAL_LM", "seq2seq": "SEQ_2_SEQ_LM"}
+_CONV1D_MODEL_TYPES = {"gpt2", "openai-gpt"}
+
+
+def register_peft_exporter(method: str) -> Callable[[Exporter], Exporter]:
+    def wrap(fn: Exporter) -> Exporter:
+        PEFT_EXPORTERS[method] = fn
+        return fn
+
+    return wrap
+
+
+def _layer_tensor(tensors: dict, module: str, key: str) -> torch.Tensor:
+    full = f"{module}.{key}"
+    if full not in tensors:
+        raise KeyError(f"saved adapter has no tensor {full!r}")
+    return tensors[full]
+
+
+@register_peft_exporter("lora")
+@register_peft_exporter("dora")
+def export_lora_family(meta: dict, tensors: dict[str, torch.Tensor]) -> tuple[dict, dict[str, torch.Tensor]]:
+    """LoRA and DoRA, with the rank-2r conversion for inits that mutate the base."""
+    cfg = meta["adapter"]
+    r, alpha, rslora = int(cfg["r"]), float(cfg["alpha"]), bool(cfg.get("rslora", False))
+    convert = init_mutates_base(cfg.get("init", "kaiming"))
+    out: dict[str, torch.Tensor] = {}
+    for module in meta["adapted_modules"]:
+        a, b = _layer_tensor(tensors, module, "lora_A"), _layer_tensor(tensors, module, "lora_B")
+        if convert:
+            a0, b0 = _layer_tensor(tensors, module, "lora_A0"), _layer_tensor(tensors, module, "lora_B0")
+            a, b = torch.cat([a, a0], dim=0), torch.cat([b, -b0], dim=1)
+        out[f"{_PREFIX}{module}.lora_A.weight"] = a
+        out[f"{_PREFIX}{module}.lora_B.weight"] = b
+        if cfg["method"] == "dora":
+            out[f"{_PREFIX}{module}.lora_magnitude_vector"] = _layer_tensor(tensors, module, "magnitude")
+    if convert:
+        r, alpha = 2 * r, (math.sqrt(2.0) * alpha if rslora else 2.0 * alpha)
+    fields = {
+        "r": r,
+        "lora_alpha": alpha,
+        "lora_dropout": float(cfg.get("dropout", 0.0)),
+        "use_rslora": rslora,
+        "use_dora": cfg["method"] == "dora",
+        "init_lora_weights": True,
+    }
+    return fields, out
+
+
+def peft_task_type(backbone: dict | None = None, model: nn.Module | None = None) -> str | None:
+    """PEFT ``task_type`` from our backbone record (``family``) or else the model class."""
+    backbone = backbone or {}
+    for key in ("family", "task_type", "task_kind", "task", "kind"):
+        value = backbone.get(key)
+        if isinstance(value, str) and value.lower() in _TASK_TYPES:
+            return _TASK_TYPES[value.lower()]
+    if model is not None:
+        name = type(model).__name__
+        if name.endswith("ForSequenceClassification"):
+            return "SEQ_CLS"
+        if name.endswith("ForTokenClassification"):
+            return "TOKEN_CLS"
+        if name.endswith(("ForCausalLM", "LMHeadModel")):
+            return "CAUSAL_LM"
+        if name.endswith("ForConditionalGeneration") and getattr(getattr(model, "config", None), "is_encoder_decoder", False):
+            return "SEQ_2_SEQ_LM"
+    return None
+
+
+def base_model_name(backbone: dict) -> str | None:
+    """What ``from_pretrained`` can load: the Hub id, else the name (``pypi:<pkg>`` resolved to its directory)."""
+    name = backbone.get("hub_id") or backbone.get("name_or_path") or backbone.get("path") or backbone.get("name")
+    if isinstance(name, str) and name.startswith("pypi:") and not backbone.get("hub_id"):
+        try:
+            from lora_lab.models.backbones import resolve_path
+
+            return resolve_path(name)
+        except (ImportError, ValueError):
+            return name
+    return name
+
+
+def convert_to_peft(
+    meta: dict, tensors: dict[str, torch.Tensor], task_type: str | None = None, exporter: Exporter | None = None
+) -> tuple[dict, dict[str, torch.Tensor]]:
+    """Our saved ``(meta, tensors)`` -> PEFT ``(adapter_config, state_dict)``; ``exporter`` overrides the
+    method's registered one (e.g. AdaLoRA -> plain LoRA)."""
+    method = meta["adapter"]["method"]
+    if exporter is None and method not in PEFT_EXPORTERS:
+        raise ConfigError("export.format", f"no PEFT exporter for method {method!r}; available: {', '.join(sorted(PEFT_EXPORTERS))}")
+    fields, state = (exporter or PEFT_EXPORTERS[method])(meta, tensors)
+    heads = list(meta.get("head_modules", []))
+    for head in heads:
+        found = {k: v for k, v in tensors.items() if k.startswith(head + ".")}
+        if not found:
+            raise KeyError(f"saved adapter has no tensors of head module {head!r}")
+        state.update({_PREFIX + k: v for k, v in found.items()})
+    backbone = meta.get("backbone") or {}
+    config = {
+        "peft_type": "LORA",
+        "task_type": task_type or peft_task_type(backbone),
+        "base_model_name_or_path": base_model_name(backbone),
+        "revision": backbone.get("revision"),
+        "target_modules": list(meta["adapted_modules"]),
+        "modules_to_save": heads or None,
+        "fan_in_fan_out": meta.get("model_type") in _CONV1D_MODEL_TYPES,
+        "bias": "none",
+        "lora_bias": False,
+        "rank_pattern": {},
+        "alpha_pattern": {},
+        "inference_mode": True,
+        **fields,
+    }
+    state = {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items()}
+    return config, state
+
+
+def write_peft_adapter(out_dir: str | os.PathLike, config: dict, state: dict[str, torch.Tensor], provenance: dict) -> Path:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    _atomic_write_bytes(out / PEFT_WEIGHTS_NAME, lambda p: save_file(state, str(p), metadata={"format": "pt"}))
+    _atomic_write_bytes(out / PEFT_CONFIG_NAME, lambda p: p.write_text(json.dumps(config, indent=2)))
+    _atomic_write_bytes(out / PROVENANCE_NAME, lambda p: p.write_text(json.dumps(provenance, indent=2, default=str)))
+    return out
+
+
+def _provenance(meta: dict, config: dict, source: str) -> dict:
+    cfg = meta["adapter"]
+    return {
+        "source": source,
+        "method": cfg["method"],
+        "init": cfg.get("init"),
+        "r": cfg["r"],
+        "alpha": cfg["alpha"],
+        "exported_r": config.get("r", config.get("init_r")),
+        "exported_alpha": config["lora_alpha"],
+        "rank_2r_conversion": init_mutates_base(cfg.get("init", "kaiming")),
+        "backbone": meta.get("backbone") or {},
+    }
+
+
+def export_adapter_to_peft(
+    model: nn.Module, method: AdapterMethod, out_dir: str | os.PathLike, base_model_name: str | None = None, backbone: dict | None = None
+) -> Path:
+    """Export the live adapter of ``model`` (unmerged) to PEFT format in ``out_dir``."""
+    if any(layer.merged for layer in method.layers.values()):
+        raise RuntimeError("unmerge the adapter before exporting it")
+    backbone = dict(backbone or {})
+    if base_model_name is not None:
+        backbone.setdefault("name", base_model_name)
+    meta = adapter_meta(method, backbone)
+    config, state = convert_to_peft(meta, adapter_checkpoint_state(model, method), task_type=peft_task_type(backbone, model))
+    return write_peft_adapter(out_dir, config, state, _provenance(meta, config, "in-memory model"))
+
+
+def _adapter_dir_of(run_dir: Path) -> Path:
+    for candidate in (run_dir / "adapter", run_dir):
+        if (candidate / CONFIG_NAME).is_file():
+            meta = json.loads((candidate / CONFIG_NAME).read_text())
+            if meta.get("format") == "lora_lab.adapter":
+                return candidate
+    raise ConfigError("export.run_dir", f"{str(run_dir)!r} holds no lora_lab adapter (expected {CONFIG_NAME} in it or in its adapter/)")
+
+
+def export_run(run_dir: str | os.PathLike, fmt: str, out_dir: str | os.PathLike) -> Path:
+    """``lora-lab export RUN_DIR --format peft OUT_DIR``: convert a run's saved adapter; returns ``out_dir``."""
+    if fmt not in EXPORT_FORMATS:
+        raise ConfigError("export.format", f"unknown format {fmt!r}; allowed: {', '.join(EXPORT_FORMATS)}")
+    adapter_dir = _adapter_dir_of(Path(run_dir))
+    meta, tensors = read_adapter(adapter_dir)
+    config, state = convert_to_peft(meta, tensors)
+    return write_peft_adapter(out_dir, config, state, _provenance(meta, config, str(adapter_dir)))
+
+
+# method-specific exporters that live next to their method (they import this module's registry)
+from lora_lab.adapters import adalora_export  # noqa: E402,F401  (registers "adalora")
