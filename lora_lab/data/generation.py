@@ -6,9 +6,10 @@ token-for-token the prompt it decodes from at evaluation.
 
 Batch format (one per family):
 
-- ``causal_lm`` training: ``input_ids`` = prompt + target (right-padded), ``attention_mask``,
+- ``causal_lm`` training: ``input_ids`` = prompt + target, *left*-padded so that every answer ends
+  at the last column (the module then computes logits for the answer span only), ``attention_mask``,
   ``labels`` = target ids with every prompt and padding position set to -100, so the loss covers the
-  answer tokens only (HF shifts labels inside the model);
+  answer tokens only; position ids are derived from the attention mask in the module;
 - ``seq2seq`` training: ``input_ids``/``attention_mask`` = prompt (encoder), ``labels`` = target
   (decoder, padding -100);
 - evaluation batches add ``prompt_ids``/``prompt_mask`` (left-padded for causal LMs, as batched
@@ -64,14 +65,14 @@ def pad(seqs: list[list[int]], value: int, left: bool = False) -> torch.Tensor:
 
 
 def collate(items: list[dict], family: str, pad_id: int, evaluation: bool = False) -> dict:
+    left = family == "causal_lm"
     inputs, labels = zip(*(training_ids(it, family) for it in items))
     batch = {
-        "input_ids": pad(list(inputs), pad_id),
-        "attention_mask": pad([[1] * len(s) for s in inputs], 0),
-        "labels": pad(list(labels), -100),
+        "input_ids": pad(list(inputs), pad_id, left=left),
+        "attention_mask": pad([[1] * len(s) for s in inputs], 0, left=left),
+        "labels": pad(list(labels), -100, left=left),
     }
     if evaluation:
-        left = family == "causal_lm"
         prompts = [it["prompt"] for it in items]
         batch["prompt_ids"] = pad(prompts, pad_id, left=left)
         batch["prompt_mask"] = pad([[1] * len(p) for p in prompts], 0, left=left)

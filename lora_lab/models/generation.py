@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 
 import torch
+import torch.nn.functional as F
 from torchmetrics import MeanMetric
 
 from lora_lab.adapters.io import adapter_checkpoint_state, load_checkpoint_state
@@ -75,7 +76,22 @@ class GenerationModule(AdapterModule):
 
     # ----- training ---------------------------------------------------------------------------
     def task_loss(self, batch: dict) -> torch.Tensor:
-        return self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"], use_cache=False).loss
+        """Mean token cross-entropy over the answer tokens (labels != -100).
+
+        Causal LMs get left-padded batches, so every answer ends at the last column: only the last
+        ``keep`` positions (from just before the earliest answer token) go through the LM head, which
+        skips most of the vocabulary projection and its softmax for prompt tokens. Position ids come
+        from the attention mask, so padding does not shift positions."""
+        if self.family == "seq2seq":
+            return self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"], use_cache=False).loss
+        ids, mask, labels = batch["input_ids"], batch["attention_mask"], batch["labels"]
+        position_ids = (mask.long().cumsum(-1) - 1).clamp(min=0)
+        width = labels.shape[1]
+        first = int((labels != -100).float().argmax(dim=1).min())  # earliest answer column in the batch
+        keep = min(width, width - first + 1)
+        logits = self.model(input_ids=ids, attention_mask=mask, position_ids=position_ids, use_cache=False, logits_to_keep=keep).logits
+        targets = labels[:, width - keep + 1 :]  # logits at column j predict the token at j + 1
+        return F.cross_entropy(logits[:, :-1].float().reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100)
 
     # ----- decoding ---------------------------------------------------------------------------
     def generation_config(self):
@@ -100,8 +116,8 @@ class GenerationModule(AdapterModule):
 
     # ----- evaluation -------------------------------------------------------------------------
     def _eval_step(self, batch: dict, split: str) -> None:
-        out = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"], use_cache=False)
-        self.loss_metrics[split].update(out.loss.detach().float(), weight=int((batch["labels"] != -100).sum()))
+        loss = self.task_loss(batch)
+        self.loss_metrics[split].update(loss.detach().float(), weight=int((batch["labels"] != -100).sum()))
         predictions = self.generate_sql(batch["prompt_ids"], batch["prompt_mask"])
         judgements = [judge(p, e, self.sql_timeout_s) for p, e in zip(predictions, batch["examples"], strict=True)]
         self.sql_metrics[split].update(judgements)

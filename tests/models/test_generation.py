@@ -52,14 +52,16 @@ def test_labels_mask_prompt_and_padding(tokdir):
     module, dm, tok = build(tokdir, "llama")
     items = [dm.splits["train"][i] for i in range(3)]
     batch = collate(items, "causal_lm", tok.pad_token_id, evaluation=True)
+    width = batch["input_ids"].shape[1]
+    assert len({len(it["prompt"]) + len(it["target"]) for it in items}) > 1  # really padded
     for row, it in enumerate(items):
         p, t = len(it["prompt"]), len(it["target"])
+        pad = width - p - t  # left padding: every answer ends at the last column
         labels, ids = batch["labels"][row], batch["input_ids"][row]
-        assert (labels[:p] == -100).all() and (labels[p + t :] == -100).all()
-        assert labels[p : p + t].tolist() == it["target"] == ids[p : p + t].tolist()
+        assert (labels[: pad + p] == -100).all()
+        assert labels[pad + p :].tolist() == it["target"] == ids[pad + p :].tolist() and ids[pad : pad + p].tolist() == it["prompt"]
         assert it["target"][-1] == eos_id(tok) and tok.decode(it["target"], skip_special_tokens=True) == " " + it["example"].gold_sql
-        assert batch["attention_mask"][row].sum() == p + t
-        # evaluation prompts are left-padded: the prompt ends at the last column
+        assert batch["attention_mask"][row].tolist() == [0] * pad + [1] * (p + t)
         assert batch["prompt_ids"][row, -p:].tolist() == it["prompt"] and batch["prompt_mask"][row].sum() == p
     seq = collate(items, "seq2seq", tok.pad_token_id)
     assert seq["input_ids"][0, : len(items[0]["prompt"])].tolist() == items[0]["prompt"]
@@ -69,15 +71,38 @@ def test_labels_mask_prompt_and_padding(tokdir):
 def test_causal_loss_is_on_answer_tokens_only(tokdir):
     module, dm, tok = build(tokdir, "llama")
     module.model.eval()
-    batch = next(iter(dm.train_dataloader()))
-    loss = module.task_loss(batch)
-    logits = module.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
-    labels, ids, mask = batch["labels"][:, 1:], batch["input_ids"][:, 1:], batch["attention_mask"][:, 1:].bool()
-    answer = labels != -100
-    assert torch.allclose(loss, F.cross_entropy(logits[answer], labels[answer]), atol=1e-5)
-    every_token = F.cross_entropy(logits[mask], ids[mask])
-    assert not torch.allclose(loss, every_token, atol=1e-3)
-    assert answer.sum() < mask.sum() / 2  # prompts are most of the sequence
+    with torch.no_grad():  # a peaked output distribution, so prompt and answer tokens have different losses
+        torch.nn.init.normal_(module.model.lm_head.weight, std=1.0)
+    items = [dm.splits["train"][i] for i in range(4)]
+    loss = module.task_loss(collate(items, "causal_lm", tok.pad_token_id)).detach()
+    # reference: every example alone (no padding), full logits, cross-entropy over its answer tokens
+    answer_sum, answer_n, all_sum, all_n = 0.0, 0, 0.0, 0
+    with torch.no_grad():
+        for it in items:
+            ids = torch.tensor([it["prompt"] + it["target"]])
+            logits = module.model(input_ids=ids).logits[0, :-1]
+            p = len(it["prompt"])
+            answer_sum += float(F.cross_entropy(logits[p - 1 :], torch.tensor(it["target"]), reduction="sum"))
+            answer_n += len(it["target"])
+            all_sum += float(F.cross_entropy(logits, ids[0, 1:], reduction="sum"))
+            all_n += ids.shape[1] - 1
+    assert float(loss) == pytest.approx(answer_sum / answer_n, abs=1e-4)
+    assert abs(float(loss) - all_sum / all_n) > 0.1  # not the loss over every token
+    assert answer_n < all_n / 3
+
+
+def test_seq2seq_loss_is_on_answer_tokens(tokdir):
+    module, dm, tok = build(tokdir, "t5")
+    module.model.eval()
+    items = [dm.splits["train"][i] for i in range(3)]
+    loss = module.task_loss(collate(items, "seq2seq", tok.pad_token_id)).detach()
+    total, n = 0.0, 0
+    with torch.no_grad():
+        for it in items:
+            out = module.model(input_ids=torch.tensor([it["prompt"]]), labels=torch.tensor([it["target"]]))
+            total += float(out.loss) * len(it["target"])
+            n += len(it["target"])
+    assert float(loss) == pytest.approx(total / n, abs=1e-4)
 
 
 def test_left_padded_batched_greedy_matches_one_by_one(tokdir):
