@@ -60,13 +60,21 @@ def statement_problem(sql: str) -> str | None:
     return None
 
 
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def _ascii_lower(name: str) -> str:
+    """SQLite folds only ASCII letters when it matches identifiers."""
+    return name.translate(_ASCII_LOWER)
+
+
 def unknown_identifier(sql: str, table: Table) -> str | None:
     """The first double-quoted name in ``sql`` that is neither a column nor the table, else None.
 
     SQLite reads a double-quoted name that matches no column as a *string literal*
     (``COUNT("Tema")`` counts rows), so a misspelt column could execute "correctly"; such SQL is
     refused instead. Single-quoted literals are skipped."""
-    known = {c.casefold() for c in table.columns} | {TABLE_NAME.casefold()}
+    known = {_ascii_lower(c) for c in table.columns} | {TABLE_NAME}
     i, n = 0, len(sql)
     while i < n:
         ch = sql[i]
@@ -76,7 +84,7 @@ def unknown_identifier(sql: str, table: Table) -> str | None:
                 j += 2 if sql[j] == ch else 1
             if ch == '"':
                 name = sql[i + 1 : j].replace('""', '"')
-                if name.casefold() not in known:
+                if _ascii_lower(name) not in known:
                     return name
             i = j + 1
         else:

@@ -82,6 +82,11 @@ def test_misspelt_quoted_column_is_refused_not_read_as_a_string():
     j = judge("SELECT COUNT(\"Tema\") FROM t WHERE \"City\" = 'Oslo'", gold)
     assert not j.exec_correct and j.pred_error == "refused: unknown column 'Tema'"
     assert judge("SELECT COUNT(\"team\") FROM \"t\" WHERE \"City\" = 'Say \"hi\"' OR 1", gold).pred_error is None
+    # SQLite folds only ASCII letters: "ÄRA" names the column "Ära", "ära" does not (it would be a string)
+    table = Table("u", ("Ära", "n"), ("text", "real"), (("x", 1),))
+    assert build_database(table).execute('SELECT "ära" FROM t').fetchall() == [("ära",)]
+    assert judge('SELECT "ära" FROM t', SqlExample("q", table, LogicalForm(0, 0))).pred_error == "refused: unknown column 'ära'"
+    assert judge('SELECT "ÄRA" FROM T', SqlExample("q", table, LogicalForm(0, 0))).exec_correct
 
 
 def test_semicolons_inside_literals_are_one_statement():
