@@ -160,6 +160,8 @@ class GenerationModule(AdapterModule):
         point = {"step": int(self.trainer.global_step), "epoch": int(self.current_epoch), **values}
         if self._baseline_pass:
             self.untrained = point
+            for split in self.spec.eval_splits:  # keep the baseline's predictions next to the trained ones
+                self.predictions[f"untrained_{split}"] = self.predictions.pop(split, [])
             return
         self.curve.append(point)
         primary = values[self.spec.primary_key]

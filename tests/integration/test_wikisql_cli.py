@@ -61,3 +61,19 @@ def test_bad_generation_input_one_line(tmp_path, overrides, expected):
     proc = run_train(tmp_path, *SMALL, "backbone=tiny_llama", *overrides)
     assert proc.returncode == 2 and expected in proc.stderr, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_zero_steps_evaluates_the_untrained_model(tmp_path):
+    """``trainer.max_steps=0``: validation and test of the untrained model (the README's baseline
+    command); evaluation is deterministic, so the pre-fit baseline equals the selected evaluation."""
+    args = [*SMALL, "task=wikisql_synthetic", "backbone=tiny_llama", "task.train_size=16", "task.val_size=8", "task.test_size=8",
+            "trainer.max_steps=0", "trainer.max_epochs=-1"]
+    proc = run_train(tmp_path, *args)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    record, run = only_result(tmp_path)
+    assert record["optimizer_steps"] == 0 and record["metrics"]["test"]["test/n"] == 8
+    untrained, best = record["baselines"]["untrained_val"], record["metrics"]["best_val"]
+    assert {k: untrained[k] for k in ("val/exec_acc", "val/invalid_rate", "val/loss")} == {k: best[k] for k in ("val/exec_acc", "val/invalid_rate", "val/loss")}
+    baseline_rows = (run / "predictions_untrained_val.jsonl").read_text().splitlines()
+    assert baseline_rows == (run / "predictions_val.jsonl").read_text().splitlines() and len(baseline_rows) == 8
