@@ -5,8 +5,9 @@ Schema (``schema_version`` 1): ``status`` (``success`` | ``failed`` | ``cancelle
 ``params`` (trainable / total / adapter / head counts and the adapted modules), ``metrics``
 (``best_val`` = the evaluation with the best primary validation metric, ``final`` = the last
 evaluation, ``test`` = test split at the best-validation adapter state where the task has labels),
-``primary_metric``, ``baselines`` (e.g. majority-class accuracy), ``curve`` (one entry per
-evaluation), ``method_summary``, ``wall_time_s``, ``cpu_time_s`` (process CPU seconds of the trial), ``torch_threads``, ``peak_memory_mb``, ``versions`` and ``git``
+``primary_metric``, ``baselines`` (majority-class accuracy; for generation ``untrained_val``, the
+model's validation before training), ``data`` (split sizes, skipped training examples), ``curve``
+(one entry per evaluation), ``method_summary``, ``wall_time_s``, ``cpu_time_s`` (process CPU seconds of the trial), ``torch_threads``, ``peak_memory_mb``, ``versions`` and ``git``
 (SHA + dirty flag), ``job`` (host, pid, SLURM job / array task of the attempt that wrote it),
 ``interruptions`` (one entry per SLURM stop the run survived: signal, step,
 job id). Written atomically (`lora_lab.atomic`: temp file in the same directory, fsync, ``os.replace``),
