@@ -21,7 +21,6 @@ import torch
 import torch.nn.functional as F
 from torchmetrics import MeanMetric
 
-from lora_lab.adapters.io import adapter_checkpoint_state, load_checkpoint_state
 from lora_lab.data.tasks import TaskSpec
 from lora_lab.models.module import AdapterModule
 from lora_lab.models.sql_eval import SqlAccuracy, judge
@@ -60,9 +59,6 @@ class GenerationModule(AdapterModule):
         splits = (*self.spec.eval_splits, "test")
         self.sql_metrics = torch.nn.ModuleDict({s: SqlAccuracy() for s in splits})
         self.loss_metrics = torch.nn.ModuleDict({s: MeanMetric() for s in splits})
-        self.curve: list[dict] = []
-        self.best: dict | None = None
-        self.best_state: dict | None = None
         self.untrained: dict | None = None
         self.predictions: dict[str, list[dict]] = {}  # latest evaluation of each split (this rank's share)
         self._baseline_pass = False
@@ -163,13 +159,7 @@ class GenerationModule(AdapterModule):
             for split in self.spec.eval_splits:  # keep the baseline's predictions next to the trained ones
                 self.predictions[f"untrained_{split}"] = self.predictions.pop(split, [])
             return
-        self.curve.append(point)
-        primary = values[self.spec.primary_key]
-        selectable = self.method.selectable(int(self.trainer.global_step), self.total_optimizer_steps())
-        point["selectable"] = selectable
-        if selectable and (self.best is None or primary > self.best[self.spec.primary_key]):
-            self.best = point
-            self.best_state = {k: v.detach().cpu().clone() for k, v in adapter_checkpoint_state(self.model, self.method).items()}
+        self.record_evaluation(values, self.spec.primary_key)
 
     def evaluate_untrained(self, trainer, datamodule) -> dict | None:
         """Validate before any training step (LoRA-family adapters are exact no-ops at init, so this
@@ -184,17 +174,10 @@ class GenerationModule(AdapterModule):
     def on_test_epoch_end(self) -> None:
         self.log_dict(self._compute("test"), sync_dist=False)
 
-    def restore_best(self) -> None:
-        """Load the adapter state of the best validation evaluation (for testing)."""
-        if self.best_state is not None:
-            load_checkpoint_state(self.model, self.method, self.best_state)
-
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         super().on_save_checkpoint(checkpoint)
-        checkpoint["lora_lab_eval"] = {"curve": self.curve, "best": self.best, "best_state": self.best_state, "untrained": self.untrained}
+        checkpoint["lora_lab_eval"]["untrained"] = self.untrained
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         super().on_load_checkpoint(checkpoint)
-        saved = checkpoint.get("lora_lab_eval", {})
-        self.curve, self.best, self.best_state = saved.get("curve", []), saved.get("best"), saved.get("best_state")
-        self.untrained = saved.get("untrained", self.untrained)
+        self.untrained = checkpoint.get("lora_lab_eval", {}).get("untrained", self.untrained)
