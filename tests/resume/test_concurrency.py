@@ -1,15 +1,15 @@
 """Eight processes write their trials' results into one sweep directory at the same moment (nested
 run dirs sharing parents, each rewritten many times, as running -> success) while another process
-keeps reading the sweep like the report does: no read ever fails, and at the end all eight records
-are there, complete, and counted. (The report command of issue 7 is not merged yet; this counts with
-`lora_lab.results.summary.rows`, which reads every result.json below a root like the report will.)"""
+keeps reading the sweep with the report's own reader (`lora_lab.results.collect.collect`, which
+marks an unreadable or truncated file ``corrupt`` instead of failing): it never sees a corrupt
+record, and at the end the report counts all eight trials, complete."""
 
 import multiprocessing as mp
 import time
 from pathlib import Path
 
+from lora_lab.results.collect import collect
 from lora_lab.results.record import read_result
-from lora_lab.results.summary import rows
 
 N_PROCS, REWRITES = 8, 40
 
@@ -36,9 +36,14 @@ def reader(sweep: str, done, out) -> None:
     reads, errors = 0, []
     while not done.is_set():
         try:
-            reads += len(rows([sweep]))
-        except Exception as err:  # a torn file or a reader tripping over a temp file
+            trials = collect([sweep]).trials
+        except FileNotFoundError:  # the sweep dir does not exist yet
+            continue
+        except Exception as err:  # the reader tripping over something a writer left
             errors.append(repr(err))
+            continue
+        reads += len(trials)
+        errors += [f"{r.run_dir}: {r.reason}" for r in trials.itertuples() if r.status == "corrupt"]
     out.put((reads, errors))
 
 
@@ -60,9 +65,9 @@ def test_eight_writers_one_sweep_dir(tmp_path):
     assert not errors, errors[:3]
     assert reads > 0  # the reader saw records while they were being rewritten
 
-    table = rows([sweep])
-    assert len(table) == N_PROCS and {r["status"] for r in table} == {"success"}
-    assert sorted(r["run"] for r in table) == sorted(run_name(i) for i in range(N_PROCS))
+    trials = collect([sweep]).trials  # what `lora-lab report` counts
+    assert len(trials) == N_PROCS and trials["status"].value_counts().to_dict() == {"success": N_PROCS}
+    assert sorted(trials["run_dir"]) == sorted(str(Path(sweep) / run_name(i)) for i in range(N_PROCS))
     for i in range(N_PROCS):
         record = read_result(Path(sweep) / run_name(i))
         assert record["writer"] == i and record["k"] == REWRITES and len(record["curve"]) == 2000

@@ -16,7 +16,7 @@ import torch
 
 from lora_lab.atomic import is_temp_file
 from lora_lab.results.record import read_result
-from lora_lab.results.summary import rows
+from lora_lab.results.collect import collect
 from tests.resume.crash_writer import N
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,7 +59,7 @@ def test_sigkill_during_result_write(tmp_path):
     def check(done):
         record = read_result(run)  # parses: never torn
         assert record["version"] in (done, done + 1) and set(record["values"]) == {record["version"]}
-        assert [r["status"] for r in rows([str(tmp_path / "study")])] == ["running"]  # the report reads only result.json
+        assert collect([tmp_path / "study"]).trials["status"].tolist() == ["running"]  # the report: one trial, not corrupt
 
     assert any(kill_mid_write("result", run, lambda: bool(temps(run)), check)), "no kill landed inside a write"
 
