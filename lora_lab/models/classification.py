@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import torch
 
-from lora_lab.adapters.io import adapter_checkpoint_state, load_checkpoint_state
 from lora_lab.data.tasks import TaskSpec
 from lora_lab.models.metrics import make_collection, predictions
 from lora_lab.models.module import AdapterModule
@@ -27,9 +26,6 @@ class ClassificationModule(AdapterModule):
         self.eval_metrics = torch.nn.ModuleDict(
             {s: make_collection(self.spec.metrics, self.spec.num_labels) for s in (*self.spec.eval_splits, "test")}
         )
-        self.curve: list[dict] = []
-        self.best: dict | None = None
-        self.best_state: dict | None = None
 
     def forward(self, batch: dict):
         inputs = {k: v for k, v in batch.items() if k != "labels"}
@@ -60,28 +56,7 @@ class ClassificationModule(AdapterModule):
         self.log_dict(values, sync_dist=False)
         if self.trainer.sanity_checking:
             return
-        point = {"step": int(self.trainer.global_step), "epoch": int(self.current_epoch), **values}
-        self.curve.append(point)
-        primary = values[self.spec.primary_key]
-        selectable = self.method.selectable(int(self.trainer.global_step), self.total_optimizer_steps())
-        point["selectable"] = selectable
-        if selectable and (self.best is None or primary > self.best[self.spec.primary_key]):
-            self.best = point
-            self.best_state = {k: v.detach().cpu().clone() for k, v in adapter_checkpoint_state(self.model, self.method).items()}
+        self.record_evaluation(values, self.spec.primary_key)
 
     def on_test_epoch_end(self) -> None:
         self.log_dict(self._compute("test"), sync_dist=False)
-
-    def restore_best(self) -> None:
-        """Load the adapter state of the best validation evaluation (for testing)."""
-        if self.best_state is not None:
-            load_checkpoint_state(self.model, self.method, self.best_state)
-
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        super().on_save_checkpoint(checkpoint)
-        checkpoint["lora_lab_eval"] = {"curve": self.curve, "best": self.best, "best_state": self.best_state}
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        super().on_load_checkpoint(checkpoint)
-        saved = checkpoint.get("lora_lab_eval", {})
-        self.curve, self.best, self.best_state = saved.get("curve", []), saved.get("best"), saved.get("best_state")

@@ -23,7 +23,7 @@ import lightning as L
 import torch
 
 from lora_lab.adapters import AttachReport, build_method, parse_config
-from lora_lab.adapters.io import adapter_checkpoint_state
+from lora_lab.adapters.io import adapter_checkpoint_state, load_checkpoint_state
 from lora_lab.models.backbones import parse_backbone_config
 
 
@@ -40,6 +40,9 @@ class AdapterModule(L.LightningModule):
         self.method = None
         self.report: AttachReport | None = None
         self.optimizer_steps_seen = 0  # hook calls in this process (tests use it)
+        self.curve: list[dict] = []  # one point per validation
+        self.best: dict | None = None  # the selected evaluation
+        self.best_state: dict | None = None  # adapter state at that evaluation
         self.strict_loading = False  # checkpoints are adapter-only
 
     # ----- building --------------------------------------------------------------------------
@@ -102,6 +105,24 @@ class AdapterModule(L.LightningModule):
 
         return build_optimizer([p for p in self.model.parameters() if p.requires_grad], self.optim_cfg, self.total_optimizer_steps())
 
+    # ----- model selection on validation -------------------------------------------------------
+    def record_evaluation(self, values: dict[str, float], primary_key: str) -> dict:
+        """Append a validation point to the curve; keep the adapter state if it is the best so far
+        among the evaluations the method calls `selectable` (selection on validation, never test)."""
+        step = int(self.trainer.global_step)
+        point = {"step": step, "epoch": int(self.current_epoch), **values}
+        point["selectable"] = self.method.selectable(step, self.total_optimizer_steps())
+        self.curve.append(point)
+        if point["selectable"] and (self.best is None or values[primary_key] > self.best[primary_key]):
+            self.best = point
+            self.best_state = {k: v.detach().cpu().clone() for k, v in adapter_checkpoint_state(self.model, self.method).items()}
+        return point
+
+    def restore_best(self) -> None:
+        """Load the adapter state of the best validation evaluation (for testing)."""
+        if self.best_state is not None:
+            load_checkpoint_state(self.model, self.method, self.best_state)
+
     # ----- adapter-only checkpoints ---------------------------------------------------------------
     def adapter_state_keys(self) -> set[str]:
         return {f"model.{k}" for k in adapter_checkpoint_state(self.model, self.method)} - {
@@ -112,18 +133,13 @@ class AdapterModule(L.LightningModule):
         keep = self.adapter_state_keys()
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in keep}
         checkpoint["adapter_method_state"] = {k: v.detach().cpu().clone() for k, v in self.method.state_dict().items()}
-        # dropout masks after a resume must be the ones an uninterrupted run draws (Lightning does
-        # not checkpoint RNG states); torch generators only, as tensors (weights_only loading)
-        checkpoint["torch_rng_state"] = torch.get_rng_state()
-        if torch.cuda.is_available():
-            checkpoint["cuda_rng_states"] = torch.cuda.get_rng_state_all()
+        checkpoint["lora_lab_eval"] = {"curve": self.curve, "best": self.best, "best_state": self.best_state}
+        # RNG states (every rank's) travel in the checkpoint through lora_lab.resume.rng.RngState
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         missing = self.adapter_state_keys() - set(checkpoint["state_dict"])
         if missing:
             raise KeyError(f"checkpoint lacks adapter tensors: {sorted(missing)[:5]} ...")
         self.method.load_state_dict(checkpoint.get("adapter_method_state", {}))
-        if "torch_rng_state" in checkpoint:
-            torch.set_rng_state(checkpoint["torch_rng_state"])
-        if "cuda_rng_states" in checkpoint and torch.cuda.is_available() and len(checkpoint["cuda_rng_states"]) == torch.cuda.device_count():
-            torch.cuda.set_rng_state_all(checkpoint["cuda_rng_states"])
+        saved = checkpoint.get("lora_lab_eval", {})
+        self.curve, self.best, self.best_state = saved.get("curve", []), saved.get("best"), saved.get("best_state")

@@ -5,10 +5,14 @@ Schema (``schema_version`` 1): ``status`` (``success`` | ``failed`` | ``cancelle
 ``params`` (trainable / total / adapter / head counts and the adapted modules), ``metrics``
 (``best_val`` = the evaluation with the best primary validation metric, ``final`` = the last
 evaluation, ``test`` = test split at the best-validation adapter state where the task has labels),
-``primary_metric``, ``baselines`` (e.g. majority-class accuracy), ``curve`` (one entry per
-evaluation), ``method_summary``, ``wall_time_s``, ``cpu_time_s`` (process CPU seconds of the trial), ``torch_threads``, ``peak_memory_mb``, ``versions`` and ``git``
-(SHA + dirty flag). Written atomically: a temp file in the same directory, fsync, ``os.replace``,
-so a reader sees the old file or the new one, never half of one.
+``primary_metric``, ``baselines`` (majority-class accuracy; for generation ``untrained_val``, the
+model's validation before training), ``data`` (split sizes, skipped training examples), ``curve``
+(one entry per evaluation), ``method_summary``, ``wall_time_s``, ``cpu_time_s`` (process CPU seconds of the trial), ``torch_threads``, ``peak_memory_mb``, ``versions`` and ``git``
+(SHA + dirty flag), ``job`` (host, pid, SLURM job / array task of the attempt that wrote it),
+``interruptions`` (one entry per SLURM stop the run survived: signal, step,
+job id). Written atomically (`lora_lab.atomic`: temp file in the same directory, fsync, ``os.replace``),
+so a reader sees the old file or the new one, never half of one; `read_result` opens only the final
+name, never a temp file a killed writer left behind.
 """
 
 from __future__ import annotations
@@ -19,28 +23,13 @@ import platform
 import resource
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
+from lora_lab.atomic import atomic_write_text  # re-exported: callers import it from here
+
 SCHEMA_VERSION = 1
 RESULT_NAME = "result.json"
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def write_result(run_dir: str | os.PathLike, record: dict) -> Path:

@@ -6,7 +6,7 @@
    finished result: a rerun skips those).
 3. Otherwise write the plan ``<sweep dir>/sweep_plan.json`` (the report counts planned trials without
    a result as *missing*) and hand the same overrides to Hydra's multirun, with the launcher the
-   study or the command line picks (``hydra/launcher=sequential|parallel|submitit|slurm``).
+   study or the command line picks (``hydra/launcher=sequential|parallel|submitit|slurm_cpu|slurm_gpu|slurm_ddp``).
 
 Exit status: 0 when every planned trial ended ``success``, 1 otherwise (the report lists which).
 """

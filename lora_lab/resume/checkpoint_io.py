@@ -1,0 +1,24 @@
+"""`AtomicCheckpointIO`: Lightning checkpoints written with temp file + fsync + rename.
+
+Lightning's `TorchCheckpointIO` stages the file through fsspec in the system temp dir and moves it
+into place; across filesystems (node-local ``/tmp``, run dirs on a shared filesystem) that move is a
+copy into the final path, so a job killed mid-save can leave a truncated ``last.ckpt`` that the next
+job would try to resume from. This plugin writes next to the target instead (`lora_lab.atomic`):
+``last.ckpt`` is always either the previous complete checkpoint or the new one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+from lora_lab.atomic import atomic_write
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
+        if storage_options is not None:
+            raise TypeError("AtomicCheckpointIO.save_checkpoint does not take storage_options")
+        atomic_write(path, lambda fh: torch.save(checkpoint, fh))

@@ -1,0 +1,79 @@
+"""Text-to-SQL through the training entry point as users run it: synthetic WikiSQL on a tiny LLaMA
+(bf16 autocast), local WikiSQL files in the original layout on a tiny T5, bad input as one line."""
+
+import json
+
+import pytest
+
+from tests.data.test_wikisql import write_layout
+from tests.integration.test_train_cli import run_train
+
+SMALL = ["logger=none", "trainer.max_epochs=1", "task.batch_size=8", "task.eval_batch_size=16", "task.max_new_tokens=12"]
+
+
+def only_result(tmp_path) -> tuple[dict, object]:
+    results = list((tmp_path / "runs").rglob("result.json"))
+    assert len(results) == 1
+    return json.loads(results[0].read_text()), results[0].parent
+
+
+@pytest.mark.slow
+def test_synthetic_wikisql_tiny_llama_bf16(tmp_path):
+    args = [*SMALL, "task=wikisql_synthetic", "backbone=tiny_llama", "task.train_size=32", "task.val_size=16", "task.test_size=16",
+            "trainer.precision=bf16-mixed"]
+    proc = run_train(tmp_path, *args)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    record, run = only_result(tmp_path)
+    assert record["status"] == "success" and record["primary_metric"] == "val/exec_acc"
+    assert record["optimizer_steps"] == 4 and len(record["curve"]) == 1
+    untrained = record["baselines"]["untrained_val"]
+    assert untrained["step"] == 0 and untrained["val/n"] == 16 and 0.0 <= untrained["val/exec_acc"] <= 1.0
+    assert set(record["metrics"]["test"]) >= {"test/exec_acc", "test/lf_acc", "test/invalid_rate", "test/loss"}
+    assert record["metrics"]["test"]["test/n"] == 16 and record["data"]["sizes"] == {"train": 32, "val": 16, "test": 16}
+    rows = [json.loads(l) for l in (run / "predictions_test.jsonl").read_text().splitlines()]
+    assert len(rows) == 16 and rows[0]["gold"].startswith("SELECT ") and {"predicted", "exec_correct", "error"} <= set(rows[0])
+    assert sum(r["exec_correct"] for r in rows) / 16 == pytest.approx(record["metrics"]["test"]["test/exec_acc"])
+    assert (run / "adapter/adapter_model.safetensors").is_file()
+    meta = json.loads((run / "adapter/adapter_config.json").read_text())
+    assert meta["backbone"]["family"] == "causal_lm" and meta["adapted_modules"][0].endswith("q_proj")
+
+
+@pytest.mark.slow
+def test_local_wikisql_layout_tiny_t5(tmp_path):
+    data = write_layout(tmp_path / "wikisql")
+    proc = run_train(tmp_path, *SMALL, "task=wikisql", f"task.data_dir={data}", "backbone=tiny_t5", "task.eval_untrained=false")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    record, run = only_result(tmp_path)
+    assert record["status"] == "success" and record["data"]["sizes"] == {"train": 2, "val": 2, "test": 2}
+    assert record["baselines"]["untrained_val"] is None and record["metrics"]["best_val"]["val/n"] == 2
+    assert json.loads((run / "adapter/adapter_config.json").read_text())["backbone"]["family"] == "seq2seq"
+
+
+@pytest.mark.parametrize(
+    "overrides,expected",
+    [
+        (["task=wikisql", "task.data_dir=/nonexistent/wikisql"], "error: task.data_dir: /nonexistent/wikisql is not a directory"),
+        (["task=wikisql_synthetic", "task.num_beams=0"], "error: task.num_beams: must be a positive integer, got 0"),
+        (["task=wikisql_synthetic", "backbone=smollm2", "backbone.gguf_file=x.bin"], "error: backbone.gguf_file: must be the name of a .gguf file"),
+    ],
+)
+def test_bad_generation_input_one_line(tmp_path, overrides, expected):
+    proc = run_train(tmp_path, *SMALL, "backbone=tiny_llama", *overrides)
+    assert proc.returncode == 2 and expected in proc.stderr, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_zero_steps_evaluates_the_untrained_model(tmp_path):
+    """``trainer.max_steps=0``: validation and test of the untrained model (the README's baseline
+    command); evaluation is deterministic, so the pre-fit baseline equals the selected evaluation."""
+    args = [*SMALL, "task=wikisql_synthetic", "backbone=tiny_llama", "task.train_size=16", "task.val_size=8", "task.test_size=8",
+            "trainer.max_steps=0", "trainer.max_epochs=-1"]
+    proc = run_train(tmp_path, *args)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    record, run = only_result(tmp_path)
+    assert record["optimizer_steps"] == 0 and record["metrics"]["test"]["test/n"] == 8
+    untrained, best = record["baselines"]["untrained_val"], record["metrics"]["best_val"]
+    assert {k: untrained[k] for k in ("val/exec_acc", "val/invalid_rate", "val/loss")} == {k: best[k] for k in ("val/exec_acc", "val/invalid_rate", "val/loss")}
+    baseline_rows = (run / "predictions_untrained_val.jsonl").read_text().splitlines()
+    assert baseline_rows == (run / "predictions_val.jsonl").read_text().splitlines() and len(baseline_rows) == 8
