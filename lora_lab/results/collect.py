@@ -25,7 +25,8 @@ RESULT_NAME = "result.json"
 PLAN_NAME = "sweep_plan.json"
 #: a run whose best validation value is within this of the chance level never left it
 CHANCE_TOL = 0.005
-#: metrics whose chance level is 0 (correlations); accuracy uses the majority-class baseline
+#: metrics whose chance level is 0 (correlations); accuracy uses the majority-class baseline,
+#: generation metrics the untrained model's value
 ZERO_CHANCE = ("mcc", "pearson", "spearman")
 STATUSES = ("success", "failed", "cancelled", "running", "corrupt", "missing")
 
@@ -87,6 +88,18 @@ def flatten(node: dict, prefix: str, out: dict) -> None:
             out[key] = v
 
 
+def chance_level(baselines: dict, metric: str | None, primary: str | None) -> float | None:
+    """The level a run must leave: 0 for correlations, the majority-class accuracy for accuracy, the
+    untrained (pretrained) model's value for generation tasks; None when unknown."""
+    if metric in ZERO_CHANCE:
+        return 0.0
+    majority = _num(baselines.get("majority_val"))
+    if metric == "accuracy" and majority is not None:
+        return majority
+    untrained = baselines.get("untrained_val")
+    return _num(untrained.get(primary)) if isinstance(untrained, dict) and primary else None
+
+
 def _num(value):
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
@@ -103,8 +116,7 @@ def trial_row(record: dict, path: Path) -> dict:
     if primary and "/" in primary:
         test = _num((metrics.get("test") or {}).get("test/" + primary.split("/", 1)[1]))
     metric = primary.split("/", 1)[1] if primary and "/" in primary else primary
-    majority = _num((record.get("baselines") or {}).get("majority_val"))
-    chance = 0.0 if metric in ZERO_CHANCE else (majority if metric == "accuracy" else None)
+    chance = chance_level(record.get("baselines") or {}, metric, primary)
     val_max = max(curve_vals) if curve_vals else val
     params = record.get("params") or {}
     task, adapter, optim = config.get("task") or {}, config.get("adapter") or {}, config.get("optim") or {}

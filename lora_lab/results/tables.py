@@ -120,7 +120,7 @@ def notes(agg: Aggregate, usual_n: int) -> list[str]:
         if tried > 1:
             out.append(f"Best over {', '.join(display_name(k) for k in agg.setting_keys)} per cell (up to {tried} settings), chosen by validation mean; lr = the chosen learning rate, every setting in table.csv.")
     if not agg.cells.empty and agg.cells["n_chance"].sum():
-        out.append(f"{DAGGER} some runs of the cell never left the majority-class / chance level on validation (listed below).")
+        out.append(f"{DAGGER} some runs of the cell never left the majority-class / chance / untrained-model level on validation (listed below).")
     if not agg.cells.empty and agg.cells["n_unfinished"].sum():
         out.append(f"{STAR} the cell has failed, cancelled or unfinished trials, never averaged in (listed below).")
     return out

@@ -34,3 +34,12 @@ def test_flatten_and_trial_columns(tmp_path):
     assert row["cfg.adapter.r"] == 8 and row["cfg.optim.betas"] == "0.9+0.999"
     assert not any(c.startswith("cfg.reference") for c in collection.trials.columns)
     assert collection.references == [{"scores": {"synthetic": 90}}]
+
+
+def test_chance_levels():
+    from lora_lab.results.collect import chance_level
+
+    assert chance_level({"majority_val": 0.6}, "accuracy", "val/accuracy") == 0.6
+    assert chance_level({"majority_val": None}, "mcc", "val/mcc") == 0.0
+    assert chance_level({"untrained_val": {"step": 0, "val/exec_acc": 0.12}}, "exec_acc", "val/exec_acc") == 0.12
+    assert chance_level({}, "f1", "val/f1") is None

@@ -113,7 +113,7 @@ def test_dry_run_lists_every_run_dir_and_writes_nothing(tmp_path, monkeypatch, c
 
 
 @pytest.mark.parametrize("launcher,target", [
-    ("sequential", "BasicLauncher"), ("parallel", "JoblibLauncher"), ("submitit", "LocalLauncher"), ("slurm", "SlurmLauncher"),
+    ("sequential", "BasicLauncher"), ("parallel", "JoblibLauncher"), ("submitit", "LocalLauncher"), ("slurm_gpu", "SlurmLauncher"), ("slurm_cpu", "SlurmLauncher"),
 ])
 def test_launcher_presets_compose(tmp_path, launcher, target):
     from lora_lab.sweeps.expand import split_trials
