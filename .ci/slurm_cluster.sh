@@ -3,15 +3,18 @@
 #
 #   .ci/slurm_cluster.sh install   apt-get install slurmctld slurmd slurm-client munge (only if missing)
 #   .ci/slurm_cluster.sh up        start munged, slurmctld, slurmd; wait until the node is idle;
-#                                  prints `export SLURM_CONF=...` (eval it, or the tests find the
-#                                  default state dir themselves)
+#                                  prints `export SLURM_CONF=...` (eval it, or the tests find this
+#                                  checkout's state dir themselves)
+#   .ci/slurm_cluster.sh env       print that `export SLURM_CONF=...` line
 #   .ci/slurm_cluster.sh down      stop the three daemons by the PIDs recorded at `up`
 #   .ci/slurm_cluster.sh running   exit status 0 if the cluster is up and answers
 #   .ci/slurm_cluster.sh status    daemons and node state
 #
-# Everything lives in one private state dir ($LORA_LAB_SLURM_DIR, default /tmp/lora_lab_slurm):
-# slurm.conf, a fresh munge key and socket, spool/state dirs, logs, pid files. Nothing under /etc
-# is touched, so a system SLURM on the same machine is left alone. One node `localhost` with
+# Everything lives in one private state dir ($LORA_LAB_SLURM_DIR, default /tmp/lora_lab_slurm-<key>,
+# key = the first 8 hex digits of sha1(repository path)): slurm.conf, a fresh munge key and socket,
+# spool/state dirs, logs, pid files. The ports are derived from the same key, so checkouts on one
+# machine (several worktrees, several CI runs) get separate clusters. Nothing under /etc is touched,
+# so a system SLURM on the same machine is left alone. One node `localhost` with
 # proctrack/linuxproc, task/none and no accounting (sacct does not work; submitit tolerates that
 # and waits for result files). CPUs are declared oversubscribed (LORA_LAB_SLURM_CPUS, default 8)
 # so parallel test jobs fit on a 2-core machine. Two partitions share the node: `debug` (default)
@@ -19,9 +22,12 @@
 # requeues jobs in `debug`, as on a preemptible cluster partition.
 set -euo pipefail
 
-STATE=${LORA_LAB_SLURM_DIR:-/tmp/lora_lab_slurm}
-CTLD_PORT=${LORA_LAB_SLURMCTLD_PORT:-6817}
-SLURMD_PORT=${LORA_LAB_SLURMD_PORT:-6818}
+ROOT=$(cd "$(dirname "$0")/.." && pwd -P)
+KEY=$(printf %s "$ROOT" | sha1sum | cut -c1-8)
+STATE=${LORA_LAB_SLURM_DIR:-/tmp/lora_lab_slurm-$KEY}
+PORT_BASE=$(( 20000 + (16#$KEY % 10000) * 2 ))
+CTLD_PORT=${LORA_LAB_SLURMCTLD_PORT:-$PORT_BASE}
+SLURMD_PORT=${LORA_LAB_SLURMD_PORT:-$((PORT_BASE + 1))}
 CPUS=${LORA_LAB_SLURM_CPUS:-8}
 CONF=$STATE/slurm.conf
 
@@ -157,6 +163,7 @@ case "${1:-}" in
   up) up ;;
   down) down ;;
   running) running ;;
+  env) echo "export SLURM_CONF=$CONF" ;;
   status) status ;;
-  *) echo "usage: $0 install|up|down|running|status" >&2; exit 2 ;;
+  *) echo "usage: $0 install|up|down|running|env|status" >&2; exit 2 ;;
 esac

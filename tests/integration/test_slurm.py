@@ -8,6 +8,7 @@ bit-identical to an uninterrupted run with the same seed.
 Marked ``slurm``: `.ci/test` brings the cluster up and runs them; without a reachable cluster they
 fail (not skip) when selected."""
 
+import hashlib
 import json
 import os
 import shutil
@@ -22,7 +23,8 @@ from tests.resume.exact import assert_same_outcome
 
 pytestmark = pytest.mark.slurm
 ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_CONF = Path(os.environ.get("LORA_LAB_SLURM_DIR", "/tmp/lora_lab_slurm")) / "slurm.conf"
+# where `.ci/slurm_cluster.sh up` puts this checkout's cluster (unless SLURM_CONF says otherwise)
+DEFAULT_CONF = Path(os.environ.get("LORA_LAB_SLURM_DIR", f"/tmp/lora_lab_slurm-{hashlib.sha1(str(ROOT).encode()).hexdigest()[:8]}")) / "slurm.conf"
 RUN = "synthetic/tiny_bert/lora-r8-a16-kaiming-qv"
 
 
