@@ -28,9 +28,10 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
-from lora_lab.data.classification import EpochSeededRandomSampler, TokenizedDataset
+from lora_lab.data.classification import TokenizedDataset
 from lora_lab.data.tasks import GenerationTaskConfig, TaskSpec, load_examples
 from lora_lab.data.wikisql import SqlExample, render_prompt
+from lora_lab.resume.sampler import ResumableDataLoader, ResumableSampler
 
 FAMILIES = ("causal_lm", "seq2seq")
 
@@ -110,13 +111,8 @@ class GenerationDataModule(L.LightningDataModule):
                 items = kept
             self.splits[name] = TokenizedDataset(items)
 
-    def _loader(self, split: str, shuffle: bool, batch_size: int, evaluation: bool) -> DataLoader:
-        sampler = EpochSeededRandomSampler(self.splits[split], self.seed) if shuffle else None
-        return DataLoader(
-            self.splits[split], batch_size=batch_size, shuffle=False if sampler is None else None, sampler=sampler,
-            num_workers=self.task.num_workers,
-            collate_fn=functools.partial(collate, family=self.family, pad_id=self.tokenizer.pad_token_id, evaluation=evaluation),
-        )
+    def _collate_fn(self, evaluation: bool):
+        return functools.partial(collate, family=self.family, pad_id=self.tokenizer.pad_token_id, evaluation=evaluation)
 
     def transfer_batch_to_device(self, batch, device, dataloader_idx: int):
         """Move the tensors; the `SqlExample` objects (frozen dataclasses, which Lightning's
@@ -128,10 +124,21 @@ class GenerationDataModule(L.LightningDataModule):
         return batch
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", True, self.task.batch_size, False)
+        """Shuffled by ``(seed, epoch)``, sharded over DDP ranks, resumable mid-epoch (`lora_lab.resume.sampler`)."""
+        trainer = self.trainer
+        replicas, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+        sampler = ResumableSampler(self.splits["train"], seed=self.seed, num_replicas=replicas, rank=rank, shuffle=True)
+        return ResumableDataLoader(
+            self.splits["train"], sampler=sampler, batch_size=self.task.batch_size, collate_fn=self._collate_fn(False),
+            num_workers=self.task.num_workers,
+        )
+
+    def _eval_loader(self, split: str) -> DataLoader:
+        return DataLoader(self.splits[split], batch_size=self.task.eval_batch_size, shuffle=False, collate_fn=self._collate_fn(True),
+                          num_workers=self.task.num_workers)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("val", False, self.task.eval_batch_size, True)
+        return self._eval_loader("val")
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test", False, self.task.eval_batch_size, True)
+        return self._eval_loader("test")
