@@ -17,6 +17,8 @@ def test_wikisql_synthetic_smollm2_recipe():
     assert cfg.trainer.max_steps > 0 and cfg.trainer.max_epochs == -1 and cfg.trainer.precision == "32-true"
     assert cfg.task.val_size < 200 and cfg.run_name.startswith("wikisql_synthetic/smollm2/lora-")
     assert _compose(["task=wikisql_synthetic", "backbone=smollm2", "trainer.max_steps=7"]).trainer.max_steps == 7
+    # the learning rate stays method default x lr_scale, so lr sweeps still apply
+    assert cfg.optim.lr == 2e-3 and _compose(["task=wikisql_synthetic", "backbone=smollm2", "lr_scale=0.5"]).optim.lr == 1e-3
 
 
 def test_recipe_only_for_its_pair():
