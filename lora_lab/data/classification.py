@@ -8,13 +8,12 @@ the order of `TaskSpec.eval_splits` (e.g. MNLI matched, then mismatched).
 
 from __future__ import annotations
 
-import random
 
 import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
-from lora_lab.data.tasks import TaskConfig, TaskSpec, load_examples
+from lora_lab.data.tasks import TaskConfig, TaskSpec, load_examples, subsample
 from lora_lab.resume.sampler import ResumableDataLoader, ResumableSampler
 
 
@@ -48,11 +47,6 @@ class ClassificationDataModule(L.LightningDataModule):
         self.splits: dict[str, TokenizedDataset] = {}
         self.label_counts: dict[str, list[int]] = {}
 
-    def _subsample(self, examples: list, limit: int | None, offset: int) -> list:
-        if limit is None or len(examples) <= limit:
-            return examples
-        return random.Random(self.seed + offset).sample(examples, limit)
-
     def setup(self, stage: str | None = None) -> None:
         if self.splits:
             return
@@ -60,7 +54,7 @@ class ClassificationDataModule(L.LightningDataModule):
         regression = self.spec.num_labels == 1
         for i, (name, examples) in enumerate(raw.items()):
             limit = self.task.max_train_samples if name == "train" else self.task.max_eval_samples
-            examples = self._subsample(examples, limit, i)
+            examples = subsample(examples, limit, self.seed + i)
             self.splits[name] = TokenizedDataset(tokenize_examples(self.tokenizer, examples, self.task.max_length, regression))
             if not regression:
                 counts = [0] * self.spec.num_labels

@@ -22,14 +22,13 @@ examples are never dropped or cut, so scores always cover the whole (sub-sampled
 from __future__ import annotations
 
 import functools
-import random
 
 import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
 from lora_lab.data.classification import TokenizedDataset
-from lora_lab.data.tasks import GenerationTaskConfig, TaskSpec, load_examples
+from lora_lab.data.tasks import GenerationTaskConfig, TaskSpec, load_examples, subsample
 from lora_lab.data.wikisql import SqlExample, render_prompt
 from lora_lab.resume.sampler import ResumableDataLoader, ResumableSampler
 
@@ -90,17 +89,12 @@ class GenerationDataModule(L.LightningDataModule):
         self.splits: dict[str, TokenizedDataset] = {}
         self.skipped: dict[str, int] = {}
 
-    def _subsample(self, examples: list, limit: int | None, offset: int) -> list:
-        if limit is None or len(examples) <= limit:
-            return examples
-        return random.Random(self.seed + offset).sample(examples, limit)
-
     def setup(self, stage: str | None = None) -> None:
         if self.splits:
             return
         for i, (name, examples) in enumerate(load_examples(self.task).items()):
             limit = self.task.max_train_samples if name == "train" else self.task.max_eval_samples
-            items = [encode_example(self.tokenizer, e, self.family, self.task.prompt_rows) for e in self._subsample(examples, limit, i)]
+            items = [encode_example(self.tokenizer, e, self.family, self.task.prompt_rows) for e in subsample(examples, limit, self.seed + i)]
             if name == "train":
                 kept = [it for it in items if max(map(len, training_ids(it, self.family))) <= self.task.max_length]
                 self.skipped[name] = len(items) - len(kept)

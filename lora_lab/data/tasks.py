@@ -10,9 +10,18 @@ data is read: number of labels, metric names, the primary metric and the evaluat
 from __future__ import annotations
 
 import dataclasses
+import random
 from dataclasses import dataclass, field
 
 from lora_lab.errors import ConfigError
+
+
+def require_positive_ints(cfg, keys: tuple[str, ...]) -> None:
+    """Raise `ConfigError` naming ``task.<key>`` unless each key holds a positive integer (bools refused)."""
+    for key in keys:
+        value = getattr(cfg, key)
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise ConfigError(f"task.{key}", f"must be a positive integer, got {value!r}")
 
 
 @dataclass
@@ -27,10 +36,7 @@ class TaskConfig:
     max_eval_samples: int | None = None
 
     def validate(self) -> None:
-        for key in ("max_length", "batch_size", "eval_batch_size"):
-            value = getattr(self, key)
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ConfigError(f"task.{key}", f"must be a positive integer, got {value!r}")
+        require_positive_ints(self, ("max_length", "batch_size", "eval_batch_size"))
         for key in ("max_train_samples", "max_eval_samples"):
             value = getattr(self, key)
             if value is not None and (not isinstance(value, int) or value <= 0):
@@ -64,9 +70,7 @@ class SyntheticSentimentConfig(TaskConfig):
 
     def validate(self) -> None:
         super().validate()
-        for key in ("train_size", "val_size", "test_size"):
-            if getattr(self, key) <= 0:
-                raise ConfigError(f"task.{key}", f"must be positive, got {getattr(self, key)!r}")
+        require_positive_ints(self, ("train_size", "val_size", "test_size"))
         for key in ("negation_rate", "contrast_rate"):
             if not 0.0 <= getattr(self, key) < 1.0:
                 raise ConfigError(f"task.{key}", f"must be in [0, 1), got {getattr(self, key)!r}")
@@ -91,10 +95,7 @@ class GenerationTaskConfig(TaskConfig):
 
     def validate(self) -> None:
         super().validate()
-        for key in ("max_new_tokens", "num_beams"):
-            value = getattr(self, key)
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ConfigError(f"task.{key}", f"must be a positive integer, got {value!r}")
+        require_positive_ints(self, ("max_new_tokens", "num_beams"))
         if not isinstance(self.prompt_rows, int) or isinstance(self.prompt_rows, bool) or self.prompt_rows < 0:
             raise ConfigError("task.prompt_rows", f"must be a non-negative integer, got {self.prompt_rows!r}")
         if not isinstance(self.eval_untrained, bool):
@@ -125,10 +126,7 @@ class WikiSqlSyntheticConfig(GenerationTaskConfig):
 
     def validate(self) -> None:
         super().validate()
-        for key in ("train_size", "val_size", "test_size"):
-            value = getattr(self, key)
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ConfigError(f"task.{key}", f"must be a positive integer, got {value!r}")
+        require_positive_ints(self, ("train_size", "val_size", "test_size"))
 
 
 TASK_SCHEMAS: dict[str, type[TaskConfig]] = {
@@ -186,6 +184,13 @@ def task_spec(cfg: TaskConfig) -> TaskSpec:
 
 
 GENERATION_METRICS = ("exec_acc", "lf_acc", "invalid_rate")
+
+
+def subsample(examples: list, limit: int | None, seed: int) -> list:
+    """At most ``limit`` examples, drawn without replacement by ``random.Random(seed)`` (all if None)."""
+    if limit is None or len(examples) <= limit:
+        return examples
+    return random.Random(seed).sample(examples, limit)
 
 
 def load_examples(cfg: TaskConfig) -> dict[str, list]:

@@ -38,25 +38,8 @@ class ClassificationModule(AdapterModule):
         logits = self.forward(batch).logits
         self.eval_metrics[split].update(predictions(logits, self.spec.num_labels), batch["labels"])
 
-    def validation_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> None:
-        self._eval_step(batch, self.spec.eval_splits[dataloader_idx])
+    def split_values(self, split: str) -> dict[str, float]:
+        return {f"{split}/{k}": float(v) for k, v in self.eval_metrics[split].compute().items()}
 
-    def test_step(self, batch: dict, batch_idx: int) -> None:
-        self._eval_step(batch, "test")
-
-    def _compute(self, split: str) -> dict[str, float]:
-        values = {f"{split}/{k}": float(v) for k, v in self.eval_metrics[split].compute().items()}
-        self.eval_metrics[split].reset()
-        return values
-
-    def on_validation_epoch_end(self) -> None:
-        values = {}
-        for split in self.spec.eval_splits:
-            values.update(self._compute(split))
-        self.log_dict(values, sync_dist=False)
-        if self.trainer.sanity_checking:
-            return
-        self.record_evaluation(values, self.spec.primary_key)
-
-    def on_test_epoch_end(self) -> None:
-        self.log_dict(self._compute("test"), sync_dist=False)
+    def split_metrics(self, split: str) -> list:
+        return [self.eval_metrics[split]]

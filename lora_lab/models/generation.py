@@ -130,36 +130,21 @@ class GenerationModule(AdapterModule):
     def on_test_epoch_start(self) -> None:
         self.predictions["test"] = []
 
-    def validation_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> None:
-        self._eval_step(batch, self.spec.eval_splits[dataloader_idx])
-
-    def test_step(self, batch: dict, batch_idx: int) -> None:
-        self._eval_step(batch, "test")
-
-    def _compute(self, split: str) -> dict[str, float]:
+    def split_values(self, split: str) -> dict[str, float]:
         values = {f"{split}/{k}": float(v) for k, v in self.sql_metrics[split].compute().items()}
         values[f"{split}/loss"] = float(self.loss_metrics[split].compute())
-        # states re-created inside trainer.validate's inference mode would be inference tensors,
-        # which the next fit-time update could not modify in place
-        with torch.inference_mode(False):
-            self.sql_metrics[split].reset()
-            self.loss_metrics[split].reset()
         return values
 
-    def on_validation_epoch_end(self) -> None:
-        values = {}
-        for split in self.spec.eval_splits:
-            values.update(self._compute(split))
-        self.log_dict(values, sync_dist=False)
-        if self.trainer.sanity_checking:
+    def split_metrics(self, split: str) -> list:
+        return [self.sql_metrics[split], self.loss_metrics[split]]
+
+    def on_evaluation(self, values: dict[str, float]) -> None:
+        if not self._baseline_pass:
+            super().on_evaluation(values)
             return
-        point = {"step": int(self.trainer.global_step), "epoch": int(self.current_epoch), **values}
-        if self._baseline_pass:
-            self.untrained = point
-            for split in self.spec.eval_splits:  # keep the baseline's predictions next to the trained ones
-                self.predictions[f"untrained_{split}"] = self.predictions.pop(split, [])
-            return
-        self.record_evaluation(values, self.spec.primary_key)
+        self.untrained = {"step": int(self.trainer.global_step), "epoch": int(self.current_epoch), **values}
+        for split in self.spec.eval_splits:  # keep the baseline's predictions next to the trained ones
+            self.predictions[f"untrained_{split}"] = self.predictions.pop(split, [])
 
     def evaluate_untrained(self, trainer, datamodule) -> dict | None:
         """Validate before any training step (LoRA-family adapters are exact no-ops at init, so this
@@ -170,9 +155,6 @@ class GenerationModule(AdapterModule):
         finally:
             self._baseline_pass = False
         return self.untrained
-
-    def on_test_epoch_end(self) -> None:
-        self.log_dict(self._compute("test"), sync_dist=False)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         super().on_save_checkpoint(checkpoint)

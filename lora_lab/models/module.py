@@ -105,6 +105,50 @@ class AdapterModule(L.LightningModule):
 
         return build_optimizer([p for p in self.model.parameters() if p.requires_grad], self.optim_cfg, self.total_optimizer_steps())
 
+    # ----- evaluation loop shared by the task families ----------------------------------------
+    # A subclass sets ``self.spec`` (a `TaskSpec`) and implements `_eval_step` (update the split's
+    # metrics with one batch), `split_values` (the split's ``{"<split>/<metric>": float}``) and
+    # `split_metrics` (the metric objects to reset after reading them).
+    def _eval_step(self, batch: dict, split: str) -> None:
+        raise NotImplementedError
+
+    def split_values(self, split: str) -> dict[str, float]:
+        raise NotImplementedError
+
+    def split_metrics(self, split: str) -> list:
+        raise NotImplementedError
+
+    def validation_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._eval_step(batch, self.spec.eval_splits[dataloader_idx])
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        self._eval_step(batch, "test")
+
+    def _compute(self, split: str) -> dict[str, float]:
+        """Read the split's metrics (DDP-synchronised by torchmetrics) and reset them."""
+        values = self.split_values(split)
+        # states re-created inside trainer.validate's inference mode would be inference tensors,
+        # which the next fit-time update could not modify in place
+        with torch.inference_mode(False):
+            for metric in self.split_metrics(split):
+                metric.reset()
+        return values
+
+    def on_validation_epoch_end(self) -> None:
+        values = {}
+        for split in self.spec.eval_splits:
+            values.update(self._compute(split))
+        self.log_dict(values, sync_dist=False)
+        if not self.trainer.sanity_checking:
+            self.on_evaluation(values)
+
+    def on_evaluation(self, values: dict[str, float]) -> None:
+        """One finished validation (not the sanity check): record it for model selection."""
+        self.record_evaluation(values, self.spec.primary_key)
+
+    def on_test_epoch_end(self) -> None:
+        self.log_dict(self._compute("test"), sync_dist=False)
+
     # ----- model selection on validation -------------------------------------------------------
     def record_evaluation(self, values: dict[str, float], primary_key: str) -> dict:
         """Append a validation point to the curve; keep the adapter state if it is the best so far
