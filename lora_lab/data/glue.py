@@ -94,7 +94,8 @@ def read_glue_tsv(task: GlueTask, path: Path) -> list[Example]:
     if not path.is_file():
         raise ConfigError("task.data_dir", f"missing GLUE file {path} (expected the original GLUE layout: {task.folder}/train.tsv, dev.tsv)")
     csv.field_size_limit(sys.maxsize)
-    with open(path, encoding="utf-8", newline="") as fh:
+    # utf-8-sig: the original MRPC train/dev files start with a byte-order mark before "Quality"
+    with open(path, encoding="utf-8-sig", newline="") as fh:
         rows = list(csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE))
     if task.headerless:
         header, body, first_line = None, rows, 1

@@ -48,3 +48,25 @@ def test_missing_file_and_missing_column(tmp_path):
     p = write(tmp_path / "RTE/dev.tsv", "index\tsentence1\tsentence2\tlabel\n0\ta\tb\tmaybe\n")
     with pytest.raises(ConfigError, match="label 'maybe' is not one of"):
         read_glue_tsv(GLUE_TASKS["rte"], p)
+
+
+def test_mrpc_header_with_byte_order_mark(tmp_path):
+    # the original MRPC train/dev files begin with a UTF-8 byte-order mark before "Quality"
+    text = "\ufeffQuality\t#1 ID\t#2 ID\t#1 String\t#2 String\n1\t702876\t702977\tHe said so.\tHe stated it.\n0\t1\t2\tA cat.\tA car.\n"
+    p = tmp_path / "MRPC/train.tsv"
+    p.parent.mkdir(parents=True)
+    p.write_text(text, encoding="utf-8")
+    assert read_glue_tsv(GLUE_TASKS["mrpc"], p) == [("He said so.", "He stated it.", 1), ("A cat.", "A car.", 0)]
+
+
+def test_hub_data_is_not_forced_offline(tmp_path):
+    """Only local model + local (or generated) data set the HF offline variables; GLUE/WikiSQL
+    without ``data_dir`` load from the Hub and must keep the network."""
+    from lora_lab.data.tasks import parse_task_config
+    from lora_lab.models.backbones import is_local
+    from lora_lab.train import task_data_spec
+
+    assert not is_local(task_data_spec(parse_task_config({"kind": "glue", "glue_task": "rte"})))
+    assert not is_local(task_data_spec(parse_task_config({"kind": "wikisql"})))
+    assert is_local(task_data_spec(parse_task_config({"kind": "glue", "glue_task": "rte", "data_dir": str(tmp_path)})))
+    assert is_local(task_data_spec(parse_task_config({"kind": "synthetic_sentiment"})))
