@@ -13,7 +13,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
-from lora_lab.data.tasks import TaskConfig, TaskSpec, load_examples, subsample
+from lora_lab.data.tasks import TaskConfig, TaskSpec, load_examples, split_subset
 from lora_lab.resume.sampler import ResumableDataLoader, ResumableSampler
 
 
@@ -53,8 +53,7 @@ class ClassificationDataModule(L.LightningDataModule):
         raw = load_examples(self.task)
         regression = self.spec.num_labels == 1
         for i, (name, examples) in enumerate(raw.items()):
-            limit = self.task.max_train_samples if name == "train" else self.task.max_eval_samples
-            examples = subsample(examples, limit, self.seed + i)
+            examples = split_subset(self.task, name, examples, self.seed, i)
             self.splits[name] = TokenizedDataset(tokenize_examples(self.tokenizer, examples, self.task.max_length, regression))
             if not regression:
                 counts = [0] * self.spec.num_labels

@@ -28,7 +28,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from lora_lab.data.classification import TokenizedDataset
-from lora_lab.data.tasks import GenerationTaskConfig, TaskSpec, load_examples, subsample
+from lora_lab.data.tasks import GenerationTaskConfig, TaskSpec, load_examples, split_subset
 from lora_lab.data.wikisql import SqlExample, render_prompt
 from lora_lab.resume.sampler import ResumableDataLoader, ResumableSampler
 
@@ -93,8 +93,7 @@ class GenerationDataModule(L.LightningDataModule):
         if self.splits:
             return
         for i, (name, examples) in enumerate(load_examples(self.task).items()):
-            limit = self.task.max_train_samples if name == "train" else self.task.max_eval_samples
-            items = [encode_example(self.tokenizer, e, self.family, self.task.prompt_rows) for e in subsample(examples, limit, self.seed + i)]
+            items = [encode_example(self.tokenizer, e, self.family, self.task.prompt_rows) for e in split_subset(self.task, name, examples, self.seed, i)]
             if name == "train":
                 kept = [it for it in items if max(map(len, training_ids(it, self.family))) <= self.task.max_length]
                 self.skipped[name] = len(items) - len(kept)

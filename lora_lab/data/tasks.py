@@ -10,8 +10,10 @@ data is read: number of labels, metric names, the primary metric and the evaluat
 from __future__ import annotations
 
 import dataclasses
+import os
 import random
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from lora_lab.errors import ConfigError
 
@@ -179,11 +181,18 @@ def task_spec(cfg: TaskConfig) -> TaskSpec:
     if isinstance(cfg, SyntheticSentimentConfig):
         return TaskSpec("classification", 2, ("accuracy", "f1"), "accuracy", ("val",), True, ("negative", "positive"))
     if isinstance(cfg, GenerationTaskConfig):
-        return TaskSpec("generation", 0, GENERATION_METRICS, "exec_acc", ("val",), True)
+        # a local WikiSQL copy may lack test.jsonl (the loader makes it optional): then there is no test split
+        local_without_test = isinstance(cfg, WikiSqlConfig) and cfg.data_dir and not (Path(os.path.expanduser(cfg.data_dir)) / "test.jsonl").is_file()
+        return TaskSpec("generation", 0, GENERATION_METRICS, "exec_acc", ("val",), not local_without_test)
     raise ConfigError("task.kind", f"no task spec for {type(cfg).__name__}")
 
 
 GENERATION_METRICS = ("exec_acc", "lf_acc", "invalid_rate")
+
+
+#: seed of the ``max_eval_samples`` subsets: fixed, so runs of every seed and method are evaluated
+#: on the same examples and their numbers can be averaged and compared
+EVAL_SUBSET_SEED = 0
 
 
 def subsample(examples: list, limit: int | None, seed: int) -> list:
@@ -191,6 +200,15 @@ def subsample(examples: list, limit: int | None, seed: int) -> list:
     if limit is None or len(examples) <= limit:
         return examples
     return random.Random(seed).sample(examples, limit)
+
+
+def split_subset(cfg: TaskConfig, split: str, examples: list, run_seed: int, index: int) -> list:
+    """The examples a run uses of one split: ``train`` capped at ``max_train_samples`` (drawn with the
+    run's seed, part of what a seed varies), evaluation splits capped at ``max_eval_samples`` (drawn
+    with `EVAL_SUBSET_SEED`, identical for every run)."""
+    if split == "train":
+        return subsample(examples, cfg.max_train_samples, run_seed + index)
+    return subsample(examples, cfg.max_eval_samples, EVAL_SUBSET_SEED + index)
 
 
 def load_examples(cfg: TaskConfig) -> dict[str, list]:

@@ -103,14 +103,25 @@ def set_offline_env(*specs: str | None) -> bool:
     return False
 
 
+#: top-level module names of HF sequence-classification heads: BERT/RoBERTa/DeBERTa ``classifier``,
+#: LLaMA/GPT-2 ``score``, BART/T5 ``classification_head``, DistilBERT ``pre_classifier`` + ``classifier``
+CLASSIFICATION_HEADS = ("pre_classifier", "classifier", "score", "classification_head")
+
+
 def head_modules_for(model: nn.Module, family: str) -> list[str]:
     """Modules trained and saved whole, never adapted: the classification head, plus DeBERTa's
     ``pooler`` (the papers train everything outside the encoder, ALGORITHMS.md 1a)."""
     if family != "classification":
         return []
-    heads = [n for n, _ in model.named_children() if n in ("classifier", "score")]
+    heads = [n for n, _ in model.named_children() if n in CLASSIFICATION_HEADS]
     if getattr(model.config, "model_type", None) in ("deberta-v2", "deberta") and hasattr(model, "pooler"):
         heads.insert(0, "pooler")
+    if not any(h in heads for h in ("classifier", "score", "classification_head")):
+        # a head we do not recognise would stay frozen at its random init and not be saved
+        raise ConfigError(
+            "backbone", f"{type(model).__name__}: no classification head found among its top-level modules "
+            f"{[n for n, _ in model.named_children()]}; known head names: {', '.join(CLASSIFICATION_HEADS)}",
+        )
     return heads
 
 
@@ -177,7 +188,8 @@ def model_dir(cfg: BackboneConfig) -> str:
 
 
 def generation_family(cfg: BackboneConfig) -> str:
-    """``seq2seq`` for encoder-decoder backbones (T5, BART), ``causal_lm`` otherwise."""
+    """``seq2seq`` for encoder-decoder backbones (T5, BART), ``causal_lm`` for decoders (LLaMA, GPT-2);
+    encoder-only backbones (BERT-style, e.g. the default ``minilm``) are refused with a `ConfigError`."""
     import transformers
 
     if cfg.random_init is not None:
@@ -186,7 +198,16 @@ def generation_family(cfg: BackboneConfig) -> str:
         config = transformers.AutoConfig.from_pretrained(
             model_dir(cfg), revision=None if is_local(cfg.name) else cfg.revision, trust_remote_code=cfg.trust_remote_code,
         )
-    return "seq2seq" if getattr(config, "is_encoder_decoder", False) else "causal_lm"
+    if getattr(config, "is_encoder_decoder", False):
+        return "seq2seq"
+    if getattr(config, "is_decoder", None) is False:
+        # encoder-only families (BERT, RoBERTa, ...) carry an ``is_decoder`` switch; off, their "causal LM"
+        # class attends to future tokens and gets a freshly initialised LM head: no meaningful generation
+        raise ConfigError(
+            "backbone", f"{cfg.name} is an encoder-only model ({config.model_type}); generation tasks need a decoder "
+            "(causal LM, e.g. backbone=smollm2 or tiny_llama) or an encoder-decoder (e.g. tiny_t5, a T5/BART id)",
+        )
+    return "causal_lm"
 
 
 def load_tokenizer(cfg: BackboneConfig):

@@ -30,15 +30,27 @@ _FENCE = re.compile(r"```[A-Za-z]*\s*(.*?)(?:```|$)", re.DOTALL)
 
 def extract_sql(text: str) -> str:
     """The first SQL statement of a decoded answer: inside the first code fence if there is one,
-    up to the first blank line, up to and including the first ``;``, whitespace collapsed. Applied
+    up to the first blank line, up to and including the first ``;`` outside quotes, whitespace outside
+    quotes collapsed (string literals are kept verbatim, so a value like ``'Smith; Jones'`` survives). Applied
     alike to trained and untrained models; the result is still untrusted (see `sql_eval.execute`)."""
     fence = _FENCE.search(text)
     if fence:
         text = fence.group(1)
     text = re.split(r"\n\s*\n", text.strip(), maxsplit=1)[0]
-    if ";" in text:
-        text = text[: text.index(";") + 1]
-    return " ".join(text.split())
+    out, quote = [], None
+    for ch in text:  # outside quotes: stop after the first ';', collapse whitespace; inside: keep as is
+        if quote:
+            quote = None if ch == quote else quote
+        elif ch in "'\"`":
+            quote = ch
+        elif ch.isspace():
+            if out and out[-1] != " ":
+                out.append(" ")
+            continue
+        out.append(ch)
+        if ch == ";" and not quote:
+            break
+    return "".join(out).strip()
 
 
 class GenerationModule(AdapterModule):

@@ -10,7 +10,7 @@ Predicted SQL is untrusted model output. A double-quoted name that is no column 
 would silently read it as a string). It runs only if it is a single ``SELECT`` statement
 (`statement_problem`: one optional trailing ``;``, no other ``;`` outside quotes, a complete
 statement); the connection is ``PRAGMA query_only``, an authorizer allows nothing but reading and
-functions (no DDL/DML, ``ATTACH``, ``PRAGMA``), statement length and result size are capped, and a
+the functions in `ALLOWED_FUNCTIONS` (no DDL/DML, ``ATTACH``, ``PRAGMA``, no ``printf``/``zeroblob``), statement length and result size are capped, and a
 progress handler stops any statement after ``timeout_s``. Every failure (refused, syntax error,
 runtime error, time-out) counts as wrong and is tallied by reason; none of them escapes.
 """
@@ -92,7 +92,18 @@ def unknown_identifier(sql: str, table: Table) -> str | None:
     return None
 
 
-def _authorizer(action, *_):
+#: SQL functions a WikiSQL-style query may call. Others are refused: the progress handler runs only
+#: between SQLite instructions, so one slow built-in call (``printf('%.*c', 1e9, 'x')``,
+#: ``zeroblob``, ``randomblob``) could outlast ``timeout_s``.
+ALLOWED_FUNCTIONS = frozenset({
+    "count", "sum", "avg", "min", "max", "total", "abs", "round", "lower", "upper", "length", "trim", "ltrim",
+    "rtrim", "coalesce", "ifnull", "nullif", "like", "glob", "instr", "substr", "substring", "typeof",
+})
+
+
+def _authorizer(action, arg1=None, arg2=None, *_):
+    if action == sqlite3.SQLITE_FUNCTION:  # arg2 is the function's name
+        return sqlite3.SQLITE_OK if str(arg2).lower() in ALLOWED_FUNCTIONS else sqlite3.SQLITE_DENY
     return sqlite3.SQLITE_OK if action in _ALLOWED_ACTIONS else sqlite3.SQLITE_DENY
 
 

@@ -81,3 +81,40 @@ def test_roberta_base_qv_r8_is_294912():
     _, report = attach(model, "roberta", targets="qv", r=8, alpha=8)
     assert report.adapter_params == 294_912
     assert len(report.adapted_modules) == 24
+
+
+@pytest.mark.parametrize("model_type,kw,expected,targets", [
+    ("bart", dict(d_model=16, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2, decoder_attention_heads=2,
+                  encoder_ffn_dim=32, decoder_ffn_dim=32), ["classification_head"], ["q_proj", "v_proj"]),
+    ("t5", dict(d_model=16, num_layers=1, num_heads=2, d_ff=32, d_kv=8), ["classification_head"], ["q", "v"]),
+    ("distilbert", dict(dim=16, n_layers=1, n_heads=2, hidden_dim=32), ["pre_classifier", "classifier"], ["q_lin", "v_lin"]),
+])
+def test_classification_heads_of_encoder_decoders_and_distilbert_are_trained(model_type, kw, expected, targets):
+    """Heads not named ``classifier`` (BART/T5 ``classification_head``, DistilBERT's ``pre_classifier``)
+    are found, never adapted, and trainable after attaching."""
+    import transformers
+
+    from lora_lab.models.backbones import head_modules_for
+
+    config = transformers.AutoConfig.for_model(model_type, num_labels=2, vocab_size=100, **kw)
+    model = transformers.AutoModelForSequenceClassification.from_config(config)
+    heads = head_modules_for(model, "classification")
+    assert heads == expected
+    _, report = attach(model, model_type, heads=heads, targets=targets)
+    head_params = [p for h in heads for p in getattr(model, h).parameters()]
+    assert head_params and all(p.requires_grad for p in head_params)
+    assert report.head_params == sum(p.numel() for p in head_params)
+    assert not any(name.split(".")[0] in heads for name in report.adapted_modules)
+
+
+def test_model_without_a_known_head_is_refused():
+    from lora_lab.models.backbones import head_modules_for
+
+    class Odd(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.config = type("C", (), {"model_type": "odd"})()
+            self.encoder, self.proj_out = nn.Linear(4, 4), nn.Linear(4, 2)
+
+    with pytest.raises(ConfigError, match=r"backbone: Odd: no classification head found .*'proj_out'.*known head names"):
+        head_modules_for(Odd(), "classification")

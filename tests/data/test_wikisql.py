@@ -93,6 +93,25 @@ def test_local_original_layout_loads(tmp_path):
 
 def test_local_layout_test_split_optional(tmp_path):
     assert list(load_wikisql_local(write_layout(tmp_path / "w", ("train", "dev")))) == ["train", "val"]
+    # the task spec agrees, so a run over such a copy skips the test pass instead of failing after training
+    from lora_lab.data.tasks import parse_task_config, task_spec
+
+    assert not task_spec(parse_task_config({"kind": "wikisql", "data_dir": str(tmp_path / "w")})).has_test
+    assert task_spec(parse_task_config({"kind": "wikisql", "data_dir": str(write_layout(tmp_path / "full"))})).has_test
+    assert task_spec(parse_task_config({"kind": "wikisql"})).has_test  # the Hub dataset has a test split
+
+
+def test_eval_subsets_do_not_depend_on_the_run_seed():
+    """Runs of every seed are evaluated on the same ``max_eval_samples`` examples; the training
+    subset is drawn with the run's seed."""
+    from lora_lab.data.tasks import parse_task_config, split_subset
+
+    cfg = parse_task_config({"kind": "wikisql_synthetic", "max_train_samples": 10, "max_eval_samples": 10})
+    pool = list(range(100))
+    assert split_subset(cfg, "val", pool, 0, 1) == split_subset(cfg, "val", pool, 7, 1)
+    assert split_subset(cfg, "test", pool, 0, 2) == split_subset(cfg, "test", pool, 3, 2) != split_subset(cfg, "val", pool, 3, 1)
+    assert split_subset(cfg, "train", pool, 0, 0) != split_subset(cfg, "train", pool, 1, 0)
+    assert len(split_subset(cfg, "val", pool, 0, 1)) == 10 and split_subset(cfg, "val", pool[:5], 0, 1) == pool[:5]
 
 
 def test_local_layout_errors_name_the_key(tmp_path):

@@ -155,6 +155,9 @@ def test_scoring_decodes_the_answer_only(tokdir, kind, monkeypatch):
         ('SELECT "a"\n  FROM t\n\nThis query selects', 'SELECT "a" FROM t'),
         ('```sql\nSELECT "a" FROM t\n```\nDone', 'SELECT "a" FROM t'),
         ('SELECT "a" FROM t; DROP TABLE t;', 'SELECT "a" FROM t;'),
+        # literals are kept verbatim: a ';' or a double space inside a value is part of the value
+        (' SELECT "a" FROM t WHERE "b" = \'Smith; Jones\'; x', 'SELECT "a" FROM t WHERE "b" = \'Smith; Jones\';'),
+        ("SELECT  \"a\"\n FROM t WHERE \"b\" = 'A  B'", "SELECT \"a\" FROM t WHERE \"b\" = 'A  B'"),
         ("", ""),
     ],
 )
@@ -200,3 +203,29 @@ def test_each_adapter_method_trains_on_tiny_backbones(tokdir, kind, name, adapte
     assert changed and changed <= trainable  # the frozen backbone never moves
     for layer_name, layer in module.method.layers.items():  # every adapted module learned something
         assert any(names[id(p)] in changed for _, p in layer.adapter_parameters()), layer_name
+
+
+def test_gold_sql_with_special_values_survives_extraction():
+    """A perfect prediction stays correct after extraction, whatever its literal holds."""
+    from lora_lab.data.wikisql import LogicalForm, SqlExample, Table
+    from lora_lab.models.sql_eval import judge
+
+    table = Table("p", ("Name", "Team"), ("text", "text"), (("Smith; Jones", "A  B"), ("Lee", "C")))
+    for cond in ((0, 0, "Smith; Jones"), (1, 0, "A  B")):
+        ex = SqlExample("?", table, LogicalForm(1 - cond[0], 0, (cond,)))
+        j = judge(extract_sql(" " + ex.gold_sql + "\n\nThe query selects"), ex)
+        assert j.exec_correct and j.lf_correct, (ex.gold_sql, j)
+
+
+def test_encoder_only_backbone_is_refused_for_generation():
+    from lora_lab.errors import ConfigError
+    from lora_lab.models.backbones import generation_family, parse_backbone_config
+
+    bert = parse_backbone_config({"name": "tiny-bert", "random_init": {"model_type": "bert", "hidden_size": 16, "num_hidden_layers": 1,
+                                                                       "num_attention_heads": 2, "intermediate_size": 32}})
+    with pytest.raises(ConfigError, match=r"backbone: .*encoder-only model \(bert\)"):
+        generation_family(bert)
+    llama = parse_backbone_config({"name": "tiny-llama", "random_init": {"model_type": "llama", "hidden_size": 16, "num_hidden_layers": 1,
+                                                                         "num_attention_heads": 2, "intermediate_size": 32}})
+    t5 = parse_backbone_config({"name": "tiny-t5", "random_init": {"model_type": "t5", "d_model": 16, "num_layers": 1, "num_heads": 2}})
+    assert generation_family(llama) == "causal_lm" and generation_family(t5) == "seq2seq"

@@ -111,6 +111,17 @@ def test_slow_query_times_out_as_wrong():
     assert not judge(slow, GOLD, timeout_s=0.05).exec_correct
 
 
+def test_slow_builtin_functions_are_refused_not_run():
+    """One long built-in call would outlast the progress handler's time limit: such functions are denied."""
+    import time
+
+    for sql in ("SELECT printf('%.*c', 1000000000, 'x') FROM t", "SELECT length(zeroblob(1000000000))", "SELECT randomblob(1000000000)"):
+        t0 = time.perf_counter()
+        result = execute(build_database(TABLE), sql, timeout_s=1.0)
+        assert not result.ok and time.perf_counter() - t0 < 0.5, (sql, result)
+    assert execute(build_database(TABLE), "SELECT COUNT(*), MAX(\"Wins\"), lower(\"Team\") FROM t WHERE \"City\" LIKE 'o%'", 1.0).ok
+
+
 def test_result_is_a_multiset_and_text_is_case_insensitive():
     # row order is no part of the answer; duplicates are
     gold = SqlExample("q", TABLE, LogicalForm(1, 0, ((2, 0, 12),)))  # Oslo, Tromso
