@@ -21,7 +21,7 @@ def _train(argv: list[str]) -> int:
     from lora_lab import train
 
     sys.argv = ["lora-lab train", *argv]
-    train.main()
+    train.cli_main()
     return 0
 
 

@@ -192,5 +192,31 @@ def main(cfg: DictConfig):
         raise
 
 
-if __name__ == "__main__":
+def unknown_group_choice(argv: list[str], conf_dir: str | os.PathLike = CONF_DIR) -> ConfigError | None:
+    """The first ``group=option`` command-line override naming an option that ``conf/<group>/`` lacks,
+    as a one-line `ConfigError` listing the allowed options (Hydra's own message spans ~20 lines)."""
+    root = Path(conf_dir)
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        key = key.lstrip("+~")
+        if not sep or key.startswith("hydra") or "." in key or not (root / key).is_dir():
+            continue
+        allowed = sorted(p.stem for p in (root / key).glob("*.yaml"))
+        for option in value.split(","):  # a multirun list names several options
+            option = option.strip()
+            if option and option != "null" and not (root / key / f"{option}.yaml").is_file():
+                return ConfigError(key, f"unknown option {option!r}; allowed: {', '.join(allowed)}")
+    return None
+
+
+def cli_main() -> None:
+    """``python -m lora_lab.train`` / ``lora-lab train``: unknown config-group options end in one line."""
+    err = unknown_group_choice(sys.argv[1:])
+    if err is not None:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
     main()
+
+
+if __name__ == "__main__":
+    cli_main()

@@ -33,7 +33,8 @@ def write_rte(root: Path, n: int = 24, missing_column: bool = False):
     "overrides,expected",
     [
         (["adapter.method=nope"], "error: adapter.method: unknown method 'nope'; allowed: "),
-        (["task=nope"], "Could not find 'task/nope'"),
+        (["task=nope"], "error: task: unknown option 'nope'; allowed: glue_cola, "),
+        (["adapter=nope"], "error: adapter: unknown option 'nope'; allowed: adalora, dora, lora, pissa"),
         (["adapter.r=0"], "error: adapter.r: must be a positive integer, got 0"),
         (["adapter.alpha=-1"], "error: adapter.alpha: must be a positive number, got -1"),
         (["adapter.targets=[nothing_like_this]"], "error: adapter.targets: ['nothing_like_this'] matches no adaptable module"),
@@ -42,9 +43,18 @@ def write_rte(root: Path, n: int = 24, missing_column: bool = False):
 )
 def test_bad_input_one_clear_line(tmp_path, overrides, expected):
     proc = run_train(tmp_path, *TINY, *overrides)
-    assert proc.returncode != 0
+    assert proc.returncode == 2
     assert expected in proc.stderr, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
+    assert len([ln for ln in proc.stderr.splitlines() if ln.startswith("error: ")]) == 1
+
+
+def test_group_option_check_reads_multirun_lists_and_skips_dotted_keys(tmp_path):
+    from lora_lab.train import unknown_group_choice
+
+    assert unknown_group_choice(["adapter=lora,dora", "task.max_length=8", "debug=null", "hydra/launcher=parallel", "seed=1"]) is None
+    err = unknown_group_choice(["adapter=lora,dorra"])
+    assert err.key == "adapter" and "'dorra'" in str(err) and "allowed: adalora, dora, lora, pissa" in str(err)
 
 
 def test_missing_tsv_column_one_line(tmp_path):
