@@ -67,6 +67,17 @@ def resume_options(cfg: DictConfig) -> dict:
     return raw
 
 
+#: Lightning precisions that keep adapter weights in fp32 (the "-true" half precisions cast the whole
+#: module, adapters included, to 16 bits)
+ALLOWED_PRECISIONS = ("32-true", "32", "64-true", "64", "bf16-mixed", "16-mixed")
+
+
+def check_precision(precision) -> None:
+    """Adapter weights stay fp32 (ALGORITHMS.md: bf16 autocast for the frozen base only)."""
+    if precision is not None and str(precision) not in ALLOWED_PRECISIONS:
+        raise ConfigError("trainer.precision", f"{precision!r} would cast the adapter weights to 16 bits; allowed: {', '.join(ALLOWED_PRECISIONS)} (bf16-mixed: frozen base in bf16 under autocast, adapters fp32)")
+
+
 def build_trainer(cfg: DictConfig, run_dir: Path):
     """The Lightning trainer of one trial: configured callbacks and loggers, plus what every run gets
     (`lora_lab.resume`): `ResumeCheckpoint` (owns checkpoints/last.ckpt and SLURM stop signals),
@@ -80,6 +91,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path):
     from lora_lab.resume.sampler import LoaderStateRestore
     from lora_lab.resume.slurm import cluster_plugins
 
+    check_precision(cfg.trainer.get("precision"))
     resume = resume_options(cfg)
     loggers = [instantiate({**node, "save_dir": str(run_dir)}) for node in container(cfg.get("logger")).values()]
     callbacks = []

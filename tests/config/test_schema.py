@@ -55,3 +55,14 @@ def test_task_and_backbone_schema_errors():
         parse_backbone_config({"name": "x", "dtype": "int3"})
     with pytest.raises(ConfigError, match="backbone.nmae"):
         parse_backbone_config({"nmae": "x"})
+
+
+def test_half_true_precisions_refused_adapters_stay_fp32():
+    from lora_lab.errors import ConfigError
+    from lora_lab.train import check_precision
+
+    for ok in ("32-true", 32, "bf16-mixed", "16-mixed", None):
+        check_precision(ok)
+    for bad in ("bf16-true", "16-true"):
+        with pytest.raises(ConfigError, match=r"trainer.precision: .* would cast the adapter weights to 16 bits; allowed: 32-true"):
+            check_precision(bad)
