@@ -18,7 +18,7 @@
   dropped. Runs at chance level are counted per cell. ``params`` is the median
   ``adapter_params_final`` (AdaLoRA: its final rank pattern), ``params_init`` the recorded count.
   Two finished runs with the same row, task, setting and seed (e.g. the same study collected
-  twice) keep the newest and are listed as duplicates.
+  twice) keep the newest (``written_at`` compared in UTC) and are listed as duplicates.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from lora_lab.errors import ConfigError
-from lora_lab.results.columns import NO_TEST, TASK_ORDER, task_columns, task_order  # noqa: F401 (re-exported)
+from lora_lab.results.columns import NO_TEST, TASK_ORDER, by_time_written, task_columns, task_order  # noqa: F401 (re-exported)
 
 DEFAULT_NUISANCE = ("cfg.optim.lr", "cfg.lr_scale")
 #: config keys that never split rows: bookkeeping, not science
@@ -132,7 +132,7 @@ def aggregate(trials: pd.DataFrame, by: list[str] | None = None, nuisance=DEFAUL
 
     # one finished run per (row, task, setting, seed): the newest
     ident = row_keys + ["task"] + setting_keys + ["seed"]
-    ok = ok.sort_values("written_at", na_position="first", kind="stable")
+    ok = by_time_written(ok)
     dup_mask = ok.duplicated(ident, keep="last")
     duplicates = []
     if dup_mask.any():

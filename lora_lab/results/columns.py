@@ -32,8 +32,16 @@ def task_order(columns) -> list[str]:
     return sorted(columns, key=key)
 
 
+def by_time_written(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` oldest first by ``written_at`` compared as instants (the runner writes local time with
+    its UTC offset, so two machines' strings do not sort as text); unknown times first."""
+    when = pd.to_datetime(df["written_at"], utc=True, errors="coerce", format="ISO8601")
+    order = when.reset_index(drop=True).sort_values(na_position="first", kind="stable").index
+    return df.iloc[order]
+
+
 def _newest_metric(group: pd.DataFrame) -> str:
-    return str(group.sort_values("written_at", na_position="first", kind="stable")["metric"].iloc[-1])
+    return str(by_time_written(group)["metric"].iloc[-1])
 
 
 def task_columns(df: pd.DataFrame, finished: pd.Series) -> tuple[list[str], dict[str, dict]]:
