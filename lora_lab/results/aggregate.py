@@ -39,7 +39,7 @@ IGNORED = (
     "task.eval_batch_size", "task.num_workers", "backbone.name", "backbone.hub_id", "backbone.tokenizer",
     "backbone.revision", "trainer._target_", "trainer.enable_*", "trainer.log_every_n_steps", "trainer.num_sanity_val_steps",
 )
-UNFINISHED = ("failed", "cancelled", "running")
+UNFINISHED = ("failed", "cancelled", "running", "missing")  # "missing": planned, no result.json (task known from the plan)
 
 
 @dataclass

@@ -209,6 +209,20 @@ def _problem_row(path: Path, status: str, reason: str) -> dict:
     return {"run_dir": str(path), "status": status, "reason": reason}
 
 
+def _planned_row(trial: dict, run_dir: Path) -> dict:
+    """Task, method, seed and ``cfg.*`` of a planned trial (plans since the config was recorded in
+    them), so a missing trial is counted in its cell; {} when the plan holds no usable config."""
+    config = trial.get("config")
+    if not isinstance(config, dict) or shape_problem({"config": config}):
+        return {}
+    try:
+        row = trial_row({"config": config}, run_dir / RESULT_NAME)
+    except (AttributeError, TypeError, ValueError, KeyError, IndexError):
+        return {}
+    keep = ("task", "method", "seed", "lr")
+    return {k: v for k, v in row.items() if k in keep or k.startswith("cfg.")}
+
+
 def collect(paths) -> Collection:
     """Read every result.json (and sweep plan) under ``paths`` into a `Collection`."""
     results, plans = find_files(paths)
@@ -254,7 +268,7 @@ def collect(paths) -> Collection:
             run_dir = plan_path.parent / trial["subdir"]
             if os.path.abspath(run_dir) not in found:
                 reason = "no result.json; planned as: " + " ".join(map(str, trial.get("overrides") or []))
-                rows.append({**_problem_row(run_dir, "missing", reason), "study": plan.get("study")})
+                rows.append({**_planned_row(trial, run_dir), **_problem_row(run_dir, "missing", reason), "study": plan.get("study")})
     trials = pd.DataFrame(rows)
     for col in ("status", "reason", "study", "task", "method", "seed", "metric", "val", "test", "at_chance", "adapter_params",
                 "adapter_params_final", "trainable_params", "lr", "written_at", "git_sha", "git_dirty", "run_dir"):

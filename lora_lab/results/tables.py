@@ -8,7 +8,7 @@ cells used: chosen on validation where lr is a nuisance axis), one column per ta
 over the task columns, only for rows with every task cell: blank "–" otherwise, never an average
 over fewer tasks). Cells show ``mean ± std`` x 100 over seeds at the best nuisance setting; an
 empty cell is "–"; markers: ``†`` some runs of the cell never left chance level, ``*`` the cell
-has failed / cancelled / unfinished trials or runs without its score, ``(n=k)`` fewer seeds than
+has failed / cancelled / unfinished / missing trials or runs without its score, ``(n=k)`` fewer seeds than
 the table's usual count. A row key a method lacks is "–". Notes under the table name each
 column's split and metric, and the code versions when the runs come from several git SHAs or a
 dirty tree. Published reference rows (from the experiment configs or ``--reference``) follow our
@@ -146,7 +146,7 @@ def notes(agg: Aggregate, usual_n: int) -> list[str]:
     if not agg.cells.empty and agg.cells["n_chance"].sum():
         out.append(f"{DAGGER} some runs of the cell never left the majority-class / chance / untrained-model level on validation (listed below).")
     if not agg.cells.empty and agg.cells["n_unfinished"].sum():
-        out.append(f"{STAR} the cell has failed, cancelled or unfinished trials, or runs without its score, never averaged in (listed below).")
+        out.append(f"{STAR} the cell has failed, cancelled, unfinished or missing trials, or runs without its score, never averaged in (listed below).")
     if not agg.cells.empty and ((agg.cells[agg.row_keys[0]] == "adalora") & (agg.cells["n"] > 0)).any():
         out.append("AdaLoRA #Params = parameters of the final rank pattern, sum of r_i (in_i + out_i + 1) over the adapted matrices "
                    "(the r_init allocation: params_init in table.csv, adapter_params in trials.csv).")

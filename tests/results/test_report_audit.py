@@ -182,3 +182,21 @@ def test_duplicates_keep_the_run_written_last_in_real_time_across_time_zones(tmp
     (row,) = _csv_rows(tmp_path / "out")
     assert float(row["synthetic_mean"]) == pytest.approx(0.7) and row["synthetic_n"] == "1"
     assert re.search(r"duplicate .*: `.*/b/.*` ignored, `.*/a/.*` used", result["markdown"])
+
+
+def test_planned_trials_without_result_json_keep_their_cell(tmp_path):
+    """A sweep plan records each trial's config: a method none of whose runs started is still a row."""
+    root = tmp_path / "runs"
+    planned = []
+    for method in ("lora", "dora"):
+        for seed in range(2):
+            rec = make_record(task="glue_rte", method=method, seed=seed, val=0.8 + 0.02 * seed)
+            if method == "lora":
+                write_record(root, rec)
+            planned.append({"index": len(planned), "subdir": rec["run_name"], "overrides": [f"seed={seed}"], "config": rec["config"]})
+    (root / "fab" / "sweep_plan.json").write_text(json.dumps({"study": "fab", "trials": planned}))
+    result = report([root], out=tmp_path / "out", plots=False)
+    assert result["trials"]["status"].value_counts().to_dict() == {"success": 2, "missing": 2}
+    assert "| dora | – | – | –* | – |" in result["markdown"] and "| lora | 8.2K | 0.0005 | 81.00 ± 1.41 | 81.00 |" in result["markdown"]
+    rows = {r["method"]: r for r in _csv_rows(tmp_path / "out")}
+    assert rows["dora"]["glue_rte_unfinished"] == "2" and rows["lora"]["glue_rte_unfinished"] == "0"
