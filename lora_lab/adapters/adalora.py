@@ -264,11 +264,21 @@ class AdaLoraMethod(AdapterMethod):
         """Kept rank per adapted module (``rank_mask.sum()``), in model order."""
         return {name: layer.kept_rank for name, layer in self.layers.items()}
 
+    def module_shapes(self) -> dict[str, list[int]]:
+        """``[in_features, out_features]`` per adapted module, in model order."""
+        return {name: [int(layer.in_features), int(layer.out_features)] for name, layer in self.layers.items()}
+
     def summary(self) -> dict:
+        """Final rank pattern and budget for result.json. ``adapter_params_final`` counts the parameters
+        of the final pattern, ``sum_i r_i * (in_i + out_i + 1)`` (Q, lambda, P of the kept triplets; the
+        paper's budget convention), while ``params.adapter_params`` counts the allocated ``r_init``."""
         a = self.allocator
         pattern = self.rank_pattern()
+        shapes = self.module_shapes()
         return {
             "rank_pattern": pattern,
+            "module_shapes": shapes,
+            "adapter_params_final": sum(r * (shapes[name][0] + shapes[name][1] + 1) for name, r in pattern.items()),
             "total_rank": sum(pattern.values()),
             "budget_init": a.b0,
             "budget_target": a.bT,

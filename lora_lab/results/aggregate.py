@@ -1,19 +1,24 @@
 """Paper-style aggregation of a trials DataFrame (`lora_lab.results.collect`).
 
-- **Rows** = method + the knobs that vary within a (method, task) pair among finished runs (e.g.
-  ``r`` in a rank sweep, ``init`` when PiSSA runs as ``lora`` with ``init=pissa``); ``by=[...]``
-  fixes them instead. Bookkeeping keys (paths, run names, the study name, data dirs, logging) are
-  never row keys, so two different configs are never averaged as if they were seeds.
-- **Columns** = tasks. A task's score is its labelled test split where every run has one (model
-  selection stayed on validation), otherwise its validation split (GLUE dev, as the papers report).
+- **Rows** = method + the knobs that vary within a (method, task) pair among the trials with a
+  config (finished or not: a planned row whose runs all failed is still a row), e.g. ``r`` in a
+  rank sweep, ``init`` when PiSSA runs as ``lora`` with ``init=pissa``; ``by=[...]`` fixes them
+  instead. Bookkeeping keys (paths, run names, the study name, data dirs, logging) are never row
+  keys, so two different configs are never averaged as if they were seeds. A knob that one method
+  lacks (AdaLoRA's ``target_r`` on a LoRA row) is a missing key value, shown as "–".
+- **Columns** = task + primary metric, each with its own split (test where the column's runs have
+  test values, else validation): see `lora_lab.results.columns`.
 - **Nuisance axes** (default: ``optim.lr`` and ``lr_scale``; with ``by``, every other varying knob
   too): inside a cell the runs are grouped per nuisance setting, each setting's *validation* mean
   over seeds is compared, and the cell shows the chosen setting's score mean ± sample std (ddof 1)
   over seeds. Test scores never influence the choice.
-- Only ``success`` runs with a validation value are averaged; failed / cancelled / unfinished runs
-  are counted per cell (and listed by the report), runs at chance level are counted per cell.
+- Only ``success`` runs with the column's score are averaged; failed / cancelled / unfinished runs
+  and successful runs without the score are counted per cell (``n_unfinished``; listed by the
+  report), and a (row, task) with such trials but no finished run is an empty cell (n = 0), never
+  dropped. Runs at chance level are counted per cell. ``params`` is the median
+  ``adapter_params_final`` (AdaLoRA: its final rank pattern), ``params_init`` the recorded count.
   Two finished runs with the same row, task, setting and seed (e.g. the same study collected
-  twice) keep the newest and are listed as duplicates.
+  twice) keep the newest (``written_at`` compared in UTC) and are listed as duplicates.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from lora_lab.errors import ConfigError
+from lora_lab.results.columns import NO_TEST, TASK_ORDER, by_time_written, task_columns, task_order  # noqa: F401 (re-exported)
 
 DEFAULT_NUISANCE = ("cfg.optim.lr", "cfg.lr_scale")
 #: config keys that never split rows: bookkeeping, not science
@@ -33,9 +39,7 @@ IGNORED = (
     "task.eval_batch_size", "task.num_workers", "backbone.name", "backbone.hub_id", "backbone.tokenizer",
     "backbone.revision", "trainer._target_", "trainer.enable_*", "trainer.log_every_n_steps", "trainer.num_sanity_val_steps",
 )
-#: GLUE tasks in the papers' column order; other tasks follow alphabetically
-TASK_ORDER = ("glue_mnli", "glue_sst2", "glue_mrpc", "glue_cola", "glue_qnli", "glue_qqp", "glue_rte", "glue_stsb", "glue_wnli")
-UNFINISHED = ("failed", "cancelled", "running")
+UNFINISHED = ("failed", "cancelled", "running", "missing")  # "missing": planned, no result.json (task known from the plan)
 
 
 @dataclass
@@ -47,6 +51,7 @@ class Aggregate:
     setting_keys: list[str]  # nuisance columns the best setting was chosen over
     chosen: pd.DataFrame  # the finished runs behind every cell (the chosen setting)
     duplicates: list[tuple[str, str]] = field(default_factory=list)  # (kept run, dropped run)
+    incomplete: list[tuple[str, str]] = field(default_factory=list)  # (successful run left out, why)
 
 
 def display_name(column: str) -> str:
@@ -87,39 +92,47 @@ def _sort_value(v):
     return (1, 0, str(v))
 
 
-def task_order(tasks) -> list[str]:
-    tasks = [t for t in dict.fromkeys(tasks) if t is not None]
-    known = [t for t in TASK_ORDER if t in tasks]
-    return known + sorted(t for t in tasks if t not in known)
+def _pending(df: pd.DataFrame, finished: pd.Series, task_info: dict) -> pd.DataFrame:
+    """Trials of the table's rows that are not averaged in, with their reason: failed / cancelled /
+    running, successful without a validation value, or (test columns) without a test value."""
+    no_test = finished & df["test"].isna() & df["task"].map(lambda t: task_info[t]["split"] == "test")
+    pending = df[df["status"].isin(UNFINISHED) | ((df["status"] == "success") & ~finished) | no_test].copy()
+    pending["why"] = [NO_TEST if flag else (st if st != "success" else "no validation value") for st, flag in zip(pending["status"], no_test[pending.index])]
+    return pending
 
 
 def aggregate(trials: pd.DataFrame, by: list[str] | None = None, nuisance=DEFAULT_NUISANCE) -> Aggregate:
     """Cells of the paper table from a trials DataFrame (see module doc)."""
-    ok = trials[(trials["status"] == "success") & trials["val"].notna() & trials["task"].notna()].copy()
-    ok["method"] = ok["method"].fillna("?")
-    ok["trial"] = ok.index  # row of `trials` (rank patterns and other per-trial extras are keyed by it)
-    cfg_cols = [c for c in ok.columns if c.startswith("cfg.")]
-    nuisance = [c for c in nuisance if c in ok.columns]
+    df = trials[trials["task"].notna()].copy()
+    df["method"] = df["method"].fillna("?")
+    df["trial"] = df.index  # row of `trials` (rank patterns and other per-trial extras are keyed by it)
+    for col in ("adapter_params_final", "git_dirty"):
+        if col not in df:
+            df[col] = df["adapter_params"] if col == "adapter_params_final" else None
+    finished = (df["status"] == "success") & df["val"].notna()
+    df["task_name"] = df["task"]
+    df["task"], task_info = task_columns(df, finished)
+    pending = _pending(df, finished, task_info)
+    ok = df[finished & ~df.index.isin(pending.index)].copy()
+    pool = pd.concat([ok, pending]) if len(pending) else ok  # planned rows: finished or not
+    cfg_cols = [c for c in df.columns if c.startswith("cfg.")]
+    nuisance = [c for c in nuisance if c in df.columns]
     candidates = [c for c in cfg_cols if not _ignored(c) and c not in nuisance]
-    varying = _varying(ok, candidates)
+    varying = _varying(pool, candidates)
     if by:
-        keys = [_resolve_key(b, ok.columns if not ok.empty else trials.columns) for b in by]
+        keys = [_resolve_key(b, df.columns if not df.empty else trials.columns) for b in by]
         row_keys = ["method"] + [k for k in keys if k != "method"]
         setting_keys = nuisance + [c for c in varying if c not in row_keys]
     else:
         adapter_first = sorted(varying, key=lambda c: (not c.startswith("cfg.adapter."), cfg_cols.index(c)))
         row_keys = ["method"] + adapter_first
         setting_keys = list(nuisance)
-    tasks = task_order(ok["task"])
-    task_info = {}
-    for task, group in ok.groupby("task"):
-        split = "test" if group["test"].notna().all() else "val"
-        task_info[task] = {"metric": str(group["metric"].iloc[0]), "split": split}
+    tasks = list(task_info)
     ok["score"] = [row.test if task_info[row.task]["split"] == "test" else row.val for row in ok[["task", "test", "val"]].itertuples()]
 
     # one finished run per (row, task, setting, seed): the newest
     ident = row_keys + ["task"] + setting_keys + ["seed"]
-    ok = ok.sort_values("written_at", na_position="first", kind="stable")
+    ok = by_time_written(ok)
     dup_mask = ok.duplicated(ident, keep="last")
     duplicates = []
     if dup_mask.any():
@@ -142,8 +155,8 @@ def aggregate(trials: pd.DataFrame, by: list[str] | None = None, nuisance=DEFAUL
         chosen.groupby(cell_keys, dropna=False)
         .agg(
             mean=("score", "mean"), std=("score", "std"), n=("score", "size"), val_mean=("val", "mean"),
-            n_chance=("at_chance", "sum"), params=("adapter_params", "median"), trainable=("trainable_params", "median"),
-            lr=("lr", "first"),
+            n_chance=("at_chance", "sum"), params=("adapter_params_final", "median"), params_init=("adapter_params", "median"),
+            trainable=("trainable_params", "median"), lr=("lr", "first"),
         )
         .reset_index()
     )
@@ -154,9 +167,29 @@ def aggregate(trials: pd.DataFrame, by: list[str] | None = None, nuisance=DEFAUL
         for vals in best[setting_keys].itertuples(index=False, name=None)
     ] if setting_keys else ""
     cells = cells.merge(setting_text, on=cell_keys, how="left")
-    cells["n_unfinished"] = _unfinished_counts(trials, row_keys, cells)
+    cells = _with_empty_cells(cells, pending, cell_keys)
     cells = _sorted(cells, row_keys, tasks)
-    return Aggregate(cells, row_keys, tasks, task_info, setting_keys, chosen, duplicates)
+    incomplete = [(d, NO_TEST) for d, why in zip(pending["run_dir"], pending["why"]) if why == NO_TEST]
+    return Aggregate(cells, row_keys, tasks, task_info, setting_keys, chosen, duplicates, incomplete)
+
+
+def _with_empty_cells(cells: pd.DataFrame, pending: pd.DataFrame, cell_keys: list[str]) -> pd.DataFrame:
+    """Count the pending trials per cell (``n_unfinished``) and add an empty cell (no mean, n = 0) for
+    every (row, task) that has pending trials but no finished run, so it is shown, never dropped."""
+    counts: dict[tuple, int] = {}
+    first: dict[tuple, dict] = {}
+    for key, rec in zip(_keys(pending[cell_keys]) if len(pending) else [], pending.to_dict("records")):
+        counts[key] = counts.get(key, 0) + 1
+        first.setdefault(key, {k: rec.get(k) for k in cell_keys})
+    have = _keys(cells[cell_keys]) if len(cells) else []
+    cells = cells.assign(n_unfinished=[counts.get(k, 0) for k in have])
+    extra = [{**first[k], "n": 0, "n_chance": 0, "n_settings": 0, "setting": "", "n_unfinished": counts[k]} for k in counts if k not in set(have)]
+    if extra:
+        cells = pd.concat([cells, pd.DataFrame(extra)], ignore_index=True) if len(cells) else pd.DataFrame(extra)
+    for col in ("mean", "std", "val_mean", "params", "params_init", "trainable", "lr"):
+        if col not in cells:
+            cells[col] = float("nan")
+    return cells
 
 
 def _norm(v):
@@ -174,20 +207,6 @@ def _fmt_value(v) -> str:
     return str(v)
 
 
-def _unfinished_counts(trials: pd.DataFrame, row_keys: list[str], cells: pd.DataFrame) -> list[int]:
-    bad = trials[trials["status"].isin(UNFINISHED)].copy()
-    if bad.empty or cells.empty:
-        return [0] * len(cells)
-    bad["method"] = bad["method"].fillna("?")
-    for key in row_keys:
-        if key not in bad:
-            bad[key] = None
-    lookup: dict[tuple, int] = {}
-    for key in _keys(bad[row_keys + ["task"]]):
-        lookup[key] = lookup.get(key, 0) + 1
-    return [lookup.get(key, 0) for key in _keys(cells[row_keys + ["task"]])]
-
-
 def _sorted(cells: pd.DataFrame, row_keys: list[str], tasks: list[str]) -> pd.DataFrame:
     if cells.empty:
         return cells
@@ -198,5 +217,12 @@ def _sorted(cells: pd.DataFrame, row_keys: list[str], tasks: list[str]) -> pd.Da
 
 
 def table_rows(agg: Aggregate) -> list[tuple]:
-    """Distinct row-key tuples in display order."""
-    return list(dict.fromkeys(agg.cells[agg.row_keys].itertuples(index=False, name=None)))
+    """Distinct row-key tuples in display order, a missing key value (NaN: the knob does not exist for
+    that method, e.g. AdaLoRA's target_r on a LoRA row) normalised to None so each row occurs once."""
+    return list(dict.fromkeys(_keys(agg.cells[agg.row_keys])))
+
+
+def cell_index(agg: Aggregate) -> dict[tuple, dict]:
+    """{(row keys..., task): cell record} with the keys normalised like `table_rows`."""
+    records = agg.cells.to_dict("records")
+    return dict(zip(_keys(agg.cells[agg.row_keys + ["task"]]), records)) if records else {}

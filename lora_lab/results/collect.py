@@ -5,8 +5,14 @@ validation metric (``val``: best evaluation; ``val_max``: best point of the curv
 where the task has labelled test data, the chance level and whether the run never left it, parameter
 counts, steps, wall time, and every leaf of the resolved config flattened as ``cfg.<dotted key>``
 (lists joined with ``+``). Statuses: ``success``, ``failed``, ``cancelled``, ``running`` (a job
-killed mid-run leaves this), plus ``corrupt`` (unreadable or truncated file) and ``missing`` (a
-trial in a ``sweep_plan.json`` with no result.json). Nothing is ever dropped silently.
+killed mid-run leaves this), plus ``corrupt`` (unreadable, truncated or wrongly shaped file, e.g.
+``metrics`` a list or ``config.task`` a string: see `shape_problem`) and ``missing`` (a trial in a
+``sweep_plan.json`` with no result.json). Nothing is ever dropped silently.
+
+Parameter counts: ``adapter_params`` is what the run recorded (for AdaLoRA the initial allocation,
+``r_init`` triplets per matrix); ``adapter_params_final`` is the count the table shows: the same number
+for every other method, and for AdaLoRA the parameters of the final rank pattern,
+``sum_i r_i * (in_i + out_i + 1)`` (`adalora_final_params`), empty when the summary cannot give it.
 
 Speed (thousands of runs): one directory walk that stops descending at a run dir or a dot-dir,
 ``json.loads`` on the raw bytes, plain dicts per file, a single DataFrame built at the end.
@@ -104,6 +110,53 @@ def _num(value):
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
+#: top-level fields that must be JSON objects when present (None counts as absent)
+OBJECT_FIELDS = ("config", "metrics", "params", "baselines", "git", "method_summary")
+#: fields of ``config`` that must be objects when present
+CONFIG_OBJECTS = ("task", "adapter", "optim")
+
+
+def shape_problem(record: dict) -> str | None:
+    """Why a parsed result.json cannot be one trial row (None when its shape is right): every field
+    the row reads must have the type the runner writes, otherwise the file is ``corrupt``."""
+    for key in OBJECT_FIELDS:
+        if record.get(key) is not None and not isinstance(record[key], dict):
+            return f"malformed result.json: '{key}' is {type(record[key]).__name__}, not an object"
+    config = record.get("config") or {}
+    for key in CONFIG_OBJECTS:
+        if config.get(key) is not None and not isinstance(config[key], dict):
+            return f"malformed result.json: 'config.{key}' is {type(config[key]).__name__}, not an object"
+    metrics = record.get("metrics") or {}
+    for key in ("best_val", "test", "final"):
+        if metrics.get(key) is not None and not isinstance(metrics[key], dict):
+            return f"malformed result.json: 'metrics.{key}' is {type(metrics[key]).__name__}, not an object"
+    if record.get("curve") is not None and not isinstance(record["curve"], list):
+        return f"malformed result.json: 'curve' is {type(record['curve']).__name__}, not a list"
+    for key in ("status", "primary_metric"):
+        if record.get(key) is not None and not isinstance(record[key], str):
+            return f"malformed result.json: '{key}' is {type(record[key]).__name__}, not a string"
+    return None
+
+
+def adalora_final_params(summary) -> int | None:
+    """Adapter parameters of AdaLoRA's final rank pattern: ``sum_i r_i * (in_i + out_i + 1)`` over the
+    adapted matrices (``Q: r x in``, ``lambda: r``, ``P: out x r``). Uses ``adapter_params_final`` of the
+    summary, or its ``rank_pattern`` with ``module_shapes`` ({name: [in, out]}); None when the summary
+    lacks them (result.json files written before the shapes were recorded)."""
+    if not isinstance(summary, dict):
+        return None
+    exact = summary.get("adapter_params_final")
+    if isinstance(exact, int) and not isinstance(exact, bool):
+        return exact
+    pattern, shapes = summary.get("rank_pattern"), summary.get("module_shapes")
+    if not isinstance(pattern, dict) or not isinstance(shapes, dict) or not pattern or set(pattern) - set(shapes):
+        return None
+    try:
+        return int(sum(int(r) * (int(shapes[name][0]) + int(shapes[name][1]) + 1) for name, r in pattern.items()))
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
 def trial_row(record: dict, path: Path) -> dict:
     """The flat row of one parsed result.json."""
     config = record.get("config") if isinstance(record.get("config"), dict) else {}
@@ -119,6 +172,8 @@ def trial_row(record: dict, path: Path) -> dict:
     chance = chance_level(record.get("baselines") or {}, metric, primary)
     val_max = max(curve_vals) if curve_vals else val
     params = record.get("params") or {}
+    recorded = params.get("adapter_params")
+    final = adalora_final_params(record.get("method_summary")) if (config.get("adapter") or {}).get("method") == "adalora" else recorded
     task, adapter, optim = config.get("task") or {}, config.get("adapter") or {}, config.get("optim") or {}
     row = {
         "run_dir": str(path.parent),
@@ -135,7 +190,8 @@ def trial_row(record: dict, path: Path) -> dict:
         "test": test,
         "chance": chance,
         "at_chance": bool(val_max is not None and chance is not None and val_max <= chance + CHANCE_TOL),
-        "adapter_params": params.get("adapter_params"),
+        "adapter_params": recorded,
+        "adapter_params_final": final,
         "trainable_params": params.get("trainable_params"),
         "steps": record.get("optimizer_steps"),
         "wall_time_s": _num(record.get("wall_time_s")),
@@ -143,6 +199,7 @@ def trial_row(record: dict, path: Path) -> dict:
         "torch_threads": record.get("torch_threads"),
         "written_at": record.get("written_at"),
         "git_sha": (record.get("git") or {}).get("sha"),
+        "git_dirty": (record.get("git") or {}).get("dirty"),
     }
     flatten({k: v for k, v in config.items() if k not in ("reference", "references", "recipe", "hydra")}, "cfg.", row)
     return row
@@ -150,6 +207,20 @@ def trial_row(record: dict, path: Path) -> dict:
 
 def _problem_row(path: Path, status: str, reason: str) -> dict:
     return {"run_dir": str(path), "status": status, "reason": reason}
+
+
+def _planned_row(trial: dict, run_dir: Path) -> dict:
+    """Task, method, seed and ``cfg.*`` of a planned trial (plans since the config was recorded in
+    them), so a missing trial is counted in its cell; {} when the plan holds no usable config."""
+    config = trial.get("config")
+    if not isinstance(config, dict) or shape_problem({"config": config}):
+        return {}
+    try:
+        row = trial_row({"config": config}, run_dir / RESULT_NAME)
+    except (AttributeError, TypeError, ValueError, KeyError, IndexError):
+        return {}
+    keep = ("task", "method", "seed", "lr")
+    return {k: v for k, v in row.items() if k in keep or k.startswith("cfg.")}
 
 
 def collect(paths) -> Collection:
@@ -164,7 +235,15 @@ def collect(paths) -> Collection:
         except (OSError, ValueError) as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
             rows.append(_problem_row(path.parent, "corrupt", f"{type(err).__name__}: {err}"))
             continue
-        row = trial_row(record, path)
+        problem = shape_problem(record)
+        if problem is None:
+            try:
+                row = trial_row(record, path)
+            except (AttributeError, TypeError, ValueError, KeyError, IndexError) as err:  # any other shape surprise
+                problem = f"malformed result.json: {type(err).__name__}: {err}"
+        if problem is not None:
+            rows.append(_problem_row(path.parent, "corrupt", problem))
+            continue
         summary = record.get("method_summary") or {}
         if isinstance(summary, dict) and summary.get("rank_pattern"):
             rank_patterns[len(rows)] = summary
@@ -179,16 +258,20 @@ def collect(paths) -> Collection:
     for plan_path in plans:
         try:
             plan = json.loads(plan_path.read_bytes())
+            planned = plan.get("trials", []) if isinstance(plan, dict) else None
+            if not isinstance(planned, list) or not all(isinstance(t, dict) and isinstance(t.get("subdir"), str) for t in planned):
+                raise ValueError("not an object with a list of trials, each with a 'subdir'")
         except (OSError, ValueError) as err:
             rows.append(_problem_row(plan_path, "corrupt", f"unreadable sweep plan: {err}"))
             continue
-        for trial in plan.get("trials", []):
+        for trial in planned:
             run_dir = plan_path.parent / trial["subdir"]
             if os.path.abspath(run_dir) not in found:
-                reason = "no result.json; planned as: " + " ".join(trial.get("overrides", []))
-                rows.append({**_problem_row(run_dir, "missing", reason), "study": plan.get("study")})
+                reason = "no result.json; planned as: " + " ".join(map(str, trial.get("overrides") or []))
+                rows.append({**_planned_row(trial, run_dir), **_problem_row(run_dir, "missing", reason), "study": plan.get("study")})
     trials = pd.DataFrame(rows)
-    for col in ("status", "reason", "study", "task", "method", "seed", "val", "test", "at_chance"):
+    for col in ("status", "reason", "study", "task", "method", "seed", "metric", "val", "test", "at_chance", "adapter_params",
+                "adapter_params_final", "trainable_params", "lr", "written_at", "git_sha", "git_dirty", "run_dir"):
         if col not in trials:
             trials[col] = None
     return Collection(trials, rank_patterns, references, [str(p) for p in paths])

@@ -25,7 +25,8 @@ from lora_lab.errors import ConfigError
 FORMATS = ("md", "latex", "csv")
 MAX_LISTED = 50
 FIRST_COLUMNS = ["status", "study", "task", "method", "seed", "lr", "metric", "val", "val_max", "test", "chance", "at_chance",
-                 "adapter_params", "trainable_params", "steps", "wall_time_s", "cpu_time_s", "torch_threads", "reason", "run_dir", "written_at", "git_sha"]
+                 "adapter_params", "adapter_params_final", "trainable_params", "steps", "wall_time_s", "cpu_time_s", "torch_threads", "reason",
+                 "run_dir", "written_at", "git_sha", "git_dirty"]
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -80,6 +81,8 @@ def problem_lines(trials, agg) -> list[str]:
         lines.append(f"At chance level on validation ({len(stuck)} run(s), best val <= majority/chance + 0.5 points):")
         for row in stuck.head(MAX_LISTED).itertuples():
             lines.append(f"- `{row.run_dir}`: best val {100 * row.val_max:.2f} vs chance {100 * row.chance:.2f}")
+    for run_dir, why in agg.incomplete[:MAX_LISTED]:
+        lines.append(f"- incomplete (success, not averaged in): `{run_dir}` -- {why}")
     for kept, dropped in agg.duplicates[:MAX_LISTED]:
         lines.append(f"- duplicate (same row, task, setting, seed): `{dropped}` ignored, `{kept}` used")
     return lines

@@ -1,13 +1,19 @@
 """Render an `Aggregate` as the paper table: Markdown, LaTeX (booktabs tabular) and CSV.
 
 Layout (LoRA / AdaLoRA paper style): one row per method (+ the knobs that vary), a ``#Params``
-column (adapter parameters, heads excluded, as the papers count them), ``lr`` (the learning rate the
-cells used: chosen on validation where lr is a nuisance axis), one column per task, ``Avg``
-(mean over the task columns, only for complete rows). Cells show ``mean ± std`` x 100 over seeds at
-the best nuisance setting; markers: ``†`` some runs of the cell never left chance level,
-``*`` the cell has failed / cancelled / unfinished trials, ``(n=k)`` fewer seeds than the table's
-usual count. Published reference rows (from the experiment configs or ``--reference``) follow
-our rows. The CSV holds the unscaled numbers at full precision plus n and the chosen setting.
+column (adapter parameters, heads excluded, as the papers count them; for AdaLoRA the parameters of
+the final rank pattern, as its paper counts a budget, or the ``r_init`` allocation marked ``(r_init)``
+when the result files cannot give the final count; a note says so), ``lr`` (the learning rate the
+cells used: chosen on validation where lr is a nuisance axis), one column per task, ``Avg`` (mean
+over the task columns, only for rows with every task cell: blank "–" otherwise, never an average
+over fewer tasks). Cells show ``mean ± std`` x 100 over seeds at the best nuisance setting; an
+empty cell is "–"; markers: ``†`` some runs of the cell never left chance level, ``*`` the cell
+has failed / cancelled / unfinished / missing trials or runs without its score, ``(n=k)`` fewer seeds than
+the table's usual count. A row key a method lacks is "–". Notes under the table name each
+column's split and metric, and the code versions when the runs come from several git SHAs or a
+dirty tree. Published reference rows (from the experiment configs or ``--reference``) follow our
+rows. The CSV holds the unscaled numbers at full precision plus n and the chosen setting, and the
+exact shown and recorded (AdaLoRA: ``r_init``) parameter counts.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import io
 import math
 from dataclasses import dataclass
 
-from lora_lab.results.aggregate import Aggregate, display_name, table_rows
+from lora_lab.results.aggregate import Aggregate, cell_index, display_name, table_rows
 
 DAGGER, STAR = "†", "*"
 
@@ -31,6 +37,10 @@ def fmt_params(n) -> str:
     if n >= 1e3:
         return f"{n / 1e3:.1f}K"
     return f"{n:.0f}"
+
+
+def _num(v) -> float | None:
+    return None if v is None or (isinstance(v, float) and math.isnan(v)) else v
 
 
 def fmt_key(v) -> str:
@@ -73,47 +83,61 @@ class Table:
 
 
 def build_table(agg: Aggregate, references: list[dict] = ()) -> Table:
-    cells = agg.cells
-    index = {}
-    for rec in cells.to_dict("records"):
-        index[tuple(rec[k] for k in agg.row_keys) + (rec["task"],)] = rec
-    ns = [int(n) for n in cells["n"]] if not cells.empty else []
+    index = cell_index(agg)
+    ns = [int(n) for n in agg.cells["n"] if n] if not agg.cells.empty else []
     usual_n = max(set(ns), key=ns.count) if ns else 0
+    averageable = not split_tasks(agg)  # one column per task: otherwise Avg would count a task twice
     rows = []
     for keys in table_rows(agg):
-        row_cells, params, trainable, lrs = {}, None, None, set()
+        row_cells, params, params_init, trainable, lrs = {}, None, None, None, set()
         for task in agg.tasks:
             rec = index.get(tuple(keys) + (task,))
             if rec is None:
                 row_cells[task] = Cell(None)
                 continue
-            std = rec["std"] if rec["n"] > 1 else None
-            row_cells[task] = Cell(rec["mean"], std, int(rec["n"]), int(rec["n_chance"]), int(rec["n_unfinished"]), rec.get("setting") or "")
-            params = rec["params"] if params is None or (isinstance(params, float) and math.isnan(params)) else params
-            trainable = rec["trainable"] if trainable is None else trainable
-            if rec.get("lr") is not None and rec["lr"] == rec["lr"]:
+            n = int(rec["n"])
+            std = _num(rec["std"]) if n > 1 else None
+            row_cells[task] = Cell(_num(rec["mean"]) if n else None, std, n, int(rec["n_chance"]), int(rec["n_unfinished"]), rec.get("setting") or "")
+            params = _num(rec["params"]) if params is None else params
+            params_init = _num(rec.get("params_init")) if params_init is None else params_init
+            trainable = _num(rec["trainable"]) if trainable is None else trainable
+            if n and _num(rec.get("lr")) is not None:
                 lrs.add(float(rec["lr"]))
         means = [c.mean for c in row_cells.values()]
-        avg = sum(means) / len(means) if means and all(m is not None for m in means) else None
+        avg = sum(means) / len(means) if averageable and means and all(m is not None for m in means) else None
         lr = f"{lrs.pop():g}" if len(lrs) == 1 else ("per task" if lrs else "–")
-        rows.append({"keys": list(keys), "params": fmt_params(params), "lr": lr, "trainable": trainable, "cells": row_cells, "avg": avg, "reference": False})
+        shown = fmt_params(params) if params is not None or params_init is None else fmt_params(params_init) + " (r_init)"
+        rows.append({"keys": list(keys), "params": shown, "params_n": params, "params_init": params_init, "lr": lr, "trainable": trainable,
+                     "cells": row_cells, "avg": avg, "reference": False})
     for ref in references:
-        scores = {t: ref["scores"].get(t) for t in agg.tasks}
+        scores = {t: ref["scores"].get(agg.task_info.get(t, {}).get("task", t)) for t in agg.tasks}
         if not any(v is not None for v in scores.values()):
             continue
         ref_cells = {t: Cell(None if v is None else float(v) / 100.0) for t, v in scores.items()}
         means = [c.mean for c in ref_cells.values()]
         avg = sum(means) / len(means) if all(m is not None for m in means) else None
         label = f"{ref.get('label', 'published')} [published]"
-        rows.append({"keys": [label] + [""] * (len(agg.row_keys) - 1), "params": str(ref.get("params", "–")), "lr": str(ref.get("lr", "–")), "trainable": None,
-                     "cells": ref_cells, "avg": avg, "reference": True})
+        rows.append({"keys": [label] + [""] * (len(agg.row_keys) - 1), "params": str(ref.get("params", "–")), "params_n": None, "params_init": None,
+                     "lr": str(ref.get("lr", "–")), "trainable": None, "cells": ref_cells, "avg": avg, "reference": True})
     return Table([display_name(k) for k in agg.row_keys], list(agg.tasks), rows, usual_n, notes(agg, usual_n))
+
+
+def split_tasks(agg: Aggregate) -> dict[str, list[str]]:
+    """{task: [its columns]} for tasks whose runs report different primary metrics."""
+    by_task: dict[str, list[str]] = {}
+    for t in agg.tasks:
+        by_task.setdefault(agg.task_info[t].get("task", t), []).append(t)
+    return {task: cols for task, cols in by_task.items() if len(cols) > 1}
 
 
 def notes(agg: Aggregate, usual_n: int) -> list[str]:
     out = []
-    parts = [f"{t} = {agg.task_info[t]['split']} {agg.task_info[t]['metric']}" for t in agg.tasks]
+    info = agg.task_info
+    parts = [f"{t} = {info[t]['split']} {info[t]['metric']}" if info[t]["split"] else f"{t} = no finished run" for t in agg.tasks]
     out.append("Scores x100: " + "; ".join(parts) + ". Model selection (best evaluation, nuisance setting) on validation only.")
+    for task, cols in split_tasks(agg).items():
+        out.append(f"{task}: the runs report different primary metrics ({', '.join(info[c]['metric'] for c in cols)}), one column each, "
+                   "never averaged together; Avg left blank.")
     out.append(f"Cells: mean ± sample std over seeds (n={usual_n} unless marked); #Params = adapter parameters (heads excluded).")
     if agg.setting_keys:
         tried = int(agg.cells["n_settings"].max()) if not agg.cells.empty else 0
@@ -122,8 +146,30 @@ def notes(agg: Aggregate, usual_n: int) -> list[str]:
     if not agg.cells.empty and agg.cells["n_chance"].sum():
         out.append(f"{DAGGER} some runs of the cell never left the majority-class / chance / untrained-model level on validation (listed below).")
     if not agg.cells.empty and agg.cells["n_unfinished"].sum():
-        out.append(f"{STAR} the cell has failed, cancelled or unfinished trials, never averaged in (listed below).")
+        out.append(f"{STAR} the cell has failed, cancelled, unfinished or missing trials, or runs without its score, never averaged in (listed below).")
+    if not agg.cells.empty and ((agg.cells[agg.row_keys[0]] == "adalora") & (agg.cells["n"] > 0)).any():
+        out.append("AdaLoRA #Params = parameters of the final rank pattern, sum of r_i (in_i + out_i + 1) over the adapted matrices "
+                   "(the r_init allocation: params_init in table.csv, adapter_params in trials.csv).")
+    out += code_version_notes(agg)
     return out
+
+
+def code_version_notes(agg: Aggregate) -> list[str]:
+    """A note when the averaged runs come from more than one git SHA or from a dirty tree."""
+    runs = agg.chosen
+    if runs.empty or "git_sha" not in runs:
+        return []
+    shas = sorted(runs["git_sha"].dropna().astype(str).unique())
+    dirty = int(runs["git_dirty"].fillna(False).astype(bool).sum()) if "git_dirty" in runs else 0
+    if len(shas) <= 1 and not dirty:
+        return []
+    text = f"Code versions: the averaged runs come from {len(shas)} git SHA(s) ({', '.join(s[:10] for s in shas)})"
+    mixed = [key for key, group in runs.groupby(agg.row_keys + ["task"], dropna=False) if group["git_sha"].nunique() > 1]
+    if len(shas) > 1:
+        text += f"; {len(mixed)} cell(s) average runs of different SHAs" if mixed else "; no cell mixes SHAs"
+    if dirty:
+        text += f"; {dirty} run(s) from a dirty tree (uncommitted changes)"
+    return [text + ". See trials.csv (git_sha, git_dirty)."]
 
 
 def _header(table: Table) -> list[str]:
@@ -170,12 +216,13 @@ def to_latex(table: Table) -> str:
 def to_csv(table: Table) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf)
-    cols = table.key_names + ["params", "lr", "trainable_params", "reference"]
+    cols = table.key_names + ["params", "adapter_params", "params_init", "lr", "trainable_params", "reference"]
     for t in table.tasks:
         cols += [f"{t}_mean", f"{t}_std", f"{t}_n", f"{t}_at_chance", f"{t}_unfinished", f"{t}_setting"]
     writer.writerow(cols + ["avg"])
     for row in table.rows:
-        values = [fmt_key(k) for k in row["keys"]] + [row["params"], row["lr"], "" if row["trainable"] is None else int(row["trainable"]), int(row["reference"])]
+        exact = ["" if row[k] is None else int(row[k]) for k in ("params_n", "params_init", "trainable")]
+        values = [fmt_key(k) for k in row["keys"]] + [row["params"], exact[0], exact[1], row["lr"], exact[2], int(row["reference"])]
         for t in table.tasks:
             c = row["cells"][t]
             values += ["" if c.mean is None else repr(float(c.mean)), "" if c.std is None else repr(float(c.std)), c.n, c.n_chance, c.n_unfinished, c.setting]

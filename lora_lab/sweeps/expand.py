@@ -179,5 +179,6 @@ def validate_trials(study: Study, trials: list[Trial]) -> None:
 
 
 def trial_summary(trial: Trial) -> dict:
-    """What the plan file records about a trial (paths relative to the sweep dir)."""
-    return {"index": trial.index, "subdir": trial.subdir, "overrides": list(trial.overrides)}
+    """What the plan file records about a trial (paths relative to the sweep dir), with its resolved
+    config so the report can place a trial that never wrote a result.json in its row and column."""
+    return {"index": trial.index, "subdir": trial.subdir, "overrides": list(trial.overrides), "config": trial.config}

@@ -181,6 +181,25 @@ def test_summary_is_json_ready_and_complete(trained):
     assert summary["total_steps"] == T and summary["final_pattern_fixed"] is True and summary["model_type"] == "bert"
 
 
+def test_summary_counts_the_parameters_of_the_final_rank_pattern(trained):
+    """The report's AdaLoRA #Params: kept triplets x (in + out + 1), from the summary alone."""
+    from lora_lab.results.collect import adalora_final_params
+
+    _, _, method, _ = trained
+    summary = json.loads(json.dumps(method.summary()))
+    kept = sum(int(layer.rank_mask.sum()) * (layer.lora_A.shape[1] + layer.lora_B.shape[0] + 1) for layer in method.layers.values())
+    allocated = sum(p.numel() for layer in method.layers.values() for _, p in layer.adapter_parameters())
+    assert list(summary["module_shapes"]) == list(method.layers)
+    for name, layer in method.layers.items():
+        assert summary["module_shapes"][name] == [layer.lora_A.shape[1], layer.lora_B.shape[0]]
+    assert summary["adapter_params_final"] == kept == adalora_final_params(summary)
+    assert allocated == sum(6 * (i + o + 1) for i, o in summary["module_shapes"].values()) > kept  # r_init = 6 allocated
+    del summary["adapter_params_final"]  # computable from rank_pattern + module_shapes alone
+    assert adalora_final_params(summary) == kept
+    del summary["module_shapes"]  # an older result.json: not computable, never guessed
+    assert adalora_final_params(summary) is None
+
+
 def test_merge_adapters_folds_the_adalora_update_into_a_plain_model(trained):
     from lora_lab.adapters.compose import merge_adapters
 

@@ -58,6 +58,7 @@ def test_parallel_sweep_then_report_matches_result_files(tmp_path):
         assert record["status"] == "success" and record["optimizer_steps"] == 12
         assert record["torch_threads"] == max(1, os.cpu_count() // 2)  # 2 jobs share the cores
         records[(record["config"]["adapter"]["r"], record["config"]["seed"])] = record
+        assert trial["config"] == {k: v for k, v in record["config"].items() if k in trial["config"]}  # the plan places a missing trial
 
     out = tmp_path / "results"
     rep = _cli(tmp_path, "report", str(sweep_dir), "--out", str(out))

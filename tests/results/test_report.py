@@ -205,6 +205,8 @@ def test_only_bad_files_does_not_crash(tmp_path):
     odd["metrics"]["best_val"] = {}  # e.g. a fast_dev_run: success but nothing evaluated
     write_record(tmp_path / "runs", odd)
     result = report([tmp_path / "runs"], out=tmp_path / "out", plots=True)
-    assert result["aggregate"].cells.empty
+    (cell,) = result["aggregate"].cells.to_dict("records")  # the planned cell stays, empty, with both trials counted
+    assert cell["n"] == 0 and cell["n_unfinished"] == 2 and cell["mean"] != cell["mean"]
+    assert "| lora | – | – | –* | – |" in result["markdown"]
     assert "1 failed" in result["markdown"] and "1 corrupt" in result["markdown"]
     assert re.search(r"- success without a validation value \(not in the table\): `.*seed2`", result["markdown"])

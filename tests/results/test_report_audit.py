@@ -1,0 +1,202 @@
+"""Regressions from the report audit: every number the table shows is the statistic of the files,
+nothing planned vanishes, nothing incomparable is averaged together, no file crashes the report."""
+
+import csv
+import json
+import re
+import statistics
+
+import pytest
+
+from lora_lab.results.report import report
+from tests.results.fake_results import make_record, write_record
+
+
+def _csv_rows(out):
+    with open(out / "table.csv") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_rows_with_a_missing_key_value_show_their_numbers_once(tmp_path):
+    """AdaLoRA's target_r is a row key; LoRA rows lack it (NaN) and must still be found (budget_matched)."""
+    root = tmp_path / "runs"
+    truth = {}
+    for task in ("glue_sst2", "glue_rte"):
+        for seed in range(2):
+            for r in (4, 16):
+                val = 0.7 + r / 100 + seed / 100 + (0.003 if task == "glue_rte" else 0)
+                write_record(root, make_record(task=task, method="lora", r=r, seed=seed, val=val))
+                truth.setdefault(("lora", str(r), "–", task), []).append(val)
+            for tr in (2, 8):
+                val = 0.6 + tr / 100 + seed / 100
+                write_record(root, make_record(task=task, method="adalora", r=12, seed=seed, val=val, init="adalora", adapter_extra={"target_r": tr}))
+                truth.setdefault(("adalora", "12", str(tr), task), []).append(val)
+    result = report([root], out=tmp_path / "out", plots=False)
+    rows = _csv_rows(tmp_path / "out")
+    keys = [(r["method"], r["r"], r["target_r"]) for r in rows]
+    assert sorted(keys) == sorted({k[:3] for k in truth}) and len(keys) == len(set(keys)) == 4
+    for row in rows:
+        for task in ("glue_sst2", "glue_rte"):
+            vals = truth[(row["method"], row["r"], row["target_r"], task)]
+            assert float(row[f"{task}_mean"]) == pytest.approx(statistics.mean(vals), abs=1e-12)
+            assert row[f"{task}_n"] == "2"
+        assert row["avg"] != ""
+    lora4 = statistics.mean(truth[("lora", "4", "–", "glue_sst2")])
+    assert re.search(rf"\| lora \| 4 \| – \| .* \| {100 * lora4:.2f} ± 0\.71 \|", result["markdown"])
+
+
+@pytest.mark.parametrize("bad", [
+    {"status": "success", "metrics": ["x"]},
+    {"config": {"task": "glue_rte"}},
+    {"git": "abc"},
+    {"status": "success", "config": {"task": {"name": "synthetic"}, "adapter": {"method": "lora"}}, "primary_metric": "val/accuracy",
+     "metrics": {"best_val": [0.99]}},
+    {"status": "success", "params": [8192]},
+], ids=["metrics-list", "task-string", "git-string", "best-val-list", "params-list"])
+def test_wrongly_shaped_result_json_is_a_listed_corrupt_trial(tmp_path, bad):
+    root = tmp_path / "runs"
+    for seed, val in enumerate((0.80, 0.84)):
+        write_record(root, make_record(seed=seed, val=val, test=val))
+    odd = root / "odd" / "result.json"
+    odd.parent.mkdir(parents=True)
+    odd.write_text(json.dumps(bad))
+    result = report([root], out=tmp_path / "out", plots=False)
+    assert result["trials"]["status"].value_counts().to_dict() == {"success": 2, "corrupt": 1}
+    assert re.search(r"- corrupt: `.*/odd` -- malformed result\.json: ", result["markdown"])
+    (row,) = _csv_rows(tmp_path / "out")
+    assert float(row["synthetic_mean"]) == pytest.approx(0.82) and row["synthetic_n"] == "2"
+
+
+def test_planned_cells_whose_runs_all_failed_stay_in_the_table(tmp_path):
+    root = tmp_path / "runs"
+    for method in ("lora", "dora"):
+        for seed in range(2):
+            write_record(root, make_record(task="glue_sst2", method=method, seed=seed, val=0.90 + 0.02 * seed))
+            write_record(root, make_record(task="glue_cola", method=method, seed=seed, status="failed"))
+    for seed in range(2):
+        write_record(root, make_record(task="glue_sst2", method="adalora", seed=seed, status="cancelled"))
+        write_record(root, make_record(task="glue_sst2", method="lora", r=64, seed=seed, status="failed"))  # a planned rank, all failed
+    result = report([root], out=tmp_path / "out", plots=False)
+    md = result["markdown"]
+    assert "| method | r | #Params | lr | glue_sst2 | glue_cola | Avg |" in md
+    assert "| adalora | 8 | – | – | –* | – | – |" in md
+    assert "| dora | 8 | 8.2K | 0.0005 | 91.00 ± 1.41 | –* | – |" in md  # Avg blank, not 91.00 over one task
+    assert "| lora | 8 | 8.2K | 0.0005 | 91.00 ± 1.41 | –* | – |" in md
+    assert "| lora | 64 | – | – | –* | – | – |" in md
+    assert "glue_cola = no finished run" in md
+    rows = {(r["method"], r["r"]): r for r in _csv_rows(tmp_path / "out")}
+    assert rows[("lora", "8")]["glue_cola_unfinished"] == "2" and rows[("lora", "8")]["glue_cola_n"] == "0"
+    assert rows[("lora", "8")]["glue_cola_mean"] == "" and rows[("lora", "8")]["avg"] == ""
+    assert rows[("adalora", "8")]["glue_sst2_unfinished"] == "2" and rows[("lora", "64")]["glue_sst2_unfinished"] == "2"
+
+
+def _adalora_record(seed, val, summary, r_init=6, shapes=((32, 32),) * 4):
+    init_params = sum(r_init * (i + o + 1) for i, o in shapes)
+    rec = make_record(method="adalora", init="adalora", r=r_init, seed=seed, val=val, test=val, adapter_params=init_params, adapter_extra={"target_r": 2})
+    rec["method_summary"] = summary
+    return rec, init_params
+
+
+def test_adalora_params_are_the_final_rank_pattern(tmp_path):
+    root = tmp_path / "runs"
+    shapes = {f"layer.{i}.{m}": [32, 32] if m == "query" else [32, 64] for i in range(2) for m in ("query", "value")}
+    pattern = {"layer.0.query": 3, "layer.0.value": 1, "layer.1.query": 0, "layer.1.value": 4}
+    final = sum(r * (shapes[k][0] + shapes[k][1] + 1) for k, r in pattern.items())  # 3*65 + 1*97 + 0 + 4*97 = 680
+    for seed in range(2):
+        rec, init_params = _adalora_record(seed, 0.8, {"rank_pattern": pattern, "module_shapes": shapes, "r_init": 6}, shapes=[tuple(v) for v in shapes.values()])
+        write_record(root, rec)
+        write_record(root, make_record(method="lora", seed=seed, val=0.8, test=0.8, adapter_params=1000))
+    result = report([root], out=tmp_path / "out", plots=False)
+    assert final == 680 and init_params == 6 * (65 + 97 + 65 + 97)
+    rows = {r["method"]: r for r in _csv_rows(tmp_path / "out")}
+    assert rows["adalora"]["params"] == "680" and rows["adalora"]["adapter_params"] == "680" and rows["adalora"]["params_init"] == str(init_params)
+    assert rows["lora"]["params"] == "1.0K" and rows["lora"]["adapter_params"] == rows["lora"]["params_init"] == "1000"  # unchanged
+    assert "AdaLoRA #Params = parameters of the final rank pattern" in result["markdown"]
+    with open(tmp_path / "out" / "trials.csv") as fh:
+        ada = [r for r in csv.DictReader(fh) if r["method"] == "adalora"]
+    assert {(r["adapter_params"], r["adapter_params_final"]) for r in ada} == {(str(init_params), "680")}
+
+
+def test_adalora_without_module_shapes_is_marked_as_the_r_init_count(tmp_path):
+    rec, init_params = _adalora_record(0, 0.8, {"rank_pattern": {"a": 1, "b": 2, "c": 3, "d": 4}, "r_init": 6})
+    write_record(tmp_path / "runs", rec)
+    result = report([tmp_path / "runs"], out=tmp_path / "out", plots=False)
+    assert init_params == 1560 and "| adalora | 1.6K (r_init) |" in result["markdown"]
+    (row,) = _csv_rows(tmp_path / "out")
+    assert row["adapter_params"] == "" and row["params_init"] == "1560"
+
+
+def test_runs_with_different_primary_metrics_are_never_averaged_together(tmp_path):
+    root = tmp_path / "runs"
+    for seed, (metric, val) in enumerate([("accuracy", 0.80), ("accuracy", 0.82), ("f1", 0.40)]):
+        rec = make_record(task="glue_mrpc", seed=seed, val=val)
+        rec["primary_metric"] = f"val/{metric}"
+        rec["metrics"]["best_val"] = {f"val/{metric}": val}
+        rec["curve"] = [{f"val/{metric}": val}]
+        write_record(root, rec)
+    write_record(root, make_record(task="glue_mrpc", seed=3, status="failed"))
+    result = report([root], out=tmp_path / "out", plots=False)
+    (row,) = _csv_rows(tmp_path / "out")
+    assert float(row["glue_mrpc:accuracy_mean"]) == pytest.approx(0.81) and row["glue_mrpc:accuracy_n"] == "2"
+    assert float(row["glue_mrpc:f1_mean"]) == pytest.approx(0.40) and row["glue_mrpc:f1_n"] == "1"
+    assert row["avg"] == ""  # the task is split by metric: no average over its two columns
+    assert row["glue_mrpc:f1_unfinished"] == "1"  # a failed run counts towards the newest run's metric (f1, seed 2)
+    assert "glue_mrpc: the runs report different primary metrics (accuracy, f1)" in result["markdown"]
+
+
+def test_runs_from_several_code_versions_are_named_under_the_table(tmp_path):
+    root = tmp_path / "runs"
+    for seed in range(3):
+        rec = make_record(seed=seed, val=0.8, test=0.8)
+        rec["git"] = {"sha": "abc" if seed < 2 else "def", "dirty": seed == 0}
+        write_record(root, rec)
+    md = report([root], out=tmp_path / "out", plots=False)["markdown"]
+    assert "- Code versions: the averaged runs come from 2 git SHA(s) (abc, def); 1 cell(s) average runs of different SHAs; " \
+           "1 run(s) from a dirty tree (uncommitted changes)." in md
+    same = tmp_path / "same"
+    write_record(same, make_record(val=0.8, test=0.8))
+    assert "Code versions" not in report([same], out=tmp_path / "out2", plots=False)["markdown"]
+
+
+def test_a_run_without_test_value_does_not_switch_the_column_to_validation(tmp_path):
+    root = tmp_path / "runs"
+    for seed in range(2):
+        write_record(root, make_record(method="lora", seed=seed, val=0.70, test=0.90 + 0.02 * seed))
+    write_record(root, make_record(method="dora", seed=0, val=0.70, test=0.95))
+    write_record(root, make_record(method="dora", seed=1, val=0.70, test=None))  # test_after_fit=false
+    result = report([root], out=tmp_path / "out", plots=False)
+    rows = {r["method"]: r for r in _csv_rows(tmp_path / "out")}
+    assert float(rows["lora"]["synthetic_mean"]) == pytest.approx(0.91) and rows["lora"]["synthetic_unfinished"] == "0"
+    assert float(rows["dora"]["synthetic_mean"]) == pytest.approx(0.95) and rows["dora"]["synthetic_n"] == "1"
+    assert rows["dora"]["synthetic_unfinished"] == "1"
+    md = result["markdown"]
+    assert "synthetic = test accuracy" in md and re.search(r"\| dora \| 8.2K \| 0.0005 \| 95.00( \(n=1\))?\* \| 95.00 \|", md)
+    assert re.search(r"- incomplete \(success, not averaged in\): `.*dora.*seed1` -- no test metric", md)
+
+
+def test_duplicates_keep_the_run_written_last_in_real_time_across_time_zones(tmp_path):
+    """00:30+01:00 is 23:30 UTC the day before: older than 00:00 UTC although it sorts later as text."""
+    write_record(tmp_path / "a", make_record(val=0.7, test=0.7, written_at="2026-01-01T00:00:00+0000"))
+    write_record(tmp_path / "b", make_record(val=0.9, test=0.1, written_at="2026-01-01T00:30:00+0100"))
+    result = report([tmp_path / "a", tmp_path / "b"], out=tmp_path / "out", plots=False)
+    (row,) = _csv_rows(tmp_path / "out")
+    assert float(row["synthetic_mean"]) == pytest.approx(0.7) and row["synthetic_n"] == "1"
+    assert re.search(r"duplicate .*: `.*/b/.*` ignored, `.*/a/.*` used", result["markdown"])
+
+
+def test_planned_trials_without_result_json_keep_their_cell(tmp_path):
+    """A sweep plan records each trial's config: a method none of whose runs started is still a row."""
+    root = tmp_path / "runs"
+    planned = []
+    for method in ("lora", "dora"):
+        for seed in range(2):
+            rec = make_record(task="glue_rte", method=method, seed=seed, val=0.8 + 0.02 * seed)
+            if method == "lora":
+                write_record(root, rec)
+            planned.append({"index": len(planned), "subdir": rec["run_name"], "overrides": [f"seed={seed}"], "config": rec["config"]})
+    (root / "fab" / "sweep_plan.json").write_text(json.dumps({"study": "fab", "trials": planned}))
+    result = report([root], out=tmp_path / "out", plots=False)
+    assert result["trials"]["status"].value_counts().to_dict() == {"success": 2, "missing": 2}
+    assert "| dora | – | – | –* | – |" in result["markdown"] and "| lora | 8.2K | 0.0005 | 81.00 ± 1.41 | 81.00 |" in result["markdown"]
+    rows = {r["method"]: r for r in _csv_rows(tmp_path / "out")}
+    assert rows["dora"]["glue_rte_unfinished"] == "2" and rows["lora"]["glue_rte_unfinished"] == "0"
