@@ -135,6 +135,10 @@ def notes(agg: Aggregate, usual_n: int) -> list[str]:
     info = agg.task_info
     parts = [f"{t} = {info[t]['split']} {info[t]['metric']}" if info[t]["split"] else f"{t} = no finished run" for t in agg.tasks]
     out.append("Scores x100: " + "; ".join(parts) + ". Model selection (best evaluation, nuisance setting) on validation only.")
+    on_val = [t for t in agg.tasks if info[t]["split"] == "val"]
+    if on_val:
+        out.append(f"{', '.join(on_val)}: no labelled test split, so the score is the validation (GLUE: dev) value at the evaluation "
+                   "and setting chosen on that same split -- the LoRA/AdaLoRA papers' convention, optimistic as an estimate of held-out accuracy.")
     for task, cols in split_tasks(agg).items():
         out.append(f"{task}: the runs report different primary metrics ({', '.join(info[c]['metric'] for c in cols)}), one column each, "
                    "never averaged together; Avg left blank.")

@@ -210,3 +210,13 @@ def test_only_bad_files_does_not_crash(tmp_path):
     assert "| lora | – | – | –* | – |" in result["markdown"]
     assert "1 failed" in result["markdown"] and "1 corrupt" in result["markdown"]
     assert re.search(r"- success without a validation value \(not in the table\): `.*seed2`", result["markdown"])
+
+
+def test_columns_without_test_split_say_the_score_is_the_selection_split(tmp_path):
+    """GLUE has no labelled test: the cell is the dev value chosen on dev, and the notes say so (only for those columns)."""
+    root = tmp_path / "runs"
+    _write_method_grid(root)
+    md = report([root], out=tmp_path / "out", plots=False)["markdown"]
+    note = next(line for line in md.splitlines() if "no labelled test split" in line)
+    assert note.startswith("- glue_rte: no labelled test split") and "synthetic" not in note
+    assert "glue_rte = val accuracy" in md and "synthetic = test accuracy" in md
