@@ -125,13 +125,19 @@ def test_rows_split_by_varying_knobs_and_init(tmp_path):
         report([root], out=tmp_path / "out3", plots=False, by=["rank"])
 
 
-def test_duplicate_runs_keep_the_newest(tmp_path):
-    write_record(tmp_path / "a", make_record(val=0.7, test=0.7, written_at="2026-01-01T00:00:00"))
-    write_record(tmp_path / "b", make_record(val=0.9, test=0.9, written_at="2026-02-01T00:00:00"))
+@pytest.mark.parametrize("older,newer,kept,mean", [
+    ("2026-01-01T00:00:00", "2026-02-01T00:00:00", "b", 0.9),
+    # 00:30+01:00 is 23:30 UTC the day before: older than 00:00 UTC although it sorts later as text
+    ("2026-01-01T00:30:00+0100", "2026-01-01T00:00:00+0000", "a", 0.7),
+])
+def test_duplicate_runs_keep_the_one_written_last_in_real_time(tmp_path, older, newer, kept, mean):
+    write_record(tmp_path / "a", make_record(val=0.7, test=0.7, written_at=newer if kept == "a" else older))
+    write_record(tmp_path / "b", make_record(val=0.9, test=0.9, written_at=newer if kept == "b" else older))
     result = report([tmp_path / "a", tmp_path / "b"], out=tmp_path / "out", plots=False)
     (row,) = _csv_rows(tmp_path / "out")
-    assert float(row["synthetic_mean"]) == pytest.approx(0.9) and row["synthetic_n"] == "1"
-    assert re.search(r"duplicate .*: `.*/a/.*` ignored, `.*/b/.*` used", result["markdown"])
+    assert float(row["synthetic_mean"]) == pytest.approx(mean) and row["synthetic_n"] == "1"
+    ignored = "b" if kept == "a" else "a"
+    assert re.search(rf"duplicate .*: `.*/{ignored}/.*` ignored, `.*/{kept}/.*` used", result["markdown"])
 
 
 def test_reference_rows_from_configs(tmp_path):

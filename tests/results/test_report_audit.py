@@ -174,16 +174,6 @@ def test_a_run_without_test_value_does_not_switch_the_column_to_validation(tmp_p
     assert re.search(r"- incomplete \(success, not averaged in\): `.*dora.*seed1` -- no test metric", md)
 
 
-def test_duplicates_keep_the_run_written_last_in_real_time_across_time_zones(tmp_path):
-    """00:30+01:00 is 23:30 UTC the day before: older than 00:00 UTC although it sorts later as text."""
-    write_record(tmp_path / "a", make_record(val=0.7, test=0.7, written_at="2026-01-01T00:00:00+0000"))
-    write_record(tmp_path / "b", make_record(val=0.9, test=0.1, written_at="2026-01-01T00:30:00+0100"))
-    result = report([tmp_path / "a", tmp_path / "b"], out=tmp_path / "out", plots=False)
-    (row,) = _csv_rows(tmp_path / "out")
-    assert float(row["synthetic_mean"]) == pytest.approx(0.7) and row["synthetic_n"] == "1"
-    assert re.search(r"duplicate .*: `.*/b/.*` ignored, `.*/a/.*` used", result["markdown"])
-
-
 def test_planned_trials_without_result_json_keep_their_cell(tmp_path):
     """A sweep plan records each trial's config: a method none of whose runs started is still a row."""
     root = tmp_path / "runs"
