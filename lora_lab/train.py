@@ -49,6 +49,7 @@ def validate(cfg: DictConfig):
             raise ConfigError(f"optim.{key}", f"unknown key; allowed: {', '.join(OPTIM_KEYS)}")
     if float(cfg.optim.lr) <= 0:
         raise ConfigError("optim.lr", f"must be positive, got {cfg.optim.lr}")
+    check_precision(cfg.trainer.get("precision"))
     return adapter, task, backbone
 
 
@@ -91,7 +92,6 @@ def build_trainer(cfg: DictConfig, run_dir: Path):
     from lora_lab.resume.sampler import LoaderStateRestore
     from lora_lab.resume.slurm import cluster_plugins
 
-    check_precision(cfg.trainer.get("precision"))
     resume = resume_options(cfg)
     loggers = [instantiate({**node, "save_dir": str(run_dir)}) for node in container(cfg.get("logger")).values()]
     callbacks = []

@@ -103,9 +103,11 @@ def set_offline_env(*specs: str | None) -> bool:
     return False
 
 
-#: top-level module names of HF sequence-classification heads: BERT/RoBERTa/DeBERTa ``classifier``,
-#: LLaMA/GPT-2 ``score``, BART/T5 ``classification_head``, DistilBERT ``pre_classifier`` + ``classifier``
-CLASSIFICATION_HEADS = ("pre_classifier", "classifier", "score", "classification_head")
+#: top-level module names of HF sequence-classification output layers: BERT/RoBERTa/DeBERTa/DistilBERT
+#: ``classifier``, LLaMA/GPT-2 ``score``, BART/T5 ``classification_head``
+OUTPUT_HEADS = ("classifier", "score", "classification_head")
+#: every head module trained and saved whole (DistilBERT adds ``pre_classifier`` before its classifier)
+CLASSIFICATION_HEADS = ("pre_classifier", *OUTPUT_HEADS)
 
 
 def head_modules_for(model: nn.Module, family: str) -> list[str]:
@@ -116,7 +118,7 @@ def head_modules_for(model: nn.Module, family: str) -> list[str]:
     heads = [n for n, _ in model.named_children() if n in CLASSIFICATION_HEADS]
     if getattr(model.config, "model_type", None) in ("deberta-v2", "deberta") and hasattr(model, "pooler"):
         heads.insert(0, "pooler")
-    if not any(h in heads for h in ("classifier", "score", "classification_head")):
+    if not set(heads) & set(OUTPUT_HEADS):
         # a head we do not recognise would stay frozen at its random init and not be saved
         raise ConfigError(
             "backbone", f"{type(model).__name__}: no classification head found among its top-level modules "
