@@ -178,9 +178,15 @@ def _hydra_context():
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
 def main(cfg: DictConfig):
     run_dir, overrides, multirun = _hydra_context()
+    from lora_lab.launch_ranks import check_local_ddp_sweep
     from lora_lab.resume.signals import RunPreempted
     from lora_lab.runner import record_failure
 
+    try:
+        check_local_ddp_sweep(container(cfg.trainer), multirun)
+    except ConfigError as err:  # the whole sweep is refused, not trial by trial
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
     try:
         return train(cfg, run_dir, overrides)
     except RunPreempted as stop:  # recorded by the runner; the job ends here (SLURM/submitit requeue it)
