@@ -22,9 +22,9 @@ log = logging.getLogger("lora_lab.runner")
 
 
 def _is_rank_zero() -> bool:
-    import os
+    from lora_lab.launch_ranks import is_global_zero
 
-    return int(os.environ.get("RANK", os.environ.get("SLURM_PROCID", "0")) or 0) == 0 and int(os.environ.get("LOCAL_RANK", "0") or 0) == 0
+    return is_global_zero()  # global rank: NODE_RANK counts under Lightning's multi-node launch
 
 
 def _torch_threads() -> int:

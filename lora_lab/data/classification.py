@@ -13,6 +13,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
+from lora_lab.data.eval_shards import EvalShardSampler
 from lora_lab.data.tasks import TaskConfig, TaskSpec, load_examples, split_subset
 from lora_lab.resume.sampler import ResumableDataLoader, ResumableSampler
 
@@ -74,7 +75,8 @@ class ClassificationDataModule(L.LightningDataModule):
         return dict(batch)
 
     def _loader(self, split: str, batch_size: int) -> DataLoader:
-        return DataLoader(self.splits[split], batch_size=batch_size, shuffle=False, collate_fn=self._collate, num_workers=self.task.num_workers)
+        sampler = EvalShardSampler.for_trainer(self.splits[split], self.trainer)  # each example once under DDP
+        return DataLoader(self.splits[split], batch_size=batch_size, sampler=sampler, collate_fn=self._collate, num_workers=self.task.num_workers)
 
     def train_dataloader(self) -> DataLoader:
         """Shuffled by ``(seed, epoch)``, sharded over DDP ranks, resumable mid-epoch (`lora_lab.resume.sampler`)."""

@@ -25,6 +25,7 @@ import torch
 from lora_lab.adapters import AttachReport, build_method, parse_config
 from lora_lab.adapters.io import adapter_checkpoint_state, load_checkpoint_state
 from lora_lab.models.backbones import parse_backbone_config
+from lora_lab.models.fp32_heads import keep_heads_fp32
 
 
 class AdapterModule(L.LightningModule):
@@ -62,6 +63,7 @@ class AdapterModule(L.LightningModule):
         model = self.build_backbone()
         self.method = build_method(self.adapter_cfg)
         self.report = self.method.attach(model, getattr(model.config, "model_type", None), self.head_modules(model))
+        keep_heads_fp32(model, self.report.head_modules)  # trained like the adapters: fp32 master weights
         model.train()
         self.model = model
 
