@@ -48,6 +48,7 @@ class AdapterLayer(nn.Module):
 
     adapter_parameter_names: ClassVar[tuple[str, ...]] = ()
     adapter_buffer_names: ClassVar[tuple[str, ...]] = ()
+    frozen_buffer_names: tuple[str, ...] = ()  # of those, the ones that keep their initial value
     mutates_base: ClassVar[bool] = False
 
     def __init__(self, base_layer: nn.Module):
@@ -143,6 +144,13 @@ class AdapterLayer(nn.Module):
     def adapter_parameters(self) -> Iterator[tuple[str, nn.Parameter]]:
         for name in self.adapter_parameter_names:
             yield name, getattr(self, name)
+
+    def frozen_state_names(self) -> tuple[str, ...]:
+        """Names in `adapter_state` that training never changes (PiSSA/OLoRA's residual base weight and
+        ``A0``/``B0``): saved once per run, outside the per-step checkpoint and best-state copies."""
+        if not self.mutates_base:
+            return ()
+        return (*(n for n in self.adapter_buffer_names if n in self.frozen_buffer_names), "base_layer.weight")
 
     def adapter_state(self) -> dict[str, torch.Tensor]:
         """Everything needed to restore this layer on a fresh base: trainable parameters, declared

@@ -14,6 +14,10 @@ being accumulated; those are not checkpointed) and is not followed by a validati
 resumes a checkpoint taken there at the next batch but would skip that validation. For such
 batches the save happens at the end of the validation instead, the state Lightning expects there.
 Under DDP the decision is reduced over ranks so all of them save and stop at the same step.
+
+What PiSSA/OLoRA fix at initialisation (residual base weights, ``A0``/``B0``) is not in ``last.ckpt``:
+it is written once per process to ``frozen_state.safetensors`` and loaded back on resume
+(`lora_lab.resume.frozen_state`).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from typing import Any
 import torch
 from lightning.pytorch.callbacks import Checkpoint
 
+from lora_lab.resume.frozen_state import CHECKPOINT_KEY, FROZEN_NAME, load_frozen_state, save_frozen_state
 from lora_lab.resume.signals import RunPreempted, StopSignals, requeue_signal
 
 log = logging.getLogger("lora_lab.resume")
@@ -41,6 +46,7 @@ class ResumeCheckpoint(Checkpoint):
         self.saved_steps: list[int] = []  # global steps of the saves in this process (tests read it)
         self._last_save_time = time.monotonic()
         self._step_at_batch_start = -1
+        self._frozen_saved = False  # frozen_state.safetensors written by this process
 
     @property
     def last_path(self) -> Path:
@@ -61,6 +67,16 @@ class ResumeCheckpoint(Checkpoint):
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
         self.signals.restore()
+
+    # ----- the adapter state fixed at initialisation, saved once (lora_lab.resume.frozen_state) ----
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        if getattr(pl_module, "frozen_state", dict)():
+            checkpoint[CHECKPOINT_KEY] = FROZEN_NAME
+
+    def on_load_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        name = checkpoint.get(CHECKPOINT_KEY)
+        if name is not None:
+            pl_module.load_frozen_state(load_frozen_state(self.dirpath / name))
 
     # ----- safe points ----------------------------------------------------------------------------
     def on_train_batch_start(self, trainer, pl_module, batch: Any, batch_idx: int) -> None:
@@ -92,6 +108,11 @@ class ResumeCheckpoint(Checkpoint):
     def save(self, trainer) -> None:
         if trainer.fast_dev_run:  # like ModelCheckpoint: a wiring check leaves nothing to resume from
             return
+        if not self._frozen_saved:
+            frozen = getattr(trainer.lightning_module, "frozen_state", dict)()
+            if frozen and trainer.is_global_zero:
+                save_frozen_state(self.dirpath / FROZEN_NAME, frozen)
+            self._frozen_saved = True
         trainer.save_checkpoint(str(self.last_path))
         self.saved_steps.append(int(trainer.global_step))
         self._last_save_time = time.monotonic()

@@ -39,7 +39,7 @@ def evaluate_on_one_rank(run_dir: Path) -> tuple[dict, dict]:
     adapter_cfg, task_cfg, backbone_cfg = validate(cfg)
     spec = task_spec(task_cfg)
     datamodule, module = classification_parts(record["config"], adapter_cfg, task_cfg, backbone_cfg, spec, load_tokenizer(backbone_cfg), 0)
-    trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer = L.Trainer(accelerator="cpu", devices=1, max_epochs=1, logger=False, enable_progress_bar=False, enable_model_summary=False)
     ckpt = str(run_dir / "checkpoints/last.ckpt")
     val = trainer.validate(module, datamodule=datamodule, ckpt_path=ckpt, verbose=False)[0]
     test = trainer.test(module, datamodule=datamodule, ckpt_path=ckpt, verbose=False)[0]
