@@ -6,8 +6,12 @@ A wrapped layer computes ``h = W0 x + b0`` through the original module (held by 
     forward(x) = adapter_forward(x, base_layer(x))          while unmerged and enabled
                = base_layer(x)                              while merged or disabled
 
-Merging is explicit and exact in fp32 (`merge`, `unmerge`); it is never tied to ``train()``/``eval()``
-(the microsoft ``loralib`` pitfall, ALGORITHMS.md 1a). Weights are handled in the PEFT orientation
+Merging is explicit and computed in fp32 (`merge`, `unmerge`); it is never tied to ``train()``/``eval()``
+(the microsoft ``loralib`` pitfall). On a 16-bit base (bf16/fp16) the merged weight ``W0 + dW`` is
+rounded once to the base dtype (bf16 keeps 8 significant bits: the merged model differs from the
+unmerged one by that rounding), and ``unmerge`` could not recover ``W0`` from it by subtraction, so
+`merge` keeps the original 16-bit weight aside and `unmerge` restores it bit for bit (one extra copy
+of each merged weight while merged). Weights are handled in the PEFT orientation
 ``[out, in]``; HF GPT-2 ``Conv1D`` stores ``[in, out]`` and is transposed on the way in and out
 (PEFT's ``fan_in_fan_out``).
 
@@ -64,6 +68,7 @@ class AdapterLayer(nn.Module):
             self.out_features, self.in_features = int(w.shape[0]), int(w.shape[1])
         self.merged = False
         self.disabled = False
+        self._unmerged_base: torch.Tensor | None = None  # a 16-bit base's weight while merged
 
     # ----- what subclasses implement -------------------------------------------------------
     def delta_weight(self) -> torch.Tensor:
@@ -105,8 +110,6 @@ class AdapterLayer(nn.Module):
         """Write an ``[out, in]`` matrix into the base layer, in its own layout and dtype."""
         target = self.base_layer.weight
         value = weight_out_in.T if self.fan_in_fan_out else weight_out_in
-        # an in-place copy on the parameter itself (not ``.data``) bumps its version counter, which
-        # caches keyed on the base weight (DoRA's ||W0||^2) rely on to notice the change
         target.copy_(value.to(target.dtype))
 
     def forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
@@ -120,15 +123,22 @@ class AdapterLayer(nn.Module):
         """Fold the adapter into the base weight (fp32 arithmetic, cast back to the base dtype)."""
         if self.merged:
             raise RuntimeError("adapter layer is already merged")
+        low_precision = self.base_layer.weight.dtype in (torch.float16, torch.bfloat16)
+        self._unmerged_base = self.base_layer.weight.detach().clone() if low_precision else None
         self.set_base_weight(self.merged_weight(self.base_weight().float()))
         self.merged = True
 
     @torch.no_grad()
     def unmerge(self) -> None:
-        """Restore the base weight that was there before `merge` (exact up to fp32 rounding)."""
+        """Restore the base weight that was there before `merge` (fp32 base: exact up to fp32
+        rounding; 16-bit base: the kept original, bit for bit)."""
         if not self.merged:
             raise RuntimeError("adapter layer is not merged")
-        self.set_base_weight(self.unmerged_weight(self.base_weight().float()))
+        if self._unmerged_base is not None:
+            self.base_layer.weight.copy_(self._unmerged_base)
+            self._unmerged_base = None
+        else:
+            self.set_base_weight(self.unmerged_weight(self.base_weight().float()))
         self.merged = False
 
     def disable(self) -> None:
