@@ -1,4 +1,4 @@
-"""How the processes of one multi-process (DDP) trial are started, and which of them is rank 0.
+"""How the processes of one multi-process (DDP) trial are started.
 
 Lightning starts ranks >= 1 of a local DDP run by re-running this process's command line: under
 Hydra as ``python -m <__main__.__spec__.name> <sys.argv[1:]> hydra.run.dir=<run dir>`` (or
@@ -12,8 +12,7 @@ set in the parent so the next trial would wait for ranks nobody starts. `check_l
 refuses that combination before anything is written. DDP trials in a sweep run through a launcher
 that starts every rank itself (``hydra/launcher=slurm_ddp``: SLURM starts one task per GPU).
 
-Rank 0 is decided on the *global* rank: ``RANK`` / ``SLURM_PROCID`` when set, otherwise
-``NODE_RANK`` (Lightning's own multi-node launch) and ``LOCAL_RANK`` must both be 0.
+Which process is rank 0 before the trainer exists: `lora_lab.process_rank`.
 """
 
 from __future__ import annotations
@@ -47,26 +46,6 @@ def as_train_module(argv: list[str]) -> Iterator[None]:
     finally:
         sys.argv = saved_argv
         __main__.__spec__ = saved_spec
-
-
-def _env_int(name: str) -> int | None:
-    value = os.environ.get(name, "").strip()
-    return int(value) if value.isdigit() else None
-
-
-def rank_tag() -> str:
-    """A name unique to this process among the job's processes: ``<global rank>`` when the launcher
-    says it, else ``node<n>-<local rank>`` (Lightning's multi-node launch sets only these)."""
-    for key in ("RANK", "SLURM_PROCID"):
-        if _env_int(key) is not None:
-            return str(_env_int(key))
-    node, local = _env_int("NODE_RANK") or _env_int("GROUP_RANK") or 0, _env_int("LOCAL_RANK") or 0
-    return str(local) if node == 0 else f"node{node}-{local}"
-
-
-def is_global_zero() -> bool:
-    """Is this process global rank 0 of its job (before the trainer exists)?"""
-    return rank_tag() == "0"
 
 
 def _world_size(trainer_cfg: dict) -> int:

@@ -22,7 +22,7 @@ log = logging.getLogger("lora_lab.runner")
 
 
 def _is_rank_zero() -> bool:
-    from lora_lab.launch_ranks import is_global_zero
+    from lora_lab.process_rank import is_global_zero
 
     return is_global_zero()  # global rank: NODE_RANK counts under Lightning's multi-node launch
 

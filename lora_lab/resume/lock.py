@@ -18,7 +18,7 @@ import os
 import socket
 from pathlib import Path
 
-from lora_lab.launch_ranks import rank_tag
+from lora_lab.process_rank import rank_tag
 
 log = logging.getLogger("lora_lab.resume")
 

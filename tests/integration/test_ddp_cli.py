@@ -86,7 +86,7 @@ def test_as_train_module_is_what_lightning_re_executes(monkeypatch):
 
 
 def test_rank_zero_uses_the_global_rank(monkeypatch):
-    from lora_lab.launch_ranks import is_global_zero, rank_tag
+    from lora_lab.process_rank import is_global_zero, rank_tag
 
     for key in ("RANK", "SLURM_PROCID", "NODE_RANK", "GROUP_RANK", "LOCAL_RANK"):
         monkeypatch.delenv(key, raising=False)
