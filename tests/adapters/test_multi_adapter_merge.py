@@ -76,7 +76,7 @@ def test_weighted_sum_of_deltas(tmp_path):
         ref, ref_method = loaded_and_merged(path)
         deltas.append({n: weights(ref, [n])[n].T - w0[n] for n in ref_method.layers})
     model = base_model(KIND)
-    report = merge_adapters(model, [(a, 0.5), (b, -1.5), (c, 2.0)])
+    report = merge_adapters(model, [(a, 0.5), (b, -1.5), (c, 2.0)], head_from="none")
     assert report.modules["transformer.h.0.attn.c_attn"] == 2 and report.modules["transformer.h.0.mlp.c_fc"] == 1
     for n in w0:
         expected = w0[n] + sum(w * d[n] for w, d in zip((0.5, -1.5, 2.0), deltas) if n in d)
