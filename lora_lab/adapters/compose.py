@@ -197,7 +197,8 @@ def merge_adapters(
 
 
 def load_recorded_base(adapter_dir: str | os.PathLike) -> nn.Module:
-    """The original backbone an adapter was trained on, from the ``backbone`` record it was saved with."""
+    """The original backbone an adapter was trained on, from the ``backbone`` record it was saved with,
+    in full precision from the original weights (also for an adapter trained on a quantised base)."""
     from lora_lab.adapters.io import read_adapter_meta
     from lora_lab.models.backbones import BackboneConfig, build_backbone, parse_backbone_config
 
@@ -207,5 +208,5 @@ def load_recorded_base(adapter_dir: str | os.PathLike) -> nn.Module:
         raise ConfigError("compose.adapters", f"{str(adapter_dir)!r} records no backbone name; use merge_adapters() on the model")
     if record.get("random_init"):
         raise ConfigError("compose.adapters", f"{str(adapter_dir)!r} was trained on a randomly initialised backbone, which cannot be rebuilt")
-    known = set(BackboneConfig.__dataclass_fields__)
+    known = set(BackboneConfig.__dataclass_fields__) - {"quantize"}  # a merged model is full precision
     return build_backbone(parse_backbone_config({k: v for k, v in record.items() if k in known}), family, num_labels).eval()
