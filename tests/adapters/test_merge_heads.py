@@ -19,7 +19,7 @@ from lora_lab.adapters.peft_export import export_run
 from lora_lab.errors import ConfigError
 
 from tests.adapters.peft_helpers import base_model, ours_on
-from tests.helpers import token_batch
+from tests.helpers import token_batch, train_classifier
 
 KIND = "bert"
 
@@ -37,12 +37,7 @@ def trained(tmp_path, base_dir, name, method="lora", init="kaiming", seed=1, hea
     model = AutoModelForSequenceClassification.from_pretrained(base_dir).train()
     torch.manual_seed(seed)
     m = ours_on(model, KIND, method=method, r=4, alpha=6.0, init=init)
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=5e-2)
-    x, y = token_batch(seed=seed), torch.tensor([0, 1, 1])
-    for _ in range(3):
-        torch.nn.functional.cross_entropy(model(input_ids=x).logits, y).backward()
-        opt.step()
-        opt.zero_grad()
+    train_classifier(model, steps=3, lr=5e-2, seed=seed)
     if head_like is not None:
         donor = AutoModelForSequenceClassification.from_pretrained(base_dir)
         load_adapter(head_like, donor)

@@ -12,7 +12,7 @@ from lora_lab.adapters.io import load_adapter, save_adapter
 from lora_lab.errors import ConfigError
 
 from tests.adapters.peft_helpers import base_model, ours_on
-from tests.helpers import token_batch
+from tests.helpers import token_batch, train_classifier
 
 KIND = "gpt2"  # Conv1D: the [in, out] layout is where merge bugs hide
 
@@ -23,12 +23,7 @@ def saved(tmp_path, name, method, init, seed, targets=None, backbone="tiny", fam
     torch.manual_seed(seed)
     extra = {"targets": targets} if targets else {}
     m = ours_on(model, KIND, method=method, r=4, alpha=6.0, init=init, **extra)
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=2e-2)
-    x, y = token_batch(seed=seed), torch.tensor([0, 1, 1])
-    for _ in range(2):
-        torch.nn.functional.cross_entropy(model(input_ids=x).logits, y).backward()
-        opt.step()
-        opt.zero_grad()
+    train_classifier(model, steps=2, lr=2e-2, seed=seed)
     record = {"name": backbone, **({"family": family, "num_labels": 2} if family else {})}
     return save_adapter(tmp_path / name, model, m, backbone=record)
 
