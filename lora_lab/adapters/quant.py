@@ -22,6 +22,9 @@ re-derives its magnitude from ``deq(Q(W))`` so that the model is unchanged at in
 (`bnb_config`) produces when loading the same checkpoint, so a PEFT export loads onto a base quantised
 by ``transformers`` and gives our logits.
 
+Inits that pick the quantised base together with the adapter (LoftQ, `lora_lab.adapters.loftq`)
+register with `register_quant_aware_init` and run in place of the plain quantisation.
+
 Merging into a quantised base would re-quantise ``W + dW`` (lossy): `merge_refusal` is the error.
 A PiSSA/OLoRA residual on a quantised base is saved dequantised (fp32) and re-quantised on load
 (exactly the same codes without double quantisation; within ~1e-5 of the absmax with it).
@@ -32,6 +35,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 from torch import nn
@@ -212,20 +216,47 @@ def _relative_error(original: torch.Tensor, approx: torch.Tensor) -> float:
     return float(torch.linalg.matrix_norm(original - approx) / torch.linalg.matrix_norm(original))
 
 
-def _init_errors(layer: nn.Module, quantized: nn.Module, cfg: QuantConfig) -> dict[str, float]:
-    """``e_Q`` of the original ``W`` and the error of the initialised adapter layer (``e_QP`` for a
-    residual base: ``W = W_res + s B0 A0``; for other inits the adapter is 0 at init, so ``e_Q``)."""
+#: init name prefix -> fn(layer, cfg) -> its quantised base, for inits that choose the quantised base
+#: together with the adapter (`lora_lab.adapters.loftq`); they update the adapter's (A0, B0) themselves
+QUANT_AWARE_INITS: dict[str, Callable[[nn.Module, QuantConfig], nn.Module]] = {}
+
+
+def register_quant_aware_init(prefix: str):
+    def wrap(fn):
+        QUANT_AWARE_INITS[prefix] = fn
+        return fn
+
+    return wrap
+
+
+def _original_weight(layer: nn.Module) -> torch.Tensor:
+    """The full-precision ``W`` of an initialised layer: ``W_res + s B0 A0`` for a residual base."""
     stored = layer.base_layer.weight.detach().float()
     if not getattr(layer, "mutates_base", False):
-        e = _relative_error(stored, dequantized_weight(quantized))
+        return stored
+    return stored + layer.scaling * (layer.lora_B0 @ layer.lora_A0)
+
+
+def _init_errors(layer: nn.Module, original: torch.Tensor, quantized: nn.Module, cfg: QuantConfig) -> dict[str, float]:
+    """``e_Q`` of the original ``W`` and the error of the initialised adapter layer (``e_QP`` for a
+    residual base: ``deq(Q(W_res)) + s B0 A0``; for other inits the adapter is 0 at init, so ``e_Q``)."""
+    if not getattr(layer, "mutates_base", False):
+        e = _relative_error(original, dequantized_weight(quantized))
         return {"qlora": e, "adapter_init": e}
-    principal = layer.scaling * (layer.lora_B0 @ layer.lora_A0)
-    original = stored + principal
     plain = quantize_linear(layer.base_layer, cfg, original)
+    principal = layer.scaling * (layer.lora_B0 @ layer.lora_A0)
     return {
         "qlora": _relative_error(original, dequantized_weight(plain)),
         "adapter_init": _relative_error(original, dequantized_weight(quantized) + principal),
     }
+
+
+def _quantize_adapter_base(layer: nn.Module, cfg: QuantConfig, initialize: bool) -> nn.Module:
+    init = getattr(layer, "init", None) if initialize else None
+    for prefix, fit in QUANT_AWARE_INITS.items():
+        if isinstance(init, str) and init.startswith(prefix):
+            return fit(layer, cfg)
+    return quantize_linear(layer.base_layer, cfg)
 
 
 def _skipped(model: nn.Module, skip: list[str]) -> set[str]:
@@ -248,9 +279,10 @@ def quantize_base(model: nn.Module, method, cfg: QuantConfig, skip: list[str] = 
     for name, layer in adapters.items():
         if not isinstance(layer.base_layer, nn.Linear) or is_quantized(layer.base_layer):
             continue
-        quantized = quantize_linear(layer.base_layer, cfg)
+        original = _original_weight(layer) if initialize else None
+        quantized = _quantize_adapter_base(layer, cfg, initialize)
         if initialize:
-            report.errors[name] = _init_errors(layer, quantized, cfg)
+            report.errors[name] = _init_errors(layer, original, quantized, cfg)
         layer.base_layer = quantized
         report.quantized_modules += 1
     for name, module in list(model.named_modules()):

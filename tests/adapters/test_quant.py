@@ -255,3 +255,38 @@ def test_kbit_preparation_casts_norms_and_enables_input_grads():
             layer.lora_B.normal_()  # B != 0, so that A gets a gradient
     model(input_ids=x, labels=x).loss.backward()
     assert all(layer.lora_A.grad is not None and layer.lora_A.grad.abs().sum() > 0 for layer in m.layers.values())
+
+
+@pytest.mark.parametrize("quant", QUANTS)
+def test_loftq_error_below_qpissa_and_the_model_equals_its_record(tmp_path, quant):
+    """LoftQ's alternation (loftq_<T>) on MiniLM's matrix: error <= QPiSSA's (T = 1 refits the adapter to
+    QPiSSA's residual) and decreasing in T; the layer computes deq(Q_T) + s B A, and saves/loads."""
+    w = _minilm_weight("encoder.layer.0.intermediate.dense.weight")
+    errors = {}
+    for init in ("pissa", "loftq_1", "loftq_3"):
+        holder = nn.Sequential(nn.Linear(384, 1536))
+        with torch.no_grad():
+            holder[0].weight.copy_(w)
+        m = build_method(parse_config({"method": "lora", "r": 16, "alpha": 16.0, "init": init, "targets": ["0"]}))
+        m.attach(holder, None, [])
+        report = quantize_base(holder, m, QuantConfig(quant)).to_dict()
+        layer = m.layers["0"]
+        approx = layer.base_weight() + layer.delta_weight()  # what the layer computes at init: A = A0, B = B0
+        errors[init] = ((w - approx).norm() / w.norm()).item()
+        assert report["weight_error_with_adapter_init"] == pytest.approx(errors[init], rel=1e-5)
+        assert report["weight_error_qlora"] < 0.2
+    assert errors["loftq_3"] <= errors["loftq_1"] + 1e-6 < errors["pissa"], errors
+    save_adapter(tmp_path / "a", holder, m, backbone={"name": "m", "quantize": quant})
+    fresh = nn.Sequential(nn.Linear(384, 1536))
+    with torch.no_grad():
+        fresh[0].weight.copy_(w)
+        fresh[0].bias.copy_(holder[0].base_layer.bias)
+    reloaded = load_adapter(tmp_path / "a", fresh)
+    x = torch.randn(5, 384)
+    # double quantisation re-quantises the saved dequantised base within ~2e-5 per weight
+    torch.testing.assert_close(reloaded.layers["0"].base_weight(), m.layers["0"].base_weight(), rtol=0, atol=2e-5)
+    with torch.no_grad():
+        torch.testing.assert_close(fresh(x), holder(x), rtol=0, atol=5e-4)
+    assert reloaded.layers["0"].init == "loftq_3"
+    with pytest.raises(ConfigError, match="adapter.init: 'loftq_0': the number of LoftQ iterations must be at least 1"):
+        build_method(parse_config({"method": "lora", "r": 2, "alpha": 2.0, "init": "loftq_0", "targets": ["0"]})).attach(nn.Sequential(nn.Linear(8, 8)), None, [])
