@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(f"| {r['variant']} | {r['model_mib']:.0f} ({r['model_mib'] / fp32['model_mib']:.2f}x) | {r['rss_mib']:.0f} | "
                      f"{r['peak_rss_mib']:.0f} | {r['step_cpu_s']:.2f} ({r['step_cpu_s'] / fp32['step_cpu_s']:.2f}x) | {r['step_wall_s']:.2f} | {err} |")
     lines += ["", "The embeddings (tied with the LM head) stay fp32 in every variant; only the decoder's linear layers are quantised. "
-              "bitsandbytes 0.50.2 on the CPU dequantises 4-bit weights with torch ops at every matmul (no fused CPU kernel installed). RSS is higher with a quantised base because the model is loaded in fp32 and then quantised (freed fp32 pages are not returned to the OS) and bitsandbytes' imports add to it; the stored base is what shrinks."]
+              "bitsandbytes 0.50.2 on the CPU dequantises 4-bit weights with torch ops at every matmul (no fused CPU kernel installed). RSS is higher with a quantised base because the model is loaded in fp32 and then quantised (the freed fp32 pages are probably not returned to the OS) and bitsandbytes' imports add to it; the stored base is what shrinks."]
     Path(args.out).write_text("\n".join(lines) + "\n")
     print(args.out)
     return 0
