@@ -5,16 +5,11 @@ fp16 runs on tiny LLaMA: CPU autocast cannot run BERT's fp16 ``nn.LayerNorm`` at
 limitation; LLaMA's RMSNorm computes in fp32 itself)."""
 
 import lightning as L
-from lightning.pytorch.plugins.precision import MixedPrecision
 import pytest
 import torch
-from omegaconf import OmegaConf
+from lightning.pytorch.plugins.precision import MixedPrecision
 
-from lora_lab.data.classification import ClassificationDataModule
-from lora_lab.data.tasks import parse_task_config, task_spec
-from lora_lab.models.backbones import load_tokenizer, parse_backbone_config
-from lora_lab.models.classification import ClassificationModule
-from tests.models.test_module_hooks import tiny_cfg
+from tests.models.tiny_module import tiny_module
 
 
 def precision_args(precision: str) -> dict:
@@ -29,12 +24,7 @@ def precision_args(precision: str) -> dict:
     ("tiny_llama", "float16", "16-mixed"), ("tiny_bert", "bfloat16", "bf16-mixed"), ("tiny_bert", "bfloat16", "32-true"),
 ])
 def test_head_is_fp32_and_moves_at_small_lr(tmp_path, backbone, dtype, precision):
-    cfg = OmegaConf.to_container(tiny_cfg(tmp_path, f"backbone={backbone}", f"+backbone.dtype={dtype}"), resolve=True)
-    task = parse_task_config(cfg["task"])
-    spec = task_spec(task)
-    tok = load_tokenizer(parse_backbone_config(cfg["backbone"]))
-    L.seed_everything(0)
-    module = ClassificationModule(cfg["backbone"], cfg["adapter"], {**cfg["optim"], "lr": 5e-6}, cfg["task"], spec.__dict__, tok.pad_token_id)
+    module, datamodule = tiny_module(tmp_path, f"backbone={backbone}", f"+backbone.dtype={dtype}", lr=5e-6)
     module.configure_model()
     params = dict(module.model.named_parameters())
     assert {p.dtype for p in params.values() if not p.requires_grad} == {getattr(torch, dtype)}  # frozen base: 16-bit
@@ -43,7 +33,7 @@ def test_head_is_fp32_and_moves_at_small_lr(tmp_path, backbone, dtype, precision
     assert head_before
     trainer = L.Trainer(max_steps=2, logger=False, **precision_args(precision), enable_checkpointing=False, enable_progress_bar=False,
                         num_sanity_val_steps=0, limit_val_batches=0)
-    trainer.fit(module, datamodule=ClassificationDataModule(task, spec, tok))
+    trainer.fit(module, datamodule=datamodule)
     assert trainer.global_step == 2
     for name, before in head_before.items():
         after = dict(module.model.named_parameters())[name]

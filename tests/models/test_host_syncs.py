@@ -9,14 +9,9 @@ import lightning as L
 import pytest
 import torch
 from lightning.pytorch.callbacks import Callback
-from omegaconf import OmegaConf
 
-from lora_lab.data.classification import ClassificationDataModule
-from lora_lab.data.tasks import parse_task_config, task_spec
-from lora_lab.models.backbones import load_tokenizer, parse_backbone_config
-from lora_lab.models.classification import ClassificationModule
 from lora_lab.resume.checkpoint import ResumeCheckpoint
-from tests.models.test_module_hooks import tiny_cfg
+from tests.models.tiny_module import tiny_module
 
 SYNCING = ("__bool__", "item", "__int__", "__float__", "tolist")
 STEPS = 6
@@ -58,15 +53,10 @@ def counter(monkeypatch):
 
 
 def fit(tmp_path, counter, *overrides):
-    cfg = OmegaConf.to_container(tiny_cfg(tmp_path, *overrides), resolve=True)
-    task = parse_task_config(cfg["task"])
-    spec = task_spec(task)
-    tok = load_tokenizer(parse_backbone_config(cfg["backbone"]))
-    L.seed_everything(0)
-    module = ClassificationModule(cfg["backbone"], cfg["adapter"], cfg["optim"], cfg["task"], spec.__dict__, tok.pad_token_id)
+    module, datamodule = tiny_module(tmp_path, *overrides)
     trainer = L.Trainer(max_steps=STEPS, logger=False, enable_progress_bar=False, num_sanity_val_steps=0, limit_val_batches=0,
                         callbacks=[counter, ResumeCheckpoint(tmp_path / "ckpt", every_n_minutes=None)])
-    trainer.fit(module, datamodule=ClassificationDataModule(task, spec, tok))
+    trainer.fit(module, datamodule=datamodule)
     return module
 
 

@@ -5,14 +5,16 @@ DDP does not broadcast the constant A0/B0 buffers."""
 
 import socket
 
-import pytest
 import torch
 import torch.distributed as dist
+from safetensors.torch import load_file
+from torch.nn.parallel import DistributedDataParallel
 
 from lora_lab.resume.checkpoint_io import AtomicCheckpointIO
 from lora_lab.resume.frozen_state import FROZEN_NAME
 from lora_lab.train import train
 from tests.models.test_module_hooks import tiny_cfg
+from tests.models.tiny_module import tiny_module
 
 ALL_LINEAR = ["adapter.targets=all_linear"]
 
@@ -27,8 +29,6 @@ def test_pissa_checkpoint_is_lora_sized_and_frozen_state_saved_once(tmp_path):
     ckpt = torch.load(tmp_path / "pissa/checkpoints/last.ckpt", weights_only=False, map_location="cpu")
     per_step = set(ckpt["state_dict"]) | set(ckpt["lora_lab_eval"]["best_state"])
     assert not [k for k in per_step if k.endswith(("base_layer.weight", "lora_A0", "lora_B0"))]
-    from safetensors.torch import load_file
-
     frozen = load_file(str(tmp_path / "pissa/checkpoints" / FROZEN_NAME))
     saved = load_file(str(tmp_path / "pissa/adapter/adapter_model.safetensors"))  # the adapter keeps everything
     assert frozen and all(torch.equal(saved[k], v) for k, v in frozen.items())
@@ -52,15 +52,7 @@ def _free_port() -> int:
 
 
 def test_ddp_does_not_broadcast_pissa_buffers(tmp_path):
-    from omegaconf import OmegaConf
-    from torch.nn.parallel import DistributedDataParallel
-
-    from lora_lab.data.tasks import parse_task_config, task_spec
-    from lora_lab.models.classification import ClassificationModule
-
-    cfg = OmegaConf.to_container(tiny_cfg(tmp_path, "adapter=pissa"), resolve=True)
-    spec = task_spec(parse_task_config(cfg["task"]))
-    module = ClassificationModule(cfg["backbone"], cfg["adapter"], cfg["optim"], cfg["task"], spec.__dict__, 0)
+    module, _ = tiny_module(tmp_path, "adapter=pissa")
     module.configure_model()
     constant = {n for n, _ in module.named_buffers() if n.endswith(("lora_A0", "lora_B0"))}
     assert len(constant) == 2 * 2 * 2  # (q, v) x 2 layers x (A0, B0)
