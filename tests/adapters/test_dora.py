@@ -9,9 +9,11 @@ from torch import nn
 from transformers.pytorch_utils import Conv1D
 
 from lora_lab.adapters import build_method, parse_config
+from lora_lab.adapters import dora as dora_module
 from lora_lab.adapters.dora import DoraConfig, DoraLayer
 from lora_lab.errors import ConfigError
 
+from tests.adapters.peft_helpers import paired
 from tests.helpers import tiny_bert, token_batch
 
 
@@ -186,8 +188,6 @@ def test_norm_follows_base_weight_changes_even_through_data():
 
 def test_norm_after_data_edit_equals_peft():
     pytest.importorskip("peft")
-    from tests.adapters.peft_helpers import paired
-
     ours, m, theirs = paired("bert", method="dora")
     ours.eval()
     theirs.eval()
@@ -203,8 +203,6 @@ def test_norm_after_data_edit_equals_peft():
 def test_cancelling_rows_beyond_the_budget_are_counted():
     """The correction recomputes at most ``_CANCELLATION_BUDGET`` rows (fixed shape: no host sync);
     more cancelling rows are counted on the device and reported in the method summary."""
-    from lora_lab.adapters import dora as dora_module
-
     torch.manual_seed(0)
     out = dora_module._CANCELLATION_BUDGET + 3
     lin = nn.Linear(out, out, bias=False)

@@ -11,6 +11,15 @@ from pathlib import Path
 
 import lightning as L
 import pytest
+from lightning.fabric.strategies.launchers.subprocess_script import _basic_subprocess_cmd
+from omegaconf import OmegaConf
+
+from lora_lab.data.tasks import task_spec
+from lora_lab.launch_ranks import as_train_module
+from lora_lab.models.backbones import load_tokenizer
+from lora_lab.process_rank import is_global_zero, rank_tag
+from lora_lab.runner import classification_parts
+from lora_lab.train import validate
 
 ROOT = Path(__file__).resolve().parents[2]
 CONSOLE_SCRIPT = Path(sys.executable).parent / "lora-lab"
@@ -27,13 +36,6 @@ def lora_lab(tmp_path, *args):
 
 def evaluate_on_one_rank(run_dir: Path) -> tuple[dict, dict]:
     """Validate and test the run's last.ckpt (the adapter state its metrics were taken at) in this process."""
-    from omegaconf import OmegaConf
-
-    from lora_lab.data.tasks import task_spec
-    from lora_lab.models.backbones import load_tokenizer
-    from lora_lab.runner import classification_parts
-    from lora_lab.train import validate
-
     record = json.loads((run_dir / "result.json").read_text())
     cfg = OmegaConf.create(record["config"])
     adapter_cfg, task_cfg, backbone_cfg = validate(cfg)
@@ -75,10 +77,6 @@ def test_local_multirun_with_multi_process_ddp_is_refused(tmp_path):
 
 def test_as_train_module_is_what_lightning_re_executes(monkeypatch):
     """The child command Lightning builds inside `as_train_module` is ``python -m lora_lab.train ARGV``."""
-    from lightning.fabric.strategies.launchers.subprocess_script import _basic_subprocess_cmd
-
-    from lora_lab.launch_ranks import as_train_module
-
     monkeypatch.setattr(sys, "argv", ["lora-lab train", "debug=tiny"])
     with as_train_module(["debug=tiny", "seed=3"]):
         assert _basic_subprocess_cmd() == [sys.executable, "-m", "lora_lab.train", "debug=tiny", "seed=3"]
@@ -86,8 +84,6 @@ def test_as_train_module_is_what_lightning_re_executes(monkeypatch):
 
 
 def test_rank_zero_uses_the_global_rank(monkeypatch):
-    from lora_lab.process_rank import is_global_zero, rank_tag
-
     for key in ("RANK", "SLURM_PROCID", "NODE_RANK", "GROUP_RANK", "LOCAL_RANK"):
         monkeypatch.delenv(key, raising=False)
     assert is_global_zero()
