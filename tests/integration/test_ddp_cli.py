@@ -40,6 +40,7 @@ def evaluate_on_one_rank(run_dir: Path) -> tuple[dict, dict]:
     cfg = OmegaConf.create(record["config"])
     adapter_cfg, task_cfg, backbone_cfg = validate(cfg)
     spec = task_spec(task_cfg)
+    L.seed_everything(int(cfg.seed), workers=True, verbose=False)  # as the run did: the same random tiny backbone
     datamodule, module = classification_parts(record["config"], adapter_cfg, task_cfg, backbone_cfg, spec, load_tokenizer(backbone_cfg), 0)
     trainer = L.Trainer(accelerator="cpu", devices=1, max_epochs=1, logger=False, enable_progress_bar=False, enable_model_summary=False)
     ckpt = str(run_dir / "checkpoints/last.ckpt")
