@@ -67,6 +67,7 @@ def test_console_script_ddp_matches_one_rank_evaluation(tmp_path):
             assert values[key] == pytest.approx(one_rank[key], abs=1e-7), key
 
 
+@pytest.mark.slow
 def test_local_multirun_with_multi_process_ddp_is_refused(tmp_path):
     proc = lora_lab(tmp_path, "train", "--multirun", *SMALL, *DDP, "seed=0,1")
     assert proc.returncode == 2, proc.stderr[-3000:]
