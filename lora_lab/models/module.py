@@ -198,12 +198,11 @@ class AdapterModule(L.LightningModule):
         return {k: v for k, v in adapter_checkpoint_state(self.model, self.method).items() if k not in frozen}
 
     def load_frozen_state(self, state: dict[str, torch.Tensor]) -> None:
+        """Put a saved `frozen_state` back (through the layers' own loading: a quantised residual is re-quantised)."""
         expected = self.frozen_state()
         if set(state) != set(expected):
             raise KeyError(f"frozen adapter state mismatch: missing {sorted(set(expected) - set(state))[:5]}, unexpected {sorted(set(state) - set(expected))[:5]}")
-        with torch.no_grad():
-            for key, target in expected.items():
-                target.copy_(state[key].to(device=target.device, dtype=target.dtype))
+        load_checkpoint_state(self.model, self.method, {**self.trained_state(), **state})
 
     # ----- adapter-only checkpoints ---------------------------------------------------------------
     def adapter_state_keys(self) -> set[str]:
