@@ -11,6 +11,10 @@ Why not ``fsspec``'s transaction (what Lightning's ``_atomic_save`` uses): it st
 system temp dir (``tempfile.mkstemp()``) and ``shutil.move``s it; where ``$TMPDIR`` and the run dir
 are different filesystems (node-local /tmp vs a shared cluster filesystem, the usual case) the move
 is a copy into the final path, which a kill can cut short, and nothing is fsynced.
+
+``mkstemp`` creates the temp file owner-only (0600); before the rename it gets the mode a plain
+``open()`` would give it (``0666 & ~umask``), so colleagues sharing a cluster filesystem can read
+results exactly as the user's umask allows.
 """
 
 from __future__ import annotations
@@ -21,6 +25,13 @@ from pathlib import Path
 from typing import IO, Callable
 
 TEMP_SUFFIX = ".tmp"
+
+
+def file_mode() -> int:
+    """``0666 & ~umask``: the mode ``open()`` gives a new file (the umask is read, then restored)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 def fsync_dir(directory: str | os.PathLike) -> None:
@@ -44,6 +55,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) ->
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
+            os.fchmod(fh.fileno(), file_mode())
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
@@ -54,6 +66,25 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) ->
         except FileNotFoundError:
             pass
         raise
+    fsync_dir(path.parent)
+    return path
+
+
+def atomic_write_via_path(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
+    """For writers that take a file name (``safetensors.save_file``): ``write(temp_path)`` next to
+    ``path``, then the same mode, fsync and rename as `atomic_write`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}{TEMP_SUFFIX}")
+    try:
+        write(tmp)
+        os.chmod(tmp, file_mode())
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
     fsync_dir(path.parent)
     return path
 
