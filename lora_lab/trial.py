@@ -33,6 +33,7 @@ import json
 import logging
 import os
 import socket
+import tempfile
 import time
 from pathlib import Path
 from typing import Callable
@@ -110,14 +111,15 @@ def read_previous(run_dir: Path) -> ResultRecord | None:
 
 
 def check_writable(run_dir: Path) -> None:
-    """One line naming the path and the cause when the run dir cannot be created or written."""
-    probe = run_dir
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    if not probe.is_dir():
-        raise ConfigError("paths.runs_root", f"cannot create {run_dir}: {probe} is not a directory")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise ConfigError("paths.runs_root", f"cannot write {probe}: permission denied (read-only runs root?)")
+    """Create ``run_dir`` and a probe file in it (removed at once); one line naming the path and the
+    cause (read-only filesystem, permission denied, no space) when that fails. Called only for a
+    trial that is about to run there."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=run_dir, prefix=".probe"):
+            pass
+    except OSError as err:
+        raise ConfigError("paths.runs_root", f"cannot write {err.filename or run_dir}: {err.strerror or err}") from None
 
 
 def preflight(trial: TrialConfig, run_dir: Path) -> str:
@@ -140,7 +142,9 @@ def run_in_dir(trial: TrialConfig, run_dir: str | os.PathLike, overrides: list[s
     ``on_start(run_dir)`` runs once the trial owns the directory (the Hydra wrapper writes its
     ``.hydra/`` files and opens ``train.log`` there)."""
     run_dir = Path(run_dir)
-    check_writable(run_dir)
+    if preflight(trial, run_dir) == "skip":  # read-only: a finished run on a read-only root is still "finished"
+        log.info("already finished: %s (force=true reruns it)", run_dir)
+        return read_previous(run_dir).to_dict()
     with RunLock(run_dir) as lock:
         if not lock.acquired:
             log.warning("%s is being run by another job (%s); not running it twice", run_dir, lock.holder())

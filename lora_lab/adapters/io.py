@@ -20,6 +20,8 @@ from torch import nn
 from lora_lab.adapters import AdapterMethod, build_method, parse_config
 from lora_lab.atomic import atomic_write_via_path
 
+_atomic_write_bytes = atomic_write_via_path  # the name peft_export imports
+
 FORMAT_VERSION = 1
 CONFIG_NAME = "adapter_config.json"
 WEIGHTS_NAME = "adapter_model.safetensors"
