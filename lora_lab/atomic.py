@@ -19,6 +19,7 @@ results exactly as the user's umask allows.
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from pathlib import Path
@@ -60,14 +61,32 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) ->
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        fault = disk_fault(err, path)
+        if fault is not None:
+            raise fault from err
         raise
     fsync_dir(path.parent)
     return path
+
+
+def disk_fault(err: BaseException, path: Path) -> OSError | None:
+    """``err`` as an `OSError` naming ``path`` and the cause: an OS error without a file name, or a
+    serialiser's error on a full disk (torch reports ENOSPC as ``unexpected pos 64 vs 0``)."""
+    if isinstance(err, OSError) and err.errno is not None:
+        return None if err.filename else OSError(err.errno, err.strerror, str(path))
+    if isinstance(err, RuntimeError):
+        try:
+            stats = os.statvfs(path.parent)
+        except OSError:
+            return None
+        if stats.f_bavail == 0:
+            return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+    return None
 
 
 def atomic_write_via_path(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:

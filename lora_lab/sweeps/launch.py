@@ -18,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+from lora_lab.config import overlay_conflict
 from lora_lab.errors import ConfigError
 from lora_lab.results.record import PLAN_NAME, atomic_write_text, git_state, record_status
 
@@ -98,6 +99,10 @@ def sweep(argv: list[str]) -> int:
     dry_run, overrides = _pop_dry_run(argv[1:])
     study = find_study(argv[0])
     trials = expand_study(study, overrides)
+    for trial in trials:
+        conflict = overlay_conflict(overrides, trial.overrides, trial.config)
+        if conflict is not None:
+            raise conflict
     if dry_run:
         print_plan(study, trials)
         return 0
