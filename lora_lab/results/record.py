@@ -50,6 +50,7 @@ class MalformedResult(ValueError):
 _OBJECTS = ("config", "params", "metrics", "baselines", "data", "method_summary", "versions", "git", "job", "task_spec", "peak_memory_mb")
 _STRINGS = ("status", "reason", "run_dir", "run_name", "primary_metric", "written_at", "exported_state")
 _LISTS = ("overrides", "curve", "interruptions")
+_KIND_NAMES = {dict: "an object", str: "a string", list: "a list"}
 
 
 @dataclass
@@ -90,23 +91,14 @@ class ResultRecord:
         """Parse a loaded result.json; `MalformedResult` names the first field of the wrong type."""
         if not isinstance(raw, dict):
             raise MalformedResult(f"malformed result.json: top level is {type(raw).__name__}, not an object")
-        for key in _OBJECTS:
-            if raw.get(key) is not None and not isinstance(raw[key], dict):
-                raise MalformedResult(f"malformed result.json: '{key}' is {type(raw[key]).__name__}, not an object")
-        for key in _STRINGS:
-            if raw.get(key) is not None and not isinstance(raw[key], str):
-                raise MalformedResult(f"malformed result.json: '{key}' is {type(raw[key]).__name__}, not a string")
-        for key in _LISTS:
-            if raw.get(key) is not None and not isinstance(raw[key], list):
-                raise MalformedResult(f"malformed result.json: '{key}' is {type(raw[key]).__name__}, not a list")
-        for key in ("task", "adapter", "optim"):
-            value = (raw.get("config") or {}).get(key)
-            if value is not None and not isinstance(value, dict):
-                raise MalformedResult(f"malformed result.json: 'config.{key}' is {type(value).__name__}, not an object")
-        for key in ("best_val", "test", "final"):
-            value = (raw.get("metrics") or {}).get(key)
-            if value is not None and not isinstance(value, dict):
-                raise MalformedResult(f"malformed result.json: 'metrics.{key}' is {type(value).__name__}, not an object")
+        checks = [(key, raw.get(key), dict) for key in _OBJECTS] + [(key, raw.get(key), str) for key in _STRINGS]
+        checks += [(key, raw.get(key), list) for key in _LISTS]
+        for parent, keys in (("config", ("task", "adapter", "optim")), ("metrics", ("best_val", "test", "final"))):
+            node = raw.get(parent) if isinstance(raw.get(parent), dict) else {}
+            checks += [(f"{parent}.{key}", node.get(key), dict) for key in keys]
+        for key, value, kind in checks:
+            if value is not None and not isinstance(value, kind):
+                raise MalformedResult(f"malformed result.json: '{key}' is {type(value).__name__}, not {_KIND_NAMES[kind]}")
         known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
         values = {k: v for k, v in raw.items() if k in known and v is not None}
         return cls(**values, extra={k: v for k, v in raw.items() if k not in known})

@@ -8,31 +8,25 @@ from __future__ import annotations
 import csv
 import json
 import os
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
-from lora_lab.train import cli_main
+from lora_lab.cli import main as lora_lab
+from lora_lab.resume.signals import RunPreempted
+from lora_lab.train import train
+from tests.integration.test_train_cli import write_rte
+from tests.resume.exact import STOP, tiny_cfg, train_cli
 
 TINY = ["debug=tiny", "task.max_train_samples=32", "task.max_eval_samples=16", "task.batch_size=8", "trainer.max_epochs=2",
         "test_after_fit=false"]
 
 
-def cli(tmp_path, *overrides, capsys=None) -> int:
+def cli(tmp_path, *overrides) -> int:
     """``lora-lab train TINY OVERRIDES`` under ``tmp_path/runs``; returns the exit status."""
-    argv = [*TINY, f"paths.runs_root={tmp_path / 'runs'}", *overrides]
-    saved = sys.argv
-    sys.argv = ["lora-lab train", *argv]
-    try:
-        cli_main(argv)
-        return 0
-    except SystemExit as stop:
-        return int(stop.code or 0)
-    finally:
-        sys.argv = saved
+    return train_cli([*TINY, f"paths.runs_root={tmp_path / 'runs'}", *overrides])
 
 
 def snapshot(root: Path) -> dict[str, bytes]:
@@ -88,8 +82,6 @@ def test_item_2_failed_record_never_blocks_and_force_wins(tmp_path):
 
 
 def test_item_2_missing_data_dir_claims_nothing_and_the_fix_runs(tmp_path, capsys):
-    from tests.integration.test_train_cli import write_rte
-
     assert cli(tmp_path, "task=glue_rte", "task.data_dir=/missing/glue") == 2
     assert "error: task.data_dir: /missing/glue is not a directory" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
@@ -117,10 +109,6 @@ def test_item_8_results_respect_the_umask(tmp_path):
 
 
 def test_item_9_metrics_csv_keeps_rows_from_before_a_resume(tmp_path):
-    from lora_lab.resume.signals import RunPreempted
-    from lora_lab.train import train
-    from tests.resume.exact import STOP, tiny_cfg
-
     cfg = tiny_cfg("logger=csv", STOP, "+callbacks.stop.step=5", "trainer.log_every_n_steps=1")
     with pytest.raises(RunPreempted):
         train(cfg, tmp_path / "run")
@@ -145,8 +133,6 @@ def test_item_12_adapter_is_the_scored_state(tmp_path, capsys):
     final = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items()}
     assert all(torch.equal(last[k], final[k]) for k in last if k in final)
     assert any(not torch.equal(adapter[k], last[k]) for k in adapter)
-
-    from lora_lab.cli import main as lora_lab
 
     capsys.readouterr()
     assert lora_lab(["export", str(run), str(tmp_path / "peft")]) == 0

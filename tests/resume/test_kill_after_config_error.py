@@ -11,25 +11,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from lora_lab.train import cli_main, train
-from tests.resume.exact import BASE, assert_same_outcome, result, tiny_cfg
+from lora_lab.train import train
+from tests.resume.exact import BASE, assert_same_outcome, result, tiny_cfg, train_cli
 
 
 def snapshot(run_dir: Path) -> dict[str, bytes]:
     return {str(p.relative_to(run_dir)): p.read_bytes() for p in run_dir.rglob("*")
             if p.is_file() and "checkpoints" not in p.parts and "logs" not in p.parts and p.name != "train.log"}
-
-
-def typo(argv: list[str]) -> int:
-    saved = sys.argv
-    sys.argv = ["lora-lab train", *argv]
-    try:
-        cli_main(argv)
-        return 0
-    except SystemExit as stop:
-        return int(stop.code or 0)
-    finally:
-        sys.argv = saved
 
 
 @pytest.mark.slow
@@ -51,7 +39,7 @@ def test_config_error_on_a_running_trial_then_kill_then_resume_bit_exact(tmp_pat
         before = snapshot(run_dir)
         assert result(run_dir)["status"] == "running"
         for bad in (["trainer.precision=bf16-true"], ["+optim.lrr=1e-3"], ["task.max_train_samples=0"]):
-            assert typo([*BASE, *extra, *bad]) == 2  # the same run name, a bad knob
+            assert train_cli([*BASE, *extra, *bad]) == 2  # the same run name, a bad knob
         assert proc.poll() is None, "the run finished before it could be killed"
         assert snapshot(run_dir) == before and result(run_dir)["status"] == "running"
         proc.kill()
