@@ -317,6 +317,7 @@ def run_trial(trial: TrialConfig, run_dir: Path, overrides: list[str], interrupt
     record.data = {"sizes": {k: len(v) for k, v in datamodule.splits.items()}, "skipped": dict(getattr(datamodule, "skipped", {}))}
     record.curve = module.curve
     record.method_summary = method_summary
+    record.quantization = module.quantization
     record.optimizer_steps = int(trainer.global_step)
     record.wall_time_s = time.time() - started
     record.cpu_time_s = time.process_time() - started_cpu  # all threads of this process; wall time depends on the machine's load

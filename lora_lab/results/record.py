@@ -11,7 +11,7 @@ best-validation adapter state where the task has labels), ``exported_state`` (wh
 ``adapter/`` holds: ``best_val`` -- the scored one -- or ``final``; the other is in ``adapter_last/``),
 ``primary_metric``, ``task_spec``, ``baselines`` (majority-class accuracy; for generation
 ``untrained_val``, the model's validation before training), ``data`` (split sizes, skipped training
-examples), ``curve`` (one entry per evaluation), ``method_summary``, ``optimizer_steps``,
+examples), ``curve`` (one entry per evaluation), ``method_summary``, ``quantization`` (the frozen base's, if quantised), ``optimizer_steps``,
 ``wall_time_s``, ``cpu_time_s`` (process CPU seconds of the trial), ``torch_threads``,
 ``peak_memory_mb``, ``versions`` and ``git`` (SHA + dirty flag), ``job`` (host, pid, SLURM job /
 array task of the attempt that wrote it), ``interruptions`` (one entry per SLURM stop the run
@@ -73,6 +73,7 @@ class ResultRecord:
     data: dict = field(default_factory=dict)
     curve: list = field(default_factory=list)
     method_summary: dict = field(default_factory=dict)
+    quantization: dict | None = None  # the frozen base's quantisation (None: not quantised)
     optimizer_steps: int | None = None
     wall_time_s: float | None = None
     cpu_time_s: float | None = None
