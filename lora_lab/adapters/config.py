@@ -15,7 +15,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from lora_lab.errors import ConfigError
+from lora_lab.errors import ConfigError, did_you_mean
 
 
 @dataclass
@@ -85,7 +85,7 @@ def parse_adapter_config(raw: dict, registry: dict[str, type[AdapterConfig]]) ->
         if key not in allowed:
             owners = sorted(m for m, c in registry.items() if key in knob_names(c))
             hint = f" (a knob of {', '.join(owners)} only)" if owners else ""
-            raise ConfigError(f"adapter.{key}", f"is not a knob of method {method!r}{hint}; allowed: {', '.join(allowed)}")
+            raise ConfigError(f"adapter.{key}", f"is not a knob of method {method!r}{hint}{did_you_mean(key, allowed)}; allowed: {', '.join(allowed)}")
     if isinstance(raw.get("targets"), tuple):
         raw["targets"] = list(raw["targets"])
     config = config_cls(**raw)

@@ -19,7 +19,9 @@ from torch import nn
 
 from lora_lab.adapters import AdapterMethod, build_method, parse_config
 from lora_lab.adapters.quant import QuantConfig, check_quant_config, quantize_base
-from lora_lab.atomic import TEMP_SUFFIX, fsync_dir
+from lora_lab.atomic import atomic_write_via_path
+
+_atomic_write_bytes = atomic_write_via_path  # the name peft_export imports
 
 FORMAT_VERSION = 1
 CONFIG_NAME = "adapter_config.json"
@@ -48,20 +50,6 @@ def load_checkpoint_state(model: nn.Module, method: AdapterMethod, state: dict[s
         model.get_submodule(head).load_state_dict({k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)})
 
 
-def _atomic_write_bytes(path: Path, write) -> None:
-    """``write(tmp_path)`` to a temp file next to ``path``, then fsync + rename (`lora_lab.atomic`)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}{TEMP_SUFFIX}")
-    try:
-        write(tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    fsync_dir(path.parent)
-
-
 def adapter_meta(method: AdapterMethod, backbone: dict | None = None) -> dict:
     """The JSON half of a saved adapter (see the module docstring)."""
     return {
@@ -82,8 +70,8 @@ def save_adapter(out_dir: str | os.PathLike, model: nn.Module, method: AdapterMe
     out.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in adapter_checkpoint_state(model, method).items()}
     meta = adapter_meta(method, backbone)
-    _atomic_write_bytes(out / WEIGHTS_NAME, lambda p: save_file(tensors, str(p)))
-    _atomic_write_bytes(out / CONFIG_NAME, lambda p: p.write_text(json.dumps(meta, indent=2, default=str)))
+    atomic_write_via_path(out / WEIGHTS_NAME, lambda p: save_file(tensors, str(p)))
+    atomic_write_via_path(out / CONFIG_NAME, lambda p: p.write_text(json.dumps(meta, indent=2, default=str)))
     return out
 
 
