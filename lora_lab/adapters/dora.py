@@ -171,10 +171,10 @@ class DoraLayer(LoraLayer):
 
 @dataclass
 class DoraConfig(LoraConfig):
-    """DoRA knobs: exactly the shared ones (``r``, ``alpha``, ``dropout``, ``targets``, ``init`` ...)."""
+    """DoRA knobs: exactly LoRA's (``r``, ``alpha``, ``rslora``, ``dropout``, ``targets``, ``init`` ...)."""
 
     method: str = "dora"
-    allowed_inits: ClassVar[tuple[str, ...]] = LORA_FAMILY_INITS
+    inits: ClassVar[tuple[str, ...]] = LORA_FAMILY_INITS
 
 
 @register_method
@@ -185,3 +185,7 @@ class DoraMethod(AdapterMethod):
     def make_layer(self, base_layer: nn.Module, module_name: str) -> DoraLayer:
         c = self.config
         return DoraLayer(base_layer, r=c.r, alpha=c.alpha, dropout=c.dropout, rslora=c.rslora, init=c.init)
+
+    def closed_form_params(self, shapes: dict[str, tuple[int, int]]) -> int:
+        """``sum r (in + out) + out``: LoRA's A and B plus the magnitude ``m: [out]``."""
+        return sum(self.config.r * (i + o) + o for i, o in shapes.values())

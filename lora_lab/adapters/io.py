@@ -17,13 +17,14 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from lora_lab.adapters import AdapterMethod, build_method, parse_config
+from lora_lab.adapters.method import AdapterMethod, build_method, parse_config
 from lora_lab.atomic import TEMP_SUFFIX, fsync_dir
 
 FORMAT_VERSION = 1
 CONFIG_NAME = "adapter_config.json"
 WEIGHTS_NAME = "adapter_model.safetensors"
-_METHOD_PREFIX = "__method__."
+METHOD_STATE_PREFIX = "__method__."
+_METHOD_PREFIX = METHOD_STATE_PREFIX
 
 
 def head_state_dict(model: nn.Module, head_modules: list[str]) -> dict[str, torch.Tensor]:

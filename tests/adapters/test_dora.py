@@ -224,15 +224,6 @@ def test_method_on_bert_counts_and_saves_magnitude():
     torch.testing.assert_close(merged, before, rtol=0, atol=1e-5)
 
 
-def test_config_is_shared_knobs_only():
-    cfg = parse_config({"method": "dora", "r": 4, "init": "olora"})
-    assert isinstance(cfg, DoraConfig) and cfg.method == "dora"
-    with pytest.raises(ConfigError, match="adapter.target_r"):
-        parse_config({"method": "dora", "target_r": 4})
-    with pytest.raises(ConfigError, match="adapter.init: 'pissa_niter_' .*allowed: gaussian, kaiming, olora, pissa, pissa_niter_"):
-        parse_config({"method": "dora", "init": "pissa_niter_"})
-
-
 def test_low_precision_base_and_autocast_stay_close_to_fp32():
     lin = make_linear(out_f=48, in_f=64)
     layer = dora(lin).eval()
