@@ -49,5 +49,9 @@ ROWS = [
     Row("vera", {"method": "vera", "r": 8, "d_initial": 0.1}),
 ]
 
+#: PEFT parity/export cells on these backbones are marked slow (PEFT's LLaMA and T5 wrappers cost ~0.5 s
+#: per cell); the default tier checks PEFT on BERT (Linear) and GPT-2 (Conv1D)
+PEFT_SLOW_BACKBONES = ("llama", "t5")
+
 #: adapted modules of every row: attention and MLP, so that layers of different shapes are adapted
 TARGETS = "attn_mlp"

@@ -19,11 +19,11 @@ import torch
 from lora_lab.adapters import build_method, parse_config
 from lora_lab.adapters.export_registry import PEFT_EXPORTERS
 from lora_lab.adapters.io import adapter_checkpoint_state, adapter_meta, load_adapter, save_adapter
-from lora_lab.adapters.peft_export import convert_to_peft, export_adapter_to_peft
+from lora_lab.adapters.peft_export import convert_to_peft, export_run
 from lora_lab.models.optim import build_optimizer
 
 from tests.contract.backbones import BACKBONES
-from tests.contract.table import ROWS, TARGETS
+from tests.contract.table import PEFT_SLOW_BACKBONES, ROWS, TARGETS
 from tests.helpers import perturb_adapters
 
 CELLS = [
@@ -31,7 +31,11 @@ CELLS = [
     for row in ROWS
     for b in BACKBONES
 ]
-PEFT_CELLS = [c for c in CELLS if c.values[0].adapter["method"] in PEFT_EXPORTERS]
+PEFT_CELLS = [
+    pytest.param(*c.values, id=c.id, marks=c.marks or ([pytest.mark.slow] if c.values[1].name in PEFT_SLOW_BACKBONES else []))
+    for c in CELLS
+    if c.values[0].adapter["method"] in PEFT_EXPORTERS
+]
 OPTIM_CELLS = [c for c in CELLS if c.values[0].peft_optimizer is not None]
 OPTIM = {"lr": 1e-2, "weight_decay": 0.01, "scheduler": "constant", "warmup_steps": 0}
 
@@ -207,15 +211,16 @@ def test_peft_parity_forward_and_gradients(row, backbone):
 
 
 @pytest.mark.parametrize("row,backbone", PEFT_CELLS)
-def test_peft_export_loads_with_identical_logits(row, backbone, tmp_path):
+def test_peft_export_of_a_saved_run_loads_with_identical_logits(row, backbone, tmp_path):
     from peft import PeftModel
 
     model, method, _ = adapted(row, backbone)
     perturb_adapters(method)
-    export_adapter_to_peft(model, method, tmp_path)
+    save_adapter(tmp_path / "run" / "adapter", model, method, backbone={"name": f"tiny-{backbone.name}", "family": backbone.family})
+    out = export_run(tmp_path / "run", "peft", tmp_path / "peft")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        peft_model = PeftModel.from_pretrained(backbone.fresh(), str(tmp_path)).eval()
+        peft_model = PeftModel.from_pretrained(backbone.fresh(), str(out)).eval()
     torch.testing.assert_close(backbone.logits(peft_model), backbone.logits(model), rtol=1e-4, atol=1e-5)
 
 
