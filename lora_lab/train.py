@@ -74,7 +74,7 @@ ALLOWED_PRECISIONS = ("32-true", "32", "64-true", "64", "bf16-mixed", "16-mixed"
 
 
 def check_precision(precision) -> None:
-    """Adapter weights stay fp32 (ALGORITHMS.md: bf16 autocast for the frozen base only)."""
+    """Adapter weights stay fp32 (bf16 autocast for the frozen base only; docs/algorithms/lora.md)."""
     if precision is not None and str(precision) not in ALLOWED_PRECISIONS:
         raise ConfigError("trainer.precision", f"{precision!r} would cast the adapter weights to 16 bits; allowed: {', '.join(ALLOWED_PRECISIONS)} (bf16-mixed: frozen base in bf16 under autocast, adapters fp32)")
 

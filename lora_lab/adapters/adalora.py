@@ -41,7 +41,7 @@ Knobs: ``r`` is the initial rank (one name across methods); ``target_r`` the ave
 (``bT = target_r * n``); ``tinit`` / ``tfinal`` / ``delta_t`` in optimizer steps; ``beta1`` /
 ``beta2`` the EMA factors. ``tfinal >= 1`` is required: the final pattern is fixed at the 0-based
 step ``T - tfinal``, which must be a step that runs (PEFT's default ``tfinal = 0`` never reaches it
-and ends training above the target budget).
+and ends training above the target budget). Notes: docs/algorithms/adalora.md.
 """
 
 from __future__ import annotations

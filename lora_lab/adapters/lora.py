@@ -8,7 +8,7 @@ Initialisation is a separate axis (`lora_lab.adapters.init`): ``kaiming`` (defau
 no-op at init), ``gaussian``, or the weight-dependent ``pissa``, ``pissa_niter_<k>`` and ``olora``
 (`lora_lab.adapters.pissa`), which write the residual ``W - s B0 A0`` into the base weight and keep
 ``(A0, B0)`` as buffers. Adapter weights stay in fp32 whatever the base dtype; under autocast
-the matmuls run in the autocast dtype.
+the matmuls run in the autocast dtype. Notes: docs/algorithms/lora.md.
 """
 
 from __future__ import annotations
