@@ -31,6 +31,7 @@ class Row:
     identity_at_init: bool = True  # the method promises: adapted model == base model at init
     exact_peft_grads: bool = True  # the PEFT export maps our trainable tensors one to one (no rank-2r conversion)
     peft_optimizer: Callable | None = None  # PEFT's optimizer for this method, when it shapes the optimizer
+    peft_init_equal: bool = False  # the init is deterministic and equals PEFT's own init of the exported config
     slow_on: tuple[str, ...] = field(default=())  # backbones on which this row's cells are marked slow
 
 
@@ -46,7 +47,7 @@ ROWS = [
     Row("dora-olora", {"method": "dora", "r": 4, "alpha": 8, "init": "olora"}, exact_peft_grads=False, slow_on=("llama", "t5")),
     Row("adalora", {"method": "adalora", "r": 6, "target_r": 3}),
     Row("loraplus", {"method": "loraplus", "r": 4, "alpha": 8, "loraplus_lr_ratio": 8.0}, peft_optimizer=loraplus_peft_optimizer(8.0)),
-    Row("vera", {"method": "vera", "r": 8, "d_initial": 0.1}),
+    Row("vera", {"method": "vera", "r": 8, "d_initial": 0.1}, peft_init_equal=True),
 ]
 
 #: PEFT parity/export cells on these backbones are marked slow (PEFT's LLaMA and T5 wrappers cost ~0.5 s

@@ -37,6 +37,7 @@ PEFT_CELLS = [
     if c.values[0].adapter["method"] in PEFT_EXPORTERS
 ]
 OPTIM_CELLS = [c for c in CELLS if c.values[0].peft_optimizer is not None]
+INIT_CELLS = [c for c in PEFT_CELLS if c.values[0].peft_init_equal]
 OPTIM = {"lr": 1e-2, "weight_decay": 0.01, "scheduler": "constant", "warmup_steps": 0}
 
 
@@ -159,14 +160,17 @@ def test_save_load_round_trip_gives_identical_logits(row, backbone, tmp_path):
 
 
 # ----- PEFT ---------------------------------------------------------------------------------------
-def peft_from_export(model, method, backbone):
-    """A live PEFT model on a fresh backbone holding our adapter (the exporter's config and tensors)."""
+def peft_from_export(model, method, backbone, load_state: bool = True):
+    """A live PEFT model on a fresh backbone built from our exported config, holding our exported
+    tensors (``load_state=False``: PEFT's own init)."""
     from peft import PeftConfig, get_peft_model, set_peft_model_state_dict
 
     config, state = convert_to_peft(adapter_meta(method), adapter_checkpoint_state(model, method), task_type=backbone.peft_task_type)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         peft_model = get_peft_model(backbone.fresh(), PeftConfig.from_peft_type(**{**config, "inference_mode": False}))
+        if not load_state:
+            return peft_model
         result = set_peft_model_state_dict(peft_model, state)
     assert not result.unexpected_keys, result.unexpected_keys[:5]
     return peft_model
@@ -222,6 +226,21 @@ def test_peft_export_of_a_saved_run_loads_with_identical_logits(row, backbone, t
         warnings.simplefilter("ignore")
         peft_model = PeftModel.from_pretrained(backbone.fresh(), str(out)).eval()
     torch.testing.assert_close(backbone.logits(peft_model), backbone.logits(model), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("row,backbone", INIT_CELLS)
+def test_init_equals_peft_own_init(row, backbone):
+    """Deterministic inits (VeRA's seeded projections): PEFT initialising the exported config by
+    itself produces exactly our exported tensors."""
+    from peft import get_peft_model_state_dict
+
+    model, method, _ = adapted(row, backbone)
+    ours = convert_to_peft(adapter_meta(method), adapter_checkpoint_state(model, method))[1]
+    theirs = get_peft_model_state_dict(peft_from_export(model, method, backbone, load_state=False))
+    adapter_keys = {k for k in ours if not any(k.startswith(f"base_model.model.{h}.") for h in method.head_modules)}
+    assert adapter_keys and adapter_keys <= set(theirs)
+    for k in adapter_keys:
+        assert torch.equal(ours[k], theirs[k]), k
 
 
 def peft_param_name(name: str) -> str:
