@@ -1,7 +1,7 @@
 """Method level of the adapter interface: attach layers to a model and own the training hooks.
 
-An `AdapterMethod` (registered by name: ``lora``, ``dora``, ``adalora``; ``pissa`` is LoRA with
-``init=pissa``) is built from a validated config, replaces each selected module with its layer type
+An `AdapterMethod` (registered by name: ``lora``, ``loraplus``, ``dora``, ``adalora``, ``vera``;
+``pissa`` is LoRA with ``init=pissa``) is built from a validated config, replaces each selected module with its layer type
 and returns an `AttachReport` saying exactly what was adapted. It owns two hooks that the Lightning
 module calls for every method, so no user has to remember them:
 
@@ -87,7 +87,8 @@ class AttachReport:
 
 
 class AdapterMethod:
-    """Base class: subclasses set ``name``, ``config_cls`` and implement `make_layer`."""
+    """Base class: subclasses set ``name``, ``config_cls`` and implement `make_layer` and
+    `closed_form_params`; the other hooks have neutral defaults."""
 
     name: ClassVar[str]
     config_cls: ClassVar[type[AdapterConfig]]
