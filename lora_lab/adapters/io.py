@@ -24,7 +24,6 @@ FORMAT_VERSION = 1
 CONFIG_NAME = "adapter_config.json"
 WEIGHTS_NAME = "adapter_model.safetensors"
 METHOD_STATE_PREFIX = "__method__."
-_METHOD_PREFIX = METHOD_STATE_PREFIX
 
 
 def head_state_dict(model: nn.Module, head_modules: list[str]) -> dict[str, torch.Tensor]:
@@ -35,12 +34,12 @@ def adapter_checkpoint_state(model: nn.Module, method: AdapterMethod) -> dict[st
     """Everything that differs from the pretrained backbone: adapters, heads, method state."""
     state = dict(method.adapter_state_dict())
     state.update(head_state_dict(model, method.head_modules))
-    state.update({_METHOD_PREFIX + k: v for k, v in method.state_dict().items()})
+    state.update({METHOD_STATE_PREFIX + k: v for k, v in method.state_dict().items()})
     return state
 
 
 def load_checkpoint_state(model: nn.Module, method: AdapterMethod, state: dict[str, torch.Tensor]) -> None:
-    method_state = {k[len(_METHOD_PREFIX) :]: v for k, v in state.items() if k.startswith(_METHOD_PREFIX)}
+    method_state = {k[len(METHOD_STATE_PREFIX) :]: v for k, v in state.items() if k.startswith(METHOD_STATE_PREFIX)}
     method.load_state_dict(method_state)
     method.load_adapter_state_dict(state)
     for head in method.head_modules:
