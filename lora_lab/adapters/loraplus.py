@@ -1,4 +1,4 @@
-"""LoRA+ (Hayou, Ghosh and Yu, ICML 2024, arXiv 2402.12354, section 4): LoRA with a larger learning
+"""LoRA+ (Hayou, Ghosh and Yu, ICML 2024, arXiv 2402.12354, section 3): LoRA with a larger learning
 rate for ``B`` than for ``A``.
 
 The layer is LoRA's (``h = W0 x + b0 + s B A x``, same knobs, inits and PEFT export); only the
@@ -12,7 +12,7 @@ contains ``lora_B`` or that is a vector (``ndim == 1``: head biases, LayerNorm w
 other trainable parameter (``A``, head weight matrices) gets ``lr``. PEFT's fourth group, LoRA
 *embedding* layers at ``loraplus_lr_embedding``, is always empty here: adapters wrap only linear
 maps. ``optim.weight_decay`` plays the part of PEFT's ``loraplus_weight_decay``. The paper's
-recommended ratio is ``2^4 = 16`` (section 4, Figure 2); see docs/algorithms/loraplus.md.
+recommended ratio is ``2^4 = 16`` (its experiments); see docs/algorithms/loraplus.md.
 """
 
 from __future__ import annotations

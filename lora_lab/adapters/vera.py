@@ -1,7 +1,7 @@
 """VeRA: vector-based random matrix adaptation (Kopiczko et al., ICLR 2024, arXiv 2310.11454, section 3).
 
 One pair of random matrices is drawn once and shared, frozen, by every adapted layer; each layer trains
-only two scaling vectors (paper eq. 1):
+only two scaling vectors (the method of section 3):
 
     h = W0 x + b0 + Lambda_b B Lambda_d A dropout(x),     Lambda_b = diag(lambda_b), Lambda_d = diag(lambda_d)
 
