@@ -67,9 +67,8 @@ def one_step(model, method, backbone) -> None:
 
 
 def declared_keys(method) -> set[str]:
-    """``state_dict`` keys the method may change: adapter parameters, declared buffers, heads."""
-    keys = {f"{n}.{k}" for n, layer in method.layers.items() for k in (*layer.adapter_parameter_names, *layer.adapter_buffer_names)}
-    return keys
+    """``state_dict`` keys of the adapter layers the method may change: parameters and declared buffers."""
+    return {f"{n}.{k}" for n, layer in method.layers.items() for k in (*layer.adapter_parameter_names, *layer.adapter_buffer_names)}
 
 
 def snapshot(model) -> dict[str, torch.Tensor]:
