@@ -17,10 +17,14 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from lora_lab.adapters.method import AdapterMethod, build_method, parse_config
+from lora_lab.adapters.config import knob_names
+from lora_lab.adapters.method import METHODS, AdapterMethod, build_method, parse_config
 from lora_lab.atomic import TEMP_SUFFIX, fsync_dir
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: version 1 gave every method LoRA's shared knobs; knobs a method does not have, at their old default,
+#: are dropped when a version-1 adapter is read (AdaLoRA's ``rslora: false``)
+_V1_SHARED_DEFAULTS = {"rslora": False}
 CONFIG_NAME = "adapter_config.json"
 WEIGHTS_NAME = "adapter_model.safetensors"
 METHOD_STATE_PREFIX = "__method__."
@@ -86,8 +90,20 @@ def save_adapter(out_dir: str | os.PathLike, model: nn.Module, method: AdapterMe
     return out
 
 
+def upgrade_meta(meta: dict) -> dict:
+    """Metadata of any earlier format version in the current shape."""
+    if meta.get("format_version", 1) < 2:
+        adapter = dict(meta.get("adapter", {}))
+        known = set(knob_names(METHODS[adapter["method"]].config_cls)) if adapter.get("method") in METHODS else set(adapter)
+        for key, default in _V1_SHARED_DEFAULTS.items():
+            if key not in known and adapter.get(key, default) == default:
+                adapter.pop(key, None)
+        meta = {**meta, "adapter": adapter, "format_version": FORMAT_VERSION}
+    return meta
+
+
 def read_adapter_meta(adapter_dir: str | os.PathLike) -> dict:
-    return json.loads((Path(adapter_dir) / CONFIG_NAME).read_text())
+    return upgrade_meta(json.loads((Path(adapter_dir) / CONFIG_NAME).read_text()))
 
 
 def read_adapter(adapter_dir: str | os.PathLike) -> tuple[dict, dict[str, torch.Tensor]]:
