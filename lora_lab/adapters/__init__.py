@@ -7,6 +7,7 @@ entry points.
 """
 
 from lora_lab.adapters import pissa  # noqa: F401  (registers the inits "pissa", "pissa_niter_*", "olora")
+from lora_lab.adapters import loftq  # noqa: F401  (registers the init "loftq_*", for quantised bases)
 from lora_lab.adapters import lora  # noqa: F401  (registers "lora")
 from lora_lab.adapters import loraplus  # noqa: F401  (registers "loraplus")
 from lora_lab.adapters import dora  # noqa: F401  (registers "dora")

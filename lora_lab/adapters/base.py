@@ -27,6 +27,8 @@ from typing import ClassVar, Iterator
 import torch
 from torch import nn
 
+from lora_lab.adapters.quant import dequantized_weight, is_quantized, merge_refusal, requantize_
+
 
 def conv1d_class():
     """HF GPT-2 ``Conv1D`` (``y = x @ W + b`` with ``W: [in, out]``), or None without transformers."""
@@ -44,10 +46,11 @@ def is_adaptable(module: nn.Module) -> bool:
 
 
 def in_out_features(module: nn.Module) -> tuple[int, int]:
-    """``(in_features, out_features)`` of an adaptable module (``Conv1D`` stores ``[in, out]``)."""
-    w = module.weight
+    """``(in_features, out_features)`` of an adaptable module. ``Conv1D`` stores ``[in, out]``; an
+    ``nn.Linear`` is read from its attributes (a quantised one stores packed codes, not ``[out, in]``)."""
     if isinstance(module, nn.Linear):
-        return int(w.shape[1]), int(w.shape[0])
+        return int(module.in_features), int(module.out_features)
+    w = module.weight
     return int(w.shape[0]), int(w.shape[1])
 
 
@@ -80,6 +83,10 @@ class AdapterLayer(nn.Module):
     def reset_from_base(self) -> None:
         """Weight-dependent initialisation, run once after the pretrained weights are loaded."""
 
+    def on_base_quantized(self) -> None:
+        """Re-derive init state that depends on the base weight's values once the base was quantised
+        (`lora_lab.adapters.quant.quantize_base`); default: nothing depends on them."""
+
     def merged_weight(self, base_weight: torch.Tensor) -> torch.Tensor:
         """``W0 -> W_merged`` in fp32, ``[out, in]``. Additive by default."""
         return base_weight + self.delta_weight()
@@ -99,7 +106,10 @@ class AdapterLayer(nn.Module):
         return self.base_layer.bias
 
     def base_weight(self) -> torch.Tensor:
-        """The frozen weight as ``[out, in]`` (a transposed view for Conv1D)."""
+        """The frozen weight as ``[out, in]`` (a transposed view for Conv1D; ``deq(Q(W))`` in fp32 for a
+        quantised base)."""
+        if is_quantized(self.base_layer):
+            return dequantized_weight(self.base_layer)
         w = self.base_layer.weight
         return w.T if self.fan_in_fan_out else w
 
@@ -123,6 +133,8 @@ class AdapterLayer(nn.Module):
         """Fold the adapter into the base weight (fp32 arithmetic, cast back to the base dtype)."""
         if self.merged:
             raise RuntimeError("adapter layer is already merged")
+        if is_quantized(self.base_layer):
+            raise RuntimeError(merge_refusal(self.base_layer))
         self.set_base_weight(self.merged_weight(self.base_weight().float()))
         self.merged = True
 
@@ -157,8 +169,8 @@ class AdapterLayer(nn.Module):
         state = {name: p for name, p in self.adapter_parameters()}
         for name in self.adapter_buffer_names:
             state[name] = getattr(self, name)
-        if self.mutates_base:
-            state["base_layer.weight"] = self.base_layer.weight
+        if self.mutates_base:  # a quantised residual is saved dequantised and re-quantised on load
+            state["base_layer.weight"] = self.base_weight() if is_quantized(self.base_layer) else self.base_layer.weight
         return state
 
     @torch.no_grad()
@@ -170,6 +182,9 @@ class AdapterLayer(nn.Module):
         if missing or unexpected:
             raise KeyError(f"adapter state mismatch: missing {sorted(missing)}, unexpected {sorted(unexpected)}")
         for name, target in self.adapter_state().items():
+            if name == "base_layer.weight" and is_quantized(self.base_layer):
+                requantize_(self.base_layer, state[name])
+                continue
             target.copy_(state[name].to(device=target.device, dtype=target.dtype))
 
     def extra_repr(self) -> str:

@@ -32,7 +32,7 @@ from lora_lab.models.backbones import parse_backbone_config
         ({"method": "adalora", "rslora": True}, "adapter.rslora", "not a knob of method 'adalora'"),
         ({"method": "vera", "init": "pissa"}, "adapter.init", "'pissa' is not an init of method 'vera'; allowed: kaiming"),
         ({"method": "adalora", "init": "kaiming"}, "adapter.init", "allowed: adalora"),
-        ({"method": "lora", "init": "pissa_niter_"}, "adapter.init", "allowed: kaiming, gaussian, pissa, pissa_niter_*, olora"),
+        ({"method": "lora", "init": "pissa_niter_"}, "adapter.init", "allowed: kaiming, gaussian, pissa, pissa_niter_*, olora, loftq_*"),
         ({"method": "loraplus", "loraplus_lr_ratio": 0}, "adapter.loraplus_lr_ratio", "positive number"),
         ({"method": "vera", "r": 0}, "adapter.r", "positive integer"),
         ({"method": "vera", "projection_prng_key": -1}, "adapter.projection_prng_key", ">= 0"),
