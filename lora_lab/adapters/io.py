@@ -17,16 +17,20 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from lora_lab.adapters import AdapterMethod, build_method, parse_config
+from lora_lab.adapters.config import knob_names
+from lora_lab.adapters.method import METHODS, AdapterMethod, build_method, parse_config
 from lora_lab.adapters.quant import QuantConfig, check_quant_config, quantize_base
 from lora_lab.atomic import atomic_write_via_path
 
 _atomic_write_bytes = atomic_write_via_path  # the name peft_export imports
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: version 1 gave every method LoRA's shared knobs; knobs a method does not have, at their old default,
+#: are dropped when a version-1 adapter is read (AdaLoRA's ``rslora: false``)
+_V1_SHARED_DEFAULTS = {"rslora": False}
 CONFIG_NAME = "adapter_config.json"
 WEIGHTS_NAME = "adapter_model.safetensors"
-_METHOD_PREFIX = "__method__."
+METHOD_STATE_PREFIX = "__method__."
 
 
 def head_state_dict(model: nn.Module, head_modules: list[str]) -> dict[str, torch.Tensor]:
@@ -37,12 +41,12 @@ def adapter_checkpoint_state(model: nn.Module, method: AdapterMethod) -> dict[st
     """Everything that differs from the pretrained backbone: adapters, heads, method state."""
     state = dict(method.adapter_state_dict())
     state.update(head_state_dict(model, method.head_modules))
-    state.update({_METHOD_PREFIX + k: v for k, v in method.state_dict().items()})
+    state.update({METHOD_STATE_PREFIX + k: v for k, v in method.state_dict().items()})
     return state
 
 
 def load_checkpoint_state(model: nn.Module, method: AdapterMethod, state: dict[str, torch.Tensor]) -> None:
-    method_state = {k[len(_METHOD_PREFIX) :]: v for k, v in state.items() if k.startswith(_METHOD_PREFIX)}
+    method_state = {k[len(METHOD_STATE_PREFIX) :]: v for k, v in state.items() if k.startswith(METHOD_STATE_PREFIX)}
     method.load_state_dict(method_state)
     method.load_adapter_state_dict(state)
     for head in method.head_modules:
@@ -75,8 +79,20 @@ def save_adapter(out_dir: str | os.PathLike, model: nn.Module, method: AdapterMe
     return out
 
 
+def upgrade_meta(meta: dict) -> dict:
+    """Metadata of any earlier format version in the current shape."""
+    if meta.get("format_version", 1) < 2:
+        adapter = dict(meta.get("adapter", {}))
+        known = set(knob_names(METHODS[adapter["method"]].config_cls)) if adapter.get("method") in METHODS else set(adapter)
+        for key, default in _V1_SHARED_DEFAULTS.items():
+            if key not in known and adapter.get(key, default) == default:
+                adapter.pop(key, None)
+        meta = {**meta, "adapter": adapter, "format_version": FORMAT_VERSION}
+    return meta
+
+
 def read_adapter_meta(adapter_dir: str | os.PathLike) -> dict:
-    return json.loads((Path(adapter_dir) / CONFIG_NAME).read_text())
+    return upgrade_meta(json.loads((Path(adapter_dir) / CONFIG_NAME).read_text()))
 
 
 def read_adapter(adapter_dir: str | os.PathLike) -> tuple[dict, dict[str, torch.Tensor]]:

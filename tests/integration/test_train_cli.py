@@ -34,7 +34,7 @@ def write_rte(root: Path, n: int = 24, missing_column: bool = False):
     [
         (["adapter.method=nope"], "error: adapter.method: unknown method 'nope'; allowed: "),
         (["task=nope"], "error: task: unknown option 'nope'; allowed: glue_cola, "),
-        (["adapter=nope"], "error: adapter: unknown option 'nope'; allowed: adalora, dora, lora, pissa"),
+        (["adapter=nope"], "error: adapter: unknown option 'nope'; allowed: adalora, dora, lora, loraplus, pissa, vera"),
         (["adapter.r=0"], "error: adapter.r: must be a positive integer, got 0"),
         (["adapter.alpha=-1"], "error: adapter.alpha: must be a positive number, got -1"),
         (["adapter.targets=[nothing_like_this]"], "error: adapter.targets: ['nothing_like_this'] matches no adaptable module"),
@@ -54,7 +54,7 @@ def test_group_option_check_reads_multirun_lists_and_skips_dotted_keys(tmp_path)
 
     assert unknown_group_choice(["adapter=lora,dora", "task.max_length=8", "debug=null", "hydra/launcher=parallel", "seed=1"]) is None
     err = unknown_group_choice(["adapter=lora,dorra"])
-    assert err.key == "adapter" and "'dorra'" in str(err) and "allowed: adalora, dora, lora, pissa" in str(err)
+    assert err.key == "adapter" and "'dorra'" in str(err) and "allowed: adalora, dora, lora, loraplus, pissa, vera" in str(err)
 
 
 def test_missing_tsv_column_one_line(tmp_path):
