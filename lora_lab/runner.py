@@ -200,8 +200,9 @@ def run_trial(cfg: DictConfig, resolved: dict, run_dir: Path, overrides: list[st
 
 
 def _write_predictions(run_dir: Path, predictions: dict | None) -> None:
-    """``predictions_<split>.jsonl`` for generation runs: question, gold, predicted SQL and verdicts
-    of the latest evaluation of each split (test: at the best-validation adapter)."""
+    """``predictions_<split>.jsonl``: generation runs: question, gold, predicted SQL and verdicts of the
+    latest evaluation of each split (test: at the best-validation adapter); classification runs: id,
+    label, prediction at the selected evaluation (`lora_lab.models.classification`)."""
     import json
 
     from lora_lab.results.record import atomic_write_text
