@@ -80,11 +80,11 @@ def tick_params(v: float) -> str:
 def set_axis(ax, values, log_base: int | None = None, formatter=None, which: str = "x") -> bool:
     """Scale and ticks for ``values`` on one axis; returns True for a log axis.
 
-    Values spanning more than a factor 10: log axis, labels at 1-2-5 steps. Otherwise (or
+    Values spanning more than a factor 10: log axis, ticks at 1-2-5 steps. Otherwise (or
     ``log_base=2``, a log2 axis) ticks sit at the distinct values themselves, so a label never
-    names a value no run has (points spread apart by `dodge` keep their true tick); a label closer
-    than `MIN_LABEL_GAP` of the axis to the previous one is left out (its tick stays), so labels
-    never overlap, however narrow the range."""
+    names a value no run has (points spread apart by `dodge` keep their true tick). A label closer
+    than `MIN_LABEL_GAP` of the span to the previous one is left out (its tick stays), so labels
+    never overlap, however narrow or wide the range."""
     from matplotlib import ticker
 
     axis = ax.xaxis if which == "x" else ax.yaxis
@@ -93,19 +93,21 @@ def set_axis(ax, values, log_base: int | None = None, formatter=None, which: str
     fmt = formatter or (lambda v: f"{v:g}")
     if log_base == 2 or wide:
         (ax.set_xscale if which == "x" else ax.set_yscale)("log", base=log_base or 10)
-    if wide:
-        axis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0), numticks=6))
-        axis.set_major_formatter(ticker.FuncFormatter(lambda v, _: fmt(v)))
+    if wide:  # 1-2-5 steps inside the data's range (padded by half a step)
+        lo, hi = math.floor(math.log10(values[0])), math.ceil(math.log10(values[-1]))
+        ticks = [m * 10.0**e for e in range(lo, hi + 1) for m in (1, 2, 5) if values[0] / 2 <= m * 10.0**e <= values[-1] * 2]
+        t = np.log10(ticks)
     else:
+        ticks = values
         t = np.log2(values) if log_base == 2 else np.asarray(values)
-        span = (t[-1] - t[0]) if len(t) > 1 else 1.0
-        labelled, last = [], None
-        for v, tv in zip(values, t):
-            keep = last is None or (tv - last) >= MIN_LABEL_GAP * span
-            labelled.append(fmt(v) if keep else "")
-            last = tv if keep else last
-        axis.set_major_locator(ticker.FixedLocator(values))
-        axis.set_major_formatter(ticker.FixedFormatter(labelled))
+    span = (t[-1] - t[0]) if len(t) > 1 else 1.0
+    labelled, last = [], None
+    for v, tv in zip(ticks, t):
+        keep = last is None or (tv - last) >= MIN_LABEL_GAP * span
+        labelled.append(fmt(v) if keep else "")
+        last = tv if keep else last
+    axis.set_major_locator(ticker.FixedLocator(ticks))
+    axis.set_major_formatter(ticker.FixedFormatter(labelled))
     axis.set_minor_locator(ticker.NullLocator())
     return wide or log_base == 2
 
@@ -180,7 +182,8 @@ def _ylabel(table: Table, task: str) -> str:
 
 
 def _bars(table: Table) -> str:
-    n = f"n={table.usual_n} seeds per point unless the table marks fewer"
+    methods = ", ".join(dict.fromkeys(r["label"] for r in table.rows if not r["reference"]))
+    n = f"n={table.usual_n} seeds per point unless the table marks fewer; methods: {methods}"
     what = "95 % Student-t confidence interval of the mean" if table.spread == "ci" else "±1 sample standard deviation"
     return f"Points: mean over seeds ({n}); error bars: {what}."
 
