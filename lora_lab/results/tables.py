@@ -233,6 +233,9 @@ def significance_note(table: Table) -> str | None:
     comp = table.comparisons
     if comp is None or not comp.by_cell:
         return None
+    if comp.n_tests == 0:
+        return (f"No cell could be tested against {comp.baseline_label} (the baseline row): a test needs at least 2 seeds run by both cells "
+                "and differences that are not identical on every seed.")
     return (f"{UP} / {DOWN}: significantly better / worse than {comp.baseline_label} (the baseline row) at alpha = {ALPHA}, Holm-corrected over the "
             f"{comp.n_tests} comparison(s) of this table; each cell's p is the larger of a paired t-test over seeds (paired by seed) and, where "
             "both cells saved per-example predictions, a paired bootstrap over the evaluation examples (2000 resamples). Unmarked cells are "
