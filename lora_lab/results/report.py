@@ -3,11 +3,14 @@
 Collects every result.json under the given run / sweep dirs (`collect`), aggregates them
 (`aggregate`), and writes into ``--out`` (default ``results/<study>/``):
 
-- ``table.md`` / ``table.tex`` / ``table.csv`` -- the table (see `tables`), its notes, and the list of
-  failed / cancelled / unfinished / corrupt / missing trials and runs stuck at chance level;
+- ``table.md`` / ``table.tex`` / ``table.csv`` -- the table (see `tables`, `latex`; statistics against
+  the ``--baseline`` row: `stats`), its notes, and the list of failed / cancelled / unfinished /
+  corrupt / missing trials and runs stuck at chance level;
 - ``trials.csv`` -- one row per trial (every status), flattened config included;
-- ``plots/`` -- score vs rank, score vs parameters, AdaLoRA rank heatmaps (see `plots`);
-- ``meta.json`` -- command, inputs, status counts, package versions and git SHA of the report.
+- ``plots/`` -- score vs parameters, score vs rank, cost/quality Pareto, AdaLoRA rank heatmaps, each
+  as PNG and PDF, and ``captions.json`` (see `figures`);
+- ``meta.json`` -- command, inputs, status counts, package versions and git SHA of the report;
+- ``index.html`` -- the self-contained study page (see `html`).
 
 The Markdown table and notes are printed to stdout.
 """

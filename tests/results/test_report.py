@@ -162,30 +162,6 @@ def test_markdown_renders_as_a_table(tmp_path):
         assert len(re.findall(r"<td", body_row)) == 6
 
 
-def _latex_cells(line: str) -> list[str]:
-    assert line.endswith(r"\\"), line
-    return re.split(r"(?<!\\)&", line[:-2])
-
-
-def test_latex_is_a_well_formed_booktabs_tabular(tmp_path):
-    _write_method_grid(tmp_path / "runs")
-    write_record(tmp_path / "runs", make_record(task="glue_rte", seed=7, status="failed"))
-    report([tmp_path / "runs"], out=tmp_path / "out", plots=False, references=[{"label": "Paper & co_50%", "scores": {"glue_rte": 80.0}}])
-    lines = (tmp_path / "out" / "table.tex").read_text().strip().splitlines()
-    body = [line for line in lines if not line.startswith("%")]
-    spec = re.fullmatch(r"\\begin\{tabular\}\{([lrc]+)\}", body[0]).group(1)
-    assert body[1] == r"\toprule" and body[3] == r"\midrule" and body[-2:] == [r"\bottomrule", r"\end{tabular}"]
-    rows = [line for line in body[2:-2] if line != r"\midrule"]
-    assert len(rows) == 4 and body[2:-2].count(r"\midrule") == 2  # header rule + rule before the published row
-    for row in rows:
-        cells = _latex_cells(row)
-        assert len(cells) == len(spec)
-        for cell in cells:  # specials are escaped, unicode is converted
-            assert not re.search(r"(?<!\\)[_%#&]", cell) and "±" not in cell and "†" not in cell
-    assert "glue\\_rte" in rows[0] and r"Paper \& co\_50\% [published]" in rows[-1] and r"$\pm$" in rows[1]
-    assert rows[2].count("$^{*}$") == 1  # lora's glue_rte cell has a failed trial
-
-
 def test_cli_errors_are_one_line(tmp_path, capsys):
     from lora_lab.cli import main as cli_main
 
