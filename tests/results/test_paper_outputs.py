@@ -134,6 +134,7 @@ def _rank_sweep(root):
         write_record(root, ada)
 
 
+@pytest.mark.slow  # draws 4 figures twice (~5 s)
 def test_every_figure_is_written_as_png_and_pdf_with_its_caption(tmp_path):
     _rank_sweep(tmp_path / "runs")
     out = tmp_path / "out"
@@ -177,6 +178,7 @@ def test_ticks_are_readable_on_any_range(values, log):
         assert {float(v) for v in ax.get_xticks()} <= {float(v) for v in values}  # ticks only at values that were run
 
 
+@pytest.mark.slow  # draws 4 figures twice (~5 s)
 def test_study_page_is_self_contained(tmp_path):
     _rank_sweep(tmp_path / "runs")
     write_record(tmp_path / "runs", _record("dora", 9, 0.7, status="failed"))
