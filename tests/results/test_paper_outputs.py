@@ -210,3 +210,28 @@ def test_study_page_renders_in_headless_chromium(tmp_path):
     cell = pissa_row.split(" | ")[4].replace("<ins>", "").replace("</ins>", "")  # e.g. "76.67 ± 1.00"
     assert "Study: fab" in dom.stdout and "PiSSA" in dom.stdout and cell.split(" ± ")[1] in dom.stdout
     assert re.search(r"<td[^>]*>(<[bu]>)?" + re.escape(cell.split(" ± ")[0]), dom.stdout)
+
+
+def test_cli_flags_and_their_errors(tmp_path, capsys):
+    from lora_lab.cli import main as cli_main
+
+    scores = {"lora": [0.70, 0.74, 0.71], "dora": [0.80, 0.83, 0.81]}
+    for method, values in scores.items():
+        for seed, score in enumerate(values):
+            write_record(tmp_path / "runs", _record(method, seed, score))
+    args = ["report", str(tmp_path / "runs"), "--out", str(tmp_path / "out"), "--no-plots", "--pm", "ci", "--baseline", "dora", "--hide", "lr"]
+    assert cli_main(args) == 0
+    md = (tmp_path / "out" / "table.md").read_text()
+    half = sps_t_half(scores["lora"])
+    assert f"| LoRA | 8.2K | <ins>71.67</ins> ± {100 * half:.2f}↓ |" in md  # ± = half-width of the 95 % t-interval
+    assert "mean ± half-width of the 95 % Student-t confidence interval" in md and "worse than DoRA (the baseline row)" in md
+    capsys.readouterr()
+    assert cli_main(["report", str(tmp_path / "runs"), "--out", str(tmp_path / "o2"), "--pm", "sem"]) == 2
+    assert capsys.readouterr().err.strip() == "error: --pm: unknown spread 'sem'; allowed: std, ci"
+    assert not (tmp_path / "o2").exists()
+
+
+def sps_t_half(values):
+    from scipy import stats
+
+    return stats.t.ppf(0.975, len(values) - 1) * np.std(values, ddof=1) / np.sqrt(len(values))
