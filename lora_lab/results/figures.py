@@ -42,14 +42,18 @@ PANEL_W, PANEL_H = 2.3, 1.9  # inches
 
 
 def _figure(n_panels: int, n_cols: int | None = None):
-    """A bare Agg figure (no pyplot state) with a grid of panels at paper size, 8 pt text."""
+    """A bare Agg figure (no pyplot state) with a grid of panels at paper size, 8 pt text; margins
+    fixed in inches (room for tick labels, titles and the legend below), no layout engine (fast)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     cols = n_cols or min(n_panels, 3)
     rows = math.ceil(n_panels / cols)
-    fig = Figure(figsize=(PANEL_W * cols + 0.5, PANEL_H * rows + 0.7), layout="constrained")
+    width, height = PANEL_W * cols + 0.5, PANEL_H * rows + 0.7
+    fig = Figure(figsize=(width, height))
     FigureCanvasAgg(fig)
+    fig.subplots_adjust(left=0.55 / width, right=1 - 0.12 / width, bottom=0.85 / height, top=1 - 0.25 / height,
+                        wspace=0.38, hspace=0.65)
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
     for ax in axes[n_panels:]:
         ax.set_visible(False)
@@ -153,18 +157,20 @@ def _points(table: Table, task: str, x_of) -> list[dict]:
 
 
 def _draw(ax, points: list[dict], style: dict, log: bool, connect: bool = True) -> None:
+    """One errorbar call per method (a line through its points when ``connect``); cells at chance
+    drawn again hollow, with a dagger."""
     xs = dodge([p["x"] for p in points], log)
     for p, x in zip(points, xs):
         p["shown_x"] = x
     for label in dict.fromkeys(p["label"] for p in points):
         mine = sorted((p for p in points if p["label"] == label), key=lambda p: p["x"])
         marker, color = style[label]
-        if connect and len(mine) > 1:
-            ax.plot([p["shown_x"] for p in mine], [p["y"] for p in mine], color=color, lw=0.8, alpha=0.6)
-        for p in mine:
-            face = "white" if p["chance"] else color
-            ax.errorbar(p["shown_x"], p["y"], yerr=p["err"], marker=marker, ms=5, color=color, mfc=face, capsize=2, lw=0.9, ls="none")
-            if p["chance"]:
+        ax.errorbar([p["shown_x"] for p in mine], [p["y"] for p in mine], yerr=[p["err"] for p in mine], marker=marker, ms=5, color=color,
+                    capsize=2, lw=0.9, ls="-" if connect and len(mine) > 1 else "none", alpha=1.0)
+        chance = [p for p in mine if p["chance"]]
+        if chance:
+            ax.scatter([p["shown_x"] for p in chance], [p["y"] for p in chance], marker=marker, s=25, facecolors="white", edgecolors=color, zorder=3)
+            for p in chance:
                 ax.annotate(DAGGER, (p["shown_x"], p["y"]), textcoords="offset points", xytext=(4, 3), fontsize=7, color=color)
 
 
@@ -172,7 +178,7 @@ def _legend(fig, style: dict, labels) -> None:
     from matplotlib.lines import Line2D
 
     handles = [Line2D([], [], marker=style[l][0], color=style[l][1], ls="none", label=l) for l in labels]
-    fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 6), fontsize=7, frameon=False)
+    fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 0.0), ncols=min(len(handles), 6), fontsize=7, frameon=False)
 
 
 def _ylabel(table: Table, task: str) -> str:
