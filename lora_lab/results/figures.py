@@ -76,6 +76,11 @@ def styles(table: Table) -> dict[str, tuple[str, str]]:
     return {label: (MARKERS[i % len(MARKERS)], COLORS[i % len(COLORS)]) for i, label in enumerate(labels)}
 
 
+def short_number(v: float) -> str:
+    """A tick label of at most 4-5 characters: 4370, 95.3, 0.52."""
+    return f"{v:.0f}" if abs(v) >= 100 else f"{v:.1f}" if abs(v) >= 10 else f"{v:.2g}"
+
+
 def tick_params(v: float) -> str:
     """Parameter count as a tick label: ``20K``, ``73.7K``, ``1.5M``."""
     return fmt_params(v).replace(".0K", "K").replace(".00M", "M")
@@ -178,7 +183,8 @@ def _legend(fig, style: dict, labels) -> None:
     from matplotlib.lines import Line2D
 
     handles = [Line2D([], [], marker=style[l][0], color=style[l][1], ls="none", label=l) for l in labels]
-    fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 0.0), ncols=min(len(handles), 6), fontsize=7, frameon=False)
+    per_row = max(1, int(fig.get_figwidth() / 1.1))  # about 1.1 in per entry at 7 pt
+    fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 0.0), ncols=min(len(handles), per_row), fontsize=7, frameon=False)
 
 
 def _ylabel(table: Table, task: str) -> str:
@@ -276,7 +282,7 @@ def pareto(table: Table, agg: Aggregate, out_dir: Path) -> tuple[list[Path], str
             if not points:
                 ax.set_visible(False)
                 continue
-            log = set_axis(ax, [p["x"] for p in points], None, lambda v: f"{v:g}")
+            log = set_axis(ax, [p["x"] for p in points], None, short_number)
             _draw(ax, points, style, log, connect=False)
             front = pareto_front(points)
             ax.plot([p["shown_x"] for p in front], [p["y"] for p in front], color="grey", ls="--", lw=0.8, zorder=1.5)
