@@ -13,7 +13,7 @@ from pathlib import Path
 
 from lora_lab.results.names import row_label
 from lora_lab.results.record import atomic_write_text
-from lora_lab.results.tables import Table, cell_values
+from lora_lab.results.tables import Table, cell_values, key_value
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222;line-height:1.4}
@@ -62,6 +62,34 @@ def table_html(table: Table) -> str:
             cells.append(f'<td class="{"key" if col.kind == "key" else ""}">{shown}</td>')
         body.append(f'<tr class="{"reference" if row["reference"] else ""}">{"".join(cells)}</tr>')
     return f'<table class="paper"><thead><tr>{top}</tr><tr>{second}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+
+
+def comparisons_html(table: Table) -> str:
+    """Every tested cell against the baseline: difference, 95 % t-interval of the cell, p-values, verdict."""
+    comp = table.comparisons
+    if comp is None or not comp.by_cell:
+        return ""
+    head = "".join(f"<th>{h}</th>" for h in ("row", "task", "seeds", f"diff vs {escape(comp.baseline_label)} (x100)", "95 % CI of the cell (x100)",
+                                                "p (t-test, seeds)", "p (bootstrap, examples)", "p (Holm)", "verdict"))
+    body = []
+    for row in table.rows:
+        for task in table.tasks:
+            cell = row["cells"][task]
+            c = cell.comparison
+            if c is None:
+                continue
+            fmt = lambda v: "–" if v is None else f"{v:.3g}"  # noqa: E731
+            ci = f"{100 * cell.ci[0]:.2f} to {100 * cell.ci[1]:.2f}" if cell.ci else "–"
+            values = [row["label"] + "".join(f" {k}" for k in key_suffix(table, row)), task, c.n_pairs, f"{100 * c.diff:+.2f}", ci, fmt(c.p_seed),
+                      fmt(c.boot["p"] if c.boot else None), fmt(c.p_holm), c.verdict or "not significant"]
+            body.append("<tr>" + "".join(f"<td>{escape(str(v))}</td>" for v in values) + "</tr>")
+    return f'<h3>Comparisons with {escape(comp.baseline_label)}</h3><table class="trials"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+
+
+def key_suffix(table: Table, row: dict) -> list[str]:
+    """``r=8`` etc. for the row keys shown beside the method label."""
+    keys = [c for c in table.columns if c.kind == "key" and c.id != "method"]
+    return [f"{c.id}={key_value(table, row, c)}" for c in keys]
 
 
 def _md_inline(text: str) -> str:
@@ -115,7 +143,7 @@ def page(table: Table, markdown: str, trials, meta: dict, figures: str) -> str:
     problem_html = "".join(f"<p>{_md_inline(line)}</p>" if not line.startswith("- ") else f"<li>{_md_inline(line[2:])}</li>" for line in problems)
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{title}</title><style>{CSS}</style></head><body>'
             f"<h1>Study: {title}</h1><p><code>{escape(meta.get('command', ''))}</code></p>"
-            f"<h2>Table</h2>{table_html(table)}<ul class=\"notes\">{notes}</ul>"
+            f"<h2>Table</h2>{table_html(table)}<ul class=\"notes\">{notes}</ul>{comparisons_html(table)}"
             f"<h2>Figures</h2>{figures}"
             f"<h2>Trials</h2>{problem_html}{trials_html(trials)}"
             f"<h2>Provenance</h2>{provenance_html(meta)}</body></html>\n")

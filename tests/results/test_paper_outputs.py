@@ -191,6 +191,7 @@ def test_study_page_is_self_contained(tmp_path):
     assert "<th colspan=\"1\" class=\"group\">Synthetic</th>" in page and "<td class=\"key\">PiSSA</td>" in page
     assert re.search(r"<b>\d\d\.\d\d</b> ± \d\.\d\d", page) and "<u>" in page
     assert '<tr class="failed"><td>failed</td><td>synthetic</td><td>DoRA</td><td>9</td>' in page and "RuntimeError: boom" in page
+    assert "<h3>Comparisons with LoRA</h3>" in page and "<td>PiSSA r=8</td>" in page  # every tested cell with its p-values
     assert "<code>lora-lab report runs --out out</code>" in page and "report git SHA" in page and "torch " in page
 
 
