@@ -168,7 +168,7 @@ def report(paths, by=None, nuisance=("optim.lr", "lr_scale"), formats=FORMATS, o
         "run_git_shas": sorted(trials["git_sha"].dropna().unique().tolist()) if "git_sha" in trials else [],
         "plots": [str(p.relative_to(out)) for p in plot_paths],
         "baseline": table.comparisons.baseline_label if table.comparisons else None,
-        "versions": {**package_versions(), "pandas": _version("pandas"), "matplotlib": _version("matplotlib")},
+        "versions": {**package_versions(), "pandas": _version("pandas"), "matplotlib": _version("matplotlib"), "scipy": _version("scipy")},
         "git": code_state,
     }
     atomic_write_text(out / "meta.json", json.dumps(meta, indent=1))
