@@ -30,6 +30,7 @@ figure{margin:1.5em 0}figure img{max-width:100%;border:1px solid #eee}figcaption
 code,pre{background:#f6f8fa;padding:.1em .3em;border-radius:3px}pre{padding:.6em;overflow-x:auto}
 """
 TRIAL_COLUMNS = ("status", "task", "method", "seed", "lr", "val", "test", "reason", "run_dir")
+MAX_SUCCESS_LISTED = 300  # every unsuccessful trial is listed; successful ones up to this many (all in trials.csv)
 
 
 def _emphasis(text: str, rank: int | None) -> str:
@@ -114,7 +115,9 @@ def figures_html(out: Path, plot_paths: list[Path]) -> str:
 def trials_html(trials, row_keys: list[str] | None = None) -> str:
     head = "".join(f"<th>{c}</th>" for c in TRIAL_COLUMNS)
     rows = []
-    for rec in trials.to_dict("records"):
+    ok = trials["status"] == "success"
+    shown = trials[~ok | (ok.cumsum() <= MAX_SUCCESS_LISTED)]
+    for rec in shown.to_dict("records"):
         cells = []
         for c in TRIAL_COLUMNS:
             v = rec.get(c)
@@ -124,7 +127,9 @@ def trials_html(trials, row_keys: list[str] | None = None) -> str:
                 v = "" if v != v else f"{v:.4g}"
             cells.append(f"<td>{escape('' if v is None else str(v))}</td>")
         rows.append(f'<tr class="{escape(str(rec.get("status")))}">{"".join(cells)}</tr>')
-    return f'<table class="trials"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+    more = len(trials) - len(shown)
+    note = f"<p>... and {more} more successful trials (all in trials.csv).</p>" if more else ""
+    return f'<table class="trials"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>{note}'
 
 
 def provenance_html(meta: dict) -> str:
