@@ -16,8 +16,16 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.slow  # expands and validates 144 trial configs (~10 s CPU)
 def test_dry_run_lists_every_trial_and_the_report_command(tmp_path):
     data = tmp_path / "glue_data"
-    for task in ("CoLA", "MRPC", "RTE", "STS-B"):
+    tiny = {  # two rows per split in each task's original layout (the plan reads the files)
+        "CoLA": "gj04\t1\t\tThe cat sat.\ngj04\t0\t*\tCat the sat.\n",
+        "MRPC": "Quality\t#1 ID\t#2 ID\t#1 String\t#2 String\n1\t1\t2\tA b.\tA b c.\n0\t3\t4\tC d.\tE f.\n",
+        "RTE": "index\tsentence1\tsentence2\tlabel\n0\tA b.\tA.\tentailment\n1\tC d.\tE.\tnot_entailment\n",
+        "STS-B": "index\tsentence1\tsentence2\tscore\n0\tA b.\tA b.\t5.0\n1\tC d.\tE f.\t0.5\n",
+    }
+    for task, text in tiny.items():
         (data / task).mkdir(parents=True)
+        for split in ("train", "dev"):
+            (data / task / f"{split}.tsv").write_text(text)
     env = {**os.environ, "DRY_RUN": "1", "LORA_LAB_RUNS": str(tmp_path / "runs"), "LORA_LAB_CLI": str(Path(sys.executable).parent / "lora-lab"),
            "HF_HUB_OFFLINE": "1"}
     proc = subprocess.run(["bash", "sweeps/glue_minilm.sh", str(data)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
