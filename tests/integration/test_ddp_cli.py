@@ -65,6 +65,9 @@ def test_console_script_ddp_matches_one_rank_evaluation(tmp_path):
         assert abs(correct - round(correct)) < 1e-4, f"{split}: accuracy is not k/{N_EVAL}"
         for key in (f"{split}/accuracy", f"{split}/f1"):
             assert values[key] == pytest.approx(one_rank[key], abs=1e-7), key
+        rows = [json.loads(line) for line in (results[0].parent / f"predictions_{split}.jsonl").read_text().splitlines()]
+        assert [r["id"] for r in rows] == list(range(N_EVAL))  # both ranks' rows, each example once, in order
+        assert sum(r["label"] == r["pred"] for r in rows) == round(correct)
 
 
 @pytest.mark.slow
