@@ -175,14 +175,24 @@ def _hydra_context():
     return Path(hc.runtime.output_dir), list(hc.overrides.task), hc.mode == RunMode.MULTIRUN
 
 
+def objective(record: dict) -> float | None:
+    """What a sweeper optimises: the selection metric (the task's primary metric) of the selected
+    validation evaluation; None unless the trial succeeded (a sweeper records it as failed, never 0)."""
+    if record.get("status") != "success":
+        return None
+    value = (record.get("metrics") or {}).get("best_val", {}).get(record.get("primary_metric"))
+    return float(value) if isinstance(value, (int, float)) else None
+
+
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
 def main(cfg: DictConfig):
+    """The Hydra task: trains one trial and returns its objective (`objective`) for the sweeper."""
     run_dir, overrides, multirun = _hydra_context()
     from lora_lab.resume.signals import RunPreempted
     from lora_lab.runner import record_failure
 
     try:
-        return train(cfg, run_dir, overrides)
+        return objective(train(cfg, run_dir, overrides))
     except RunPreempted as stop:  # recorded by the runner; the job ends here (SLURM/submitit requeue it)
         print(f"stopped: {stop}", file=sys.stderr)
         sys.exit(128 + stop.signum)
