@@ -152,9 +152,13 @@ class OptunaStudyRun:
 
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
         logging.getLogger("alembic").setLevel(logging.WARNING)  # storage schema checks, every start
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
         with FileLock(self.lock_dir / f"{self.study_name}.lock"):
-            return optuna.create_study(study_name=self.study_name, storage=self.storage, direction=self.direction,
-                                       sampler=self._sampler(0), load_if_exists=True)
+            study = optuna.create_study(study_name=self.study_name, storage=self.storage, direction=self.direction,
+                                        sampler=self._sampler(0), load_if_exists=True)
+        log.info("Optuna study %s in %s (%s): %d of %d trials exist", self.study_name, self.storage, self.direction,
+                 len(study.get_trials(deepcopy=False)), self.n_trials)
+        return study
 
     def _claim_lock(self, number: int) -> FileLock:
         return FileLock(self.lock_dir / f"{self.study_name}-trial{number}.lock")
@@ -195,7 +199,6 @@ class OptunaStudyRun:
         from optuna.trial import TrialState
 
         study = self.open_study()
-        log.info("Optuna study %s in %s: %s, %d trials", self.study_name, self.storage, self.direction, self.n_trials)
         skip: set[int] = set()
         while True:
             claims = self.claim(study, skip)
