@@ -179,14 +179,16 @@ class OptunaStudyRun:
                 lock = self._claim_lock(frozen.number)
                 if lock.acquire(blocking=False):
                     claims.append(Claim(optuna.trial.Trial(study, frozen._trial_id), lock, adopted=True))
-            count = len(trials)
-            while len(claims) < self.n_jobs and count < self.n_trials:
-                study.sampler = self._sampler(count)
+            # enqueued (WAITING) trials are asked first and already count towards n_trials
+            waiting = sorted(t.number for t in trials if t.state == TrialState.WAITING)
+            total = len(trials)
+            while len(claims) < self.n_jobs and (waiting or total < self.n_trials):
+                study.sampler = self._sampler(waiting.pop(0) if waiting else total)
                 trial = study.ask(self.space)
+                total += trial.number >= total
                 lock = self._claim_lock(trial.number)
                 lock.acquire()
                 claims.append(Claim(trial, lock, adopted=False))
-                count += 1
         return claims
 
     def overrides(self, trial) -> list[str]:
