@@ -44,7 +44,8 @@ def _states(trials) -> str:
     return ", ".join(f"{names.count(s)} {s}" for s in sorted(set(names)))
 
 
-def print_plan(plan: Plan, out=sys.stdout) -> None:
+def print_plan(plan: Plan, out=None) -> None:
+    out = out or sys.stdout
     url = storage_url(plan.sweeper.get("storage"), plan.sweep_dir)
     name = study_name(plan)
     print(f"study {plan.study.name}: Optuna study {name!r}, {plan.sweeper['n_trials']} trials, {direction(plan)} "
@@ -59,8 +60,9 @@ def print_plan(plan: Plan, out=sys.stdout) -> None:
     print(f"  storage holds: {_states(trials) if trials else 'nothing yet'}", file=out)
 
 
-def report_outcome(plan: Plan, err=sys.stderr) -> int:
+def report_outcome(plan: Plan, err=None) -> int:
     """Print the study's state after the sweep; 0 when every trial in it is complete."""
+    err = err or sys.stderr
     name = study_name(plan)
     trials = load_trials(storage_url(plan.sweeper.get("storage"), plan.sweep_dir), name) or []
     complete = [t for t in trials if t.state.name == "COMPLETE"]

@@ -1,8 +1,9 @@
 """Optuna search spaces written as Hydra sweep overrides (the Hydra Optuna sweeper's syntax).
 
 - ``choice(a, b, c)`` (or ``a,b,c``) -> categorical over the listed values;
-- ``interval(lo, hi)`` -> uniform on [lo, hi] (integers when both ends are integers);
-- ``tag(log, interval(lo, hi))`` -> log-uniform (``log p ~ U(log lo, log hi)``);
+- ``interval(lo, hi)`` -> uniform on [lo, hi] (Hydra makes both ends floats; ``int(interval(lo, hi))``
+  samples integers);
+- ``tag(log, interval(lo, hi))`` -> log-uniform (``log p ~ U(log lo, log hi)``; integers with ``int(...)``);
 - ``range(start, stop, step)`` -> categorical over the values of the range;
 - a plain value -> fixed for every trial.
 

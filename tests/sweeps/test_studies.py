@@ -22,7 +22,7 @@ def _param(name: str):
     return pytest.param(name, marks=pytest.mark.slow) if big else name
 
 
-ALL = [_param(n) for n in study_names() + experiment_names()]
+ALL = [_param(n) for n in study_names() + experiment_names() if not n.startswith("hpo_")]  # Optuna: test_search_space.py
 
 
 def test_studies_exist():
