@@ -52,7 +52,8 @@ def _status(run_dir: Path) -> str:
         return "corrupt"
 
 
-def print_plan(study, trials, out=sys.stdout) -> None:
+def print_plan(study, trials, out=None) -> None:
+    out = out or sys.stdout
     sweep_dirs = sorted({t.sweep_dir for t in trials})
     print(f"study {study.name}: {len(trials)} trials in {', '.join(sweep_dirs)}", file=out)
     for t in trials:
