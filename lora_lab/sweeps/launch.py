@@ -23,11 +23,13 @@ from pathlib import Path
 from lora_lab.errors import ConfigError
 
 PLAN_NAME = "sweep_plan.json"
-USAGE = """usage: lora-lab sweep NAME [hydra overrides] [dry_run=true]
+USAGE = """usage: lora-lab sweep NAME [hydra overrides] [dry_run=true] [storage=<Optuna storage URL>]
 
 NAME: a study in sweeps/ ({studies}), an experiment in conf/experiment/ ({experiments}),
 or a path to a study .yaml. Overrides are Hydra's (a,b,c sweeps a key; hydra/launcher=parallel runs
-trials in parallel on this machine). dry_run=true lists every trial's run dir without training."""
+trials in parallel on this machine). dry_run=true lists every trial's run dir without training.
+An Optuna study (hydra/sweeper=optuna, docs/hpo.md) resumes when rerun; storage=<database URL>
+shares it between processes and SLURM jobs."""
 
 
 def _pop_dry_run(overrides: list[str]) -> tuple[bool, list[str]]:
@@ -110,6 +112,7 @@ def optuna_sweep(plan, overrides: list[str], dry_run: bool) -> int:
 
 def sweep(argv: list[str]) -> int:
     from lora_lab.sweeps.expand import plan_study
+    from lora_lab.sweeps.optuna_plan import expand_shorthands
     from lora_lab.sweeps.studies import experiment_names, find_study, study_names
 
     if not argv or argv[0] in ("-h", "--help"):
@@ -117,6 +120,7 @@ def sweep(argv: list[str]) -> int:
         return 0 if argv else 2
     dry_run, overrides = _pop_dry_run(argv[1:])
     study = find_study(argv[0])
+    overrides = expand_shorthands(overrides)  # storage=<URL>: an Optuna study's storage
     plan = plan_study(study, overrides)
     if plan.kind == "optuna":
         return optuna_sweep(plan, overrides, dry_run)

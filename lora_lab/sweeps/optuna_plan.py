@@ -11,6 +11,11 @@ from lora_lab.sweeps.optuna_study import storage_url
 from lora_lab.sweeps.search_space import describe, metric_direction
 
 
+def expand_shorthands(overrides: list[str]) -> list[str]:
+    """``storage=<URL>`` on the ``lora-lab sweep`` command line means ``hydra.sweeper.storage=<URL>``."""
+    return [f"hydra.sweeper.{o}" if o.startswith("storage=") else o for o in overrides]
+
+
 def study_name(plan: Plan) -> str:
     return str(plan.sweeper.get("study_name") or plan.trials[0].config.get("study"))
 

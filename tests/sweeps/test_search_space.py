@@ -82,3 +82,5 @@ def test_hpo_study_composes_and_dry_runs(name, tmp_path, monkeypatch, capsys):
     for key in plan.space:
         assert f"search {key}: " in out
     assert not (tmp_path / "runs").exists()  # a dry run writes nothing
+    assert main(["sweep", name, "dry_run=true", "storage=postgresql://u:pw@dbhost:5432/optuna"]) == 0
+    assert "storage: postgresql://u:pw@dbhost:5432/optuna" in capsys.readouterr().out  # not contacted by a dry run
