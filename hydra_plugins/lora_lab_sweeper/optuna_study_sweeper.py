@@ -25,7 +25,7 @@ SWEEPER_CONFIG = {
     "storage": None,  # sqlite:///<sweep dir>/optuna.db; an RDB URL shares one study between jobs
     "study_name": "${study}",
     "n_trials": 20,  # the study's total, over every process and rerun
-    "n_jobs": 1,  # trials launched together (the launcher's parallelism)
+    "n_jobs": "${oc.select:hydra.launcher.n_jobs,1}",  # trials launched together: the joblib launcher's n_jobs, else 1
     "params": None,
 }
 

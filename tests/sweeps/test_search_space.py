@@ -73,6 +73,7 @@ def test_hpo_study_composes_and_dry_runs(name, tmp_path, monkeypatch, capsys):
     assert plan.kind == "optuna" and plan.space
     assert plan.sweeper["n_trials"] == study.declared_trials
     assert plan.sweeper["sampler"]["_target_"] == "optuna.samplers.TPESampler" and plan.sweeper["sampler"]["seed"] == 0
+    assert plan.sweeper["n_jobs"] == 1 and plan.sweeper["direction"] == "auto"  # n_jobs: the joblib launcher's, else 1
     assert all(t.config["study"] == name for t in plan.trials)
     assert main(["sweep", name, "dry_run=true"]) == 0
     out = capsys.readouterr().out
