@@ -5,8 +5,9 @@
   value equal to the validation metric in the run's result.json; ``lora-lab report`` shows the best
   trial read back from the storage.
 - ``lora-lab train --multirun hydra/sweeper=optuna``: two processes on one shared storage run one
-  4-trial study together (both take trials, no duplicates); a trial that raises (AdamW refuses a
-  negative weight decay) is FAIL in Optuna and ``failed`` in result.json, and the study goes on.
+  4-trial study together (both take trials, no duplicates); a trial that raises at run time (a
+  position-embedding table shorter than the sequences) is FAIL in Optuna and ``failed`` in
+  result.json, and the study goes on.
 """
 
 import json
@@ -114,13 +115,13 @@ def test_study_runs_resumes_after_kill_and_reports(tmp_path):
 @pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 def test_two_processes_share_one_study_and_a_raising_trial_fails(tmp_path):
     study = tmp_path / "shared.yaml"
-    study.write_text(STUDY.format(n=4, name="shared", extra="run_suffix: -wd${optim.weight_decay}",
-                                  params="      optim.weight_decay: choice(0.0, -1.0)\n"))
+    study.write_text(STUDY.format(n=4, name="shared", extra="run_suffix: -pe${backbone.random_init.max_position_embeddings}",
+                                  params="      backbone.random_init.max_position_embeddings: choice(64, 4)\n"))
     sweep_dir = tmp_path / "runs" / "shared"
     storage = sweep_dir / "optuna.db"
     sweep_dir.mkdir(parents=True)
     seeded = optuna.create_study(study_name="shared", storage=f"sqlite:///{storage}", direction="maximize")
-    seeded.enqueue_trial({"optim.weight_decay": -1.0})  # this one raises in AdamW
+    seeded.enqueue_trial({"backbone.random_init.max_position_embeddings": 4})  # 16-token batches: raises in the forward pass
     args = ["train", "--config-dir", str(tmp_path), "--config-name", "shared", "--multirun"]
     procs = [_start(tmp_path, *args, log=f"p{i}") for i in range(2)]
     for i, proc in enumerate(procs):
@@ -130,12 +131,12 @@ def test_two_processes_share_one_study_and_a_raising_trial_fails(tmp_path):
     assert len({t.user_attrs["run_dir"] for t in trials}) == 4 and len({tuple(sorted(t.params.items())) for t in trials}) == 4
     records = [_record(sweep_dir, t) for t in trials]
     assert len({r["job"]["pid"] for r in records}) == 2  # both processes ran trials of the one study
-    assert trials[0].params["optim.weight_decay"] == -1.0
+    assert trials[0].params["backbone.random_init.max_position_embeddings"] == 4
     for t, record in zip(trials, records):
-        if t.params["optim.weight_decay"] < 0:
+        if t.params["backbone.random_init.max_position_embeddings"] == 4:
             assert t.state.name == "FAIL" and t.value is None  # failed, never scored
-            assert record["status"] == "failed" and record["reason"].startswith("ValueError: Invalid weight_decay value")
-            assert "Invalid weight_decay" in t.user_attrs["fail_reason"]
+            assert record["status"] == "failed" and record["reason"].startswith("RuntimeError: The size of tensor a (16)")
+            assert t.user_attrs["fail_reason"] == record["reason"]
         else:
             assert t.state.name == "COMPLETE" and t.value == record["metrics"]["best_val"]["val/accuracy"]
             assert record["status"] == "success" and record["optimizer_steps"] == 8
