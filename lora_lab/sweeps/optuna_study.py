@@ -27,12 +27,12 @@ import json
 import logging
 import math
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from lora_lab.errors import ConfigError
 
-log = logging.getLogger("lora_lab.sweeps.optuna")
 LOCK_DIR = ".optuna"
 STORAGE_NAME = "optuna.db"
 
@@ -156,8 +156,7 @@ class OptunaStudyRun:
         with FileLock(self.lock_dir / f"{self.study_name}.lock"):
             study = optuna.create_study(study_name=self.study_name, storage=self.storage, direction=self.direction,
                                         sampler=self._sampler(0), load_if_exists=True)
-        log.info("Optuna study %s in %s (%s): %d of %d trials exist", self.study_name, self.storage, self.direction,
-                 len(study.get_trials(deepcopy=False)), self.n_trials)
+        self.say(f"{self.storage} ({self.direction}): {len(study.get_trials(deepcopy=False))} of {self.n_trials} trials exist")
         return study
 
     def _claim_lock(self, number: int) -> FileLock:
@@ -196,6 +195,10 @@ class OptunaStudyRun:
 
         return [*(f"{k}={v}" for k, v in self.fixed.items()), *(f"{k}={format_value(trial.params[k])}" for k in self.space)]
 
+    def say(self, text: str) -> None:
+        """One progress line per trial event, on stderr (Hydra's own logging may be switched off)."""
+        print(f"[optuna {self.study_name}] {text}", file=sys.stderr, flush=True)
+
     def run(self) -> dict:
         """Claim, launch and tell until the study has n_trials finished (or held elsewhere) trials."""
         from optuna.trial import TrialState
@@ -208,21 +211,24 @@ class OptunaStudyRun:
                 break
             for claim in claims:
                 if claim.adopted:
-                    log.info("resuming interrupted trial %d with %s", claim.trial.number, claim.trial.params)
+                    self.say(f"resuming interrupted trial {claim.trial.number} with {claim.trial.params}")
             returns = self.launcher.launch([self.overrides(c.trial) for c in claims], initial_job_idx=self.job_idx)
             self.job_idx += len(returns)
             for claim, ret in zip(claims, returns):
                 state, value, reason, run_dir = job_outcome(ret)
                 if run_dir is not None:
                     claim.trial.set_user_attr("run_dir", os.path.relpath(run_dir, self.sweep_dir))
+                where = os.path.relpath(run_dir, self.sweep_dir) if run_dir else "?"
                 if state == "RUNNING":
                     skip.add(claim.trial.number)
+                    self.say(f"trial {claim.trial.number} is run by another job: {where}")
                 elif state == "COMPLETE":
                     study.tell(claim.trial.number, value)
+                    self.say(f"trial {claim.trial.number} complete: {value:.4f} {where}")
                 else:
                     claim.trial.set_user_attr("fail_reason", reason[:500])
                     study.tell(claim.trial.number, state=TrialState.FAIL)
-                    log.warning("trial %d failed: %s", claim.trial.number, reason)
+                    self.say(f"trial {claim.trial.number} failed: {' '.join(reason.split())[:300]} {where}")
                 claim.lock.release()
         return self.summary(study)
 
