@@ -193,7 +193,7 @@ class OptunaStudyRun:
     def overrides(self, trial) -> list[str]:
         from lora_lab.sweeps.search_space import format_value
 
-        return [*(f"{k}={v}" for k, v in self.fixed.items()), *(f"{k}={format_value(trial.params[k])}" for k in self.space)]
+        return [*(f"{k}={v}" for k, v in self.fixed.items()), *(f"{k}={format_value(v)}" for k, v in trial.params.items())]
 
     def say(self, text: str) -> None:
         """One progress line per trial event, on stderr (Hydra's own logging may be switched off)."""
