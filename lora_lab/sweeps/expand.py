@@ -64,23 +64,20 @@ class Plan:
 
 
 def _conf_dir() -> str:
-    from lora_lab.train import CONF_DIR
+    from lora_lab.config import CONF_DIR
 
     return CONF_DIR
 
 
 @contextmanager
 def _composer(study: Study):
-    """``compose(overrides)`` for the study's primary config (Hydra's compose API)."""
-    from hydra import compose, initialize_config_dir
+    """``compose(overrides)`` for the study's primary config: `lora_lab.config.compose` (Hydra's
+    compose API, errors as one line), with ``sweeps/`` searched first like ``--config-dir``."""
+    from lora_lab.config import compose
 
-    from lora_lab.naming import register_resolvers
-
-    register_resolvers()
     conf = _conf_dir()
     search = [] if study.config_dir is None else [f"hydra.searchpath=[file://{conf}]"]
-    with initialize_config_dir(config_dir=str(study.config_dir or conf), version_base="1.3", job_name="lora_lab_plan"):
-        yield lambda overrides: compose(study.config_name, overrides=search + list(overrides), return_hydra_config=True)
+    yield lambda overrides: compose(search + list(overrides), study.config_name, str(study.config_dir or conf))
 
 
 def _compose_error(err: Exception, study: Study) -> ConfigError:
@@ -223,7 +220,7 @@ def expand_study(study: Study, overrides: list[str] = (), exact: bool = False, v
 
 def validate_trials(study: Study, trials: list[Trial]) -> None:
     """Schema-check every trial and require distinct run directories (one trial, one directory)."""
-    from lora_lab.train import validate
+    from lora_lab.config import validate
 
     seen: dict[str, Trial] = {}
     for trial in trials:

@@ -86,9 +86,9 @@ class Claim:
 
 def objective_direction(config) -> str:
     """``maximize``/``minimize`` for the study's selection metric (the task's primary metric)."""
+    from lora_lab.config import container
     from lora_lab.data.tasks import parse_task_config, task_spec
     from lora_lab.sweeps.search_space import metric_direction
-    from lora_lab.train import container
 
     return metric_direction(task_spec(parse_task_config(container(config.task))).primary_key)
 
