@@ -21,6 +21,8 @@ from pathlib import Path
 import optuna
 import pytest
 
+from lora_lab.sweeps.optuna_study import LOCK_DIR, FileLock
+
 ROOT = Path(__file__).resolve().parents[2]
 STUDY = """# Trials: {n}
 defaults:
@@ -54,6 +56,12 @@ def _start(tmp_path, *args, log="log"):
 def _trials(storage: Path, name: str):
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     return optuna.load_study(study_name=name, storage=f"sqlite:///{storage}").get_trials()
+
+
+def _waiting_on(path: Path) -> int:
+    """How many processes are blocked on the flock of ``path`` (Linux /proc/locks marks them ``->``)."""
+    inode = os.stat(path).st_ino
+    return sum(1 for line in Path("/proc/locks").read_text().splitlines() if "->" in line and line.split()[-3].endswith(f":{inode}"))
 
 
 def _record(sweep_dir: Path, trial) -> dict:
@@ -123,7 +131,13 @@ def test_two_processes_share_one_study_and_a_raising_trial_fails(tmp_path):
     seeded = optuna.create_study(study_name="shared", storage=f"sqlite:///{storage}", direction="maximize")
     seeded.enqueue_trial({"backbone.random_init.max_position_embeddings": 4})  # 16-token batches: raises in the forward pass
     args = ["train", "--config-dir", str(tmp_path), "--config-name", "shared", "--multirun"]
+    gate = FileLock(sweep_dir / LOCK_DIR / "shared.lock")  # the study lock: both processes wait on it to open the study
+    gate.acquire()
     procs = [_start(tmp_path, *args, log=f"p{i}") for i in range(2)]
+    deadline = time.time() + 600
+    while _waiting_on(gate.path) < 2 and time.time() < deadline and all(p.poll() is None for p in procs):
+        time.sleep(0.2)
+    gate.release()  # both start claiming trials together, so both take some
     for i, proc in enumerate(procs):
         assert proc.wait(timeout=900) == 0, (tmp_path / f"p{i}.txt").read_text()[-3000:]
     trials = _trials(storage, "shared")
