@@ -89,8 +89,8 @@ def record_stop(run_dir: Path, record: dict, stop, trainer) -> None:
 
 def classification_parts(resolved: dict, adapter_cfg, task_cfg, backbone_cfg, spec, tokenizer, seed: int):
     """Data module and Lightning module for sequence classification / regression."""
-    from lora_lab.data.classification import ClassificationDataModule
-    from lora_lab.models.classification import ClassificationModule
+    from lora_lab.tasks.classification.data import ClassificationDataModule
+    from lora_lab.tasks.classification.module import ClassificationModule
 
     datamodule = ClassificationDataModule(task_cfg, spec, tokenizer, seed=seed)
     module = ClassificationModule(
@@ -102,9 +102,9 @@ def classification_parts(resolved: dict, adapter_cfg, task_cfg, backbone_cfg, sp
 
 def generation_parts(resolved: dict, adapter_cfg, task_cfg, backbone_cfg, spec, tokenizer, seed: int):
     """Data module and Lightning module for text-to-SQL generation; causal LM or seq2seq by backbone."""
-    from lora_lab.data.generation import GenerationDataModule, eos_id
+    from lora_lab.tasks.generation.data import GenerationDataModule, eos_id
     from lora_lab.models.backbones import generation_family
-    from lora_lab.models.generation import GenerationModule
+    from lora_lab.tasks.generation.module import GenerationModule
 
     family = generation_family(backbone_cfg)
     datamodule = GenerationDataModule(task_cfg, spec, tokenizer, family, seed=seed)
@@ -130,7 +130,7 @@ def run_trial(cfg: DictConfig, resolved: dict, run_dir: Path, overrides: list[st
     import lightning as L
 
     from lora_lab.adapters.io import save_adapter
-    from lora_lab.data.tasks import task_spec
+    from lora_lab.tasks.base import task_spec
     from lora_lab.models.backbones import load_tokenizer
     from lora_lab.resume.signals import RunPreempted, hand_over
     from lora_lab.train import build_trainer

@@ -37,7 +37,7 @@ def container(node) -> dict:
 def validate(cfg: DictConfig):
     """Parse every schema up front so bad input fails before anything is built."""
     from lora_lab.adapters import parse_config
-    from lora_lab.data.tasks import parse_task_config
+    from lora_lab.tasks.base import parse_task_config
     from lora_lab.models.backbones import parse_backbone_config
     from lora_lab.models.optim import OPTIM_KEYS
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from lora_lab.data.glue import GLUE_TASKS, load_glue_local, read_glue_tsv
+from lora_lab.tasks.classification.glue import GLUE_TASKS, load_glue_local, read_glue_tsv
 from lora_lab.errors import ConfigError
 
 
@@ -62,7 +62,7 @@ def test_mrpc_header_with_byte_order_mark(tmp_path):
 def test_hub_data_is_not_forced_offline(tmp_path):
     """Only local model + local (or generated) data set the HF offline variables; GLUE/WikiSQL
     without ``data_dir`` load from the Hub and must keep the network."""
-    from lora_lab.data.tasks import parse_task_config
+    from lora_lab.tasks.base import parse_task_config
     from lora_lab.models.backbones import is_local
     from lora_lab.train import task_data_spec
 

@@ -10,10 +10,10 @@ import torch
 import torch.nn.functional as F
 
 from lora_lab.adapters import METHODS
-from lora_lab.data.generation import GenerationDataModule, collate, encode_example, eos_id
-from lora_lab.data.tasks import parse_task_config, task_spec
+from lora_lab.tasks.generation.data import GenerationDataModule, collate, encode_example, eos_id
+from lora_lab.tasks.base import parse_task_config, task_spec
 from lora_lab.models.backbones import generation_family, load_tokenizer, parse_backbone_config
-from lora_lab.models.generation import GenerationModule, extract_sql
+from lora_lab.tasks.generation.module import GenerationModule, extract_sql
 from tests.sql_helpers import bpe_tokenizer_dir, tiny_backbone
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
@@ -207,8 +207,8 @@ def test_each_adapter_method_trains_on_tiny_backbones(tokdir, kind, name, adapte
 
 def test_gold_sql_with_special_values_survives_extraction():
     """A perfect prediction stays correct after extraction, whatever its literal holds."""
-    from lora_lab.data.wikisql import LogicalForm, SqlExample, Table
-    from lora_lab.models.sql_eval import judge
+    from lora_lab.tasks.text_to_sql.wikisql import LogicalForm, SqlExample, Table
+    from lora_lab.tasks.text_to_sql.metrics import judge
 
     table = Table("p", ("Name", "Team"), ("text", "text"), (("Smith; Jones", "A  B"), ("Lee", "C")))
     for cond in ((0, 0, "Smith; Jones"), (1, 0, "A  B")):

@@ -55,7 +55,7 @@ class GlueTaskConfig(TaskConfig):
 
     def validate(self) -> None:
         super().validate()
-        from lora_lab.data.glue import get_glue_task
+        from lora_lab.tasks.classification.glue import get_glue_task
 
         get_glue_task(self.glue_task)
 
@@ -80,7 +80,7 @@ class SyntheticSentimentConfig(TaskConfig):
 
 @dataclass
 class GenerationTaskConfig(TaskConfig):
-    """Knobs shared by text-to-SQL generation tasks (`lora_lab.data.generation`).
+    """Knobs shared by text-to-SQL generation tasks (`lora_lab.tasks.generation.data`).
 
     ``max_length`` caps prompt + answer tokens of a *training* sequence (longer ones are skipped and
     counted); evaluation prompts are never cut. Decoding is greedy (``num_beams: 1``) or beam search,
@@ -118,7 +118,7 @@ class WikiSqlConfig(GenerationTaskConfig):
 
 @dataclass
 class WikiSqlSyntheticConfig(GenerationTaskConfig):
-    """WikiSQL-style tables, questions and SQL made by code (`lora_lab.data.wikisql_synthetic`)."""
+    """WikiSQL-style tables, questions and SQL made by code (`lora_lab.tasks.text_to_sql.wikisql_synthetic`)."""
 
     kind: str = "wikisql_synthetic"
     train_size: int = 2000
@@ -174,7 +174,7 @@ class TaskSpec:
 
 def task_spec(cfg: TaskConfig) -> TaskSpec:
     if isinstance(cfg, GlueTaskConfig):
-        from lora_lab.data.glue import get_glue_task
+        from lora_lab.tasks.classification.glue import get_glue_task
 
         t = get_glue_task(cfg.glue_task)
         return TaskSpec("classification", t.num_labels, t.metrics, t.primary, tuple(a for a, _, _ in t.val_splits), False, t.label_names)
@@ -215,20 +215,20 @@ def load_examples(cfg: TaskConfig) -> dict[str, list]:
     """Split name -> examples: (text_a, text_b | None, label) for classification, `SqlExample` for
     text-to-SQL generation."""
     if isinstance(cfg, GlueTaskConfig):
-        from lora_lab.data.glue import get_glue_task, load_glue_hub, load_glue_local
+        from lora_lab.tasks.classification.glue import get_glue_task, load_glue_hub, load_glue_local
 
         t = get_glue_task(cfg.glue_task)
         return load_glue_local(t, cfg.data_dir) if cfg.data_dir else load_glue_hub(t, cfg.hub_dataset, cfg.hub_revision)
     if isinstance(cfg, SyntheticSentimentConfig):
-        from lora_lab.data.synthetic import make_synthetic_sentiment
+        from lora_lab.tasks.classification.synthetic import make_synthetic_sentiment
 
         return make_synthetic_sentiment(cfg.data_seed, cfg.train_size, cfg.val_size, cfg.test_size, cfg.negation_rate, cfg.contrast_rate)
     if isinstance(cfg, WikiSqlConfig):
-        from lora_lab.data.wikisql import load_wikisql_hub, load_wikisql_local
+        from lora_lab.tasks.text_to_sql.wikisql import load_wikisql_hub, load_wikisql_local
 
         return load_wikisql_local(cfg.data_dir) if cfg.data_dir else load_wikisql_hub(cfg.hub_dataset, cfg.hub_revision)
     if isinstance(cfg, WikiSqlSyntheticConfig):
-        from lora_lab.data.wikisql_synthetic import make_wikisql_synthetic
+        from lora_lab.tasks.text_to_sql.wikisql_synthetic import make_wikisql_synthetic
 
         return make_wikisql_synthetic(cfg.data_seed, cfg.train_size, cfg.val_size, cfg.test_size)
     raise ConfigError("task.kind", f"cannot load data for {type(cfg).__name__}")

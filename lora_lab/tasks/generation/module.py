@@ -6,7 +6,7 @@ plus the adapter method's regulariser through the shared `AdapterModule.training
 
 Evaluation decodes every prompt of the split in batches (greedy, or beam search with
 ``task.num_beams``; at most ``task.max_new_tokens`` new tokens; ``do_sample`` is never on), cuts the
-first SQL statement out of the text (`extract_sql`) and scores it with `lora_lab.models.sql_eval`:
+first SQL statement out of the text (`extract_sql`) and scores it with `lora_lab.tasks.text_to_sql.metrics`:
 ``<split>/exec_acc`` (primary), ``<split>/lf_acc``, ``<split>/invalid_rate`` and the teacher-forced
 ``<split>/loss``. Like the classification module it keeps a curve (one point per validation) and the
 adapter state at the best ``val/exec_acc`` among the evaluations the method calls selectable;
@@ -21,9 +21,9 @@ import torch
 import torch.nn.functional as F
 from torchmetrics import MeanMetric
 
-from lora_lab.data.tasks import TaskSpec
+from lora_lab.tasks.base import TaskSpec
 from lora_lab.models.module import AdapterModule
-from lora_lab.models.sql_eval import SqlAccuracy, judge
+from lora_lab.tasks.text_to_sql.metrics import SqlAccuracy, judge
 
 _FENCE = re.compile(r"```[A-Za-z]*\s*(.*?)(?:```|$)", re.DOTALL)
 

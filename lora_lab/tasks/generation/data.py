@@ -27,9 +27,9 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
-from lora_lab.data.classification import TokenizedDataset
-from lora_lab.data.tasks import GenerationTaskConfig, TaskSpec, load_examples, split_subset
-from lora_lab.data.wikisql import SqlExample, render_prompt
+from lora_lab.tasks.classification.data import TokenizedDataset
+from lora_lab.tasks.base import GenerationTaskConfig, TaskSpec, load_examples, split_subset
+from lora_lab.tasks.text_to_sql.wikisql import SqlExample, render_prompt
 from lora_lab.resume.sampler import ResumableDataLoader, ResumableSampler
 
 FAMILIES = ("causal_lm", "seq2seq")

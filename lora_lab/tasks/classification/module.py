@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import torch
 
-from lora_lab.data.tasks import TaskSpec
-from lora_lab.models.metrics import make_collection, predictions
+from lora_lab.tasks.base import TaskSpec
+from lora_lab.tasks.classification.metrics import make_collection, predictions
 from lora_lab.models.module import AdapterModule
 
 

@@ -13,7 +13,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
-from lora_lab.data.tasks import TaskConfig, TaskSpec, load_examples, split_subset
+from lora_lab.tasks.base import TaskConfig, TaskSpec, load_examples, split_subset
 from lora_lab.resume.sampler import ResumableDataLoader, ResumableSampler
 
 
