@@ -87,50 +87,12 @@ def record_stop(run_dir: Path, record: dict, stop, trainer) -> None:
         write_result(run_dir, {**record, "status": status, "reason": reason})
 
 
-def classification_parts(resolved: dict, adapter_cfg, task_cfg, backbone_cfg, spec, tokenizer, seed: int):
-    """Data module and Lightning module for sequence classification / regression."""
-    from lora_lab.tasks.classification.data import ClassificationDataModule
-    from lora_lab.tasks.classification.module import ClassificationModule
-
-    datamodule = ClassificationDataModule(task_cfg, spec, tokenizer, seed=seed)
-    module = ClassificationModule(
-        backbone=resolved["backbone"], adapter=adapter_cfg.to_dict(), optim=resolved["optim"], task=resolved["task"],
-        spec=spec.__dict__, pad_token_id=tokenizer.pad_token_id,
-    )
-    return datamodule, module
-
-
-def generation_parts(resolved: dict, adapter_cfg, task_cfg, backbone_cfg, spec, tokenizer, seed: int):
-    """Data module and Lightning module for text-to-SQL generation; causal LM or seq2seq by backbone."""
-    from lora_lab.tasks.generation.data import GenerationDataModule, eos_id
-    from lora_lab.models.backbones import generation_family
-    from lora_lab.tasks.generation.module import GenerationModule
-
-    family = generation_family(backbone_cfg)
-    datamodule = GenerationDataModule(task_cfg, spec, tokenizer, family, seed=seed)
-    module = GenerationModule(
-        backbone=resolved["backbone"], adapter=adapter_cfg.to_dict(), optim=resolved["optim"], task=resolved["task"],
-        spec=spec.__dict__, family=family, pad_token_id=tokenizer.pad_token_id, eos_token_id=eos_id(tokenizer),
-    )
-    return datamodule, module
-
-
-#: TaskSpec.family -> builder of (data module, Lightning module)
-TASK_FAMILIES = {"classification": classification_parts, "generation": generation_parts}
-
-
-def _baselines(module, datamodule, spec) -> dict:
-    if spec.family == "classification":
-        return {"majority_val": datamodule.majority_baseline(spec.eval_splits[0])}
-    return {"untrained_val": getattr(module, "untrained", None)}
-
-
 def run_trial(cfg: DictConfig, resolved: dict, run_dir: Path, overrides: list[str], adapter_cfg, task_cfg, backbone_cfg,
               interruptions: list[dict] | None = None) -> dict:
     import lightning as L
 
     from lora_lab.adapters.io import save_adapter
-    from lora_lab.tasks.base import task_spec
+    from lora_lab.tasks.registry import family_of
     from lora_lab.models.backbones import load_tokenizer
     from lora_lab.resume.signals import RunPreempted, hand_over
     from lora_lab.train import build_trainer
@@ -143,9 +105,10 @@ def run_trial(cfg: DictConfig, resolved: dict, run_dir: Path, overrides: list[st
         write_result(run_dir, {**record, "status": "running"})
 
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
-    spec = task_spec(task_cfg)
+    spec = task_cfg.spec()
     tokenizer = load_tokenizer(backbone_cfg)
-    datamodule, module = TASK_FAMILIES[spec.family](resolved, adapter_cfg, task_cfg, backbone_cfg, spec, tokenizer, int(cfg.seed))
+    module_args = {"backbone": resolved["backbone"], "adapter": adapter_cfg.to_dict(), "optim": resolved["optim"], "task": resolved["task"]}
+    datamodule, module = family_of(task_cfg).build(task_cfg, spec, tokenizer, backbone_cfg, module_args, int(cfg.seed))
     trainer = build_trainer(cfg, run_dir)
     last = run_dir / "checkpoints" / "last.ckpt"
     if getattr(task_cfg, "eval_untrained", False) and not last.is_file():
@@ -164,7 +127,7 @@ def run_trial(cfg: DictConfig, resolved: dict, run_dir: Path, overrides: list[st
         # AdaLoRA's final phase): evaluate the final adapter once so best/final exist
         trainer.validate(module, datamodule=datamodule, verbose=False)
     if cfg.get("save_adapter", True) and trainer.is_global_zero:
-        backbone_info = {**resolved["backbone"], "family": module.family, "num_labels": spec.num_labels}
+        backbone_info = {**resolved["backbone"], "model_kind": module.model_kind, "num_labels": spec.num_labels}
         save_adapter(run_dir / "adapter", module.model, module.method, backbone_info)
     final = module.curve[-1] if module.curve else {}
     # summary and artifacts describe the trained (final) adapter, the one saved above; restore_best
@@ -183,7 +146,7 @@ def run_trial(cfg: DictConfig, resolved: dict, run_dir: Path, overrides: list[st
         primary_metric=spec.primary_key,
         params=module.report.to_dict(),
         metrics={"best_val": module.best or {}, "final": final, "test": test},
-        baselines=_baselines(module, datamodule, spec),
+        baselines=module.baselines(datamodule),
         data={"sizes": {k: len(v) for k, v in datamodule.splits.items()}, "skipped": dict(getattr(datamodule, "skipped", {}))},
         curve=module.curve,
         method_summary=method_summary,

@@ -37,7 +37,7 @@ def container(node) -> dict:
 def validate(cfg: DictConfig):
     """Parse every schema up front so bad input fails before anything is built."""
     from lora_lab.adapters import parse_config
-    from lora_lab.tasks.base import parse_task_config
+    from lora_lab.tasks.registry import parse_task_config
     from lora_lab.models.backbones import parse_backbone_config
     from lora_lab.models.optim import OPTIM_KEYS
 
@@ -151,20 +151,12 @@ def train(cfg: DictConfig, run_dir: str | os.PathLike, overrides: list[str] | No
 
         from lora_lab.models.backbones import set_offline_env
 
-        set_offline_env(backbone_cfg.name, backbone_cfg.tokenizer, task_data_spec(task_cfg))
+        if task_cfg.data_is_local:
+            set_offline_env(backbone_cfg.name, backbone_cfg.tokenizer)
         from lora_lab.runner import run_trial
 
         history = list((previous or {}).get("interruptions") or [])
         return run_trial(cfg, resolved, run_dir, overrides or [], adapter_cfg, task_cfg, backbone_cfg, interruptions=history)
-
-
-def task_data_spec(task_cfg) -> str:
-    """Where the task's data comes from, as `set_offline_env` reads it: the local ``data_dir``, the
-    Hub dataset id when a task with a ``data_dir`` field has none (GLUE, WikiSQL: needs the network
-    or a warm cache, so the run must not be forced offline), or a local marker for data made by code."""
-    if not hasattr(task_cfg, "data_dir"):
-        return "pypi:generated-by-code"
-    return task_cfg.data_dir or task_cfg.hub_dataset
 
 
 def _hydra_context():

@@ -52,7 +52,7 @@ EXPORT_FORMATS = ("peft",)
 Exporter = Callable[[dict, dict[str, torch.Tensor]], tuple[dict, dict[str, torch.Tensor]]]
 PEFT_EXPORTERS: dict[str, Exporter] = {}
 
-# our backbone ``family`` (the task family recorded with a saved adapter) -> PEFT task_type
+# our model kind (``model_kind`` in the backbone record of a saved adapter) -> PEFT task_type
 _TASK_TYPES = {"classification": "SEQ_CLS", "causal_lm": "CAUSAL_LM", "seq2seq": "SEQ_2_SEQ_LM"}
 _CONV1D_MODEL_TYPES = {"gpt2", "openai-gpt"}
 
@@ -103,9 +103,9 @@ def export_lora_family(meta: dict, tensors: dict[str, torch.Tensor]) -> tuple[di
 
 
 def peft_task_type(backbone: dict | None = None, model: nn.Module | None = None) -> str | None:
-    """PEFT ``task_type`` from our backbone record (``family``) or else the model class."""
+    """PEFT ``task_type`` from our backbone record (``model_kind``; ``family`` in older adapters) or else the model class."""
     backbone = backbone or {}
-    for key in ("family", "task_type", "task_kind", "task", "kind"):
+    for key in ("model_kind", "family", "task_type", "task_kind", "task", "kind"):
         value = backbone.get(key)
         if isinstance(value, str) and value.lower() in _TASK_TYPES:
             return _TASK_TYPES[value.lower()]

@@ -6,7 +6,7 @@ import pytest
 
 from lora_lab.adapters import parse_config
 from lora_lab.adapters.config import AdapterConfig, parse_adapter_config
-from lora_lab.tasks.base import parse_task_config
+from lora_lab.tasks.registry import parse_task_config
 from lora_lab.errors import ConfigError
 from lora_lab.models.backbones import parse_backbone_config
 
