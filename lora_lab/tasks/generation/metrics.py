@@ -18,12 +18,13 @@ import importlib
 from collections.abc import Callable
 
 import torch
-from rouge_score import rouge_scorer
+from rouge_score import rouge_scorer, tokenizers
 from torchmetrics import Metric
 
 from lora_lab.errors import ConfigError
 
-_ROUGE = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
+# the tokenizer passed explicitly (the package logs a line when it picks its default itself)
+_ROUGE = rouge_scorer.RougeScorer(["rougeL"], tokenizer=tokenizers.DefaultTokenizer(use_stemmer=False))
 
 
 def exact_match(prediction: str, target: str) -> float:
