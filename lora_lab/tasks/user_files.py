@@ -24,6 +24,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pyarrow
+import pyarrow.parquet
+
 from lora_lab.errors import ConfigError
 from lora_lab.tasks.base import TaskConfig
 
@@ -98,9 +101,6 @@ def _json_rows(path: Path, key: str) -> Iterator[Row]:
 
 
 def _parquet_rows(path: Path, key: str) -> Iterator[Row]:
-    import pyarrow
-    import pyarrow.parquet
-
     try:
         table = pyarrow.parquet.read_table(path)
     except pyarrow.ArrowException as err:
@@ -124,7 +124,7 @@ def file_rows(path: Path, fmt: str, key: str) -> Iterator[Row]:
 
 def hub_rows(name: str, config: str | None, revision: str | None, split: str, key: str) -> Iterator[Row]:
     """The rows of one split of a Hub dataset (network or a warm cache); not exercised offline."""
-    import datasets
+    import datasets  # here, not at the top: it adds seconds to every start and only the Hub path needs it
 
     try:
         part = datasets.load_dataset(name, config, revision=revision, split=split)
