@@ -316,7 +316,8 @@ def run_trial(trial: TrialConfig, run_dir: Path, overrides: list[str], interrupt
 
 
 def _write_predictions(run_dir: Path, predictions: dict | None) -> None:
-    """``predictions_<split>.jsonl`` for generation runs: question, gold, predicted SQL and verdicts
-    of the latest evaluation of each split (test: at the best-validation adapter)."""
+    """``predictions_<split>.jsonl``: generation runs: question, gold, predicted SQL and verdicts of the
+    latest evaluation of each split (test: at the best-validation adapter); classification runs: id,
+    label, prediction at the selected evaluation (`lora_lab.models.classification`)."""
     for split, rows in (predictions or {}).items():
         atomic_write_text(run_dir / f"predictions_{split}.jsonl", "".join(json.dumps(r, default=str) + "\n" for r in rows))

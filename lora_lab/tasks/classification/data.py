@@ -16,6 +16,14 @@ from lora_lab.tasks.base import TaskConfig, TaskSpec, split_subset
 from lora_lab.tasks.loaders import TokenizedDataset, resumable_train_loader
 
 
+class NumberedDataset(TokenizedDataset):
+    """An evaluation split whose items carry ``example_id`` (the position in the split, the same for
+    every run: evaluation subsets do not depend on the seed), so saved predictions can be paired."""
+
+    def __getitem__(self, i: int) -> dict:
+        return {**self.features[i], "example_id": i}
+
+
 def tokenize_examples(tokenizer, examples: list, max_length: int, regression: bool) -> list[dict]:
     text_a = [e[0] for e in examples]
     text_b = [e[1] for e in examples] if examples and examples[0][1] is not None else None
@@ -56,13 +64,16 @@ class ClassificationDataModule(L.LightningDataModule):
 
     def _collate(self, features: list[dict]) -> dict:
         labels = [f["labels"] for f in features]
-        inputs = [{k: v for k, v in f.items() if k != "labels"} for f in features]
+        inputs = [{k: v for k, v in f.items() if k not in ("labels", "example_id")} for f in features]
         batch = self.tokenizer.pad(inputs, return_tensors="pt")
         batch["labels"] = torch.tensor(labels, dtype=torch.float32 if self.spec.num_labels == 1 else torch.long)
+        if features and "example_id" in features[0]:
+            batch["example_id"] = torch.tensor([f["example_id"] for f in features], dtype=torch.long)
         return dict(batch)
 
     def _loader(self, split: str, batch_size: int) -> DataLoader:
-        return DataLoader(self.splits[split], batch_size=batch_size, shuffle=False, collate_fn=self._collate, num_workers=self.task.num_workers)
+        numbered = NumberedDataset(self.splits[split].features)
+        return DataLoader(numbered, batch_size=batch_size, shuffle=False, collate_fn=self._collate, num_workers=self.task.num_workers)
 
     def train_dataloader(self) -> DataLoader:
         return resumable_train_loader(self, self.splits["train"], self.task.batch_size, self._collate, self.task.num_workers)
