@@ -47,7 +47,7 @@ from lora_lab.config import (  # noqa: F401  (re-exported: the names callers imp
 from lora_lab.errors import ConfigError
 from lora_lab.launch_ranks import check_local_ddp_sweep
 from lora_lab.resume.signals import RunPreempted
-from lora_lab.trial import RunDirTaken, build_trainer, describe, preflight, run_in_dir, run_trial, task_data_spec  # noqa: F401
+from lora_lab.trial import RunDirTaken, build_trainer, describe, preflight, run_in_dir, run_trial  # noqa: F401
 
 log = logging.getLogger("lora_lab.train")
 LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"

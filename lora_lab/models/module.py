@@ -36,7 +36,7 @@ from lora_lab.models.fp32_heads import keep_heads_fp32
 
 
 class AdapterModule(L.LightningModule):
-    family: str = "classification"
+    model_kind: str = "classification"  # which Auto class builds the backbone: classification, causal_lm, seq2seq
 
     def __init__(self, backbone: dict, adapter: dict, optim: dict, task: dict, num_labels: int | None = None, pad_token_id: int | None = None):
         super().__init__()
@@ -58,12 +58,12 @@ class AdapterModule(L.LightningModule):
     def build_backbone(self) -> torch.nn.Module:
         from lora_lab.models.backbones import build_backbone
 
-        return build_backbone(self.backbone_cfg, self.family, self.hparams.num_labels, self.hparams.pad_token_id)
+        return build_backbone(self.backbone_cfg, self.model_kind, self.hparams.num_labels, self.hparams.pad_token_id)
 
     def head_modules(self, model: torch.nn.Module) -> list[str]:
         from lora_lab.models.backbones import head_modules_for
 
-        return head_modules_for(model, self.family)
+        return head_modules_for(model, self.model_kind)
 
     def configure_model(self) -> None:
         if self.model is not None:

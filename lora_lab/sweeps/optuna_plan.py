@@ -24,9 +24,9 @@ def direction(plan: Plan) -> str:
     chosen = plan.sweeper.get("direction", "auto")
     if chosen != "auto":
         return str(chosen)
-    from lora_lab.data.tasks import parse_task_config, task_spec
+    from lora_lab.tasks.registry import parse_task_config
 
-    return metric_direction(task_spec(parse_task_config(plan.trials[0].config["task"])).primary_key)
+    return metric_direction(parse_task_config(plan.trials[0].config["task"]).spec().primary_key)
 
 
 def _readable(url: str) -> bool:

@@ -87,10 +87,10 @@ class Claim:
 def objective_direction(config) -> str:
     """``maximize``/``minimize`` for the study's selection metric (the task's primary metric)."""
     from lora_lab.config import container
-    from lora_lab.data.tasks import parse_task_config, task_spec
+    from lora_lab.tasks.registry import parse_task_config
     from lora_lab.sweeps.search_space import metric_direction
 
-    return metric_direction(task_spec(parse_task_config(container(config.task))).primary_key)
+    return metric_direction(parse_task_config(container(config.task)).spec().primary_key)
 
 
 def job_outcome(ret) -> tuple[str, float | None, str, str | None]:

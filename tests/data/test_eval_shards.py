@@ -7,7 +7,7 @@ import pytest
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from lora_lab.data.eval_shards import EvalShardSampler, gather_in_order, interleave
+from lora_lab.tasks.eval_shards import EvalShardSampler, gather_in_order, interleave
 
 N = 33
 

@@ -14,11 +14,10 @@ import pytest
 from lightning.fabric.strategies.launchers.subprocess_script import _basic_subprocess_cmd
 from omegaconf import OmegaConf
 
-from lora_lab.data.tasks import task_spec
 from lora_lab.launch_ranks import as_train_module
 from lora_lab.models.backbones import load_tokenizer
 from lora_lab.process_rank import is_global_zero, rank_tag
-from lora_lab.runner import classification_parts
+from lora_lab.tasks.registry import family_of
 from lora_lab.train import validate
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,9 +38,11 @@ def evaluate_on_one_rank(run_dir: Path) -> tuple[dict, dict]:
     record = json.loads((run_dir / "result.json").read_text())
     cfg = OmegaConf.create(record["config"])
     adapter_cfg, task_cfg, backbone_cfg = validate(cfg)
-    spec = task_spec(task_cfg)
+    spec = task_cfg.spec()
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)  # as the run did: the same random tiny backbone
-    datamodule, module = classification_parts(record["config"], adapter_cfg, task_cfg, backbone_cfg, spec, load_tokenizer(backbone_cfg), 0)
+    resolved = record["config"]
+    module_args = {"backbone": resolved["backbone"], "adapter": adapter_cfg.to_dict(), "optim": resolved["optim"], "task": resolved["task"]}
+    datamodule, module = family_of(task_cfg).build(task_cfg, spec, load_tokenizer(backbone_cfg), backbone_cfg, module_args, 0)
     trainer = L.Trainer(accelerator="cpu", devices=1, max_epochs=1, logger=False, enable_progress_bar=False, enable_model_summary=False)
     ckpt = str(run_dir / "checkpoints/last.ckpt")
     val = trainer.validate(module, datamodule=datamodule, ckpt_path=ckpt, verbose=False)[0]

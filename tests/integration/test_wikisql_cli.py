@@ -35,7 +35,7 @@ def test_synthetic_wikisql_tiny_llama_bf16(tmp_path):
     assert sum(r["exec_correct"] for r in rows) / 16 == pytest.approx(record["metrics"]["test"]["test/exec_acc"])
     assert (run / "adapter/adapter_model.safetensors").is_file()
     meta = json.loads((run / "adapter/adapter_config.json").read_text())
-    assert meta["backbone"]["family"] == "causal_lm" and meta["adapted_modules"][0].endswith("q_proj")
+    assert meta["backbone"]["model_kind"] == "causal_lm" and meta["adapted_modules"][0].endswith("q_proj")
 
 
 @pytest.mark.slow
@@ -46,7 +46,7 @@ def test_local_wikisql_layout_tiny_t5(tmp_path):
     record, run = only_result(tmp_path)
     assert record["status"] == "success" and record["data"]["sizes"] == {"train": 2, "val": 2, "test": 2}
     assert record["baselines"]["untrained_val"] is None and record["metrics"]["best_val"]["val/n"] == 2
-    assert json.loads((run / "adapter/adapter_config.json").read_text())["backbone"]["family"] == "seq2seq"
+    assert json.loads((run / "adapter/adapter_config.json").read_text())["backbone"]["model_kind"] == "seq2seq"
 
 
 @pytest.mark.parametrize(

@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import torch
 
-from lora_lab.data.eval_shards import gather_in_order
-from lora_lab.data.tasks import TaskSpec
-from lora_lab.models.metrics import make_collection, predictions
+from lora_lab.tasks.base import TaskSpec
+from lora_lab.tasks.classification.metrics import make_collection, predictions
+from lora_lab.tasks.eval_shards import gather_in_order
 from lora_lab.models.module import AdapterModule
 
 
 class ClassificationModule(AdapterModule):
-    family = "classification"
+    model_kind = "classification"
 
     def __init__(self, backbone: dict, adapter: dict, optim: dict, task: dict, spec: dict, pad_token_id: int | None = None):
         super().__init__(backbone, adapter, optim, task, num_labels=spec["num_labels"], pad_token_id=pad_token_id)
@@ -84,3 +84,7 @@ class ClassificationModule(AdapterModule):
 
     def split_metrics(self, split: str) -> list:
         return [self.eval_metrics[split]]
+
+    def baselines(self, datamodule) -> dict:
+        """What a trained model must beat: the majority-class accuracy on the first validation split."""
+        return {"majority_val": datamodule.majority_baseline(self.spec.eval_splits[0])}
