@@ -17,6 +17,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from lora_lab.results.record import git_state, package_versions, peak_memory_mb, write_result
+from lora_lab.tracking.callback import finish_trackers
 
 log = logging.getLogger("lora_lab.runner")
 
@@ -126,7 +127,7 @@ def _baselines(module, datamodule, spec) -> dict:
 
 
 def run_trial(cfg: DictConfig, resolved: dict, run_dir: Path, overrides: list[str], adapter_cfg, task_cfg, backbone_cfg,
-              interruptions: list[dict] | None = None) -> dict:
+              interruptions: list[dict] | None = None, multirun: bool = False) -> dict:
     import lightning as L
 
     from lora_lab.adapters.io import save_adapter
@@ -146,7 +147,7 @@ def run_trial(cfg: DictConfig, resolved: dict, run_dir: Path, overrides: list[st
     spec = task_spec(task_cfg)
     tokenizer = load_tokenizer(backbone_cfg)
     datamodule, module = TASK_FAMILIES[spec.family](resolved, adapter_cfg, task_cfg, backbone_cfg, spec, tokenizer, int(cfg.seed))
-    trainer = build_trainer(cfg, run_dir)
+    trainer = build_trainer(cfg, run_dir, multirun=multirun)
     last = run_dir / "checkpoints" / "last.ckpt"
     if getattr(task_cfg, "eval_untrained", False) and not last.is_file():
         module.evaluate_untrained(trainer, datamodule)  # a resumed run restores it from the checkpoint
@@ -196,6 +197,7 @@ def run_trial(cfg: DictConfig, resolved: dict, run_dir: Path, overrides: list[st
     if trainer.is_global_zero:
         _write_predictions(run_dir, getattr(module, "predictions", None))
         write_result(run_dir, record)
+    finish_trackers(trainer, record)
     return record
 
 

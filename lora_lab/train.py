@@ -37,9 +37,11 @@ def container(node) -> dict:
 def validate(cfg: DictConfig):
     """Parse every schema up front so bad input fails before anything is built."""
     from lora_lab.adapters import parse_config
+    from lora_lab.console import progress_options
     from lora_lab.data.tasks import parse_task_config
     from lora_lab.models.backbones import parse_backbone_config
     from lora_lab.models.optim import OPTIM_KEYS
+    from lora_lab.tracking import split_logger_nodes
 
     adapter = parse_config(container(cfg.adapter))
     task = parse_task_config(container(cfg.task))
@@ -50,11 +52,13 @@ def validate(cfg: DictConfig):
     if float(cfg.optim.lr) <= 0:
         raise ConfigError("optim.lr", f"must be positive, got {cfg.optim.lr}")
     check_precision(cfg.trainer.get("precision"))
+    progress_options(container(cfg.get("progress")))
+    split_logger_nodes(container(cfg.get("logger")))
     return adapter, task, backbone
 
 
 RESUME_KEYS = ("every_n_minutes",)
-RUN_CONTROL_KEYS = ("force", "resume")  # how to run a trial, not which trial: ignored when matching results
+RUN_CONTROL_KEYS = ("force", "resume", "progress", "logger")  # how to run a trial, not which trial: ignored when matching results
 
 
 def resume_options(cfg: DictConfig) -> dict:
@@ -79,21 +83,24 @@ def check_precision(precision) -> None:
         raise ConfigError("trainer.precision", f"{precision!r} would cast the adapter weights to 16 bits; allowed: {', '.join(ALLOWED_PRECISIONS)} (bf16-mixed: frozen base in bf16 under autocast, adapters fp32)")
 
 
-def build_trainer(cfg: DictConfig, run_dir: Path):
+def build_trainer(cfg: DictConfig, run_dir: Path, multirun: bool = False):
     """The Lightning trainer of one trial: configured callbacks and loggers, plus what every run gets
     (`lora_lab.resume`): `ResumeCheckpoint` (owns checkpoints/last.ckpt and SLURM stop signals),
     `RngState`, `LoaderStateRestore` (mid-epoch data position), atomic checkpoint writes and, on SLURM, Lightning's auto-requeue switched off."""
     from hydra.utils import instantiate
     from lightning.pytorch.callbacks import ModelCheckpoint
 
+    from lora_lab.console import ProgressPrinter, progress_options
     from lora_lab.resume.checkpoint import ResumeCheckpoint
     from lora_lab.resume.checkpoint_io import AtomicCheckpointIO
     from lora_lab.resume.rng import RngState
     from lora_lab.resume.sampler import LoaderStateRestore
     from lora_lab.resume.slurm import cluster_plugins
+    from lora_lab.tracking import split_logger_nodes, tracker_callback
 
     resume = resume_options(cfg)
-    loggers = [instantiate({**node, "save_dir": str(run_dir)}) for node in container(cfg.get("logger")).values()]
+    lightning_loggers, trackers = split_logger_nodes(container(cfg.get("logger")))
+    loggers = [instantiate({**node, "save_dir": str(run_dir)}) for node in lightning_loggers.values()]
     callbacks = []
     for name, node in container(cfg.get("callbacks")).items():
         if name == "checkpoint":
@@ -105,6 +112,8 @@ def build_trainer(cfg: DictConfig, run_dir: Path):
             raise ConfigError(f"callbacks.{name}.save_last", "last.ckpt is written by lora_lab's resume checkpoint; set save_last: false")
         callbacks.append(callback)
     callbacks += [ResumeCheckpoint(run_dir / "checkpoints", every_n_minutes=resume.get("every_n_minutes")), RngState(), LoaderStateRestore()]
+    callbacks += [ProgressPrinter(**progress_options(container(cfg.get("progress"))), multirun=multirun)]
+    callbacks += tracker_callback(trackers, container(cfg), run_dir, resuming=(run_dir / "checkpoints" / "last.ckpt").is_file())
     trainer_cfg = container(cfg.trainer)
     plugins = [AtomicCheckpointIO(), *cluster_plugins(), *(trainer_cfg.pop("plugins", None) or [])]
     return instantiate(trainer_cfg, callbacks=callbacks, logger=loggers or False, default_root_dir=str(run_dir), plugins=plugins)
@@ -119,7 +128,7 @@ def trial_identity(config: dict | None) -> dict | None:
     return None if config is None else {k: v for k, v in config.items() if k not in RUN_CONTROL_KEYS}
 
 
-def train(cfg: DictConfig, run_dir: str | os.PathLike, overrides: list[str] | None = None) -> dict:
+def train(cfg: DictConfig, run_dir: str | os.PathLike, overrides: list[str] | None = None, multirun: bool = False) -> dict:
     """Run one trial into ``run_dir``; returns the result record.
 
     Holds `RunLock` for the whole trial: a second job of the same trial returns at once without
@@ -155,7 +164,7 @@ def train(cfg: DictConfig, run_dir: str | os.PathLike, overrides: list[str] | No
         from lora_lab.runner import run_trial
 
         history = list((previous or {}).get("interruptions") or [])
-        return run_trial(cfg, resolved, run_dir, overrides or [], adapter_cfg, task_cfg, backbone_cfg, interruptions=history)
+        return run_trial(cfg, resolved, run_dir, overrides or [], adapter_cfg, task_cfg, backbone_cfg, interruptions=history, multirun=multirun)
 
 
 def task_data_spec(task_cfg) -> str:
@@ -177,12 +186,18 @@ def _hydra_context():
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
 def main(cfg: DictConfig):
+    from lora_lab.console import print_summary, setup_run_logging
+
     run_dir, overrides, multirun = _hydra_context()
+    setup_run_logging(multirun)
     from lora_lab.resume.signals import RunPreempted
     from lora_lab.runner import record_failure
 
     try:
-        return train(cfg, run_dir, overrides)
+        record = train(cfg, run_dir, overrides, multirun=multirun)
+        if not multirun and record.get("status") != "running":  # a sweep prints one line per trial instead
+            print_summary(record)
+        return record
     except RunPreempted as stop:  # recorded by the runner; the job ends here (SLURM/submitit requeue it)
         print(f"stopped: {stop}", file=sys.stderr)
         sys.exit(128 + stop.signum)

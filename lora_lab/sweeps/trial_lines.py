@@ -1,0 +1,103 @@
+"""One line per finished trial while a sweep runs, whatever launches the trials.
+
+`TrialLines` watches the planned run directories from the sweep process (a thread polling each
+``result.json``), so it sees trials finishing in this process (sequential launcher), in joblib
+workers (parallel) or on SLURM nodes alike. A trial counts as finished in this sweep when its
+``result.json`` was written after the sweep started with a final status (success, failed,
+cancelled); trials already finished before are counted once at the start (a rerun skips them).
+
+    [3/8] synthetic/minilm/lora-r8-a16-kaiming-qv/lr0.0005-seed0 success val=0.7840 test=0.7480 71 s  ETA 4 min 10 s
+    [4/8] synthetic/minilm/dora-.../lr0.0005-seed1 failed: RuntimeError: boom (log: <run dir>/train.log)
+
+The ETA is the remaining trial count times the mean time between finished trials of this sweep (so it
+accounts for parallel jobs).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+from lora_lab.results.record import RESULT_NAME
+from lora_lab.run_summary import fmt_duration, fmt_metric, summarize
+
+FINAL = ("success", "failed", "cancelled")
+LOG_NAME = "train.log"  # Hydra's job log: <run dir>/<job name>.log
+
+
+def read_final(run_dir: Path, since_ns: int | None) -> dict | None:
+    """The record in ``run_dir`` if it is final (and, with ``since_ns``, written after that time)."""
+    path = run_dir / RESULT_NAME
+    try:
+        if since_ns is not None and os.stat(path).st_mtime_ns < since_ns:
+            return None
+        record = json.loads(path.read_bytes())
+    except (OSError, ValueError):  # not written yet, or being replaced
+        return None
+    return record if record.get("status") in FINAL else None
+
+
+def trial_line(k: int, total: int, name: str, record: dict) -> str:
+    s = summarize(record)
+    head = f"[{k}/{total}] {name} {s['status']}"
+    if s["status"] != "success":
+        reason = " ".join(str(s["reason"] or "no reason recorded").split())
+        return f"{head}: {reason[:300]} (log: {Path(record.get('run_dir') or '.') / LOG_NAME})"
+    return f"{head} val={fmt_metric(s['best_val'])} test={fmt_metric(s['test'])} {fmt_duration(s['wall_time_s'])}"
+
+
+class TrialLines:
+    """Context manager: prints the lines while the sweep's body runs, then the ones left at the end."""
+
+    def __init__(self, trials: list[tuple[str, str]], out=None, poll_s: float = 1.0):
+        self.trials = [(Path(run_dir), name) for run_dir, name in trials]
+        self.out, self.poll_s = out or sys.stdout, poll_s
+        self.reported: set[Path] = set()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._watch, name="trial-lines", daemon=True)
+        self.done_before = self.done_now = 0
+
+    def __enter__(self):
+        self.started_ns, self.started = time.time_ns(), time.monotonic()
+        for run_dir, _ in self.trials:
+            record = read_final(run_dir, None)
+            if record is not None and record.get("status") == "success":
+                self.reported.add(run_dir)  # skipped by the sweep
+        self.done_before = len(self.reported)
+        if self.done_before:
+            self._print(f"{self.done_before}/{len(self.trials)} trials already finished (skipped)")
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+        self.poll()
+        return False
+
+    def _print(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+    def _watch(self) -> None:
+        while not self.stop.wait(self.poll_s):
+            self.poll()
+
+    def poll(self) -> None:
+        for run_dir, name in self.trials:
+            if run_dir in self.reported:
+                continue
+            record = read_final(run_dir, self.started_ns)
+            if record is None:
+                continue
+            self.reported.add(run_dir)
+            self.done_now += 1
+            line = trial_line(len(self.reported), len(self.trials), name, record)
+            left = len(self.trials) - len(self.reported)
+            if left:
+                eta = (time.monotonic() - self.started) / self.done_now * left
+                line += f"  ETA {fmt_duration(eta)}"
+            self._print(line)
