@@ -229,7 +229,7 @@ def unknown_group_choice(argv: list[str], conf_dir: str | os.PathLike = CONF_DIR
         if not sep or key.startswith("hydra") or "." in key or not (root / key).is_dir():
             continue
         allowed = sorted(p.stem for p in (root / key).glob("*.yaml"))
-        for option in value.split(","):  # a multirun list names several options
+        for option in value.strip("[]").split(","):  # a multirun list names several options; [a,b] selects both
             option = option.strip()
             if option and option != "null" and not (root / key / f"{option}.yaml").is_file():
                 return ConfigError(key, f"unknown option {option!r}; allowed: {', '.join(allowed)}")
