@@ -61,6 +61,14 @@ class _DropNoise(logging.Filter):
         return not any(marker in message for marker in NOISE)
 
 
+def in_sweep() -> bool:
+    """Whether this process runs a trial of a Hydra multirun (a sweep)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
 def setup_run_logging(multirun: bool) -> None:
     """One copy of each log line, no per-trial noise; in a sweep, nothing on the console."""
     import transformers
@@ -172,6 +180,9 @@ class ProgressPrinter(Callback):
         self._line(f"val   step {point['step']}: {values}{best}")
 
     def on_train_end(self, trainer, pl_module) -> None:
+        step = int(trainer.global_step)
+        if self.mode == "bar" and trainer.is_global_zero and self.started is not None and step != self.first_step:
+            self._bar(self._status(trainer, step, time.monotonic(), bar=True))  # the final state, not the last throttled one
         if self.bar_open:
             self.stream.write("\n")
             self.stream.flush()

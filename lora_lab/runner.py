@@ -127,7 +127,7 @@ def _baselines(module, datamodule, spec) -> dict:
 
 
 def run_trial(cfg: DictConfig, resolved: dict, run_dir: Path, overrides: list[str], adapter_cfg, task_cfg, backbone_cfg,
-              interruptions: list[dict] | None = None, multirun: bool = False) -> dict:
+              interruptions: list[dict] | None = None) -> dict:
     import lightning as L
 
     from lora_lab.adapters.io import save_adapter
@@ -147,7 +147,7 @@ def run_trial(cfg: DictConfig, resolved: dict, run_dir: Path, overrides: list[st
     spec = task_spec(task_cfg)
     tokenizer = load_tokenizer(backbone_cfg)
     datamodule, module = TASK_FAMILIES[spec.family](resolved, adapter_cfg, task_cfg, backbone_cfg, spec, tokenizer, int(cfg.seed))
-    trainer = build_trainer(cfg, run_dir, multirun=multirun)
+    trainer = build_trainer(cfg, run_dir)
     last = run_dir / "checkpoints" / "last.ckpt"
     if getattr(task_cfg, "eval_untrained", False) and not last.is_file():
         module.evaluate_untrained(trainer, datamodule)  # a resumed run restores it from the checkpoint

@@ -83,14 +83,14 @@ def check_precision(precision) -> None:
         raise ConfigError("trainer.precision", f"{precision!r} would cast the adapter weights to 16 bits; allowed: {', '.join(ALLOWED_PRECISIONS)} (bf16-mixed: frozen base in bf16 under autocast, adapters fp32)")
 
 
-def build_trainer(cfg: DictConfig, run_dir: Path, multirun: bool = False):
+def build_trainer(cfg: DictConfig, run_dir: Path):
     """The Lightning trainer of one trial: configured callbacks and loggers, plus what every run gets
     (`lora_lab.resume`): `ResumeCheckpoint` (owns checkpoints/last.ckpt and SLURM stop signals),
     `RngState`, `LoaderStateRestore` (mid-epoch data position), atomic checkpoint writes and, on SLURM, Lightning's auto-requeue switched off."""
     from hydra.utils import instantiate
     from lightning.pytorch.callbacks import ModelCheckpoint
 
-    from lora_lab.console import ProgressPrinter, progress_options
+    from lora_lab.console import ProgressPrinter, in_sweep, progress_options
     from lora_lab.resume.checkpoint import ResumeCheckpoint
     from lora_lab.resume.checkpoint_io import AtomicCheckpointIO
     from lora_lab.resume.rng import RngState
@@ -112,7 +112,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path, multirun: bool = False):
             raise ConfigError(f"callbacks.{name}.save_last", "last.ckpt is written by lora_lab's resume checkpoint; set save_last: false")
         callbacks.append(callback)
     callbacks += [ResumeCheckpoint(run_dir / "checkpoints", every_n_minutes=resume.get("every_n_minutes")), RngState(), LoaderStateRestore()]
-    callbacks += [ProgressPrinter(**progress_options(container(cfg.get("progress"))), multirun=multirun)]
+    callbacks += [ProgressPrinter(**progress_options(container(cfg.get("progress"))), multirun=in_sweep())]
     callbacks += tracker_callback(trackers, container(cfg), run_dir, resuming=(run_dir / "checkpoints" / "last.ckpt").is_file())
     trainer_cfg = container(cfg.trainer)
     plugins = [AtomicCheckpointIO(), *cluster_plugins(), *(trainer_cfg.pop("plugins", None) or [])]
@@ -128,7 +128,7 @@ def trial_identity(config: dict | None) -> dict | None:
     return None if config is None else {k: v for k, v in config.items() if k not in RUN_CONTROL_KEYS}
 
 
-def train(cfg: DictConfig, run_dir: str | os.PathLike, overrides: list[str] | None = None, multirun: bool = False) -> dict:
+def train(cfg: DictConfig, run_dir: str | os.PathLike, overrides: list[str] | None = None) -> dict:
     """Run one trial into ``run_dir``; returns the result record.
 
     Holds `RunLock` for the whole trial: a second job of the same trial returns at once without
@@ -164,7 +164,7 @@ def train(cfg: DictConfig, run_dir: str | os.PathLike, overrides: list[str] | No
         from lora_lab.runner import run_trial
 
         history = list((previous or {}).get("interruptions") or [])
-        return run_trial(cfg, resolved, run_dir, overrides or [], adapter_cfg, task_cfg, backbone_cfg, interruptions=history, multirun=multirun)
+        return run_trial(cfg, resolved, run_dir, overrides or [], adapter_cfg, task_cfg, backbone_cfg, interruptions=history)
 
 
 def task_data_spec(task_cfg) -> str:
@@ -194,7 +194,7 @@ def main(cfg: DictConfig):
     from lora_lab.runner import record_failure
 
     try:
-        record = train(cfg, run_dir, overrides, multirun=multirun)
+        record = train(cfg, run_dir, overrides)
         if not multirun and record.get("status") != "running":  # a sweep prints one line per trial instead
             print_summary(record)
         return record
