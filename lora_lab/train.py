@@ -41,7 +41,7 @@ def validate(cfg: DictConfig):
     from lora_lab.data.tasks import parse_task_config
     from lora_lab.models.backbones import parse_backbone_config
     from lora_lab.models.optim import OPTIM_KEYS
-    from lora_lab.tracking import split_logger_nodes
+    from lora_lab.tracking import load_tracker_class, split_logger_nodes
 
     adapter = parse_config(container(cfg.adapter))
     task = parse_task_config(container(cfg.task))
@@ -53,7 +53,8 @@ def validate(cfg: DictConfig):
         raise ConfigError("optim.lr", f"must be positive, got {cfg.optim.lr}")
     check_precision(cfg.trainer.get("precision"))
     progress_options(container(cfg.get("progress")))
-    split_logger_nodes(container(cfg.get("logger")))
+    for name, node in split_logger_nodes(container(cfg.get("logger")))[1].items():
+        load_tracker_class(node["tracker"], key=f"logger.{name}.tracker")  # a missing package: one line, before anything runs
     return adapter, task, backbone
 
 

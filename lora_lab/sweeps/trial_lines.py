@@ -9,13 +9,14 @@ cancelled); trials already finished before are counted once at the start (a reru
     [3/8] synthetic/minilm/lora-r8-a16-kaiming-qv/lr0.0005-seed0 success val=0.7840 test=0.7480 71 s  ETA 4 min 10 s
     [4/8] synthetic/minilm/dora-.../lr0.0005-seed1 failed: RuntimeError: boom (log: <run dir>/train.log)
 
-The ETA is the remaining trial count times the mean time between finished trials of this sweep (so it
-accounts for parallel jobs).
+ETA: with ``p`` trials seen running at once (parallel jobs) and a mean trial time ``t`` of this sweep's
+finished trials, ``t * ceil(remaining / p)`` minus the mean time the running trials have already spent.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import threading
@@ -29,16 +30,29 @@ FINAL = ("success", "failed", "cancelled")
 LOG_NAME = "train.log"  # Hydra's job log: <run dir>/<job name>.log
 
 
-def read_final(run_dir: Path, since_ns: int | None) -> dict | None:
-    """The record in ``run_dir`` if it is final (and, with ``since_ns``, written after that time)."""
+def read_record(run_dir: Path, since_ns: int | None) -> tuple[dict | None, int]:
+    """``(record, mtime_ns)`` of ``run_dir``'s result (None if absent, unreadable or older than ``since_ns``)."""
     path = run_dir / RESULT_NAME
     try:
-        if since_ns is not None and os.stat(path).st_mtime_ns < since_ns:
-            return None
-        record = json.loads(path.read_bytes())
+        mtime = os.stat(path).st_mtime_ns
+        if since_ns is not None and mtime < since_ns:
+            return None, mtime
+        return json.loads(path.read_bytes()), mtime
     except (OSError, ValueError):  # not written yet, or being replaced
-        return None
-    return record if record.get("status") in FINAL else None
+        return None, 0
+
+
+def read_final(run_dir: Path, since_ns: int | None) -> dict | None:
+    """The record in ``run_dir`` if it is final (and, with ``since_ns``, written after that time)."""
+    record, _ = read_record(run_dir, since_ns)
+    return record if record is not None and record.get("status") in FINAL else None
+
+
+def eta_s(walls: list[float], remaining: int, parallel: int, running_for: list[float]) -> float:
+    """Seconds left: ``mean(walls) * ceil(remaining / parallel)`` less the running trials' mean elapsed time."""
+    mean_wall = sum(walls) / len(walls)
+    spent = sum(running_for) / len(running_for) if running_for else 0.0
+    return max(0.0, mean_wall * math.ceil(remaining / max(1, parallel)) - min(spent, mean_wall))
 
 
 def trial_line(k: int, total: int, name: str, record: dict) -> str:
@@ -59,7 +73,9 @@ class TrialLines:
         self.reported: set[Path] = set()
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._watch, name="trial-lines", daemon=True)
-        self.done_before = self.done_now = 0
+        self.done_before = 0
+        self.walls: list[float] = []
+        self.parallel = 1  # most trials seen running at once
 
     def __enter__(self):
         self.started_ns, self.started = time.time_ns(), time.monotonic()
@@ -87,17 +103,23 @@ class TrialLines:
             self.poll()
 
     def poll(self) -> None:
+        finished, running_for, now_ns = [], [], time.time_ns()
         for run_dir, name in self.trials:
             if run_dir in self.reported:
                 continue
-            record = read_final(run_dir, self.started_ns)
-            if record is None:
-                continue
+            record, mtime = read_record(run_dir, self.started_ns)
+            status = (record or {}).get("status")
+            if status in FINAL:
+                finished.append((run_dir, name, record))
+            elif status == "running":
+                running_for.append((now_ns - mtime) / 1e9)  # written "running" when the trial started
+        self.parallel = max(self.parallel, len(running_for) + len(finished))
+        for run_dir, name, record in finished:
             self.reported.add(run_dir)
-            self.done_now += 1
+            wall = record.get("wall_time_s")
+            self.walls.append(float(wall) if isinstance(wall, (int, float)) else time.monotonic() - self.started)
             line = trial_line(len(self.reported), len(self.trials), name, record)
             left = len(self.trials) - len(self.reported)
             if left:
-                eta = (time.monotonic() - self.started) / self.done_now * left
-                line += f"  ETA {fmt_duration(eta)}"
+                line += f"  ETA {fmt_duration(eta_s(self.walls, left, self.parallel, running_for))}"
             self._print(line)

@@ -3,7 +3,8 @@
 ``logger=tensorboard|mlflow|wandb`` (each keeps the CSV log), ``logger=many`` (all three) or a list
 (``logger=[tensorboard,mlflow]``). A tracker node in ``conf/logger/`` carries ``tracker: <name>``
 instead of a Lightning ``_target_``; `split_logger_nodes` separates the two kinds and
-`tracker_callback` builds the one callback that feeds every chosen tracker (`TrackerCallback`).
+`tracker_callback` builds the one callback that feeds every chosen tracker
+(`lora_lab.tracking.callback.TrackerCallback`).
 
 Every tracker receives the same things, from the same record the run writes to ``result.json``:
 the flattened resolved config as hyperparameters, tags (study, task, backbone, method, init, seed,
@@ -20,9 +21,8 @@ from pathlib import Path
 
 from lora_lab.errors import ConfigError
 from lora_lab.tracking.base import TRACKERS, Tracker, load_tracker_class
-from lora_lab.tracking.callback import TrackerCallback
 
-__all__ = ["TRACKERS", "Tracker", "TrackerCallback", "split_logger_nodes", "tracker_callback"]
+__all__ = ["TRACKERS", "Tracker", "load_tracker_class", "split_logger_nodes", "tracker_callback"]
 
 
 def split_logger_nodes(nodes: dict) -> tuple[dict, dict]:
@@ -38,6 +38,8 @@ def split_logger_nodes(nodes: dict) -> tuple[dict, dict]:
 def tracker_callback(nodes: dict, config: dict, run_dir: str | Path, resuming: bool) -> list:
     """``[TrackerCallback]`` for the chosen trackers (``[]`` when none): each tracker class is
     imported here, so a chosen tracker whose package is missing fails before training."""
+    from lora_lab.tracking.callback import TrackerCallback  # Lightning: only where a trainer is built
+
     trackers = []
     for name, node in nodes.items():
         options = {k: v for k, v in node.items() if k != "tracker"}

@@ -124,3 +124,22 @@ def test_trial_lines_report_a_rerun_trial_and_ignore_stale_results(tmp_path):
         time.sleep(0.02)
         write_result(stale, json.loads((stale / "result.json").read_text()) | {"status": "success", "reason": None})
     assert out.getvalue().startswith("[1/1] stale success val=0.7812 test=0.6875 1 min 11 s")
+
+
+def test_schema_validation_refuses_a_chosen_tracker_that_is_not_installed(monkeypatch):
+    from lora_lab.train import validate
+
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose("train", overrides=["logger=many", "backbone=tiny_bert"])
+    validate(cfg)  # all three installed here
+    monkeypatch.setitem(sys.modules, "wandb", None)
+    with pytest.raises(ConfigError, match=r'^logger.wandb.tracker: wandb is not installed; install it with: pip install -e "\.\[wandb\]"'):
+        validate(cfg)
+
+
+def test_eta_counts_parallel_jobs_and_time_already_spent():
+    from lora_lab.sweeps.trial_lines import eta_s
+
+    assert eta_s([70.0], remaining=7, parallel=2, running_for=[70.0]) == 70.0 * 4 - 70.0
+    assert eta_s([60.0, 80.0], remaining=3, parallel=1, running_for=[]) == 210.0
+    assert eta_s([60.0], remaining=1, parallel=2, running_for=[65.0]) == 0.0  # the last one is about to end
