@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 import warnings
@@ -23,7 +24,7 @@ import warnings
 from lightning.pytorch.callbacks import Callback
 
 from lora_lab.errors import ConfigError
-from lora_lab.run_summary import fmt_duration, fmt_metric, summarize
+from lora_lab.run_summary import TRIAL_LINES_ENV, fmt_duration, fmt_metric, summarize
 
 PROGRESS_MODES = ("auto", "bar", "lines", "none")
 PROGRESS_KEYS = ("mode", "every_n_steps")
@@ -115,7 +116,10 @@ def summary_text(record: dict) -> str:
     return "\n".join(lines)
 
 
-def print_summary(record: dict, out=None) -> None:
+def print_summary(record: dict, multirun: bool, out=None) -> None:
+    """The summary on stdout, unless the trial was held by another job or a sweep prints its line instead."""
+    if record.get("status") == "running" or (multirun and os.environ.get(TRIAL_LINES_ENV) == "1"):
+        return
     print(summary_text(record), file=out or sys.stdout, flush=True)
 
 

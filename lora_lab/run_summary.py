@@ -11,6 +11,10 @@ from pathlib import Path
 
 from lora_lab.results.record import RESULT_NAME
 
+#: set by `lora_lab.sweeps.trial_lines.TrialLines` while it prints one line per trial (and inherited by
+#: parallel workers and SLURM jobs): the trials then print no summary of their own
+TRIAL_LINES_ENV = "LORA_LAB_TRIAL_LINES"
+
 
 def metric_name(record: dict) -> str | None:
     """The primary metric without its split prefix (``val/accuracy`` -> ``accuracy``)."""

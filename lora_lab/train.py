@@ -196,8 +196,7 @@ def main(cfg: DictConfig):
 
     try:
         record = train(cfg, run_dir, overrides)
-        if not multirun and record.get("status") != "running":  # a sweep prints one line per trial instead
-            print_summary(record)
+        print_summary(record, multirun)
         return record
     except RunPreempted as stop:  # recorded by the runner; the job ends here (SLURM/submitit requeue it)
         print(f"stopped: {stop}", file=sys.stderr)

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from lora_lab.results.record import RESULT_NAME
-from lora_lab.run_summary import fmt_duration, fmt_metric, summarize
+from lora_lab.run_summary import TRIAL_LINES_ENV, fmt_duration, fmt_metric, summarize
 
 FINAL = ("success", "failed", "cancelled")
 LOG_NAME = "train.log"  # Hydra's job log: <run dir>/<job name>.log
@@ -86,6 +86,8 @@ class TrialLines:
         self.done_before = len(self.reported)
         if self.done_before:
             self._print(f"{self.done_before}/{len(self.trials)} trials already finished (skipped)")
+        self.saved_env = os.environ.get(TRIAL_LINES_ENV)
+        os.environ[TRIAL_LINES_ENV] = "1"  # inherited by parallel workers and SLURM jobs: no per-trial summary
         self.thread.start()
         return self
 
@@ -93,6 +95,10 @@ class TrialLines:
         self.stop.set()
         self.thread.join()
         self.poll()
+        if self.saved_env is None:
+            os.environ.pop(TRIAL_LINES_ENV, None)
+        else:
+            os.environ[TRIAL_LINES_ENV] = self.saved_env
         return False
 
     def _print(self, text: str) -> None:

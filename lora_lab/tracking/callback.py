@@ -83,11 +83,12 @@ class TrackerCallback(Callback):
 
         if not self.started:
             return
+        status = "cancelled" if isinstance(exception, KeyboardInterrupt) else "failed"
         for tracker in self.trackers:
             if isinstance(exception, RunPreempted):
                 tracker.suspend()
             else:
-                tracker.finish("failed", {}, None)
+                tracker.finish(status, {}, None)
         self.started = False
 
     def finish(self, record: dict) -> None:

@@ -101,6 +101,7 @@ def test_sweep_prints_trial_lines_and_mlflow_server_holds_the_results(tmp_path, 
         best, test = records[m.group(2)]["metrics"]["best_val"], records[m.group(2)]["metrics"]["test"]
         assert (m.group(3), m.group(4)) == (f"{best['val/accuracy']:.4f}", f"{test['test/accuracy']:.4f}")
     assert {m.group(2) for m in lines} == set(records)
+    assert "run success:" not in proc.stdout  # the trials' own summaries give way to the trial lines
 
     # the server: one experiment named after the study, 2 runs equal to the result files
     client = MlflowClient(tracking_uri=mlflow_server)

@@ -143,3 +143,20 @@ def test_eta_counts_parallel_jobs_and_time_already_spent():
     assert eta_s([70.0], remaining=7, parallel=2, running_for=[70.0]) == 70.0 * 4 - 70.0
     assert eta_s([60.0, 80.0], remaining=3, parallel=1, running_for=[]) == 210.0
     assert eta_s([60.0], remaining=1, parallel=2, running_for=[65.0]) == 0.0  # the last one is about to end
+
+
+def test_summary_printed_unless_a_sweep_prints_trial_lines_or_another_job_holds_the_trial(tmp_path, monkeypatch, capsys):
+    from lora_lab.console import print_summary
+    from lora_lab.run_summary import TRIAL_LINES_ENV
+
+    done = record(tmp_path / "t")
+    monkeypatch.delenv(TRIAL_LINES_ENV, raising=False)
+    print_summary(done, multirun=True)  # `lora-lab train --multirun`: no sweep lines, so each trial sums up
+    assert capsys.readouterr().out.startswith("run success: t\n")
+    print_summary({**done, "status": "running"}, multirun=False)
+    assert capsys.readouterr().out == ""
+    with TrialLines([], out=io.StringIO()):
+        assert os.environ[TRIAL_LINES_ENV] == "1"
+        print_summary(done, multirun=True)
+        print_summary(done, multirun=False)  # a single run is never part of a sweep
+    assert capsys.readouterr().out.count("run success: t") == 1 and TRIAL_LINES_ENV not in os.environ
