@@ -91,7 +91,8 @@ def build_trainer(cfg: DictConfig, run_dir: Path):
     from hydra.utils import instantiate
     from lightning.pytorch.callbacks import ModelCheckpoint
 
-    from lora_lab.console import ProgressPrinter, in_sweep, progress_options
+    from lora_lab.console import in_sweep, progress_options
+    from lora_lab.progress import ProgressPrinter
     from lora_lab.resume.checkpoint import ResumeCheckpoint
     from lora_lab.resume.checkpoint_io import AtomicCheckpointIO
     from lora_lab.resume.rng import RngState

@@ -11,7 +11,8 @@ import time
 import pytest
 from hydra import compose, initialize_config_dir
 
-from lora_lab.console import ProgressPrinter, progress_options, summary_text
+from lora_lab.console import progress_options, summary_text
+from lora_lab.progress import ProgressPrinter
 from lora_lab.errors import ConfigError
 from lora_lab.results.record import write_result
 from lora_lab.sweeps.trial_lines import TrialLines
