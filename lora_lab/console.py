@@ -60,6 +60,7 @@ def in_sweep() -> bool:
 
 def setup_run_logging(multirun: bool) -> None:
     """One copy of each log line, no per-trial noise; in a sweep, nothing on the console."""
+    import lightning.pytorch  # noqa: F401  (installs its own console handler on import: removed below)
     import transformers
 
     root = logging.getLogger()
