@@ -57,14 +57,23 @@ def _merge_adapters(argv: list[str]) -> int:
     import json
     from pathlib import Path
 
-    from lora_lab.adapters.compose import load_recorded_base, merge_adapters
+    from lora_lab.adapters.compose import HEAD_AUTO, HEAD_NONE, load_recorded_base, merge_adapters, plan_heads
     from lora_lab.errors import ConfigError
 
     ap = argparse.ArgumentParser(prog="lora-lab merge-adapters", description="W + sum_i w_i dW_i of saved adapters, saved as a model")
     ap.add_argument("out_dir")
     ap.add_argument("adapters", nargs="+", metavar="ADAPTER_DIR[=WEIGHT]", help="weight defaults to 1")
-    ap.add_argument("--head-from", type=int, default=None, help="index of the adapter whose heads to keep")
+    ap.add_argument(
+        "--head-from", default=HEAD_AUTO, metavar="INDEX|none",
+        help="whose trained heads to keep: an adapter index, or 'none' for the base model's own (untrained) heads; "
+        "default: the only adapter's, or the several adapters' when identical (else this flag is required)",
+    )
     args = ap.parse_args(argv)
+    head_from = args.head_from
+    if head_from not in (HEAD_AUTO, HEAD_NONE):
+        if not head_from.isdigit():
+            raise ConfigError("compose.head_from", f"{head_from!r}; allowed: an adapter index (0, 1, ...) or {HEAD_NONE!r}")
+        head_from = int(head_from)
     specs = []
     for item in args.adapters:
         path, _, weight = item.partition("=")
@@ -72,11 +81,14 @@ def _merge_adapters(argv: list[str]) -> int:
             specs.append((path, float(weight) if weight else 1.0))
         except ValueError:
             raise ConfigError("compose.weights", f"{item!r}: the weight after '=' must be a number") from None
+    if all(Path(path).is_dir() for path, _ in specs):
+        plan_heads([path for path, _ in specs], head_from)  # a missing --head-from fails before the base loads
     model = load_recorded_base(specs[0][0])
-    report = merge_adapters(model, specs, head_from=args.head_from)
+    report = merge_adapters(model, specs, head_from=head_from)
     out = Path(args.out_dir)
     model.save_pretrained(out)
     (out / "lora_lab_merge.json").write_text(json.dumps(report.to_dict(), indent=2))
+    print(report.heads.describe())
     print(out)
     return 0
 

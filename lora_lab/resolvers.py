@@ -5,6 +5,8 @@
   in a run name is concrete and readable (``lr0.00025``, never ``lr0.00025000000000000006``).
   ``conf/optim/adamw.yaml`` sets ``optim.lr`` to the method's own default (``method_lr``) times the
   nuisance multiplier ``lr_scale``.
+- ``quant_tag:QUANTIZE`` -- ``""`` for a full-precision base, ``"-nf4"`` etc. for a quantised one (so a
+  QLoRA run never shares a run directory with its full-precision twin).
 - ``ceil_mul:X,FACTOR`` -- ``ceil(X * FACTOR)`` as an int (AdaLoRA's ``init_r = 1.5 x target_r``).
 - ``budget_rank:BUDGET,METHOD,TARGETS,EXCLUDE,BACKBONE`` -- the rank whose adapter parameter count
   is closest to BUDGET (`lora_lab.sweeps.budget`).
@@ -31,6 +33,10 @@ def scale_lr(base, scale) -> float:
     return float(f"{value:.6g}")
 
 
+def quant_tag(quantize) -> str:
+    return "" if quantize in (None, "", "null") else f"-{quantize}"
+
+
 def ceil_mul(x, factor) -> int:
     return int(math.ceil(float(x) * float(factor) - 1e-9))
 
@@ -50,6 +56,6 @@ def _cached_budget_rank(args_json: str) -> int:
 def register_resolvers() -> None:
     from lora_lab.naming import adapter_tag
 
-    for name, fn in (("adapter_tag", adapter_tag), ("scale_lr", scale_lr), ("ceil_mul", ceil_mul), ("budget_rank", _budget_rank)):
+    for name, fn in (("adapter_tag", adapter_tag), ("scale_lr", scale_lr), ("ceil_mul", ceil_mul), ("quant_tag", quant_tag), ("budget_rank", _budget_rank)):
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn)

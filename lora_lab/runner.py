@@ -188,6 +188,7 @@ def run_trial(cfg: DictConfig, resolved: dict, run_dir: Path, overrides: list[st
         data={"sizes": {k: len(v) for k, v in datamodule.splits.items()}, "skipped": dict(getattr(datamodule, "skipped", {}))},
         curve=module.curve,
         method_summary=method_summary,
+        quantization=module.quantization,
         optimizer_steps=int(trainer.global_step),
         wall_time_s=time.time() - started,
         cpu_time_s=time.process_time() - started_cpu,  # all threads of this process; wall time depends on the machine's load

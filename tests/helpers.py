@@ -56,3 +56,13 @@ def perturb_adapters(method, std: float = 0.1, seed: int = 3) -> None:
     for layer in method.layers.values():
         for _, p in layer.adapter_parameters():
             p.add_(torch.randn(p.shape, generator=g) * std)
+
+
+def train_classifier(model, steps: int, lr: float, seed: int) -> None:
+    """A few AdamW steps of cross entropy on a 3-example token batch, on the trainable parameters only."""
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
+    x, y = token_batch(seed=seed), torch.tensor([0, 1, 1])
+    for _ in range(steps):
+        torch.nn.functional.cross_entropy(model(input_ids=x).logits, y).backward()
+        opt.step()
+        opt.zero_grad()

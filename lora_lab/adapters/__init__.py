@@ -4,6 +4,7 @@ Importing this package registers every method; `get_method` / `parse_config` are
 """
 
 from lora_lab.adapters import pissa  # noqa: F401  (registers the inits "pissa", "pissa_niter_*", "olora")
+from lora_lab.adapters import loftq  # noqa: F401  (registers the init "loftq_*", for quantised bases)
 from lora_lab.adapters import lora  # noqa: F401  (registers "lora")
 from lora_lab.adapters import dora  # noqa: F401  (registers "dora")
 from lora_lab.adapters import adalora  # noqa: F401  (registers "adalora")

@@ -27,6 +27,8 @@ from typing import ClassVar, Iterator
 import torch
 from torch import nn
 
+from lora_lab.adapters.quant import dequantized_weight, is_quantized, merge_refusal, requantize_
+
 
 def conv1d_class():
     """HF GPT-2 ``Conv1D`` (``y = x @ W + b`` with ``W: [in, out]``), or None without transformers."""
@@ -59,8 +61,8 @@ class AdapterLayer(nn.Module):
         w = base_layer.weight
         if self.fan_in_fan_out:
             self.in_features, self.out_features = int(w.shape[0]), int(w.shape[1])
-        else:
-            self.out_features, self.in_features = int(w.shape[0]), int(w.shape[1])
+        else:  # a quantised nn.Linear stores packed codes: its shape is not [out, in]
+            self.out_features, self.in_features = int(base_layer.out_features), int(base_layer.in_features)
         self.merged = False
         self.disabled = False
 
@@ -75,6 +77,10 @@ class AdapterLayer(nn.Module):
 
     def reset_from_base(self) -> None:
         """Weight-dependent initialisation, run once after the pretrained weights are loaded."""
+
+    def on_base_quantized(self) -> None:
+        """Re-derive init state that depends on the base weight's values once the base was quantised
+        (`lora_lab.adapters.quant.quantize_base`); default: nothing depends on them."""
 
     def merged_weight(self, base_weight: torch.Tensor) -> torch.Tensor:
         """``W0 -> W_merged`` in fp32, ``[out, in]``. Additive by default."""
@@ -95,7 +101,10 @@ class AdapterLayer(nn.Module):
         return self.base_layer.bias
 
     def base_weight(self) -> torch.Tensor:
-        """The frozen weight as ``[out, in]`` (a transposed view for Conv1D)."""
+        """The frozen weight as ``[out, in]`` (a transposed view for Conv1D; ``deq(Q(W))`` in fp32 for a
+        quantised base)."""
+        if is_quantized(self.base_layer):
+            return dequantized_weight(self.base_layer)
         w = self.base_layer.weight
         return w.T if self.fan_in_fan_out else w
 
@@ -119,6 +128,8 @@ class AdapterLayer(nn.Module):
         """Fold the adapter into the base weight (fp32 arithmetic, cast back to the base dtype)."""
         if self.merged:
             raise RuntimeError("adapter layer is already merged")
+        if is_quantized(self.base_layer):
+            raise RuntimeError(merge_refusal(self.base_layer))
         self.set_base_weight(self.merged_weight(self.base_weight().float()))
         self.merged = True
 
@@ -153,8 +164,8 @@ class AdapterLayer(nn.Module):
         state = {name: p for name, p in self.adapter_parameters()}
         for name in self.adapter_buffer_names:
             state[name] = getattr(self, name)
-        if self.mutates_base:
-            state["base_layer.weight"] = self.base_layer.weight
+        if self.mutates_base:  # a quantised residual is saved dequantised and re-quantised on load
+            state["base_layer.weight"] = self.base_weight() if is_quantized(self.base_layer) else self.base_layer.weight
         return state
 
     @torch.no_grad()
@@ -166,6 +177,9 @@ class AdapterLayer(nn.Module):
         if missing or unexpected:
             raise KeyError(f"adapter state mismatch: missing {sorted(missing)}, unexpected {sorted(unexpected)}")
         for name, target in self.adapter_state().items():
+            if name == "base_layer.weight" and is_quantized(self.base_layer):
+                requantize_(self.base_layer, state[name])
+                continue
             target.copy_(state[name].to(device=target.device, dtype=target.dtype))
 
     def extra_repr(self) -> str:

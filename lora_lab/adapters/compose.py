@@ -11,8 +11,18 @@ residual ``W_i0 = W_res``, so ``dW_i = s (B A - B0 A0)``, the update relative to
 A single adapter with weight 1 therefore gives exactly the model that loading and merging it gives.
 
 Each adapter is evaluated on private copies of the targeted modules; the model is only written at
-the end. Heads (classifiers) are not arithmetic: ``head_from=i`` loads adapter ``i``'s heads, and by
-default the model's heads are left as they are. All adapters must record the same backbone.
+the end. All adapters must record the same backbone.
+
+Heads (classifiers, trained and saved whole) are not arithmetic; `choose_heads` decides whose are kept
+before anything is written:
+
+- ``head_from="auto"`` (default): one adapter -> its trained heads; several -> their heads if they are
+  identical (same modules, equal tensors), else a `ConfigError` asking for an explicit choice;
+- ``head_from=i``: adapter ``i``'s heads;
+- ``head_from="none"``: the model's own heads are left as they are (for a classification base loaded
+  from a checkpoint without a trained head, that is a random head: only ever on request).
+
+Adapters without heads (generation) need no choice. The report says which heads were kept and why.
 """
 
 from __future__ import annotations
@@ -39,10 +49,37 @@ class ComposeReport:
     adapters: list[str]
     weights: list[float]
     modules: dict[str, int] = field(default_factory=dict)
-    head_from: str | None = None
+    heads: "HeadChoice | None" = None
 
     def to_dict(self) -> dict:
-        return {"adapters": self.adapters, "weights": self.weights, "modules": dict(self.modules), "head_from": self.head_from}
+        out = {"adapters": self.adapters, "weights": self.weights, "modules": dict(self.modules)}
+        return {**out, **(self.heads or HeadChoice(None, None, [], "no heads")).to_dict()}
+
+
+#: ``head_from`` values besides an adapter index
+HEAD_AUTO, HEAD_NONE = "auto", "none"
+
+
+@dataclass
+class HeadChoice:
+    """Whose heads the merged model keeps: adapter ``index`` (``head_dir``), or none (``index`` is
+    ``"none"``: the model's own heads) or nothing to choose (``None``: the adapters carry no heads)."""
+
+    index: int | str | None
+    head_dir: str | None
+    head_modules: list[str]
+    reason: str
+
+    def to_dict(self) -> dict:
+        return {"head_from": self.index, "head_dir": self.head_dir, "head_modules": list(self.head_modules), "head_reason": self.reason}
+
+    def describe(self) -> str:
+        """One line for the command's output."""
+        if self.index is None:
+            return "heads: none (the adapters carry no trained heads)"
+        if self.index == HEAD_NONE:
+            return f"heads: the base model's own {', '.join(self.head_modules)}, not the adapters' trained ones ({self.reason})"
+        return f"heads: {', '.join(self.head_modules)} from adapter {self.index} ({self.head_dir}): {self.reason}"
 
 
 def _weight_out_in(module: nn.Module) -> torch.Tensor:
@@ -55,9 +92,12 @@ def _backbone_key(meta: dict) -> tuple:
     return (b.get("name_or_path") or b.get("path") or b.get("name"), b.get("revision"))
 
 
-def adapter_deltas(model: nn.Module, adapter_dir: str | os.PathLike) -> tuple[dict, dict[str, torch.Tensor]]:
-    """``(meta, {module: dW})`` of one saved adapter on ``model``'s weights; ``model`` is not modified."""
-    meta, tensors = read_adapter(adapter_dir)
+def adapter_deltas(
+    model: nn.Module, adapter_dir: str | os.PathLike, saved: tuple[dict, dict[str, torch.Tensor]] | None = None
+) -> tuple[dict, dict[str, torch.Tensor]]:
+    """``(meta, {module: dW})`` of one saved adapter (``saved``: its already read ``(meta, tensors)``)
+    on ``model``'s weights; ``model`` is not modified."""
+    meta, tensors = saved or read_adapter(adapter_dir)
     method = build_method(parse_config(meta["adapter"]))
     deltas: dict[str, torch.Tensor] = {}
     for name in meta["adapted_modules"]:
@@ -75,11 +115,56 @@ def adapter_deltas(model: nn.Module, adapter_dir: str | os.PathLike) -> tuple[di
     return meta, deltas
 
 
+def _head_tensors(saved: tuple[dict, dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    meta, tensors = saved
+    return {k: v for k, v in tensors.items() if any(k.startswith(h + ".") for h in meta["head_modules"])}
+
+
+def _same_heads(a: tuple[dict, dict], b: tuple[dict, dict]) -> bool:
+    ha, hb = _head_tensors(a), _head_tensors(b)
+    return a[0]["head_modules"] == b[0]["head_modules"] and ha.keys() == hb.keys() and all(torch.equal(ha[k], hb[k]) for k in ha)
+
+
+def choose_heads(adapter_dirs: list[str], saved: list[tuple[dict, dict]], head_from: int | str = HEAD_AUTO) -> HeadChoice:
+    """Resolve ``head_from`` (see the module docstring) for the saved ``(meta, tensors)`` of each adapter."""
+    allowed = f"an adapter index 0..{len(saved) - 1}, {HEAD_AUTO!r} or {HEAD_NONE!r}"
+    if isinstance(head_from, bool) or not (head_from in (HEAD_AUTO, HEAD_NONE) or isinstance(head_from, int)):
+        raise ConfigError("compose.head_from", f"{head_from!r}; allowed: {allowed}")
+    if isinstance(head_from, int) and not 0 <= head_from < len(saved):
+        raise ConfigError("compose.head_from", f"{head_from} does not index one of the {len(saved)} adapters; allowed: {allowed}")
+    with_heads = [i for i, (meta, _) in enumerate(saved) if meta["head_modules"]]
+    if not with_heads:
+        if isinstance(head_from, int):
+            raise ConfigError("compose.head_from", f"{head_from}: the adapters carry no trained heads; allowed: {HEAD_AUTO!r}")
+        return HeadChoice(None, None, [], "the adapters carry no trained heads")
+    if head_from == HEAD_NONE:
+        return HeadChoice(HEAD_NONE, None, list(saved[with_heads[0]][0]["head_modules"]), "asked for with head_from=none")
+    if isinstance(head_from, int):
+        chosen, reason = head_from, "chosen with head_from"
+    elif len(saved) == 1:
+        chosen, reason = 0, "the only adapter's trained heads"
+    else:
+        different = [i for i in range(1, len(saved)) if not _same_heads(saved[0], saved[i])]
+        if different:
+            raise ConfigError(
+                "compose.head_from", f"missing: adapters 0 and {different[0]} have different trained heads; "
+                f"choose whose to keep with --head-from INDEX (0..{len(saved) - 1}), or --head-from none for the base model's untrained heads",
+            )
+        chosen, reason = 0, f"identical in all {len(saved)} adapters"
+    return HeadChoice(chosen, adapter_dirs[chosen], list(saved[chosen][0]["head_modules"]), reason)
+
+
+def plan_heads(adapter_dirs: list[str | os.PathLike], head_from: int | str = HEAD_AUTO) -> HeadChoice:
+    """`choose_heads` from the adapter directories alone (a command checks it before loading a model)."""
+    return choose_heads([str(d) for d in adapter_dirs], [read_adapter(d) for d in adapter_dirs], head_from)
+
+
 @torch.no_grad()
 def merge_adapters(
-    model: nn.Module, adapters: list[tuple[str | os.PathLike, float]], head_from: int | None = None
+    model: nn.Module, adapters: list[tuple[str | os.PathLike, float]], head_from: int | str = HEAD_AUTO
 ) -> ComposeReport:
-    """Add ``sum_i w_i dW_i`` of the saved adapters ``[(dir, w_i), ...]`` into ``model``'s base weights."""
+    """Add ``sum_i w_i dW_i`` of the saved adapters ``[(dir, w_i), ...]`` into ``model``'s base weights
+    and load the heads `choose_heads` picks; nothing is written before every check has passed."""
     if not adapters:
         raise ConfigError("compose.adapters", "needs at least one (adapter_dir, weight) pair")
     for path, weight in adapters:
@@ -87,36 +172,33 @@ def merge_adapters(
             raise ConfigError("compose.weights", f"weight of {str(path)!r} must be a finite number, got {weight!r}")
         if not Path(path).is_dir():
             raise ConfigError("compose.adapters", f"{str(path)!r} is not a directory")
-    if head_from is not None and not 0 <= head_from < len(adapters):
-        raise ConfigError("compose.head_from", f"must index one of the {len(adapters)} adapters, got {head_from}")
+    saved = [read_adapter(path) for path, _ in adapters]
+    keys = {_backbone_key(meta) for meta, _ in saved}
+    if len(keys) > 1:
+        raise ConfigError("compose.adapters", f"adapters were trained on different backbones: {sorted(map(str, keys))}")
+    heads = choose_heads([str(p) for p, _ in adapters], saved, head_from)
     total: dict[str, torch.Tensor] = {}
     counts: dict[str, int] = {}
-    metas = []
-    for path, weight in adapters:
-        meta, deltas = adapter_deltas(model, path)
-        metas.append(meta)
+    for (path, weight), one in zip(adapters, saved):
+        _, deltas = adapter_deltas(model, path, one)
         for name, delta in deltas.items():
             total[name] = total.get(name, 0.0) + float(weight) * delta
             counts[name] = counts.get(name, 0) + 1
-    keys = {_backbone_key(m) for m in metas}
-    if len(keys) > 1:
-        raise ConfigError("compose.adapters", f"adapters were trained on different backbones: {sorted(map(str, keys))}")
     for name, delta in total.items():
         module = model.get_submodule(name)
         w = _weight_out_in(module)
         w.copy_((w.float() + delta).to(w.dtype))
-    head_dir = None
-    if head_from is not None:
-        head_dir = str(adapters[head_from][0])
-        meta, tensors = read_adapter(head_dir)
-        for head in meta["head_modules"]:
+    if isinstance(heads.index, int):
+        _, tensors = saved[heads.index]
+        for head in heads.head_modules:
             prefix = head + "."
             model.get_submodule(head).load_state_dict({k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)})
-    return ComposeReport([str(p) for p, _ in adapters], [float(w) for _, w in adapters], counts, head_dir)
+    return ComposeReport([str(p) for p, _ in adapters], [float(w) for _, w in adapters], counts, heads)
 
 
 def load_recorded_base(adapter_dir: str | os.PathLike) -> nn.Module:
-    """The original backbone an adapter was trained on, from the ``backbone`` record it was saved with."""
+    """The original backbone an adapter was trained on, from the ``backbone`` record it was saved with,
+    in full precision from the original weights (also for an adapter trained on a quantised base)."""
     from lora_lab.adapters.io import read_adapter_meta
     from lora_lab.models.backbones import BackboneConfig, build_backbone, parse_backbone_config
 
@@ -126,5 +208,5 @@ def load_recorded_base(adapter_dir: str | os.PathLike) -> nn.Module:
         raise ConfigError("compose.adapters", f"{str(adapter_dir)!r} records no backbone name; use merge_adapters() on the model")
     if record.get("random_init"):
         raise ConfigError("compose.adapters", f"{str(adapter_dir)!r} was trained on a randomly initialised backbone, which cannot be rebuilt")
-    known = set(BackboneConfig.__dataclass_fields__)
+    known = set(BackboneConfig.__dataclass_fields__) - {"quantize"}  # a merged model is full precision
     return build_backbone(parse_backbone_config({k: v for k, v in record.items() if k in known}), family, num_labels).eval()

@@ -51,6 +51,7 @@ from torch import nn
 from lora_lab.adapters.init import LORA_FAMILY_INITS
 from lora_lab.adapters.lora import LoraConfig, LoraLayer
 from lora_lab.adapters.method import AdapterMethod, register_method
+from lora_lab.adapters.quant import is_quantized
 
 #: rows whose squared norm is below this fraction of ``||W_i||^2 + ||s B_i A||^2`` are recomputed directly
 _CANCELLATION_RATIO = 0.05
@@ -92,7 +93,10 @@ class DoraLayer(LoraLayer):
     @torch.no_grad()
     def weight_norm(self) -> torch.Tensor:
         """``||W0 + s B A||_row`` (fp32, ``[out]``, no graph) via the norm identity, no ``[out, in]`` temporary.
-        Autocast is off here: the products run in the base dtype (fp32 for an fp32 base), sums in fp32."""
+        Autocast is off here: the products run in the base dtype (fp32 for an fp32 base), sums in fp32.
+        A quantised base (QDoRA) takes the direct norm of ``deq(Q(W0)) + s B A``."""
+        if is_quantized(self.base_layer):
+            return self.direct_weight_norm()
         with torch.autocast(device_type=self.lora_A.device.type, enabled=False):
             return self._weight_norm()
 
@@ -119,6 +123,10 @@ class DoraLayer(LoraLayer):
         super().reset_from_base()  # the LoRA init (PiSSA/OLoRA write the residual first)
         with torch.no_grad():
             self.magnitude.copy_(self.direct_weight_norm())
+
+    @torch.no_grad()
+    def on_base_quantized(self) -> None:
+        self.magnitude.copy_(self.direct_weight_norm())  # m = ||deq(Q(W0)) + s B A||: g = 1 at init
 
     def adapter_forward(self, x: torch.Tensor, base_out: torch.Tensor) -> torch.Tensor:
         dropped = self.dropout(x)

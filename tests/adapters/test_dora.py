@@ -229,7 +229,7 @@ def test_config_is_shared_knobs_only():
     assert isinstance(cfg, DoraConfig) and cfg.method == "dora"
     with pytest.raises(ConfigError, match="adapter.target_r"):
         parse_config({"method": "dora", "target_r": 4})
-    with pytest.raises(ConfigError, match="adapter.init: 'pissa_niter_' .*allowed: gaussian, kaiming, olora, pissa, pissa_niter_"):
+    with pytest.raises(ConfigError, match="adapter.init: 'pissa_niter_' .*allowed: gaussian, kaiming, loftq_\*, olora, pissa, pissa_niter_"):
         parse_config({"method": "dora", "init": "pissa_niter_"})
 
 

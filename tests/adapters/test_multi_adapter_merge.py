@@ -12,7 +12,7 @@ from lora_lab.adapters.io import load_adapter, save_adapter
 from lora_lab.errors import ConfigError
 
 from tests.adapters.peft_helpers import base_model, ours_on
-from tests.helpers import token_batch
+from tests.helpers import token_batch, train_classifier
 
 KIND = "gpt2"  # Conv1D: the [in, out] layout is where merge bugs hide
 
@@ -23,12 +23,7 @@ def saved(tmp_path, name, method, init, seed, targets=None, backbone="tiny", fam
     torch.manual_seed(seed)
     extra = {"targets": targets} if targets else {}
     m = ours_on(model, KIND, method=method, r=4, alpha=6.0, init=init, **extra)
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=2e-2)
-    x, y = token_batch(seed=seed), torch.tensor([0, 1, 1])
-    for _ in range(2):
-        torch.nn.functional.cross_entropy(model(input_ids=x).logits, y).backward()
-        opt.step()
-        opt.zero_grad()
+    train_classifier(model, steps=2, lr=2e-2, seed=seed)
     record = {"name": backbone, **({"family": family, "num_labels": 2} if family else {})}
     return save_adapter(tmp_path / name, model, m, backbone=record)
 
@@ -76,7 +71,7 @@ def test_weighted_sum_of_deltas(tmp_path):
         ref, ref_method = loaded_and_merged(path)
         deltas.append({n: weights(ref, [n])[n].T - w0[n] for n in ref_method.layers})
     model = base_model(KIND)
-    report = merge_adapters(model, [(a, 0.5), (b, -1.5), (c, 2.0)])
+    report = merge_adapters(model, [(a, 0.5), (b, -1.5), (c, 2.0)], head_from="none")
     assert report.modules["transformer.h.0.attn.c_attn"] == 2 and report.modules["transformer.h.0.mlp.c_fc"] == 1
     for n in w0:
         expected = w0[n] + sum(w * d[n] for w, d in zip((0.5, -1.5, 2.0), deltas) if n in d)

@@ -56,3 +56,12 @@ def test_run_name_by_meaning_and_distinct_per_knob():
     }
     assert len(names) == 5
     assert adapter_tag({"method": "lora", "r": 8, "alpha": 16.0, "init": "kaiming", "targets": r".*\.query", "rslora": False}).startswith("lora-r8-a16-kaiming-re")
+
+
+def test_quantised_base_gets_its_own_run_name():
+    """A QLoRA run never shares a run directory (and its finished result.json) with its fp32 twin."""
+    names = {q: _compose(["adapter.r=4", "seed=3"] + ([f"backbone.quantize={q}"] if q else [])).run_name for q in (None, "nf4", "int8")}
+    assert names[None] == "synthetic/minilm/lora-r4-a16-kaiming-qv/lr0.0005-seed3"
+    assert names["nf4"] == "synthetic/minilm-nf4/lora-r4-a16-kaiming-qv/lr0.0005-seed3"
+    assert names["int8"] == "synthetic/minilm-int8/lora-r4-a16-kaiming-qv/lr0.0005-seed3"
+    validate(_compose(["backbone.quantize=nf4", "+backbone.compute_dtype=bfloat16", "+backbone.double_quant=false"]))
