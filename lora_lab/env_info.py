@@ -3,7 +3,7 @@
 ``env`` prints one ``key: value`` line each: lora_lab's version and git SHA (+ dirty flag), Python and
 platform, CPU count, torch's version and build (CUDA / cuDNN it was built with, whether a GPU is
 usable and which), torch threads, and the versions of the libraries a run depends on (``-`` for an
-optional one that is not installed: peft, tensorboard, mlflow, wandb).
+optional one that is not installed: peft, bitsandbytes, tensorboard, mlflow, wandb).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from importlib.metadata import PackageNotFoundError, version
 from lora_lab.results.record import git_state
 
 LIBRARIES = ("transformers", "lightning", "torchmetrics", "hydra-core", "omegaconf", "datasets", "safetensors", "numpy",
-             "pandas", "peft", "tensorboard", "mlflow", "wandb")
+             "pandas", "peft", "bitsandbytes", "tensorboard", "mlflow", "wandb")
 
 
 def package_version(name: str) -> str:
