@@ -48,8 +48,26 @@ def _export(argv: list[str]) -> int:
     ap.add_argument("out_dir")
     ap.add_argument("--format", dest="fmt", default="peft", help=f"one of: {', '.join(EXPORT_FORMATS)}")
     args = ap.parse_args(argv)
-    print(export_run(args.run_dir, args.fmt, args.out_dir))
+    out = export_run(args.run_dir, args.fmt, args.out_dir)
+    print(f"{out}  ({exported_state_line(args.run_dir)})")
     return 0
+
+
+def exported_state_line(run_dir: str) -> str:
+    """Which adapter state ``RUN_DIR/adapter`` holds, as its result.json records it."""
+    from lora_lab.results.record import read_record
+
+    try:
+        record = read_record(run_dir)
+    except (OSError, ValueError):
+        record = None
+    state = record.exported_state if record is not None else None
+    if state == "best_val":
+        step = (record.metrics.get("best_val") or {}).get("step")
+        return f"adapter state: best validation, step {step}: the state the reported test metrics were measured at; the final state is in adapter_last/"
+    if state == "final":
+        return "adapter state: final (no evaluation selected an earlier one)"
+    return "adapter state: not recorded (a run written before result.json named it)"
 
 
 def _merge_adapters(argv: list[str]) -> int:

@@ -6,6 +6,8 @@ not have, a target selection that matches nothing, a missing data file or column
 line and exits with status 2 instead of showing a traceback.
 """
 
+import difflib
+
 
 class ConfigError(ValueError):
     """Invalid configuration or input data; the message is one line meant for the user."""
@@ -13,3 +15,13 @@ class ConfigError(ValueError):
     def __init__(self, key: str, message: str):
         self.key = key
         super().__init__(f"{key}: {message}")
+
+
+def did_you_mean(name: str, allowed) -> str:
+    """`` (did you mean `x`?)`` for the allowed name closest to ``name`` (difflib; else an allowed
+    name that ``name`` starts with, e.g. ``rank`` -> ``r``), or ``""``."""
+    allowed = [str(a) for a in allowed]
+    close = difflib.get_close_matches(name, allowed, n=1, cutoff=0.6)
+    if not close:
+        close = sorted((a for a in allowed if name.startswith(a)), key=len, reverse=True)[:1]
+    return f" (did you mean `{close[0]}`?)" if close else ""

@@ -1,7 +1,8 @@
 """Run directories named by meaning, not by time.
 
 ``<task>/<backbone>/<adapter tag>/lr<lr>-seed<seed>``, where the adapter tag is
-``<method>-r<r>-a<alpha>-<init>-<targets>`` plus ``rs`` for rsLoRA and ``key<value>`` for every other
+``<method>-r<r>-a<alpha>-<init>-<targets>`` (a part left out where the method has no such knob, e.g.
+VeRA has no alpha) plus ``rs`` for rsLoRA and ``key<value>`` for every other
 adapter knob that differs from its method's default (so two configs that differ anywhere in the
 adapter never share a directory). A requeued SLURM job finds its checkpoint in the same place, a rerun
 is idempotent, and the report can trust paths. Registered as the OmegaConf resolver ``adapter_tag``.
@@ -9,7 +10,6 @@ is idempotent, and the report can trust paths. Registered as the OmegaConf resol
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import re
 
@@ -33,14 +33,14 @@ def adapter_tag(adapter) -> str:
     if isinstance(adapter, (DictConfig, ListConfig)):
         adapter = OmegaConf.to_container(adapter, resolve=True)
     from lora_lab.adapters import METHODS
+    from lora_lab.adapters.config import knob_defaults
 
     method = adapter.get("method", "?")
-    tag = f"{method}-r{_fmt(adapter.get('r'))}-a{_fmt(adapter.get('alpha'))}-{_fmt(adapter.get('init'))}-{_fmt(adapter.get('targets'))}"
+    parts = [str(method)] + [f"{prefix}{_fmt(adapter[key])}" for key, prefix in (("r", "r"), ("alpha", "a"), ("init", ""), ("targets", "")) if key in adapter]
+    tag = "-".join(parts)
     if adapter.get("rslora"):
         tag += "-rs"
-    defaults = {}
-    if method in METHODS:
-        defaults = {f.name: (f.default if f.default is not dataclasses.MISSING else f.default_factory()) for f in dataclasses.fields(METHODS[method].config_cls)}
+    defaults = knob_defaults(METHODS[method].config_cls) if method in METHODS else {}
     for key in sorted(adapter):
         if key in SHOWN or (key in defaults and adapter[key] == defaults[key]):
             continue

@@ -41,7 +41,7 @@ Knobs: ``r`` is the initial rank (one name across methods); ``target_r`` the ave
 (``bT = target_r * n``); ``tinit`` / ``tfinal`` / ``delta_t`` in optimizer steps; ``beta1`` /
 ``beta2`` the EMA factors. ``tfinal >= 1`` is required: the final pattern is fixed at the 0-based
 step ``T - tfinal``, which must be a step that runs (PEFT's default ``tfinal = 0`` never reaches it
-and ends training above the target budget).
+and ends training above the target budget). Notes: docs/algorithms/adalora.md.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lora_lab.adapters.base import AdapterLayer
-from lora_lab.adapters.config import AdapterConfig
+from lora_lab.adapters.config import AdapterConfig, check_positive_int, check_positive_number, is_int
 from lora_lab.adapters.method import AdapterMethod, register_method
 from lora_lab.adapters.rank_allocator import RankAllocator, budget_schedule
 from lora_lab.errors import ConfigError
@@ -141,8 +141,9 @@ class AdaLoraConfig(AdapterConfig):
     ``lora_alpha=8``, ``beta1=beta2=0.85``, ``orth_reg_weight=0.5``) except ``tfinal >= 1``."""
 
     method: str = "adalora"
-    r: int = 12
     init: str = ADALORA_INIT
+    r: int = 12
+    alpha: float = 8.0
     target_r: int = 8
     tinit: int = 0
     tfinal: int = 1
@@ -152,20 +153,12 @@ class AdaLoraConfig(AdapterConfig):
     orth_reg_weight: float = 0.5
     orth_reg_form: str = "code"
 
-    allowed_inits: ClassVar[tuple[str, ...]] = (ADALORA_INIT,)
-
-    def validate_init(self) -> None:
-        if self.init != ADALORA_INIT:
-            raise ConfigError("adapter.init", f"{self.init!r} is not an init of method 'adalora'; allowed: {ADALORA_INIT}")
+    inits: ClassVar[tuple[str, ...]] = (ADALORA_INIT,)
 
     def validate(self) -> None:
+        check_positive_int("r", self.r)
+        check_positive_number("alpha", self.alpha)
         super().validate()
-
-        def is_int(v) -> bool:
-            return isinstance(v, int) and not isinstance(v, bool)
-
-        if self.rslora:
-            raise ConfigError("adapter.rslora", "AdaLoRA's scale is alpha / r_init; rslora is not supported (allowed: false)")
         if not is_int(self.target_r) or not 1 <= self.target_r < self.r:
             raise ConfigError("adapter.target_r", f"must be an integer with 1 <= target_r < r = {self.r}, got {self.target_r!r}")
         if not is_int(self.tinit) or self.tinit < 0:
@@ -210,6 +203,10 @@ class AdaLoraMethod(AdapterMethod):
     def make_layer(self, base_layer: nn.Module, module_name: str) -> AdaLoraLayer:
         c = self.config
         return AdaLoraLayer(base_layer, r=c.r, alpha=c.alpha, dropout=c.dropout)
+
+    def closed_form_params(self, shapes: dict[str, tuple[int, int]]) -> int:
+        """``sum r_init (in + out + 1)``: Q ``[r, in]``, P ``[out, r]`` and lambda ``[r]`` as allocated."""
+        return sum(self.config.r * (i + o + 1) for i, o in shapes.values())
 
     @property
     def allocator(self) -> RankAllocator:

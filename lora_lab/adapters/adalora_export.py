@@ -1,6 +1,6 @@
 """Export a saved lora_lab AdaLoRA adapter to PEFT's AdaLoRA format or to plain PEFT LoRA.
 
-Registered with `lora_lab.adapters.peft_export` as the ``adalora`` exporter, so
+Registered in `lora_lab.adapters.export_registry` as the ``adalora`` exporter, so
 ``lora-lab export RUN_DIR --format peft OUT_DIR`` writes PEFT AdaLoRA for an AdaLoRA run; the plain
 LoRA conversion is `export_peft_lora` (command line below). Both read the directory written by
 `lora_lab.adapters.io.save_adapter` (no model needed), and the output loads with
@@ -31,8 +31,9 @@ from pathlib import Path
 
 import torch
 
+from lora_lab.adapters.export_registry import PEFT_PREFIX as _PREFIX, register_peft_exporter
 from lora_lab.adapters.io import read_adapter
-from lora_lab.adapters.peft_export import _PREFIX, convert_to_peft, register_peft_exporter, write_peft_adapter
+from lora_lab.adapters.peft_export import convert_to_peft, write_peft_adapter
 
 
 def kept_triplets(tensors: dict[str, torch.Tensor], module: str) -> torch.Tensor:

@@ -7,7 +7,7 @@ A wrapped layer computes ``h = W0 x + b0`` through the original module (held by 
                = base_layer(x)                              while merged or disabled
 
 Merging is explicit and exact in fp32 (`merge`, `unmerge`); it is never tied to ``train()``/``eval()``
-(the microsoft ``loralib`` pitfall, ALGORITHMS.md 1a). Weights are handled in the PEFT orientation
+(the microsoft ``loralib`` pitfall, docs/algorithms/lora.md). Weights are handled in the PEFT orientation
 ``[out, in]``; HF GPT-2 ``Conv1D`` stores ``[in, out]`` and is transposed on the way in and out
 (PEFT's ``fan_in_fan_out``).
 
@@ -45,6 +45,15 @@ def is_adaptable(module: nn.Module) -> bool:
     return isinstance(module, nn.Linear) or (conv1d is not None and isinstance(module, conv1d))
 
 
+def in_out_features(module: nn.Module) -> tuple[int, int]:
+    """``(in_features, out_features)`` of an adaptable module. ``Conv1D`` stores ``[in, out]``; an
+    ``nn.Linear`` is read from its attributes (a quantised one stores packed codes, not ``[out, in]``)."""
+    if isinstance(module, nn.Linear):
+        return int(module.in_features), int(module.out_features)
+    w = module.weight
+    return int(w.shape[0]), int(w.shape[1])
+
+
 class AdapterLayer(nn.Module):
     """Base class of every adapter layer; see the module docstring for the contract."""
 
@@ -58,11 +67,7 @@ class AdapterLayer(nn.Module):
             raise TypeError(f"cannot adapt {type(base_layer).__name__}; only nn.Linear and Conv1D")
         self.base_layer = base_layer
         self.fan_in_fan_out = not isinstance(base_layer, nn.Linear)
-        w = base_layer.weight
-        if self.fan_in_fan_out:
-            self.in_features, self.out_features = int(w.shape[0]), int(w.shape[1])
-        else:  # a quantised nn.Linear stores packed codes: its shape is not [out, in]
-            self.out_features, self.in_features = int(base_layer.out_features), int(base_layer.in_features)
+        self.in_features, self.out_features = in_out_features(base_layer)
         self.merged = False
         self.disabled = False
 

@@ -6,7 +6,7 @@ vectors ``dW_i`` of adapters trained on the same base,
     W <- W + sum_i w_i * dW_i,        dW_i = merged_weight_i(W_i0) - W      (fp32, [out, in])
 
 where ``merged_weight_i`` is the layer's own exact merge: ``s B A`` for LoRA; for DoRA the full
-non-additive ``g * (W + s B A) - W`` (ALGORITHMS.md 2a); for PiSSA/OLoRA the layer's base is the saved
+non-additive ``g * (W + s B A) - W`` (docs/algorithms/dora.md); for PiSSA/OLoRA the layer's base is the saved
 residual ``W_i0 = W_res``, so ``dW_i = s (B A - B0 A0)``, the update relative to the original ``W``.
 A single adapter with weight 1 therefore gives exactly the model that loading and merging it gives.
 

@@ -1,8 +1,14 @@
 """Adapter config schemas: one dataclass per method, validated before anything is built.
 
-One knob has one name across methods: ``r``, ``alpha``, ``dropout``, ``targets``, ``exclude``,
-``init``, ``rslora``. A method's own knobs (AdaLoRA's ``target_r``, ``tinit``, ...) live only in that
-method's dataclass; setting a knob the chosen method does not have is an error, not a warning.
+The base `AdapterConfig` holds only what every method has: ``method``, ``dropout`` (on the adapter
+branch's input), ``targets``, ``exclude`` and ``init``. Everything else is a method's own knob and
+lives only in that method's dataclass: LoRA's ``r``, ``alpha``, ``rslora`` (`lora_lab.adapters.lora`),
+AdaLoRA's ``target_r``, ``tinit`` ..., VeRA's ``d_initial`` ... A method without ``alpha`` does not
+carry one, and setting a knob the chosen method does not have is an error naming the methods that do.
+
+Inits are declared per method (``inits``, names or ``prefix*`` patterns such as ``pissa_niter_*``
+that take a decimal suffix): an init the method does not declare is a one-line error listing the
+allowed ones. The field default of ``init`` is the method's default init.
 
 ``targets`` takes three forms (see `lora_lab.adapters.targets`): a preset name (``qv``, ``attn``,
 ``attn_mlp``, ``all_linear`` ...), a list of module names matched as dotted suffixes, or any other
@@ -15,52 +21,65 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from lora_lab.errors import ConfigError
+from lora_lab.errors import ConfigError, did_you_mean
+
+
+def init_matches(name: str, pattern: str) -> bool:
+    """``name`` is ``pattern``, or ``pattern`` ends in ``*`` and ``name`` is its prefix plus digits."""
+    if pattern.endswith("*"):
+        prefix = pattern[:-1]
+        return name.startswith(prefix) and name[len(prefix) :].isdigit()
+    return name == pattern
+
+
+def is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_positive_int(key: str, value) -> None:
+    if not is_int(value) or value <= 0:
+        raise ConfigError(f"adapter.{key}", f"must be a positive integer, got {value!r}")
+
+
+def check_positive_number(key: str, value) -> None:
+    if not is_number(value) or value <= 0:
+        raise ConfigError(f"adapter.{key}", f"must be a positive number, got {value!r}")
+
+
+def check_bool(key: str, value) -> None:
+    if not isinstance(value, bool):
+        raise ConfigError(f"adapter.{key}", f"must be true or false, got {value!r}")
 
 
 @dataclass
 class AdapterConfig:
-    """Knobs shared by every method of the LoRA family. ``s = alpha / r`` (``alpha / sqrt(r)`` with
-    ``rslora``); ``dropout`` applies to the adapter branch's input only."""
+    """Knobs every method has. Subclasses set ``method`` and ``init`` defaults, declare ``inits``
+    and extend `validate` for their own knobs."""
 
-    method: str = "lora"
-    r: int = 8
-    alpha: float = 8.0
+    method: str = ""
     dropout: float = 0.0
     targets: Any = "qv"
     exclude: list = field(default_factory=list)
-    init: str = "kaiming"
-    rslora: bool = False
+    init: str = ""
 
-    #: inits this method accepts (names or ``prefix*`` patterns); checked against the init registry.
-    allowed_inits: ClassVar[tuple[str, ...] | None] = None
+    #: the inits this method accepts (names or ``prefix*`` patterns); every method declares its own
+    inits: ClassVar[tuple[str, ...]] = ()
 
     def validate(self) -> None:
-        if isinstance(self.r, bool) or not isinstance(self.r, int) or self.r <= 0:
-            raise ConfigError("adapter.r", f"must be a positive integer, got {self.r!r}")
-        if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float)) or self.alpha <= 0:
-            raise ConfigError("adapter.alpha", f"must be a positive number, got {self.alpha!r}")
-        if not isinstance(self.dropout, (int, float)) or not 0.0 <= self.dropout < 1.0:
+        if not is_number(self.dropout) or not 0.0 <= self.dropout < 1.0:
             raise ConfigError("adapter.dropout", f"must be in [0, 1), got {self.dropout!r}")
-        if not isinstance(self.rslora, bool):
-            raise ConfigError("adapter.rslora", f"must be true or false, got {self.rslora!r}")
         if not (isinstance(self.targets, str) and self.targets) and not (
             isinstance(self.targets, (list, tuple)) and self.targets and all(isinstance(t, str) for t in self.targets)
         ):
             raise ConfigError("adapter.targets", f"must be a preset name, a regex or a non-empty list of names, got {self.targets!r}")
         if not isinstance(self.exclude, (list, tuple)) or not all(isinstance(t, str) for t in self.exclude):
             raise ConfigError("adapter.exclude", f"must be a list of module names, got {self.exclude!r}")
-        self.validate_init()
-
-    def validate_init(self) -> None:
-        """Check ``init`` against the init registry; methods with their own fixed init override this."""
-        from lora_lab.adapters.init import check_init_name
-
-        check_init_name(self.init, self.method, self.allowed_inits)
-
-    @property
-    def scaling(self) -> float:
-        return self.alpha / (self.r**0.5) if self.rslora else self.alpha / self.r
+        if not isinstance(self.init, str) or not any(init_matches(self.init, p) for p in self.inits):
+            raise ConfigError("adapter.init", f"{self.init!r} is not an init of method {self.method!r}; allowed: {', '.join(self.inits)}")
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -71,6 +90,26 @@ class AdapterConfig:
 
 def knob_names(config_cls: type[AdapterConfig]) -> list[str]:
     return [f.name for f in dataclasses.fields(config_cls)]
+
+
+def knob_defaults(config_cls: type[AdapterConfig]) -> dict[str, Any]:
+    """``{knob: default}`` of a method's schema."""
+    return {
+        f.name: (f.default if f.default is not dataclasses.MISSING else f.default_factory())
+        for f in dataclasses.fields(config_cls)
+    }
+
+
+def check_schema(config_cls: type[AdapterConfig], method: str) -> None:
+    """The contract a method's schema must meet to be registered: its ``method`` default is its name,
+    it declares its inits and its default init is one of them."""
+    defaults = knob_defaults(config_cls)
+    if defaults["method"] != method:
+        raise TypeError(f"{config_cls.__name__}.method defaults to {defaults['method']!r}, not {method!r}")
+    if not config_cls.inits:
+        raise TypeError(f"{config_cls.__name__} declares no inits")
+    if not any(init_matches(defaults["init"], p) for p in config_cls.inits):
+        raise TypeError(f"{config_cls.__name__}: default init {defaults['init']!r} is not in its inits {config_cls.inits}")
 
 
 def parse_adapter_config(raw: dict, registry: dict[str, type[AdapterConfig]]) -> AdapterConfig:
@@ -85,7 +124,7 @@ def parse_adapter_config(raw: dict, registry: dict[str, type[AdapterConfig]]) ->
         if key not in allowed:
             owners = sorted(m for m, c in registry.items() if key in knob_names(c))
             hint = f" (a knob of {', '.join(owners)} only)" if owners else ""
-            raise ConfigError(f"adapter.{key}", f"is not a knob of method {method!r}{hint}; allowed: {', '.join(allowed)}")
+            raise ConfigError(f"adapter.{key}", f"is not a knob of method {method!r}{hint}{did_you_mean(key, allowed)}; allowed: {', '.join(allowed)}")
     if isinstance(raw.get("targets"), tuple):
         raw["targets"] = list(raw["targets"])
     config = config_cls(**raw)

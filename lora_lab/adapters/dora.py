@@ -11,7 +11,7 @@ With ``V = W0 + s B A`` (``[out, in]``, the LoRA update included) and a trainabl
 The norm is detached from the graph (paper section 4.3): it is a constant for autograd, ``m`` gets
 the exact gradient and ``V`` gets ``(m / ||V||) dL/dW'`` (eq. 11).
 
-Forward (ALGORITHMS.md 2a; identical to PEFT 0.21 ``DoraLinearVariant`` and NVlabs ``dora.py``):
+Forward (docs/algorithms/dora.md; identical to PEFT 0.21 ``DoraLinearVariant`` and NVlabs ``dora.py``):
 
     h = y0 + (g - 1) * (W0 x~) + g * (s B A x~),     y0 = W0 x + b0,  x~ = dropout(x)
 
@@ -35,7 +35,7 @@ Merge and unmerge use the direct norm. Not FSDP-aware (PEFT's identity-matmul de
 
 Merge (exact, fp32): ``W <- g * (W0 + s B A)`` with ``g`` from the pre-merge weight; the norm is
 cached because unmerge cannot recompute it from the merged weight: ``W0 = W / g - s B A``
-(ALGORITHMS.md 2a; the transpose for ``Conv1D`` is handled once in `AdapterLayer`).
+(docs/algorithms/dora.md; the transpose for ``Conv1D`` is handled once in `AdapterLayer`).
 `delta_weight` returns DoRA's *effective* update ``W' - W0`` (not additive across adapters).
 """
 
@@ -179,10 +179,10 @@ class DoraLayer(LoraLayer):
 
 @dataclass
 class DoraConfig(LoraConfig):
-    """DoRA knobs: exactly the shared ones (``r``, ``alpha``, ``dropout``, ``targets``, ``init`` ...)."""
+    """DoRA knobs: exactly LoRA's (``r``, ``alpha``, ``rslora``, ``dropout``, ``targets``, ``init`` ...)."""
 
     method: str = "dora"
-    allowed_inits: ClassVar[tuple[str, ...]] = LORA_FAMILY_INITS
+    inits: ClassVar[tuple[str, ...]] = LORA_FAMILY_INITS
 
 
 @register_method
@@ -193,3 +193,7 @@ class DoraMethod(AdapterMethod):
     def make_layer(self, base_layer: nn.Module, module_name: str) -> DoraLayer:
         c = self.config
         return DoraLayer(base_layer, r=c.r, alpha=c.alpha, dropout=c.dropout, rslora=c.rslora, init=c.init)
+
+    def closed_form_params(self, shapes: dict[str, tuple[int, int]]) -> int:
+        """``sum r (in + out) + out``: LoRA's A and B plus the magnitude ``m: [out]``."""
+        return sum(self.config.r * (i + o) + o for i, o in shapes.values())

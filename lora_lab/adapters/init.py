@@ -1,6 +1,6 @@
 """Initialisations of the LoRA family's ``(A, B)`` pair, registered by name.
 
-``A: [r, in]`` (applied first), ``B: [out, r]``; the adapter adds ``s * B A`` (ALGORITHMS.md 1a).
+``A: [r, in]`` (applied first), ``B: [out, r]``; the adapter adds ``s * B A`` (docs/algorithms/lora.md).
 
 - ``kaiming`` (default; LoRA paper code, PEFT ``init_lora_weights=True``): A ~ kaiming-uniform with
   ``a = sqrt(5)``, i.e. ``U(-1/sqrt(in), 1/sqrt(in))``; B = 0, so the adapter starts as a no-op.
@@ -11,7 +11,8 @@ Inits that depend on the pretrained weight (``pissa``, ``pissa_niter_<k>``, ``ol
 ``W - s B A`` into the base weight, and `LoraLayer` derives its ``mutates_base`` from the init name.
 
 An init is a function ``fn(layer, name) -> None`` that fills ``layer.lora_A`` / ``layer.lora_B``.
-Names ending in ``*`` in the registry are prefixes (``pissa_niter_*`` takes ``pissa_niter_4``).
+Names ending in ``*`` in the registry are prefixes (``pissa_niter_*`` takes ``pissa_niter_4``). Which
+inits a method accepts is declared by the method's schema (``inits``, `lora_lab.adapters.config`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from lora_lab.adapters.config import init_matches
 from lora_lab.errors import ConfigError
 
 InitFn = Callable[[nn.Module, str], None]
@@ -43,12 +45,7 @@ def register_init(name: str, mutates_base: bool = False) -> Callable[[InitFn], I
 
 
 def _lookup(name: str) -> str | None:
-    if name in _INITS:
-        return name
-    for key in _INITS:
-        if key.endswith("*") and name.startswith(key[:-1]) and name[len(key) - 1 :].isdigit():
-            return key
-    return None
+    return next((key for key in _INITS if init_matches(name, key)), None)
 
 
 def init_names() -> list[str]:
@@ -57,13 +54,6 @@ def init_names() -> list[str]:
 
 def init_mutates_base(name: str) -> bool:
     return _lookup(name) in MUTATING_INITS
-
-
-def check_init_name(name: str, method: str, allowed: tuple[str, ...] | None) -> None:
-    key = _lookup(name) if isinstance(name, str) else None
-    allowed_here = [k for k in init_names() if allowed is None or k in allowed]
-    if key is None or key not in allowed_here:
-        raise ConfigError("adapter.init", f"{name!r} is not an init of method {method!r}; allowed: {', '.join(allowed_here)}")
 
 
 def apply_init(layer: nn.Module, name: str) -> None:

@@ -17,14 +17,20 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from lora_lab.adapters import AdapterMethod, build_method, parse_config
+from lora_lab.adapters.config import knob_names
+from lora_lab.adapters.method import METHODS, AdapterMethod, build_method, parse_config
 from lora_lab.adapters.quant import QuantConfig, check_quant_config, quantize_base
-from lora_lab.atomic import TEMP_SUFFIX, fsync_dir
+from lora_lab.atomic import atomic_write_via_path
 
-FORMAT_VERSION = 1
+_atomic_write_bytes = atomic_write_via_path  # the name peft_export imports
+
+FORMAT_VERSION = 2
+#: version 1 gave every method LoRA's shared knobs; knobs a method does not have, at their old default,
+#: are dropped when a version-1 adapter is read (AdaLoRA's ``rslora: false``)
+_V1_SHARED_DEFAULTS = {"rslora": False}
 CONFIG_NAME = "adapter_config.json"
 WEIGHTS_NAME = "adapter_model.safetensors"
-_METHOD_PREFIX = "__method__."
+METHOD_STATE_PREFIX = "__method__."
 
 
 def head_state_dict(model: nn.Module, head_modules: list[str]) -> dict[str, torch.Tensor]:
@@ -35,31 +41,17 @@ def adapter_checkpoint_state(model: nn.Module, method: AdapterMethod) -> dict[st
     """Everything that differs from the pretrained backbone: adapters, heads, method state."""
     state = dict(method.adapter_state_dict())
     state.update(head_state_dict(model, method.head_modules))
-    state.update({_METHOD_PREFIX + k: v for k, v in method.state_dict().items()})
+    state.update({METHOD_STATE_PREFIX + k: v for k, v in method.state_dict().items()})
     return state
 
 
 def load_checkpoint_state(model: nn.Module, method: AdapterMethod, state: dict[str, torch.Tensor]) -> None:
-    method_state = {k[len(_METHOD_PREFIX) :]: v for k, v in state.items() if k.startswith(_METHOD_PREFIX)}
+    method_state = {k[len(METHOD_STATE_PREFIX) :]: v for k, v in state.items() if k.startswith(METHOD_STATE_PREFIX)}
     method.load_state_dict(method_state)
     method.load_adapter_state_dict(state)
     for head in method.head_modules:
         prefix = head + "."
         model.get_submodule(head).load_state_dict({k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)})
-
-
-def _atomic_write_bytes(path: Path, write) -> None:
-    """``write(tmp_path)`` to a temp file next to ``path``, then fsync + rename (`lora_lab.atomic`)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}{TEMP_SUFFIX}")
-    try:
-        write(tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    fsync_dir(path.parent)
 
 
 def adapter_meta(method: AdapterMethod, backbone: dict | None = None) -> dict:
@@ -82,13 +74,25 @@ def save_adapter(out_dir: str | os.PathLike, model: nn.Module, method: AdapterMe
     out.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in adapter_checkpoint_state(model, method).items()}
     meta = adapter_meta(method, backbone)
-    _atomic_write_bytes(out / WEIGHTS_NAME, lambda p: save_file(tensors, str(p)))
-    _atomic_write_bytes(out / CONFIG_NAME, lambda p: p.write_text(json.dumps(meta, indent=2, default=str)))
+    atomic_write_via_path(out / WEIGHTS_NAME, lambda p: save_file(tensors, str(p)))
+    atomic_write_via_path(out / CONFIG_NAME, lambda p: p.write_text(json.dumps(meta, indent=2, default=str)))
     return out
 
 
+def upgrade_meta(meta: dict) -> dict:
+    """Metadata of any earlier format version in the current shape."""
+    if meta.get("format_version", 1) < 2:
+        adapter = dict(meta.get("adapter", {}))
+        known = set(knob_names(METHODS[adapter["method"]].config_cls)) if adapter.get("method") in METHODS else set(adapter)
+        for key, default in _V1_SHARED_DEFAULTS.items():
+            if key not in known and adapter.get(key, default) == default:
+                adapter.pop(key, None)
+        meta = {**meta, "adapter": adapter, "format_version": FORMAT_VERSION}
+    return meta
+
+
 def read_adapter_meta(adapter_dir: str | os.PathLike) -> dict:
-    return json.loads((Path(adapter_dir) / CONFIG_NAME).read_text())
+    return upgrade_meta(json.loads((Path(adapter_dir) / CONFIG_NAME).read_text()))
 
 
 def read_adapter(adapter_dir: str | os.PathLike) -> tuple[dict, dict[str, torch.Tensor]]:

@@ -8,7 +8,7 @@ Initialisation is a separate axis (`lora_lab.adapters.init`): ``kaiming`` (defau
 no-op at init), ``gaussian``, or the weight-dependent ``pissa``, ``pissa_niter_<k>`` and ``olora``
 (`lora_lab.adapters.pissa`), which write the residual ``W - s B0 A0`` into the base weight and keep
 ``(A0, B0)`` as buffers. Adapter weights stay in fp32 whatever the base dtype; under autocast
-the matmuls run in the autocast dtype.
+the matmuls run in the autocast dtype. Notes: docs/algorithms/lora.md.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lora_lab.adapters.base import AdapterLayer
-from lora_lab.adapters.config import AdapterConfig
+from lora_lab.adapters.config import AdapterConfig, check_bool, check_positive_int, check_positive_number
 from lora_lab.adapters.init import LORA_FAMILY_INITS, apply_init, init_mutates_base
 from lora_lab.adapters.method import AdapterMethod, register_method
 
@@ -76,9 +76,26 @@ class LoraLayer(AdapterLayer):
 
 @dataclass
 class LoraConfig(AdapterConfig):
-    """LoRA knobs: exactly the shared ones (see `AdapterConfig`)."""
+    """LoRA knobs: the shared ones plus ``r``, ``alpha`` and ``rslora``; ``s = alpha / r``
+    (``alpha / sqrt(r)`` with ``rslora``)."""
 
-    allowed_inits: ClassVar[tuple[str, ...]] = LORA_FAMILY_INITS
+    method: str = "lora"
+    init: str = "kaiming"
+    r: int = 8
+    alpha: float = 8.0
+    rslora: bool = False
+
+    inits: ClassVar[tuple[str, ...]] = LORA_FAMILY_INITS
+
+    def validate(self) -> None:
+        check_positive_int("r", self.r)
+        check_positive_number("alpha", self.alpha)
+        check_bool("rslora", self.rslora)
+        super().validate()
+
+    @property
+    def scaling(self) -> float:
+        return self.alpha / (self.r**0.5) if self.rslora else self.alpha / self.r
 
 
 @register_method
@@ -89,3 +106,7 @@ class LoraMethod(AdapterMethod):
     def make_layer(self, base_layer: nn.Module, module_name: str) -> LoraLayer:
         c = self.config
         return LoraLayer(base_layer, r=c.r, alpha=c.alpha, dropout=c.dropout, rslora=c.rslora, init=c.init)
+
+    def closed_form_params(self, shapes: dict[str, tuple[int, int]]) -> int:
+        """``sum r (in + out)``: A is ``[r, in]``, B is ``[out, r]``."""
+        return sum(self.config.r * (i + o) for i, o in shapes.values())

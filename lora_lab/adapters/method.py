@@ -1,13 +1,21 @@
 """Method level of the adapter interface: attach layers to a model and own the training hooks.
 
-An `AdapterMethod` (registered by name: ``lora``, ``dora``, ``adalora``; ``pissa`` is LoRA with
-``init=pissa``) is built from a validated config, replaces each selected module with its layer type
+An `AdapterMethod` (registered by name: ``lora``, ``loraplus``, ``dora``, ``adalora``, ``vera``;
+``pissa`` is LoRA with ``init=pissa``) is built from a validated config, replaces each selected module with its layer type
 and returns an `AttachReport` saying exactly what was adapted. It owns two hooks that the Lightning
 module calls for every method, so no user has to remember them:
 
 - ``regularization_loss()`` -- added to the task loss at every training step (0 for plain LoRA);
 - ``on_optimizer_step(step, total_steps)`` -- after each real optimizer step, gradients still present,
   once per accumulation window; ``step`` is the 0-based index of the step just taken.
+
+A third hook shapes the optimizer: ``param_groups(model)`` returns the trainable parameters as groups,
+each ``{"params": [...], "lr_multiplier": float (default 1), "weight_decay": float (default: the
+optim config's)}``; `lora_lab.models.optim.build_optimizer` turns them into torch groups (one group of
+everything by default; LoRA+ gives ``B`` a larger learning rate). ``before_attach(modules)`` sees every
+module about to be wrapped (VeRA sizes its shared projections from them), and
+``closed_form_params(shapes)`` states the method's trainable adapter parameter count as a formula of
+the adapted ``(in, out)`` shapes, which the contract tests check against the real count.
 
 Method-level state (e.g. AdaLoRA's allocator EMAs and masks) travels through ``state_dict`` /
 ``load_state_dict`` into checkpoints and saved adapters.
@@ -22,19 +30,26 @@ import torch
 from torch import nn
 
 from lora_lab.adapters.base import AdapterLayer
-from lora_lab.adapters.config import AdapterConfig
+from lora_lab.adapters.config import AdapterConfig, check_schema, parse_adapter_config
 from lora_lab.adapters.targets import resolve_targets
 
 METHODS: dict[str, type["AdapterMethod"]] = {}
 
 
 def register_method(cls: type["AdapterMethod"]) -> type["AdapterMethod"]:
+    """Class decorator: add a method to the registry after checking its schema's contract."""
+    check_schema(cls.config_cls, cls.name)
     METHODS[cls.name] = cls
     return cls
 
 
 def config_registry() -> dict[str, type[AdapterConfig]]:
     return {name: cls.config_cls for name, cls in METHODS.items()}
+
+
+def parse_config(raw: dict) -> AdapterConfig:
+    """Validate a raw adapter config (e.g. ``cfg.adapter``) against its method's schema."""
+    return parse_adapter_config(raw, config_registry())
 
 
 def count_parameters(params) -> int:
@@ -72,7 +87,8 @@ class AttachReport:
 
 
 class AdapterMethod:
-    """Base class: subclasses set ``name``, ``config_cls`` and implement `make_layer`."""
+    """Base class: subclasses set ``name``, ``config_cls`` and implement `make_layer` and
+    `closed_form_params`; the other hooks have neutral defaults."""
 
     name: ClassVar[str]
     config_cls: ClassVar[type[AdapterConfig]]
@@ -86,6 +102,18 @@ class AdapterMethod:
     # ----- what subclasses implement -------------------------------------------------------
     def make_layer(self, base_layer: nn.Module, module_name: str) -> AdapterLayer:
         raise NotImplementedError
+
+    def closed_form_params(self, shapes: dict[str, tuple[int, int]]) -> int:
+        """Trainable adapter parameters for adapted modules of ``{name: (in_features, out_features)}``,
+        from the method's own formula (e.g. LoRA: ``sum r (in + out)``)."""
+        raise NotImplementedError
+
+    def before_attach(self, modules: dict[str, nn.Module]) -> None:
+        """Called once with every module about to be wrapped (``{name: module}``), before `make_layer`."""
+
+    def param_groups(self, model: nn.Module) -> list[dict]:
+        """The trainable parameters of ``model`` as optimizer groups (see the module docstring)."""
+        return [{"params": [p for p in model.parameters() if p.requires_grad]}]
 
     def regularization_loss(self) -> torch.Tensor | None:
         """Extra loss term; None when the method has none."""
@@ -140,6 +168,7 @@ class AdapterMethod:
         names = module_names or resolve_targets(model, self.config.targets, self.config.exclude, model_type, self.head_modules)
         for p in model.parameters():
             p.requires_grad_(False)
+        self.before_attach({name: model.get_submodule(name) for name in names})
         for name in names:
             parent_name, _, child = name.rpartition(".")
             parent = model.get_submodule(parent_name) if parent_name else model

@@ -8,7 +8,7 @@ base model and reproduces our outputs (peft is not needed to write it). Per adap
     base_model.model.<module>.lora_magnitude_vector  m   [out]      (DoRA only)
     base_model.model.<head>.<param>                  heads, as PEFT ``modules_to_save``
 
-Inits that mutate the base (PiSSA, OLoRA; ALGORITHMS.md 4a) are converted to plain LoRA of rank
+Inits that mutate the base (PiSSA, OLoRA; docs/algorithms/pissa.md) are converted to plain LoRA of rank
 ``R = 2r`` so that the residual base is not needed (PiSSA paper appendix C; PEFT
 ``subtract_mutated_init``):
 
@@ -20,9 +20,10 @@ config says ``init_lora_weights: true`` (PEFT refuses to load a converted adapte
 Our own format (`lora_lab.adapters.io`) stays the one used to resume and evaluate; provenance of an
 export (source, conversion) goes to ``lora_lab_export.json`` next to the PEFT files.
 
-Exporters are registered per method (`register_peft_exporter`): ``lora`` and ``dora`` here; other
-methods register their own in their export module, imported at the end of this file
-(``adalora``: `lora_lab.adapters.adalora_export`, PEFT AdaLoRA with its resized rank pattern).
+Exporters are registered per method in `lora_lab.adapters.export_registry`: ``lora``, ``loraplus``
+and ``dora`` here; other methods register their own next to their layer (``vera``) or in their export
+module (``adalora``: `lora_lab.adapters.adalora_export`). The package ``lora_lab.adapters`` imports
+every plug-in, so the registry is complete once the package is imported.
 """
 
 from __future__ import annotations
@@ -31,12 +32,11 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Callable
-
 import torch
 from safetensors.torch import save_file
 from torch import nn
 
+from lora_lab.adapters.export_registry import PEFT_EXPORTERS, PEFT_PREFIX, Exporter, register_peft_exporter, saved_tensor
 from lora_lab.adapters.init import init_mutates_base
 from lora_lab.adapters.io import CONFIG_NAME, _atomic_write_bytes, adapter_checkpoint_state, adapter_meta, read_adapter
 from lora_lab.adapters.method import AdapterMethod
@@ -45,50 +45,31 @@ from lora_lab.errors import ConfigError
 PEFT_CONFIG_NAME = "adapter_config.json"
 PEFT_WEIGHTS_NAME = "adapter_model.safetensors"
 PROVENANCE_NAME = "lora_lab_export.json"
-_PREFIX = "base_model.model."
+_PREFIX = PEFT_PREFIX
 EXPORT_FORMATS = ("peft",)
-
-#: method -> fn(meta, tensors) -> (PEFT config fields, PEFT tensors of the adapted modules)
-Exporter = Callable[[dict, dict[str, torch.Tensor]], tuple[dict, dict[str, torch.Tensor]]]
-PEFT_EXPORTERS: dict[str, Exporter] = {}
 
 # our backbone ``family`` (the task family recorded with a saved adapter) -> PEFT task_type
 _TASK_TYPES = {"classification": "SEQ_CLS", "causal_lm": "CAUSAL_LM", "seq2seq": "SEQ_2_SEQ_LM"}
 _CONV1D_MODEL_TYPES = {"gpt2", "openai-gpt"}
 
 
-def register_peft_exporter(method: str) -> Callable[[Exporter], Exporter]:
-    def wrap(fn: Exporter) -> Exporter:
-        PEFT_EXPORTERS[method] = fn
-        return fn
-
-    return wrap
-
-
-def _layer_tensor(tensors: dict, module: str, key: str) -> torch.Tensor:
-    full = f"{module}.{key}"
-    if full not in tensors:
-        raise KeyError(f"saved adapter has no tensor {full!r}")
-    return tensors[full]
-
-
-@register_peft_exporter("lora")
-@register_peft_exporter("dora")
+@register_peft_exporter("lora", "loraplus", "dora")
 def export_lora_family(meta: dict, tensors: dict[str, torch.Tensor]) -> tuple[dict, dict[str, torch.Tensor]]:
-    """LoRA and DoRA, with the rank-2r conversion for inits that mutate the base."""
+    """LoRA (LoRA+ too: it differs only in the optimizer) and DoRA, with the rank-2r conversion for
+    inits that mutate the base."""
     cfg = meta["adapter"]
     r, alpha, rslora = int(cfg["r"]), float(cfg["alpha"]), bool(cfg.get("rslora", False))
     convert = init_mutates_base(cfg.get("init", "kaiming"))
     out: dict[str, torch.Tensor] = {}
     for module in meta["adapted_modules"]:
-        a, b = _layer_tensor(tensors, module, "lora_A"), _layer_tensor(tensors, module, "lora_B")
+        a, b = saved_tensor(tensors, module, "lora_A"), saved_tensor(tensors, module, "lora_B")
         if convert:
-            a0, b0 = _layer_tensor(tensors, module, "lora_A0"), _layer_tensor(tensors, module, "lora_B0")
+            a0, b0 = saved_tensor(tensors, module, "lora_A0"), saved_tensor(tensors, module, "lora_B0")
             a, b = torch.cat([a, a0], dim=0), torch.cat([b, -b0], dim=1)
         out[f"{_PREFIX}{module}.lora_A.weight"] = a
         out[f"{_PREFIX}{module}.lora_B.weight"] = b
         if cfg["method"] == "dora":
-            out[f"{_PREFIX}{module}.lora_magnitude_vector"] = _layer_tensor(tensors, module, "magnitude")
+            out[f"{_PREFIX}{module}.lora_magnitude_vector"] = saved_tensor(tensors, module, "magnitude")
     if convert:
         r, alpha = 2 * r, (math.sqrt(2.0) * alpha if rslora else 2.0 * alpha)
     fields = {
@@ -98,6 +79,9 @@ def export_lora_family(meta: dict, tensors: dict[str, torch.Tensor]) -> tuple[di
         "use_rslora": rslora,
         "use_dora": cfg["method"] == "dora",
         "init_lora_weights": True,
+        "lora_bias": False,
+        "rank_pattern": {},
+        "alpha_pattern": {},
     }
     return fields, out
 
@@ -152,7 +136,7 @@ def convert_to_peft(
         state.update({_PREFIX + k: v for k, v in found.items()})
     backbone = meta.get("backbone") or {}
     config = {
-        "peft_type": "LORA",
+        "peft_type": "LORA",  # an exporter's fields override it (ADALORA, VERA)
         "task_type": task_type or peft_task_type(backbone),
         "base_model_name_or_path": base_model_name(backbone),
         "revision": backbone.get("revision"),
@@ -160,9 +144,6 @@ def convert_to_peft(
         "modules_to_save": heads or None,
         "fan_in_fan_out": meta.get("model_type") in _CONV1D_MODEL_TYPES,
         "bias": "none",
-        "lora_bias": False,
-        "rank_pattern": {},
-        "alpha_pattern": {},
         "inference_mode": True,
         **fields,
     }
@@ -185,10 +166,10 @@ def _provenance(meta: dict, config: dict, source: str) -> dict:
         "source": source,
         "method": cfg["method"],
         "init": cfg.get("init"),
-        "r": cfg["r"],
-        "alpha": cfg["alpha"],
+        "r": cfg.get("r"),
+        "alpha": cfg.get("alpha"),
         "exported_r": config.get("r", config.get("init_r")),
-        "exported_alpha": config["lora_alpha"],
+        "exported_alpha": config.get("lora_alpha"),
         "rank_2r_conversion": init_mutates_base(cfg.get("init", "kaiming")),
         "backbone": meta.get("backbone") or {},
     }
@@ -226,6 +207,3 @@ def export_run(run_dir: str | os.PathLike, fmt: str, out_dir: str | os.PathLike)
     config, state = convert_to_peft(meta, tensors)
     return write_peft_adapter(out_dir, config, state, _provenance(meta, config, str(adapter_dir)))
 
-
-# method-specific exporters that live next to their method (they import this module's registry)
-from lora_lab.adapters import adalora_export  # noqa: E402,F401  (registers "adalora")

@@ -1,7 +1,7 @@
 """Weight-dependent inits of the LoRA family: PiSSA (exact and randomised SVD) and OLoRA (QR).
 
 Both split the pretrained weight ``W`` (``[out, in]``, fp32) into a principal part carried by the
-adapter and a frozen residual written into the base layer (ALGORITHMS.md 4a):
+adapter and a frozen residual written into the base layer (docs/algorithms/pissa.md):
 
     W = W_res + s * B0 A0,       W_res := W - s * B0 A0     (formed by subtraction: exact in fp32)
 
@@ -13,7 +13,7 @@ adapter and a frozen residual written into the base layer (ALGORITHMS.md 4a):
   ``torch.svd_lowrank(W, q=r, niter=k)`` (Halko et al. randomised subspace iteration). Its random test
   matrix is drawn from the global torch generator, so a run seeded with ``seed_everything`` (or
   ``torch.manual_seed``) reproduces it bit for bit; the residual is saved with the adapter, so a
-  reload never re-runs the randomised SVD (the PEFT pitfall in ALGORITHMS.md 4a).
+  reload never re-runs the randomised SVD (a PEFT pitfall, docs/algorithms/pissa.md).
 - ``olora`` (Büyükakyüz 2024, arXiv 2406.01775, section 3): ``W = Q R`` (reduced QR);
   ``B0 = Q[:, :r]`` (orthonormal columns), ``A0 = R[:r, :]``; the scaling is *not* folded in.
   Deliberate difference from PEFT 0.21 ``olora_init``: we factorise the ``[out, in]`` orientation for

@@ -3,7 +3,7 @@
 Paper: Zhang et al., "Adaptive Budget Allocation for Parameter-Efficient Fine-Tuning", ICLR 2023
 (arXiv 2303.10512), sections 3.2-3.3 and Appendix A. Reference code: PEFT
 ``tuners/adalora/layer.py::RankAllocator`` and QingruZhang/AdaLoRA ``loralib/adalora.py``.
-Where the two differ from the paper we follow the code (ALGORITHMS.md 3a):
+Where the two differ from the paper we follow the code (docs/algorithms/adalora.md):
 
 Importance (paper eqs. 8-11), for every entry ``w`` of ``Q`` (``lora_A``), ``Λ`` (``lora_E``) and
 ``P`` (``lora_B``), computed right after ``optimizer.step()`` from the post-step weight and the

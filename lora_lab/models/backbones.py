@@ -125,7 +125,7 @@ CLASSIFICATION_HEADS = ("pre_classifier", *OUTPUT_HEADS)
 
 def head_modules_for(model: nn.Module, family: str) -> list[str]:
     """Modules trained and saved whole, never adapted: the classification head, plus DeBERTa's
-    ``pooler`` (the papers train everything outside the encoder, ALGORITHMS.md 1a)."""
+    ``pooler`` (the papers train everything outside the encoder, docs/algorithms/lora.md)."""
     if family != "classification":
         return []
     heads = [n for n, _ in model.named_children() if n in CLASSIFICATION_HEADS]

@@ -110,7 +110,7 @@ class AdapterModule(L.LightningModule):
     def configure_optimizers(self):
         from lora_lab.models.optim import build_optimizer
 
-        return build_optimizer([p for p in self.model.parameters() if p.requires_grad], self.optim_cfg, self.total_optimizer_steps())
+        return build_optimizer(self.method.param_groups(self.model), self.optim_cfg, self.total_optimizer_steps())
 
     # ----- evaluation loop shared by the task families ----------------------------------------
     # A subclass sets ``self.spec`` (a `TaskSpec`) and implements `_eval_step` (update the split's

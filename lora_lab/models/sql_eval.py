@@ -10,7 +10,8 @@ Predicted SQL is untrusted model output. A double-quoted name that is no column 
 would silently read it as a string). It runs only if it is a single ``SELECT`` statement
 (`statement_problem`: one optional trailing ``;``, no other ``;`` outside quotes, a complete
 statement); the connection is ``PRAGMA query_only``, an authorizer allows nothing but reading and
-the functions in `ALLOWED_FUNCTIONS` (no DDL/DML, ``ATTACH``, ``PRAGMA``, no ``printf``/``zeroblob``), statement length and result size are capped, and a
+the functions in `ALLOWED_FUNCTIONS` (no DDL/DML, ``ATTACH``, ``PRAGMA``, no ``printf``/``zeroblob``), statement length and result size are capped, every
+string a statement builds is capped (`MIN_VALUE_CHARS`, so no single function call is slow), and a
 progress handler stops any statement after ``timeout_s``. Every failure (refused, syntax error,
 runtime error, time-out) counts as wrong and is tallied by reason; none of them escapes.
 """
@@ -31,6 +32,11 @@ from lora_lab.data.wikisql import TABLE_NAME, SqlExample, Table, as_number, quot
 
 MAX_SQL_CHARS = 4000
 MAX_ROWS = 10_000
+#: longest string or blob a statement may build (at least the table's longest cell). The progress
+#: handler runs only between SQLite instructions, and one ``instr`` over two strings of length L
+#: costs O(L^2): at SQLite's default limit (1e9) or even 1e6, a single call built with ``||`` runs
+#: for tens of seconds; at 2e4 it is milliseconds, so ``timeout_s`` holds for any predicted SQL.
+MIN_VALUE_CHARS = 20_000
 _ALLOWED_ACTIONS = {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION}
 
 
@@ -120,7 +126,8 @@ def build_database(table: Table) -> sqlite3.Connection:
         conn.executemany(f"INSERT INTO {TABLE_NAME} VALUES ({', '.join('?' * width)})", rows)
     conn.execute("PRAGMA query_only = ON")
     conn.set_authorizer(_authorizer)
-    conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, 1_000_000)
+    longest = max((len(str(v)) for r in rows for v in r if v is not None), default=0)
+    conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, max(MIN_VALUE_CHARS, longest + 1))
     conn.setlimit(sqlite3.SQLITE_LIMIT_SQL_LENGTH, MAX_SQL_CHARS * 2)
     return conn
 

@@ -27,8 +27,8 @@ from pathlib import Path
 
 import pandas as pd
 
-RESULT_NAME = "result.json"
-PLAN_NAME = "sweep_plan.json"
+from lora_lab.results.record import PLAN_NAME, RESULT_NAME, MalformedResult, ResultRecord
+
 #: a run whose best validation value is within this of the chance level never left it
 CHANCE_TOL = 0.005
 #: metrics whose chance level is 0 (correlations); accuracy uses the majority-class baseline,
@@ -110,31 +110,13 @@ def _num(value):
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-#: top-level fields that must be JSON objects when present (None counts as absent)
-OBJECT_FIELDS = ("config", "metrics", "params", "baselines", "git", "method_summary")
-#: fields of ``config`` that must be objects when present
-CONFIG_OBJECTS = ("task", "adapter", "optim")
-
-
 def shape_problem(record: dict) -> str | None:
-    """Why a parsed result.json cannot be one trial row (None when its shape is right): every field
-    the row reads must have the type the runner writes, otherwise the file is ``corrupt``."""
-    for key in OBJECT_FIELDS:
-        if record.get(key) is not None and not isinstance(record[key], dict):
-            return f"malformed result.json: '{key}' is {type(record[key]).__name__}, not an object"
-    config = record.get("config") or {}
-    for key in CONFIG_OBJECTS:
-        if config.get(key) is not None and not isinstance(config[key], dict):
-            return f"malformed result.json: 'config.{key}' is {type(config[key]).__name__}, not an object"
-    metrics = record.get("metrics") or {}
-    for key in ("best_val", "test", "final"):
-        if metrics.get(key) is not None and not isinstance(metrics[key], dict):
-            return f"malformed result.json: 'metrics.{key}' is {type(metrics[key]).__name__}, not an object"
-    if record.get("curve") is not None and not isinstance(record["curve"], list):
-        return f"malformed result.json: 'curve' is {type(record['curve']).__name__}, not a list"
-    for key in ("status", "primary_metric"):
-        if record.get(key) is not None and not isinstance(record[key], str):
-            return f"malformed result.json: '{key}' is {type(record[key]).__name__}, not a string"
+    """Why a parsed result.json cannot be one trial row (None when its shape is right): the typed
+    `ResultRecord` refuses every field of the wrong type, and the file is ``corrupt``."""
+    try:
+        ResultRecord.from_dict(record)
+    except MalformedResult as err:
+        return str(err)
     return None
 
 

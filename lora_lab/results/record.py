@@ -1,22 +1,29 @@
-"""The versioned, self-describing ``result.json`` every run writes into its run directory.
+"""The versioned, self-describing ``result.json`` every run writes into its run directory, as one
+typed record: `ResultRecord` is the only writer and reader of that file (the trial writes it; the
+report, the sweep status and the trial's own identity check read it).
 
-Schema (``schema_version`` 1): ``status`` (``success`` | ``failed`` | ``cancelled`` | ``running``),
-``reason`` (for failures), ``run_dir``, ``run_name``, ``config`` (fully resolved), ``overrides``,
-``params`` (trainable / total / adapter / head counts and the adapted modules), ``metrics``
-(``best_val`` = the evaluation with the best primary validation metric, ``final`` = the last
-evaluation, ``test`` = test split at the best-validation adapter state where the task has labels),
-``primary_metric``, ``baselines`` (majority-class accuracy; for generation ``untrained_val``, the
-model's validation before training), ``data`` (split sizes, skipped training examples), ``curve``
-(one entry per evaluation), ``method_summary``, ``wall_time_s``, ``cpu_time_s`` (process CPU seconds of the trial), ``torch_threads``, ``peak_memory_mb``, ``versions`` and ``git``
-(SHA + dirty flag), ``job`` (host, pid, SLURM job / array task of the attempt that wrote it),
-``interruptions`` (one entry per SLURM stop the run survived: signal, step,
-job id). Written atomically (`lora_lab.atomic`: temp file in the same directory, fsync, ``os.replace``),
-so a reader sees the old file or the new one, never half of one; `read_result` opens only the final
-name, never a temp file a killed writer left behind.
+Schema (``schema_version`` 2; version 1 files read the same, without ``exported_state``): ``status``
+(``success`` | ``failed`` | ``cancelled`` | ``running``), ``reason`` (for failures), ``run_dir``,
+``run_name``, ``study``, ``config`` (fully resolved), ``overrides``, ``params`` (trainable / total /
+adapter / head counts and the adapted modules), ``metrics`` (``best_val`` = the evaluation with the
+best primary validation metric, ``final`` = the last evaluation, ``test`` = test split at the
+best-validation adapter state where the task has labels), ``exported_state`` (which adapter state
+``adapter/`` holds: ``best_val`` -- the scored one -- or ``final``; the other is in ``adapter_last/``),
+``primary_metric``, ``task_spec``, ``baselines`` (majority-class accuracy; for generation
+``untrained_val``, the model's validation before training), ``data`` (split sizes, skipped training
+examples), ``curve`` (one entry per evaluation), ``method_summary``, ``quantization`` (the frozen base's, if quantised), ``optimizer_steps``,
+``wall_time_s``, ``cpu_time_s`` (process CPU seconds of the trial), ``torch_threads``,
+``peak_memory_mb``, ``versions`` and ``git`` (SHA + dirty flag), ``job`` (host, pid, SLURM job /
+array task of the attempt that wrote it), ``interruptions`` (one entry per SLURM stop the run
+survived: signal, step, job id). Keys this version does not know are kept in ``extra`` and written
+back. Written atomically (`lora_lab.atomic`: temp file in the same directory, fsync, ``os.replace``),
+so a reader sees the old file or the new one, never half of one; readers open only the final name,
+never a temp file a killed writer left behind.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import platform
@@ -24,26 +31,122 @@ import resource
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from lora_lab.atomic import atomic_write_text  # re-exported: callers import it from here
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 RESULT_NAME = "result.json"
+PLAN_NAME = "sweep_plan.json"  # a sweep dir's list of planned trials (`lora_lab.sweeps.launch`)
+STATUSES = ("success", "failed", "cancelled", "running")
 
 
-def write_result(run_dir: str | os.PathLike, record: dict) -> Path:
-    record = {"schema_version": SCHEMA_VERSION, "written_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **record}
+class MalformedResult(ValueError):
+    """A result.json whose fields do not have the types this schema writes."""
+
+
+_OBJECTS = ("config", "params", "metrics", "baselines", "data", "method_summary", "versions", "git", "job", "task_spec", "peak_memory_mb")
+_STRINGS = ("status", "reason", "run_dir", "run_name", "primary_metric", "written_at", "exported_state")
+_LISTS = ("overrides", "curve", "interruptions")
+_KIND_NAMES = {dict: "an object", str: "a string", list: "a list"}
+
+
+@dataclass
+class ResultRecord:
+    """One trial's result (see the module docstring for every field)."""
+
+    status: str = "running"
+    reason: str | None = None
+    run_dir: str | None = None
+    run_name: str | None = None
+    study: str | None = None
+    config: dict = field(default_factory=dict)
+    overrides: list = field(default_factory=list)
+    params: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+    exported_state: str | None = None
+    primary_metric: str | None = None
+    task_spec: dict = field(default_factory=dict)
+    baselines: dict = field(default_factory=dict)
+    data: dict = field(default_factory=dict)
+    curve: list = field(default_factory=list)
+    method_summary: dict = field(default_factory=dict)
+    quantization: dict | None = None  # the frozen base's quantisation (None: not quantised)
+    optimizer_steps: int | None = None
+    wall_time_s: float | None = None
+    cpu_time_s: float | None = None
+    torch_threads: int | None = None
+    peak_memory_mb: dict = field(default_factory=dict)
+    versions: dict = field(default_factory=dict)
+    git: dict = field(default_factory=dict)
+    job: dict = field(default_factory=dict)
+    interruptions: list = field(default_factory=list)
+    written_at: str | None = None
+    schema_version: int = SCHEMA_VERSION
+    extra: dict = field(default_factory=dict)  # keys this schema version does not know, kept as written
+
+    @classmethod
+    def from_dict(cls, raw) -> "ResultRecord":
+        """Parse a loaded result.json; `MalformedResult` names the first field of the wrong type."""
+        if not isinstance(raw, dict):
+            raise MalformedResult(f"malformed result.json: top level is {type(raw).__name__}, not an object")
+        checks = [(key, raw.get(key), dict) for key in _OBJECTS] + [(key, raw.get(key), str) for key in _STRINGS]
+        checks += [(key, raw.get(key), list) for key in _LISTS]
+        for parent, keys in (("config", ("task", "adapter", "optim")), ("metrics", ("best_val", "test", "final"))):
+            node = raw.get(parent) if isinstance(raw.get(parent), dict) else {}
+            checks += [(f"{parent}.{key}", node.get(key), dict) for key in keys]
+        for key, value, kind in checks:
+            if value is not None and not isinstance(value, kind):
+                raise MalformedResult(f"malformed result.json: '{key}' is {type(value).__name__}, not {_KIND_NAMES[kind]}")
+        known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        values = {k: v for k, v in raw.items() if k in known and v is not None}
+        return cls(**values, extra={k: v for k, v in raw.items() if k not in known})
+
+    def to_dict(self) -> dict:
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
+        return {**out, **self.extra}
+
+    @property
+    def finished(self) -> bool:
+        return self.status == "success"
+
+
+def write_result(run_dir: str | os.PathLike, record: ResultRecord | dict) -> Path:
+    """Write ``run_dir/result.json`` atomically, stamped with the schema version and the time."""
+    if isinstance(record, dict):
+        record = ResultRecord.from_dict({k: v for k, v in record.items() if k != "schema_version"})
+    record.schema_version, record.written_at = SCHEMA_VERSION, time.strftime("%Y-%m-%dT%H:%M:%S%z")
     path = Path(run_dir) / RESULT_NAME
-    atomic_write_text(path, json.dumps(record, indent=2, default=_jsonable, allow_nan=True))
+    atomic_write_text(path, json.dumps(record.to_dict(), indent=2, default=_jsonable, allow_nan=True))
     return path
 
 
-def read_result(run_dir: str | os.PathLike) -> dict | None:
+def load_record(path: str | os.PathLike) -> ResultRecord:
+    """Parse one result.json file (`OSError`, `ValueError` or `MalformedResult` when it cannot be)."""
+    return ResultRecord.from_dict(json.loads(Path(path).read_bytes()))
+
+
+def read_record(run_dir: str | os.PathLike) -> ResultRecord | None:
+    """The run dir's record, or None where it has no result.json."""
     path = Path(run_dir) / RESULT_NAME
-    if not path.is_file():
-        return None
-    return json.loads(path.read_text())
+    return load_record(path) if path.is_file() else None
+
+
+def read_result(run_dir: str | os.PathLike) -> dict | None:
+    """The run dir's record as a plain dict (None without one)."""
+    record = read_record(run_dir)
+    return None if record is None else record.to_dict()
+
+
+def record_status(run_dir: str | os.PathLike) -> str:
+    """``new`` (no result.json), ``corrupt`` (unreadable) or the recorded status."""
+    try:
+        record = read_record(run_dir)
+    except (OSError, ValueError):
+        return "corrupt"
+    return "new" if record is None else record.status
 
 
 def _jsonable(obj):

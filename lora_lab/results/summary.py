@@ -6,35 +6,36 @@ paths. The full aggregation (seeds, nuisance axes, LaTeX) is the ``lora-lab repo
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
+
+from lora_lab.results.record import RESULT_NAME, load_record
 
 
 def rows(paths: list[str]) -> list[dict]:
     out = []
     for root in paths:
         root = Path(root)
-        files = [root] if root.name == "result.json" else sorted(root.rglob("result.json"))
+        files = [root] if root.name == RESULT_NAME else sorted(root.rglob(RESULT_NAME))
         for f in files:
-            r = json.loads(f.read_text())
-            best = r.get("metrics", {}).get("best_val", {})
-            test = r.get("metrics", {}).get("test", {})
-            primary = r.get("primary_metric")
+            r = load_record(f)
+            best = r.metrics.get("best_val") or {}
+            test = r.metrics.get("test") or {}
+            primary = r.primary_metric
             test_key = "test/" + primary.split("/", 1)[1] if primary else None
-            adapter = r.get("config", {}).get("adapter", {})
+            adapter = r.config.get("adapter") or {}
             out.append({
-                "run": r.get("run_name"),
-                "status": r.get("status"),
+                "run": r.run_name,
+                "status": r.status,
                 "method": adapter.get("method"),
                 "r": adapter.get("r"),
-                "trainable": r.get("params", {}).get("trainable_params"),
-                "steps": r.get("optimizer_steps"),
+                "trainable": r.params.get("trainable_params"),
+                "steps": r.optimizer_steps,
                 "metric": primary.split("/", 1)[1] if primary else None,
                 "best val": best.get(primary),
                 "test": test.get(test_key),
-                "majority": r.get("baselines", {}).get("majority_val"),
-                "wall s": r.get("wall_time_s"),
+                "majority": r.baselines.get("majority_val"),
+                "wall s": r.wall_time_s,
             })
     return out
 

@@ -5,7 +5,8 @@ kept running) would put two jobs into the same deterministic run dir, resuming e
 checkpoints and overwriting each other's files. Before a trial starts it takes an exclusive,
 non-blocking ``flock`` on ``<run_dir>/.lock-rank<r>`` (one file per global rank, so the ranks of one
 DDP job never contend with each other and ranks of a duplicate job all fail alike). The kernel drops
-the lock when the holder dies, so a killed or requeued job never leaves a stale lock. Filesystems
+the lock when the holder dies, so a killed or requeued job never leaves a stale lock. Taking the
+lock writes nothing; `RunLock.announce` records the holder once it runs the trial. Filesystems
 without ``flock`` support (some Lustre mounts) log a warning and run unlocked.
 """
 
@@ -48,13 +49,19 @@ class RunLock:
             fh.close()
             self.acquired = True
             return True
-        fh.seek(0)
-        fh.truncate()
-        fh.write(json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "slurm_job_id": os.environ.get("SLURM_JOB_ID")}))
-        fh.flush()
         self._fh = fh
         self.acquired = True
         return True
+
+    def announce(self) -> None:
+        """Write who holds the lock into the lock file (once the holder decided to run the trial: a
+        rerun that only finds the trial finished leaves every file of the run dir untouched)."""
+        if self._fh is None:
+            return
+        self._fh.seek(0)
+        self._fh.truncate()
+        self._fh.write(json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "slurm_job_id": os.environ.get("SLURM_JOB_ID")}))
+        self._fh.flush()
 
     def holder(self) -> str:
         try:

@@ -1,12 +1,13 @@
 """Budget-matched comparisons (AdaLoRA paper style): pick each method's rank so that its adapter
 parameter count is as close as possible to a given budget.
 
-The count is not a per-method formula: the backbone is built on the ``meta`` device (shapes only, no
-weights, no download beyond its ``config.json``), the targets are resolved exactly as in training, and
-the method from the registry makes its layers for rank 1 and 2; adapter counts are affine in the rank
-(``r * sum(in + out)`` for LoRA, plus ``sum(out)`` for DoRA's magnitude, ``r * sum(in + out + 1)``
-for AdaLoRA's triplets), so the best rank follows from those two counts and is then checked against
-its neighbours by direct count. A new method needs no change here.
+The count is each method's own closed form (`AdapterMethod.closed_form_params`, checked against the
+real layers by the contract tests) on the real module shapes: the backbone is built on the ``meta``
+device (shapes only, no weights, no download beyond its ``config.json``) and the targets are resolved
+exactly as in training. Adapter counts are affine in the rank (``r * sum(in + out)`` for LoRA, plus
+``sum(out)`` for DoRA's magnitude, ``r * sum(in + out + 1)`` for AdaLoRA's triplets, ``sum(r + out)``
+for VeRA), so the best rank follows from the counts at rank 1 and 2 and is then checked against its
+neighbours. A new method needs no change here.
 
 For AdaLoRA the budget is its *final* one: the sweep config sets ``target_r`` to the matched rank
 and ``r = ceil(1.5 * target_r)`` (``b(0) = 1.5 b(T)``, paper Table 7); the report's parameter column
@@ -60,6 +61,7 @@ def _meta_model(backbone_json: str):
 def adapter_param_count(method: str, rank: int, targets, exclude, backbone: dict) -> int:
     """Adapter parameters ``method`` would train at ``rank`` on ``backbone`` (heads excluded)."""
     from lora_lab.adapters import METHODS
+    from lora_lab.adapters.base import in_out_features
     from lora_lab.adapters.targets import resolve_targets
 
     if method not in METHODS:
@@ -69,12 +71,7 @@ def adapter_param_count(method: str, rank: int, targets, exclude, backbone: dict
     config_cls = METHODS[method].config_cls
     known = {f.name for f in dataclasses.fields(config_cls)}
     config = config_cls(**{k: v for k, v in {"method": method, "r": rank, "targets": targets, "exclude": list(exclude or [])}.items() if k in known})
-    maker = METHODS[method](config)
-    total = 0
-    for name in names:
-        layer = maker.make_layer(model.get_submodule(name), name)
-        total += sum(p.numel() for _, p in layer.adapter_parameters())
-    return total
+    return METHODS[method](config).closed_form_params({name: in_out_features(model.get_submodule(name)) for name in names})
 
 
 def budget_rank(budget, method: str, targets, exclude, backbone: dict) -> int:

@@ -45,10 +45,7 @@ def _loader(study: Study):
     from hydra._internal.utils import create_config_search_path
     from hydra.core.config_search_path import SearchPathQuery
 
-    from lora_lab.naming import register_resolvers
-    from lora_lab.train import CONF_DIR
-
-    register_resolvers()
+    from lora_lab.config import CONF_DIR
     search_path = create_config_search_path(CONF_DIR)
     if study.config_dir is not None:  # like hydra's --config-dir
         search_path.prepend(provider="command-line", path=f"file://{study.config_dir}", anchor=SearchPathQuery(provider="schema"))
@@ -159,7 +156,7 @@ def expand_study(study: Study, overrides: list[str] = (), exact: bool = False, v
 
 def validate_trials(study: Study, trials: list[Trial]) -> None:
     """Schema-check every trial and require distinct run directories (one trial, one directory)."""
-    from lora_lab.train import validate
+    from lora_lab.config import validate
 
     seen: dict[str, Trial] = {}
     for trial in trials:

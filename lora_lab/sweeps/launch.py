@@ -18,9 +18,10 @@ import sys
 import time
 from pathlib import Path
 
+from lora_lab.config import overlay_conflict
 from lora_lab.errors import ConfigError
+from lora_lab.results.record import PLAN_NAME, atomic_write_text, git_state, record_status
 
-PLAN_NAME = "sweep_plan.json"
 USAGE = """usage: lora-lab sweep NAME [hydra overrides] [dry_run=true]
 
 NAME: a study in sweeps/ ({studies}), an experiment in conf/experiment/ ({experiments}),
@@ -42,12 +43,7 @@ def _pop_dry_run(overrides: list[str]) -> tuple[bool, list[str]]:
 
 
 def _status(run_dir: Path) -> str:
-    try:
-        return json.loads((run_dir / "result.json").read_bytes()).get("status", "?")
-    except FileNotFoundError:
-        return "new"
-    except (OSError, ValueError):
-        return "corrupt"
+    return record_status(run_dir)
 
 
 def print_plan(study, trials, out=sys.stdout) -> None:
@@ -59,7 +55,6 @@ def print_plan(study, trials, out=sys.stdout) -> None:
 
 def write_plans(study, trials, overrides: list[str]) -> list[Path]:
     """One plan per sweep dir: the trials this launch expects there (overwrites the previous plan)."""
-    from lora_lab.results.record import atomic_write_text, git_state
     from lora_lab.sweeps.expand import trial_summary
 
     written = []
@@ -107,6 +102,10 @@ def sweep(argv: list[str]) -> int:
     dry_run, overrides = _pop_dry_run(argv[1:])
     study = find_study(argv[0])
     trials = expand_study(study, overrides)
+    for trial in trials:
+        conflict = overlay_conflict(overrides, trial.overrides, trial.config)
+        if conflict is not None:
+            raise conflict
     if dry_run:
         print_plan(study, trials)
         return 0

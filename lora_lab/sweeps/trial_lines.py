@@ -15,7 +15,6 @@ finished trials, ``t * ceil(remaining / p)`` minus the mean time the running tri
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import sys
@@ -23,7 +22,7 @@ import threading
 import time
 from pathlib import Path
 
-from lora_lab.results.record import RESULT_NAME
+from lora_lab.results.record import RESULT_NAME, load_record
 from lora_lab.run_summary import TRIAL_LINES_ENV, fmt_duration, fmt_metric, summarize
 
 FINAL = ("success", "failed", "cancelled")
@@ -37,7 +36,7 @@ def read_record(run_dir: Path, since_ns: int | None) -> tuple[dict | None, int]:
         mtime = os.stat(path).st_mtime_ns
         if since_ns is not None and mtime < since_ns:
             return None, mtime
-        return json.loads(path.read_bytes()), mtime
+        return load_record(path).to_dict(), mtime
     except (OSError, ValueError):  # not written yet, or being replaced
         return None, 0
 

@@ -21,9 +21,9 @@ from tests.helpers import token_batch
 
 pytest.importorskip("peft")
 
+# the plain round trip of every method x init is in the contract table (tests/contract); here the
+# rank-2r conversion of the base-mutating inits and its config fields
 CASES = [  # (method, init, rslora)
-    ("lora", "kaiming", False),
-    ("dora", "kaiming", False),
     ("lora", "pissa", False),
     ("lora", "olora", False),
     ("dora", "pissa_niter_2", False),

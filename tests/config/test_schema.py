@@ -6,6 +6,8 @@ import pytest
 
 from lora_lab.adapters import parse_config
 from lora_lab.adapters.config import AdapterConfig, parse_adapter_config
+from lora_lab.adapters.lora import LoraConfig
+from lora_lab.adapters.method import AdapterMethod, register_method
 from lora_lab.data.tasks import parse_task_config
 from lora_lab.errors import ConfigError
 from lora_lab.models.backbones import parse_backbone_config
@@ -24,9 +26,20 @@ from lora_lab.models.backbones import parse_backbone_config
         ({"method": "lora", "dropout": 1.0}, "adapter.dropout", "[0, 1)"),
         ({"method": "lora", "init": "xavier"}, "adapter.init", "allowed: "),
         ({"method": "lora", "targets": []}, "adapter.targets", "non-empty"),
+        # each method declares exactly its own knobs and inits
+        ({"method": "vera", "alpha": 8}, "adapter.alpha", "not a knob of method 'vera' (a knob of adalora, dora, lora, loraplus only)"),
+        ({"method": "vera", "rslora": True}, "adapter.rslora", "not a knob of method 'vera'"),
+        ({"method": "adalora", "rslora": True}, "adapter.rslora", "not a knob of method 'adalora'"),
+        ({"method": "vera", "init": "pissa"}, "adapter.init", "'pissa' is not an init of method 'vera'; allowed: kaiming"),
+        ({"method": "adalora", "init": "kaiming"}, "adapter.init", "allowed: adalora"),
+        ({"method": "lora", "init": "pissa_niter_"}, "adapter.init", "allowed: kaiming, gaussian, pissa, pissa_niter_*, olora, loftq_*"),
+        ({"method": "loraplus", "loraplus_lr_ratio": 0}, "adapter.loraplus_lr_ratio", "positive number"),
+        ({"method": "vera", "r": 0}, "adapter.r", "positive integer"),
+        ({"method": "vera", "projection_prng_key": -1}, "adapter.projection_prng_key", ">= 0"),
     ],
 )
 def test_adapter_schema_errors(raw, key, fragment):
+    """One line naming the key; a knob or init the method does not declare is refused."""
     with pytest.raises(ConfigError) as err:
         parse_config(raw)
     assert err.value.key == key and fragment in str(err.value) and "\n" not in str(err.value)
@@ -34,14 +47,28 @@ def test_adapter_schema_errors(raw, key, fragment):
 
 def test_method_only_knob_on_other_method_names_owner():
     @dataclasses.dataclass
-    class WithBudget(AdapterConfig):
+    class WithBudget(LoraConfig):
         method: str = "budgeted"
         target_r: int = 4
 
-    registry = {"lora": AdapterConfig, "budgeted": WithBudget}
+    registry = {"lora": LoraConfig, "budgeted": WithBudget}
     with pytest.raises(ConfigError, match=r"adapter.target_r: is not a knob of method 'lora' \(a knob of budgeted only\)"):
         parse_adapter_config({"method": "lora", "target_r": 2}, registry)
     assert parse_adapter_config({"method": "budgeted", "target_r": 2}, registry).target_r == 2
+
+
+def test_a_method_without_declared_inits_cannot_register():
+    @dataclasses.dataclass
+    class NoInits(AdapterConfig):
+        method: str = "noinits"
+        init: str = "kaiming"
+
+    class NoInitsMethod(AdapterMethod):
+        name = "noinits"
+        config_cls = NoInits
+
+    with pytest.raises(TypeError, match="declares no inits"):
+        register_method(NoInitsMethod)
 
 
 def test_task_and_backbone_schema_errors():

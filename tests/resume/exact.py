@@ -9,7 +9,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from safetensors.torch import load_file
 
-from lora_lab.train import CONF_DIR
+from lora_lab.train import CONF_DIR, cli_main
 
 # 96 examples / batch 8 = 12 optimizer steps per epoch, 3 epochs; dropout on so the RNG matters
 BASE = ["debug=tiny", "logger=none", "task.max_train_samples=96", "task.max_eval_samples=32", "task.batch_size=8",
@@ -41,3 +41,18 @@ def assert_same_outcome(ref_dir: Path, run_dir: Path) -> None:
     assert set(a) == set(b)
     diff = {k: float((a[k] - b[k]).abs().max()) for k in a if not torch.equal(a[k], b[k])}
     assert not diff, f"adapter tensors differ: {diff}"
+
+
+def train_cli(argv: list[str]) -> int:
+    """``lora-lab train ARGV`` in-process (Hydra's entry point, `cli_main`); returns the exit status."""
+    import sys
+
+    saved = sys.argv
+    sys.argv = ["lora-lab train", *argv]
+    try:
+        cli_main(argv)
+        return 0
+    except SystemExit as stop:
+        return int(stop.code or 0)
+    finally:
+        sys.argv = saved

@@ -43,6 +43,7 @@ def test_hand_over_runs_the_previous_handler_only_for_requeue():
 def test_run_lock_excludes_a_second_holder_and_dies_with_its_process(tmp_path):
     with RunLock(tmp_path) as first:
         assert first.acquired
+        first.announce()  # the holder is written once it runs the trial
         with RunLock(tmp_path) as second:
             assert not second.acquired and str(os.getpid()) in second.holder()
     assert RunLock(tmp_path).acquire()  # released on exit

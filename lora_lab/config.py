@@ -1,0 +1,379 @@
+"""One trial's configuration: composed, checked and parsed into the typed schemas once.
+
+Every input error is found here, before anything is written or any model is loaded, and raised as
+one `ConfigError` line that names the key, the bad value and the allowed values:
+
+- `compose` builds the config as ``lora-lab train`` would and turns Hydra's multi-line failures
+  (a typo'd key without ``+``, an unknown group option, a resolver error such as ``lr_scale=-1``)
+  into one line, with a did-you-mean among the allowed keys;
+- `parse` checks every group (adapter, task + its local data files, backbone, optim, trainer, seed,
+  resume, progress, the logger nodes and their tracker packages) and returns a `TrialConfig`: the
+  typed schemas, the resolved dict and the run-control options. The trial (`lora_lab.trial`), the sweep planner (`lora_lab.sweeps.expand`) and the Hydra
+  entry point (`lora_lab.train`) all call it.
+
+Imports go one way: ``train -> trial -> config``; this module imports neither of the other two.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hydra import compose as hydra_compose
+from hydra import initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import DictConfig, OmegaConf
+
+from lora_lab.adapters import AdapterConfig, parse_config
+from lora_lab.console import progress_options
+from lora_lab.data.tasks import TaskConfig, load_examples, parse_task_config
+from lora_lab.errors import ConfigError, did_you_mean
+from lora_lab.models.backbones import BackboneConfig, parse_backbone_config
+from lora_lab.models.optim import OPTIM_KEYS, SCHEDULES
+from lora_lab.naming import register_resolvers
+from lora_lab.tracking import load_tracker_class, split_logger_nodes
+
+CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
+register_resolvers()
+
+RESUME_KEYS = ("every_n_minutes",)
+#: how to run a trial, not which trial: ignored when matching results (a rerun with another progress
+#: display or other trackers is the same trial)
+RUN_CONTROL_KEYS = ("force", "resume", "progress", "logger")
+
+#: Lightning precisions that keep adapter weights in fp32 (the "-true" half precisions cast the whole
+#: module, adapters included, to 16 bits)
+ALLOWED_PRECISIONS = ("32-true", "32", "64-true", "64", "bf16-mixed", "16-mixed")
+
+
+@dataclass
+class TrialConfig:
+    """A validated trial: the typed schemas plus the resolved config they came from."""
+
+    adapter: AdapterConfig
+    task: TaskConfig
+    backbone: BackboneConfig
+    resolved: dict = field(repr=False)
+    seed: int = 0
+    force: bool = False
+    resume: dict = field(default_factory=dict)
+    progress: dict = field(default_factory=dict)  # `lora_lab.console.progress_options`
+
+    @property
+    def identity(self) -> dict:
+        return trial_identity(self.resolved)
+
+
+def trial_identity(config: dict | None) -> dict | None:
+    """The resolved config without run-control keys: two configs equal here are the same trial."""
+    return None if config is None else {k: v for k, v in config.items() if k not in RUN_CONTROL_KEYS}
+
+
+def unknown_key(path: str, allowed) -> ConfigError:
+    allowed = sorted(str(a) for a in allowed)
+    name = path.rsplit(".", 1)[-1]
+    return ConfigError(path, f"unknown key{did_you_mean(name, allowed)}; allowed: {', '.join(allowed)}")
+
+
+def config_error_in(err: BaseException | None) -> ConfigError | None:
+    """The `ConfigError` an OmegaConf/Hydra exception wraps (a resolver's error), if any."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, ConfigError):
+            return err
+        err = err.__cause__ or err.__context__
+    return None
+
+
+def container(node) -> dict:
+    if node is None:
+        return {}
+    try:
+        return OmegaConf.to_container(node, resolve=True)
+    except Exception as err:  # noqa: BLE001 -- a resolver's ConfigError comes back as one line
+        inner = config_error_in(err)
+        if inner is not None:
+            raise inner from None
+        raise ConfigError("config", " ".join(str(err).split()).split(" full_key:")[0]) from None
+
+
+# ---------------------------------------------------------------------------------------- compose
+
+
+def unknown_group_choice(argv: list[str], conf_dir: str | os.PathLike = CONF_DIR) -> ConfigError | None:
+    """The first ``group=option`` command-line override naming an option that ``conf/<group>/`` lacks,
+    as a one-line `ConfigError` listing the allowed options (Hydra's own message spans ~20 lines)."""
+    root = Path(conf_dir)
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        key = key.lstrip("+~")
+        if not sep or key.startswith("hydra") or "." in key or not (root / key).is_dir():
+            continue
+        allowed = sorted(p.stem for p in (root / key).glob("*.yaml"))
+        for option in value.strip("[]").split(","):  # a multirun list names several options; [a,b] selects both
+            option = option.strip()
+            if option and option != "null" and not (root / key / f"{option}.yaml").is_file():
+                return ConfigError(key, f"unknown option {option!r}{did_you_mean(option, allowed)}; allowed: {', '.join(allowed)}")
+    return None
+
+
+def _is_group_choice(arg: str, conf_dir: Path) -> bool:
+    key = arg.partition("=")[0].lstrip("+~")
+    return "." not in key and (key.startswith("hydra/") or (conf_dir / key).is_dir())
+
+
+def _compose(overrides: list[str], config_name: str, config_dir: str) -> DictConfig:
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
+        return hydra_compose(config_name, overrides=list(overrides), return_hydra_config=True)
+
+
+def unknown_override_key(overrides: list[str], config_name: str = "train", config_dir: str = CONF_DIR) -> ConfigError | None:
+    """For an override ``a.b=v`` (no ``+``) whose key the composed config lacks: one line naming
+    the allowed keys at ``a`` and the closest one."""
+    try:
+        base = _compose([o for o in overrides if _is_group_choice(o, Path(config_dir))], config_name, config_dir)
+    except Exception:  # noqa: BLE001 -- the group choices themselves fail: Hydra's message is reported
+        return None
+    for item in overrides:
+        key, sep, _ = item.partition("=")
+        if not sep or key.startswith(("+", "~", "hydra")) or _is_group_choice(item, Path(config_dir)):
+            continue
+        parent_path, _, name = key.rpartition(".")
+        parent = OmegaConf.select(base, parent_path) if parent_path else base
+        if isinstance(parent, DictConfig) and name not in parent:
+            if parent_path == "adapter":  # the method schema's message: whose knob it is, the closest one
+                parse_config({**OmegaConf.to_container(parent, resolve=False), name: None})
+            allowed = [k for k in parent if str(k) != "hydra"]
+            return unknown_key(key, allowed)
+    return None
+
+
+def compose(overrides: list[str], config_name: str = "train", config_dir: str = CONF_DIR) -> DictConfig:
+    """The config ``lora-lab train OVERRIDES`` runs with (``hydra`` node included); Hydra's errors
+    become one `ConfigError` line."""
+    err = unknown_group_choice(overrides, config_dir)
+    if err is not None:
+        raise err
+    try:
+        return _compose(overrides, config_name, config_dir)
+    except Exception as failure:  # noqa: BLE001 -- Hydra's messages span many lines
+        inner = config_error_in(failure) or unknown_override_key(overrides, config_name, config_dir)
+        if inner is not None:
+            raise inner from None
+        text = " ".join(str(failure).split()).split(" Config search path:")[0]
+        raise ConfigError("overrides", text) from None
+
+
+def run_dir_of(cfg: DictConfig) -> Path:
+    """Where a single (non-multirun) ``lora-lab train`` writes: ``hydra.run.dir``."""
+    try:
+        return Path(str(cfg.hydra.run.dir))
+    except Exception as err:  # noqa: BLE001
+        inner = config_error_in(err)
+        if inner is not None:
+            raise inner from None
+        raise ConfigError("hydra.run.dir", " ".join(str(err).split()).split(" full_key:")[0]) from None
+
+
+# ------------------------------------------------------------------------------------------ parse
+
+
+def _number(key: str, value, *, integer: bool = False, minimum=None, strict_min: bool = False, allow=()):
+    """``value`` when it is a (finite) number >= / > ``minimum`` (or in ``allow``), else a `ConfigError`."""
+    if value in allow and not isinstance(value, bool):
+        return value
+    kind = "an integer" if integer else "a number"
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if ok and integer and not float(value).is_integer():
+        ok = False
+    if ok and minimum is not None:
+        ok = value > minimum if strict_min else value >= minimum
+    if not ok:
+        bound = "" if minimum is None else (f" > {minimum}" if strict_min else f" >= {minimum}")
+        extra = f" or one of {', '.join(map(repr, allow))}" if allow else ""
+        raise ConfigError(key, f"must be {kind}{bound}{extra}, got {value!r}")
+    return int(value) if integer else value
+
+
+def check_precision(precision) -> None:
+    """Adapter weights stay fp32: bf16 autocast for the frozen base only (`docs/errors.md`)."""
+    if precision is not None and str(precision) not in ALLOWED_PRECISIONS:
+        raise ConfigError("trainer.precision", f"{precision!r} would cast the adapter weights to 16 bits; allowed: {', '.join(ALLOWED_PRECISIONS)} (bf16-mixed: frozen base in bf16 under autocast, adapters fp32)")
+
+
+def check_trainer(trainer: dict) -> None:
+    """Lightning accepts (or crashes later on) values that cannot train: refuse them up front."""
+    check_precision(trainer.get("precision"))
+    if "accumulate_grad_batches" in trainer:
+        _number("trainer.accumulate_grad_batches", trainer["accumulate_grad_batches"], integer=True, minimum=1)
+    if "max_steps" in trainer:
+        _number("trainer.max_steps", trainer["max_steps"], integer=True, minimum=1, allow=(-1,))
+    if "max_epochs" in trainer:
+        _number("trainer.max_epochs", trainer["max_epochs"], integer=True, minimum=1, allow=(-1, None))
+    if trainer.get("max_steps") == -1 and trainer.get("max_epochs") in (-1,):
+        raise ConfigError("trainer.max_epochs", "-1 with trainer.max_steps=-1 never stops; set one of them")
+    for key in ("log_every_n_steps", "check_val_every_n_epoch", "num_nodes"):
+        if key in trainer and trainer[key] is not None:
+            _number(f"trainer.{key}", trainer[key], integer=True, minimum=1)
+    if trainer.get("val_check_interval") is not None:
+        _number("trainer.val_check_interval", trainer["val_check_interval"], minimum=0, strict_min=True)
+    if trainer.get("gradient_clip_val") is not None:
+        _number("trainer.gradient_clip_val", trainer["gradient_clip_val"], minimum=0)
+
+
+def check_optim(optim: dict) -> None:
+    for key in optim:
+        if key not in OPTIM_KEYS:
+            raise unknown_key(f"optim.{key}", OPTIM_KEYS)
+    lr = optim.get("lr")
+    if isinstance(lr, str):
+        try:
+            lr = float(lr)
+        except ValueError:
+            raise ConfigError("optim.lr", f"must be a positive number, got {optim['lr']!r}") from None
+    _number("optim.lr", lr, minimum=0, strict_min=True)
+    _number("optim.weight_decay", optim.get("weight_decay", 0.0), minimum=0)
+    _number("optim.eps", optim.get("eps", 1e-8), minimum=0, strict_min=True)
+    betas = optim.get("betas", [0.9, 0.999])
+    if not isinstance(betas, (list, tuple)) or len(betas) != 2 or not all(isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in betas):
+        raise ConfigError("optim.betas", f"must be two numbers in [0, 1), got {betas!r}")
+    if optim.get("scheduler", "linear") not in SCHEDULES:
+        raise ConfigError("optim.scheduler", f"unknown schedule {optim['scheduler']!r}{did_you_mean(str(optim['scheduler']), SCHEDULES)}; allowed: {', '.join(SCHEDULES)}")
+    ratio = optim.get("warmup_ratio", 0.0)
+    if not isinstance(ratio, (int, float)) or isinstance(ratio, bool) or not 0 <= ratio < 1:
+        raise ConfigError("optim.warmup_ratio", f"must be in [0, 1), got {ratio!r}")
+    if optim.get("warmup_steps") is not None:
+        _number("optim.warmup_steps", optim["warmup_steps"], integer=True, minimum=0)
+
+
+def resume_options(cfg) -> dict:
+    raw = container(cfg.get("resume")) if isinstance(cfg, DictConfig) else dict(cfg.get("resume") or {})
+    for key in raw:
+        if key not in RESUME_KEYS:
+            raise ConfigError(f"resume.{key}", f"unknown key{did_you_mean(key, RESUME_KEYS)}; allowed: {', '.join(RESUME_KEYS)}")
+    minutes = raw.get("every_n_minutes")
+    if minutes is not None and (isinstance(minutes, bool) or not isinstance(minutes, (int, float)) or minutes <= 0):
+        raise ConfigError("resume.every_n_minutes", f"must be null or a positive number, got {minutes!r}")
+    return raw
+
+
+_CHECKED_DATA: set[str] = set()
+
+
+def check_local_data(task: TaskConfig) -> None:
+    """A task reading local files reads them now: a missing, malformed or empty file is one line
+    before any model loads (Hub datasets are checked when the trial loads them). Each distinct task
+    config is read once per process (a sweep plan checks many trials of one task)."""
+    data_dir = getattr(task, "data_dir", None)
+    if not data_dir or repr(task) in _CHECKED_DATA:
+        return
+    for split, examples in load_examples(task).items():
+        if len(examples) == 0:
+            raise ConfigError("task.data_dir", f"{data_dir}: split {split!r} has no examples (a header without rows?)")
+    _CHECKED_DATA.add(repr(task))
+
+
+def check_backbone(backbone: BackboneConfig) -> None:
+    """A local model path that does not exist is one line, not a 78-line loader traceback."""
+    for key in ("name", "tokenizer"):
+        spec = getattr(backbone, key)
+        if backbone.random_init is not None and key == "name":
+            continue
+        if isinstance(spec, str) and spec.startswith(("/", "./", "../", "~")) and not Path(os.path.expanduser(spec)).exists():
+            raise ConfigError(f"backbone.{key}", f"{spec} does not exist (a local model directory, a Hub id org/name or pypi:<package>)")
+
+
+def check_loggers(loggers) -> None:
+    """Every ``logger`` node is a mapping; each tracker's package is importable (a missing one is one
+    line naming ``logger.<name>.tracker`` before anything runs, not an ImportError after the model loaded)."""
+    for name, node in split_logger_nodes(loggers or {})[1].items():
+        load_tracker_class(node["tracker"], key=f"logger.{name}.tracker")
+
+
+def check_seed(seed) -> int:
+    return _number("seed", seed, integer=True, minimum=0)
+
+
+def parse(cfg: DictConfig, *, read_data: bool = True) -> TrialConfig:
+    """Check every group of ``cfg`` and parse it into the typed schemas (raises `ConfigError`)."""
+    resolved = container(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]) if "hydra" in cfg else cfg)
+    seed = check_seed(resolved.get("seed", 0))
+    adapter = parse_config(resolved.get("adapter") or {})
+    task = parse_task_config(resolved.get("task") or {})
+    backbone = parse_backbone_config(resolved.get("backbone") or {})
+    check_backbone(backbone)
+    check_optim(resolved.get("optim") or {})
+    check_trainer(resolved.get("trainer") or {})
+    resume = resume_options(resolved)
+    progress = progress_options(resolved.get("progress"))
+    check_loggers(resolved.get("logger"))
+    force = resolved.get("force", False)
+    if not isinstance(force, bool):
+        raise ConfigError("force", f"must be true or false, got {force!r}")
+    if read_data:
+        check_local_data(task)
+    return TrialConfig(adapter, task, backbone, resolved, seed, force, resume, progress)
+
+
+def validate(cfg: DictConfig):
+    """``(adapter, task, backbone)`` of a checked config (the sweep planner's and tests' view)."""
+    trial = parse(cfg)
+    return trial.adapter, trial.task, trial.backbone
+
+
+# ----------------------------------------------------------------------------------- overlays
+
+OVERLAY_GROUPS = ("debug", "experiment")
+
+
+def _leaves(node, prefix: str = "") -> dict:
+    out = {}
+    for key, value in node.items():
+        if key == "defaults":
+            continue
+        path = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_leaves(value, path + "."))
+        elif not (isinstance(value, str) and "${" in value):
+            out[path] = value
+    return out
+
+
+def _overlay_settings(group: str, option: str, conf_dir: Path) -> dict:
+    """Every leaf a ``# @package _global_`` overlay sets, its ``override /group: option`` choices
+    expanded into that option's own leaves."""
+    path = conf_dir / group / f"{option}.yaml"
+    if not path.is_file() or "@package _global_" not in path.read_text():
+        return {}
+    raw = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+    settings = _leaves(raw)
+    for entry in raw.get("defaults") or []:
+        if isinstance(entry, dict):
+            for key, choice in entry.items():
+                sub = str(key).replace("override", "").strip().lstrip("/")
+                chosen = conf_dir / sub / f"{choice}.yaml"
+                if "/" not in sub and chosen.is_file():
+                    settings.update(_leaves(OmegaConf.to_container(OmegaConf.load(chosen), resolve=False), f"{sub}."))
+    return settings
+
+
+def overlay_conflict(overrides: list[str], trial_overrides: list[str], resolved: dict, conf_dir: str = CONF_DIR) -> ConfigError | None:
+    """An overlay chosen on the command line (``debug=tiny``) that a study's own settings silently
+    override (the study fixes ``backbone: minilm``): one line naming the setting that cannot take
+    effect. Keys set explicitly on the command line or swept by the study are the user's choice."""
+    explicit = [o.partition("=")[0].lstrip("+~") for o in [*overrides, *trial_overrides]]
+    for item in overrides:
+        group, sep, option = item.partition("=")
+        if not sep or group not in OVERLAY_GROUPS or option in ("", "null"):
+            continue
+        for key, value in _overlay_settings(group, option, Path(conf_dir)).items():
+            if any(key == e or key.startswith(e + ".") for e in explicit):
+                continue
+            actual = OmegaConf.select(OmegaConf.create(resolved), key, default=None)
+            if actual != value and not (isinstance(value, (int, float)) and isinstance(actual, (int, float)) and float(actual) == float(value)):
+                return ConfigError(group, f"{group}={option} sets {key}={value!r} but the study keeps {key}={actual!r}: the overlay cannot take effect (set {key} on the command line, or use a study without that setting)")
+    return None

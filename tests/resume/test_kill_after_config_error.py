@@ -1,0 +1,52 @@
+"""A typo'd command on a trial that is still training changes nothing: the trial keeps its
+``running`` record, and when it is then killed (SIGKILL: node failure, OOM killer) its rerun still
+resumes from ``last.ckpt`` and ends bit-exactly where an uninterrupted run ends."""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from lora_lab.train import train
+from tests.resume.exact import BASE, assert_same_outcome, result, tiny_cfg, train_cli
+
+
+def snapshot(run_dir: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(run_dir)): p.read_bytes() for p in run_dir.rglob("*")
+            if p.is_file() and "checkpoints" not in p.parts and "logs" not in p.parts and p.name != "train.log"}
+
+
+@pytest.mark.slow
+def test_config_error_on_a_running_trial_then_kill_then_resume_bit_exact(tmp_path):
+    reference = tmp_path / "ref"
+    train(tiny_cfg(), reference)
+    extra = ["resume.every_n_minutes=1e-6", "+callbacks.slow._target_=tests.resume.signal_at.Throttle", "+callbacks.slow.seconds=0.3",
+             f"paths.runs_root={tmp_path / 'runs'}", "study=kill"]
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": str(torch.get_num_threads()), "PYTHONPATH": str(root)}
+    proc = subprocess.Popen([sys.executable, "-m", "lora_lab.train", *BASE, *extra], cwd=root, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 300
+        while not list((tmp_path / "runs").rglob("checkpoints/last.ckpt")):
+            assert proc.poll() is None and time.time() < deadline, "the run ended before writing a checkpoint"
+            time.sleep(0.05)
+        run_dir = next((tmp_path / "runs").rglob("checkpoints/last.ckpt")).parents[1]
+        before = snapshot(run_dir)
+        assert result(run_dir)["status"] == "running"
+        for bad in (["trainer.precision=bf16-true"], ["+optim.lrr=1e-3"], ["task.max_train_samples=0"]):
+            assert train_cli([*BASE, *extra, *bad]) == 2  # the same run name, a bad knob
+        assert proc.poll() is None, "the run finished before it could be killed"
+        assert snapshot(run_dir) == before and result(run_dir)["status"] == "running"
+        proc.kill()
+    finally:
+        proc.kill()
+        proc.wait()
+    killed_at = torch.load(run_dir / "checkpoints/last.ckpt", weights_only=True)["global_step"]
+    assert 0 < killed_at < 36
+    train(tiny_cfg(*extra), run_dir)  # the rerun (or SLURM requeue) resumes
+    assert_same_outcome(reference, run_dir)
