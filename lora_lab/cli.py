@@ -20,9 +20,10 @@ from typing import Callable
 
 def _train(argv: list[str]) -> int:
     from lora_lab import train
+    from lora_lab.launch_ranks import as_train_module
 
-    sys.argv = ["lora-lab train", *argv]
-    train.cli_main()
+    with as_train_module(argv):  # DDP ranks >= 1 re-run this as `python -m lora_lab.train ARGV`
+        train.cli_main()
     return 0
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -152,6 +153,17 @@ def unknown_override_key(overrides: list[str], config_name: str = "train", confi
     return None
 
 
+def missing_option(message: str) -> ConfigError | None:
+    """Hydra's "Could not find 'hydra/launcher/nope'" + its list of available options, as one line."""
+    found = re.search(r"Could not find '([^']+)/([^'/]+)'", message)
+    if found is None:
+        return None
+    group, option = found.groups()
+    listed = message.split("Available options", 1)[1].split(":", 1)[-1] if "Available options" in message else ""
+    allowed = [o.strip() for o in listed.split("\n") if o.strip() and " " not in o.strip()]
+    return ConfigError(group, f"unknown option {option!r}{did_you_mean(option, allowed)}; allowed: {', '.join(allowed) or '(none)'}")
+
+
 def compose(overrides: list[str], config_name: str = "train", config_dir: str = CONF_DIR) -> DictConfig:
     """The config ``lora-lab train OVERRIDES`` runs with (``hydra`` node included); Hydra's errors
     become one `ConfigError` line."""
@@ -161,7 +173,7 @@ def compose(overrides: list[str], config_name: str = "train", config_dir: str = 
     try:
         return _compose(overrides, config_name, config_dir)
     except Exception as failure:  # noqa: BLE001 -- Hydra's messages span many lines
-        inner = config_error_in(failure) or unknown_override_key(overrides, config_name, config_dir)
+        inner = config_error_in(failure) or missing_option(str(failure)) or unknown_override_key(overrides, config_name, config_dir)
         if inner is not None:
             raise inner from None
         text = " ".join(str(failure).split()).split(" Config search path:")[0]

@@ -50,6 +50,7 @@ from lora_lab.config import (  # noqa: F401  (re-exported: the names callers imp
 )
 from lora_lab.console import print_summary
 from lora_lab.errors import ConfigError
+from lora_lab.launch_ranks import check_local_ddp_sweep
 from lora_lab.resume.signals import RunPreempted
 from lora_lab.run_logging import drop_noise, setup_run_logging
 from lora_lab.trial import RunDirTaken, build_trainer, describe, preflight, run_in_dir, run_trial, task_data_spec  # noqa: F401
@@ -101,6 +102,15 @@ def _hydra_context():
     return Path(hc.runtime.output_dir), list(hc.overrides.task), hc.mode == RunMode.MULTIRUN
 
 
+def objective(record: dict) -> float | None:
+    """What a sweeper optimises: the selection metric (the task's primary metric) of the selected
+    validation evaluation; None unless the trial succeeded (a sweeper records it as failed, never 0)."""
+    if record.get("status") != "success":
+        return None
+    value = (record.get("metrics") or {}).get("best_val", {}).get(record.get("primary_metric"))
+    return float(value) if isinstance(value, (int, float)) else None
+
+
 def _remove_if_empty(run_dir: Path, levels: int = 6) -> None:
     """Hydra creates the output dir before the task runs; a trial refused by validation leaves none."""
     for directory in [run_dir, *run_dir.parents][:levels]:
@@ -112,13 +122,19 @@ def _remove_if_empty(run_dir: Path, levels: int = 6) -> None:
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
 def main(cfg: DictConfig):
+    """The Hydra task: trains one trial and returns its objective (`objective`) for the sweeper."""
     run_dir, overrides, multirun = _hydra_context()
+    try:
+        check_local_ddp_sweep(container(cfg.trainer), multirun)
+    except ConfigError as err:  # the whole sweep is refused, not trial by trial, before anything is written
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
     setup_run_logging(multirun)
     files = _RunFiles(cfg, overrides)
     try:
         record = run_in_dir(parse(cfg), run_dir, overrides, on_start=files)
         print_summary(record, multirun)  # the values of the result.json just written
-        return record
+        return objective(record)
     except RunPreempted as stop:  # recorded by the trial; the job ends here (SLURM/submitit requeue it)
         print(f"stopped: {stop}", file=sys.stderr)
         sys.exit(128 + stop.signum)

@@ -50,6 +50,7 @@ from lora_lab.console import in_sweep
 from lora_lab.data.tasks import task_spec
 from lora_lab.errors import ConfigError
 from lora_lab.models.backbones import load_tokenizer, set_offline_env
+from lora_lab.process_rank import is_global_zero
 from lora_lab.progress import ProgressPrinter
 from lora_lab.results.record import ResultRecord, git_state, package_versions, peak_memory_mb, read_record, write_result
 from lora_lab.resume.checkpoint import LAST_NAME, ResumeCheckpoint
@@ -71,7 +72,7 @@ class RunDirTaken(ConfigError):
 
 
 def is_rank_zero() -> bool:
-    return int(os.environ.get("RANK", os.environ.get("SLURM_PROCID", "0")) or 0) == 0 and int(os.environ.get("LOCAL_RANK", "0") or 0) == 0
+    return is_global_zero()  # the global rank: NODE_RANK counts under Lightning's multi-node launch
 
 
 def job_info() -> dict:
@@ -340,7 +341,8 @@ def run_trial(trial: TrialConfig, run_dir: Path, overrides: list[str], interrupt
 
 
 def _write_predictions(run_dir: Path, predictions: dict | None) -> None:
-    """``predictions_<split>.jsonl`` for generation runs: question, gold, predicted SQL and verdicts
-    of the latest evaluation of each split (test: at the best-validation adapter)."""
+    """``predictions_<split>.jsonl``: generation runs: question, gold, predicted SQL and verdicts of the
+    latest evaluation of each split (test: at the best-validation adapter); classification runs: id,
+    label, prediction at the selected evaluation (`lora_lab.models.classification`)."""
     for split, rows in (predictions or {}).items():
         atomic_write_text(run_dir / f"predictions_{split}.jsonl", "".join(json.dumps(r, default=str) + "\n" for r in rows))

@@ -13,6 +13,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
+from lora_lab.data.eval_shards import EvalShardSampler
 from lora_lab.data.tasks import TaskConfig, TaskSpec, load_examples, split_subset
 from lora_lab.resume.sampler import ResumableDataLoader, ResumableSampler
 
@@ -26,6 +27,14 @@ class TokenizedDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> dict:
         return self.features[i]
+
+
+class NumberedDataset(TokenizedDataset):
+    """An evaluation split whose items carry ``example_id`` (the position in the split, the same for
+    every run: evaluation subsets do not depend on the seed), so saved predictions can be paired."""
+
+    def __getitem__(self, i: int) -> dict:
+        return {**self.features[i], "example_id": i}
 
 
 def tokenize_examples(tokenizer, examples: list, max_length: int, regression: bool) -> list[dict]:
@@ -68,13 +77,17 @@ class ClassificationDataModule(L.LightningDataModule):
 
     def _collate(self, features: list[dict]) -> dict:
         labels = [f["labels"] for f in features]
-        inputs = [{k: v for k, v in f.items() if k != "labels"} for f in features]
+        inputs = [{k: v for k, v in f.items() if k not in ("labels", "example_id")} for f in features]
         batch = self.tokenizer.pad(inputs, return_tensors="pt")
         batch["labels"] = torch.tensor(labels, dtype=torch.float32 if self.spec.num_labels == 1 else torch.long)
+        if features and "example_id" in features[0]:
+            batch["example_id"] = torch.tensor([f["example_id"] for f in features], dtype=torch.long)
         return dict(batch)
 
     def _loader(self, split: str, batch_size: int) -> DataLoader:
-        return DataLoader(self.splits[split], batch_size=batch_size, shuffle=False, collate_fn=self._collate, num_workers=self.task.num_workers)
+        numbered = NumberedDataset(self.splits[split].features)
+        sampler = EvalShardSampler.for_trainer(numbered, self.trainer)  # each example once under DDP
+        return DataLoader(numbered, batch_size=batch_size, sampler=sampler, collate_fn=self._collate, num_workers=self.task.num_workers)
 
     def train_dataloader(self) -> DataLoader:
         """Shuffled by ``(seed, epoch)``, sharded over DDP ranks, resumable mid-epoch (`lora_lab.resume.sampler`)."""

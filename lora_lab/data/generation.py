@@ -28,6 +28,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from lora_lab.data.classification import TokenizedDataset
+from lora_lab.data.eval_shards import EvalShardSampler
 from lora_lab.data.tasks import GenerationTaskConfig, TaskSpec, load_examples, split_subset
 from lora_lab.data.wikisql import SqlExample, render_prompt
 from lora_lab.resume.sampler import ResumableDataLoader, ResumableSampler
@@ -108,7 +109,8 @@ class GenerationDataModule(L.LightningDataModule):
         return functools.partial(collate, family=self.family, pad_id=self.tokenizer.pad_token_id, evaluation=evaluation)
 
     def _loader(self, split: str, batch_size: int) -> DataLoader:
-        return DataLoader(self.splits[split], batch_size=batch_size, shuffle=False, num_workers=self.task.num_workers, collate_fn=self._collate_fn(True))
+        sampler = EvalShardSampler.for_trainer(self.splits[split], self.trainer)  # each example once under DDP
+        return DataLoader(self.splits[split], batch_size=batch_size, sampler=sampler, num_workers=self.task.num_workers, collate_fn=self._collate_fn(True))
 
     def transfer_batch_to_device(self, batch, device, dataloader_idx: int):
         """Move the tensors; the `SqlExample` objects (frozen dataclasses, which Lightning's

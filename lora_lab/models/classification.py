@@ -6,12 +6,19 @@ the HF head from ``labels``. Evaluation logs ``<split>/<metric>`` for every eval
 of the adapter state at the best value of the primary validation metric (model selection on
 validation, never on test; only evaluations the method calls `selectable` compete, e.g. AdaLoRA's
 after its final rank pattern is fixed).
+
+Per-example predictions (``predictions``, written by the runner as ``predictions_<split>.jsonl``):
+``{"id", "label", "pred"}`` per example (``id`` = position in the evaluation split, identical for
+every run, so two runs pair example by example; ``pred`` the class id, or the score for regression),
+for each validation split at the *selected* evaluation (the one ``metrics.best_val`` reports) and for
+test at the restored best adapter. Under DDP each rank holds its own share (rank 0's is written).
 """
 
 from __future__ import annotations
 
 import torch
 
+from lora_lab.data.eval_shards import gather_in_order
 from lora_lab.data.tasks import TaskSpec
 from lora_lab.models.metrics import make_collection, predictions
 from lora_lab.models.module import AdapterModule
@@ -26,9 +33,11 @@ class ClassificationModule(AdapterModule):
         self.eval_metrics = torch.nn.ModuleDict(
             {s: make_collection(self.spec.metrics, self.spec.num_labels) for s in (*self.spec.eval_splits, "test")}
         )
+        self.latest_predictions: dict[str, list[dict]] = {}  # the evaluation in progress / just finished
+        self.predictions: dict[str, list[dict]] = {}  # what is saved: selected validation, test
 
     def forward(self, batch: dict):
-        inputs = {k: v for k, v in batch.items() if k != "labels"}
+        inputs = {k: v for k, v in batch.items() if k not in ("labels", "example_id")}
         return self.model(**inputs)
 
     def task_loss(self, batch: dict) -> torch.Tensor:
@@ -36,9 +45,41 @@ class ClassificationModule(AdapterModule):
 
     def _eval_step(self, batch: dict, split: str) -> None:
         logits = self.forward(batch).logits
-        self.eval_metrics[split].update(predictions(logits, self.spec.num_labels), batch["labels"])
+        predicted = predictions(logits, self.spec.num_labels)
+        self.eval_metrics[split].update(predicted, batch["labels"])
+        if "example_id" in batch:
+            self.latest_predictions.setdefault(split, []).extend(
+                {"id": int(i), "label": y, "pred": p}
+                for i, y, p in zip(batch["example_id"].tolist(), batch["labels"].tolist(), predicted.tolist(), strict=True)
+            )
+
+    def on_validation_epoch_start(self) -> None:
+        for split in self.spec.eval_splits:
+            self.latest_predictions[split] = []
+
+    def on_test_epoch_start(self) -> None:
+        self.latest_predictions["test"] = []
+
+    def on_evaluation(self, values: dict[str, float]) -> None:
+        super().on_evaluation(values)
+        if self.best is not None and self.curve and self.best is self.curve[-1]:  # this evaluation is now the selected one
+            self.predictions.update({s: list(self.latest_predictions.get(s, [])) for s in self.spec.eval_splits})
+
+    def on_test_epoch_end(self) -> None:
+        super().on_test_epoch_end()
+        self.predictions["test"] = list(self.latest_predictions.get("test", []))
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        super().on_save_checkpoint(checkpoint)
+        checkpoint["lora_lab_eval"]["predictions"] = self.predictions
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        super().on_load_checkpoint(checkpoint)
+        self.predictions = dict(checkpoint.get("lora_lab_eval", {}).get("predictions") or {})
 
     def split_values(self, split: str) -> dict[str, float]:
+        if split in self.latest_predictions:  # every rank's rows, in dataset order, on every rank (DDP)
+            self.latest_predictions[split] = gather_in_order(self.latest_predictions[split])
         return {f"{split}/{k}": float(v) for k, v in self.eval_metrics[split].compute().items()}
 
     def split_metrics(self, split: str) -> list:

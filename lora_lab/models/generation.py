@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torchmetrics import MeanMetric
 
+from lora_lab.data.eval_shards import gather_in_order
 from lora_lab.data.tasks import TaskSpec
 from lora_lab.models.module import AdapterModule
 from lora_lab.models.sql_eval import SqlAccuracy, judge
@@ -72,7 +73,7 @@ class GenerationModule(AdapterModule):
         self.sql_metrics = torch.nn.ModuleDict({s: SqlAccuracy() for s in splits})
         self.loss_metrics = torch.nn.ModuleDict({s: MeanMetric() for s in splits})
         self.untrained: dict | None = None
-        self.predictions: dict[str, list[dict]] = {}  # latest evaluation of each split (this rank's share)
+        self.predictions: dict[str, list[dict]] = {}  # latest evaluation of each split (all ranks' rows after it ends)
         self._baseline_pass = False
 
     def configure_model(self) -> None:
@@ -143,6 +144,8 @@ class GenerationModule(AdapterModule):
         self.predictions["test"] = []
 
     def split_values(self, split: str) -> dict[str, float]:
+        # every rank holds its shard's rows; all of them, in dataset order, on every rank
+        self.predictions[split] = gather_in_order(self.predictions.get(split, []))
         values = {f"{split}/{k}": float(v) for k, v in self.sql_metrics[split].compute().items()}
         values[f"{split}/loss"] = float(self.loss_metrics[split].compute())
         return values

@@ -177,6 +177,7 @@ def trial_row(record: dict, path: Path) -> dict:
         "trainable_params": params.get("trainable_params"),
         "steps": record.get("optimizer_steps"),
         "wall_time_s": _num(record.get("wall_time_s")),
+        **_cost_fields(record),
         "cpu_time_s": _num(record.get("cpu_time_s")),
         "torch_threads": record.get("torch_threads"),
         "written_at": record.get("written_at"),
@@ -185,6 +186,16 @@ def trial_row(record: dict, path: Path) -> dict:
     }
     flatten({k: v for k, v in config.items() if k not in ("reference", "references", "recipe", "hydra")}, "cfg.", row)
     return row
+
+
+def _cost_fields(record: dict) -> dict:
+    """Peak memory (GPU max allocated when recorded, else the process's max RSS) and evaluation sizes."""
+    memory = record.get("peak_memory_mb") if isinstance(record.get("peak_memory_mb"), dict) else {}
+    sizes = (record.get("data") or {}).get("sizes") if isinstance(record.get("data"), dict) else None
+    sizes = sizes if isinstance(sizes, dict) else {}
+    gpu = _num(memory.get("cuda_max_allocated_mb"))
+    return {"peak_memory_mb": gpu if gpu is not None else _num(memory.get("cpu_max_rss_mb")), "peak_memory_kind": "cuda" if gpu is not None else "cpu",
+            "n_val": sizes.get("val"), "n_test": sizes.get("test")}
 
 
 def _problem_row(path: Path, status: str, reason: str) -> dict:

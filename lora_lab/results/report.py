@@ -3,11 +3,16 @@
 Collects every result.json under the given run / sweep dirs (`collect`), aggregates them
 (`aggregate`), and writes into ``--out`` (default ``results/<study>/``):
 
-- ``table.md`` / ``table.tex`` / ``table.csv`` -- the table (see `tables`), its notes, and the list of
-  failed / cancelled / unfinished / corrupt / missing trials and runs stuck at chance level;
+- ``table.md`` / ``table.tex`` / ``table.csv`` -- the table (see `tables`, `latex`; statistics against
+  the ``--baseline`` row: `stats`), its notes, and the list of failed / cancelled / unfinished /
+  corrupt / missing trials and runs stuck at chance level;
 - ``trials.csv`` -- one row per trial (every status), flattened config included;
-- ``plots/`` -- score vs rank, score vs parameters, AdaLoRA rank heatmaps (see `plots`);
-- ``meta.json`` -- command, inputs, status counts, package versions and git SHA of the report.
+- ``plots/`` -- score vs parameters, score vs rank, cost/quality Pareto, AdaLoRA rank heatmaps, each
+  as PNG and PDF, and ``captions.json`` (see `figures`);
+- ``hpo.json``, ``plots/hpo_<study>.png`` and a Markdown section -- Optuna studies under the paths
+  (best trial per method, objective vs trial and vs each searched parameter; see `hpo`);
+- ``meta.json`` -- command, inputs, status counts, package versions and git SHA of the report;
+- ``index.html`` -- the self-contained study page (see `html`).
 
 The Markdown table and notes are printed to stdout.
 """
@@ -38,6 +43,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--out", default=None, help="output directory (default: results/<study>)")
     p.add_argument("--reference", action="append", default=[], help="YAML/JSON file of published rows: [{label, params, scores: {task: value}}]")
     p.add_argument("--no-plots", action="store_true", help="skip the plots")
+    p.add_argument("--baseline", default=None, help="row the others are tested against (display name or method key, e.g. lora; default: the first row)")
+    p.add_argument("--cost", action="store_true", help="add cost columns: trainable parameters, time per 1k steps, peak memory, adapter size")
+    p.add_argument("--hide", default="", help="optional columns to drop, comma-separated (e.g. lr,params,avg or a row key)")
+    p.add_argument("--pm", default="std", help="what ± shows: std (sample std over seeds) or ci (half-width of the 95%% t-interval)")
     return p.parse_args(argv)
 
 
@@ -108,12 +117,15 @@ def write_trials_csv(trials, path: Path) -> None:
     trials[first + rest].to_csv(path, index=False)
 
 
-def report(paths, by=None, nuisance=("optim.lr", "lr_scale"), formats=FORMATS, out=None, references=(), plots=True, command=None) -> dict:
+def report(paths, by=None, nuisance=("optim.lr", "lr_scale"), formats=FORMATS, out=None, references=(), plots=True, command=None,
+           baseline=None, cost=False, hide=(), spread="std", page=True) -> dict:
     """Write the report; returns {"out": dir, "markdown": text, "aggregate": Aggregate, "trials": DataFrame}."""
     from lora_lab.results.aggregate import aggregate
     from lora_lab.results.collect import collect
+    from lora_lab.results.hpo import hpo_section
     from lora_lab.results.record import atomic_write_text, git_state, package_versions
-    from lora_lab.results.tables import build_table, to_csv, to_latex, to_markdown
+    from lora_lab.results.latex import to_latex
+    from lora_lab.results.tables import build_table, to_csv, to_markdown
 
     code_state = git_state()  # before writing: the outputs may live in this repository (results/)
     bad = [f for f in formats if f not in FORMATS]
@@ -127,26 +139,27 @@ def report(paths, by=None, nuisance=("optim.lr", "lr_scale"), formats=FORMATS, o
     if trials.empty:
         raise ConfigError("PATH", f"no result.json under {', '.join(map(str, paths))}")
     agg = aggregate(trials, by=by, nuisance=tuple(n if n.startswith("cfg.") else f"cfg.{n}" for n in nuisance))
-    table = build_table(agg, [*collection.references, *references])
+    table = build_table(agg, [*collection.references, *references], baseline=baseline, cost=cost, hide=hide, spread=spread)
     out = Path(out) if out else default_out(trials)
     out.mkdir(parents=True, exist_ok=True)
     studies = sorted(trials["study"].dropna().unique().tolist())
     title = f"# {' + '.join(studies) or 'report'}"
     cmd = command or "lora-lab report " + " ".join(map(str, paths))
     body = [title, "", f"`{cmd}`", "", to_markdown(table), ""] + [f"- {n}" for n in table.notes] + [""] + problem_lines(trials, agg)
+    body += hpo_section(paths, out, plots)  # Optuna studies under the paths (`hpo`), if any
     markdown = "\n".join(body) + "\n"
     if "md" in formats:
         atomic_write_text(out / "table.md", markdown)
     if "latex" in formats:
-        atomic_write_text(out / "table.tex", to_latex(table) + "\n")
+        atomic_write_text(out / "table.tex", to_latex(table, "+".join(studies)) + "\n")
     if "csv" in formats:
         atomic_write_text(out / "table.csv", to_csv(table))
     write_trials_csv(trials, out / "trials.csv")
     plot_paths = []
     if plots:
-        from lora_lab.results.plots import all_plots
+        from lora_lab.results.figures import all_figures
 
-        plot_paths = all_plots(agg, collection.rank_patterns, out / "plots")
+        plot_paths = all_figures(agg, table, collection.rank_patterns, out / "plots")
     meta = {
         "command": cmd,
         "inputs": [str(p) for p in paths],
@@ -158,10 +171,15 @@ def report(paths, by=None, nuisance=("optim.lr", "lr_scale"), formats=FORMATS, o
         "tasks": agg.task_info,
         "run_git_shas": sorted(trials["git_sha"].dropna().unique().tolist()) if "git_sha" in trials else [],
         "plots": [str(p.relative_to(out)) for p in plot_paths],
-        "versions": {**package_versions(), "pandas": _version("pandas"), "matplotlib": _version("matplotlib")},
+        "baseline": table.comparisons.baseline_label if table.comparisons else None,
+        "versions": {**package_versions(), "pandas": _version("pandas"), "matplotlib": _version("matplotlib"), "scipy": _version("scipy")},
         "git": code_state,
     }
     atomic_write_text(out / "meta.json", json.dumps(meta, indent=1))
+    if page:
+        from lora_lab.results.html import write_page
+
+        write_page(out, table, markdown, trials, meta, plot_paths)
     return {"out": out, "markdown": markdown, "aggregate": agg, "trials": trials, "table": table}
 
 
@@ -169,7 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     result = report(
         args.paths, by=_split(args.by) or None, nuisance=_split(args.nuisance), formats=_split(args.format), out=args.out,
-        references=load_references(args.reference), plots=not args.no_plots,
+        references=load_references(args.reference), plots=not args.no_plots, baseline=args.baseline, cost=args.cost, hide=_split(args.hide),
+        spread=args.pm,
         command="lora-lab report " + " ".join(sys.argv[1:] if argv is None else argv),
     )
     print(result["markdown"], end="")

@@ -1,19 +1,28 @@
-"""Render an `Aggregate` as the paper table: Markdown, LaTeX (booktabs tabular) and CSV.
+"""Render an `Aggregate` as the paper table: Markdown and CSV (LaTeX: `lora_lab.results.latex`).
 
-Layout (LoRA / AdaLoRA paper style): one row per method (+ the knobs that vary), a ``#Params``
-column (adapter parameters, heads excluded, as the papers count them; for AdaLoRA the parameters of
-the final rank pattern, as its paper counts a budget, or the ``r_init`` allocation marked ``(r_init)``
+Layout (LoRA / AdaLoRA paper style): one row per method (+ the knobs that vary), labelled with its
+display name (`lora_lab.results.names`: LoRA, PiSSA, DoRA, AdaLoRA, ...; the init / rsLoRA keys
+are folded into the label) in the papers' order, the baseline (LoRA) first; a ``#Params`` column
+(adapter parameters, heads excluded, as the papers count them; for AdaLoRA the parameters of the
+final rank pattern, as its paper counts a budget, or the ``r_init`` allocation marked ``(r_init)``
 when the result files cannot give the final count; a note says so), ``lr`` (the learning rate the
 cells used: chosen on validation where lr is a nuisance axis), one column per task, ``Avg`` (mean
 over the task columns, only for rows with every task cell: blank "–" otherwise, never an average
-over fewer tasks). Cells show ``mean ± std`` x 100 over seeds at the best nuisance setting; an
-empty cell is "–"; markers: ``†`` some runs of the cell never left chance level, ``*`` the cell
-has failed / cancelled / unfinished / missing trials or runs without its score, ``(n=k)`` fewer seeds than
-the table's usual count. A row key a method lacks is "–". Notes under the table name each
-column's split and metric, and the code versions when the runs come from several git SHAs or a
-dirty tree. Published reference rows (from the experiment configs or ``--reference``) follow our
-rows. The CSV holds the unscaled numbers at full precision plus n and the chosen setting, and the
-exact shown and recorded (AdaLoRA: ``r_init``) parameter counts.
+over fewer tasks), and with ``cost=True`` the cost columns of `lora_lab.results.costs`. ``hide``
+drops optional columns (key columns other than the method, ``params``, ``lr``, ``avg``, cost columns).
+Cells show ``mean ± spread`` x 100 over seeds at the best nuisance setting (spread: the sample std,
+or with ``spread="ci"`` the half-width of the 95 % t-interval); an empty cell is "–"; markers: ``†``
+some runs of the cell never left chance level, ``*`` the cell has failed / cancelled / unfinished /
+missing trials or runs without its score, ``(n=k)`` fewer seeds than the table's usual count,
+``↑`` / ``↓`` significantly better / worse than the baseline row (`lora_lab.results.stats`). The
+best mean per score column is bold and the second best underlined, compared as shown (2 decimals,
+so equal shown values share the mark; empty cells and published rows are not ranked; a column with
+fewer than two values gets no mark). Notes under the table name each column's split and metric, the
+meaning of every mark, and the code versions when the runs come from several git SHAs or a dirty
+tree. Published reference rows (from the experiment configs or ``--reference``) follow our rows.
+The CSV holds the unscaled numbers at full precision plus n, the 95 % interval, the rank mark, the
+comparison with the baseline (difference, p-values, verdict), the chosen setting, and the exact
+shown and recorded (AdaLoRA: ``r_init``) parameter counts.
 """
 
 from __future__ import annotations
@@ -21,22 +30,17 @@ from __future__ import annotations
 import csv
 import io
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from lora_lab.errors import ConfigError
 from lora_lab.results.aggregate import Aggregate, cell_index, display_name, table_rows
+from lora_lab.results.costs import COST_COLUMNS, COST_HEADERS, fmt_cost, fmt_params, row_costs  # noqa: F401 (fmt_params re-exported)
+from lora_lab.results.names import LABEL_KEYS, metric_name, ordered_rows, row_label, task_name
+from lora_lab.results.stats import ALPHA, Comparisons, cell_runs, compare, seed_interval
 
-DAGGER, STAR = "†", "*"
-
-
-def fmt_params(n) -> str:
-    if n is None or (isinstance(n, float) and math.isnan(n)):
-        return "–"
-    n = float(n)
-    if n >= 1e6:
-        return f"{n / 1e6:.2f}M"
-    if n >= 1e3:
-        return f"{n / 1e3:.1f}K"
-    return f"{n:.0f}"
+DAGGER, STAR, UP, DOWN = "†", "*", "↑", "↓"
+SPREADS = ("std", "ci")
+INFO_COLUMNS = ("params", "lr", "avg")
 
 
 def _num(v) -> float | None:
@@ -59,36 +63,105 @@ class Cell:
     n_chance: int = 0
     n_unfinished: int = 0
     setting: str = ""
+    ci: tuple[float, float] | None = None  # 95 % t-interval of the mean over seeds
+    verdict: str | None = None  # "better" / "worse" than the baseline (Holm-adjusted)
+    comparison: object = None  # `lora_lab.results.stats.Comparison` or None
+    rank: int | None = None  # 1 = best of its column (bold), 2 = second (underlined)
 
-    def text(self, usual_n: int, pm: str = " ± ") -> str:
+    def parts(self, usual_n: int, pm: str = " ± ", spread: str = "std") -> tuple[str, str]:
+        """(the mean as shown, everything after it): emphasis applies to the first part only."""
         if self.mean is None:
-            return "–" + (STAR if self.n_unfinished else "")
-        out = f"{100 * self.mean:.2f}"
-        if self.std is not None and not math.isnan(self.std):
-            out += f"{pm}{100 * self.std:.2f}"
+            return "–", STAR if self.n_unfinished else ""
+        tail = ""
+        half = (self.ci[1] - self.ci[0]) / 2 if spread == "ci" and self.ci else None
+        value = self.std if spread == "std" else half
+        if value is not None and not math.isnan(value):
+            tail += f"{pm}{100 * value:.2f}"
         if self.n and self.n != usual_n:
-            out += f" (n={self.n})"
-        return out + (DAGGER if self.n_chance else "") + (STAR if self.n_unfinished else "")
+            tail += f" (n={self.n})"
+        tail += (DAGGER if self.n_chance else "") + (STAR if self.n_unfinished else "")
+        tail += {"better": UP, "worse": DOWN}.get(self.verdict, "")
+        return f"{100 * self.mean:.2f}", tail
+
+    def text(self, usual_n: int, pm: str = " ± ", spread: str = "std") -> str:
+        return "".join(self.parts(usual_n, pm, spread))
+
+
+@dataclass
+class Column:
+    id: str  # "method", a key name, "params", "lr", a task, "avg" or a cost column
+    header: str
+    kind: str  # "key", "info", "task", "avg", "cost"
+    group: str = ""  # the header above it (LaTeX): the task's display name
 
 
 @dataclass
 class Table:
-    """Display-ready rows: key columns, params, one `Cell` per task, average."""
+    """Display-ready rows: key columns, params, one `Cell` per task, average, costs."""
 
     key_names: list[str]
     tasks: list[str]
-    rows: list[dict]  # {"keys": [...], "params": str, "lr": str, "trainable": float, "cells": {task: Cell}, "avg": float|None, "reference": bool}
+    rows: list[dict]  # {"keys", "label", "params", "lr", "trainable", "cells": {task: Cell}, "avg", "avg_rank", "costs", "reference"}
     usual_n: int
     notes: list[str]
+    columns: list[Column] = field(default_factory=list)
+    task_info: dict = field(default_factory=dict)
+    comparisons: Comparisons | None = None
+    spread: str = "std"
+    n_examples: dict = field(default_factory=dict)  # task -> evaluation examples per run (median)
+    cost_kind: str = "cpu"
 
 
-def build_table(agg: Aggregate, references: list[dict] = ()) -> Table:
+def _ranks(values: list[float | None]) -> list[int | None]:
+    """1 for the best shown value(s), 2 for the next; None for the rest, missing values, or when
+    fewer than two values exist."""
+    shown = [None if v is None else round(100 * v, 2) for v in values]
+    distinct = sorted({v for v in shown if v is not None}, reverse=True)
+    if sum(v is not None for v in shown) < 2:
+        return [None] * len(values)
+    best, second = distinct[0], distinct[1] if len(distinct) > 1 else None
+    return [None if v is None else 1 if v == best else 2 if v == second else None for v in shown]
+
+
+def table_columns(agg: Aggregate, cost: bool, hide=()) -> list[Column]:
+    keys = [Column("method", "Method", "key")] + [Column(display_name(k), display_name(k), "key") for k in agg.row_keys if k not in LABEL_KEYS]
+    cols = keys + [Column("params", "#Params", "info"), Column("lr", "lr", "info")]
+    cols += [Column(t, metric_name(agg.task_info[t]["metric"]), "task", task_name(t)) for t in agg.tasks]
+    cols.append(Column("avg", "Avg", "avg"))
+    if cost:
+        cols += [Column(c, COST_HEADERS[c], "cost") for c in COST_COLUMNS]
+    optional = [c.id for c in cols if c.kind in ("info", "avg", "cost") or (c.kind == "key" and c.id != "method")]
+    bad = [h for h in hide if h not in optional]
+    if bad:
+        raise ConfigError("--hide", f"unknown column {bad[0]!r}; allowed: {', '.join(optional)}")
+    return [c for c in cols if c.id not in set(hide)]
+
+
+def _n_examples(agg: Aggregate) -> dict[str, int]:
+    out = {}
+    for task in agg.tasks:
+        split = agg.task_info[task].get("split")
+        col = {"test": "n_test", "val": "n_val"}.get(split)
+        runs = agg.chosen[agg.chosen["task"] == task] if not agg.chosen.empty else agg.chosen
+        if col and col in runs and runs[col].notna().any():
+            out[task] = int(runs[col].dropna().median())
+    return out
+
+
+def build_table(agg: Aggregate, references: list[dict] = (), baseline: str | None = None, cost: bool = False, hide=(), spread: str = "std",
+                stats: bool = True) -> Table:
+    if spread not in SPREADS:
+        raise ConfigError("--pm", f"unknown spread {spread!r}; allowed: {', '.join(SPREADS)}")
+    columns = table_columns(agg, cost, hide)
     index = cell_index(agg)
     ns = [int(n) for n in agg.cells["n"] if n] if not agg.cells.empty else []
     usual_n = max(set(ns), key=ns.count) if ns else 0
     averageable = not split_tasks(agg)  # one column per task: otherwise Avg would count a task twice
+    comparisons = compare(agg, baseline) if stats and not agg.cells.empty else None
+    runs = cell_runs(agg)
+    costs = row_costs(agg) if cost else {}
     rows = []
-    for keys in table_rows(agg):
+    for keys in ordered_rows(agg.row_keys, table_rows(agg)):
         row_cells, params, params_init, trainable, lrs = {}, None, None, None, set()
         for task in agg.tasks:
             rec = index.get(tuple(keys) + (task,))
@@ -97,7 +170,10 @@ def build_table(agg: Aggregate, references: list[dict] = ()) -> Table:
                 continue
             n = int(rec["n"])
             std = _num(rec["std"]) if n > 1 else None
-            row_cells[task] = Cell(_num(rec["mean"]) if n else None, std, n, int(rec["n_chance"]), int(rec["n_unfinished"]), rec.get("setting") or "")
+            scores = [score for score, _ in runs.get(tuple(keys) + (task,), {}).values()]
+            comparison = comparisons.by_cell.get(tuple(keys) + (task,)) if comparisons else None
+            row_cells[task] = Cell(_num(rec["mean"]) if n else None, std, n, int(rec["n_chance"]), int(rec["n_unfinished"]), rec.get("setting") or "",
+                                   seed_interval(scores) if n else None, comparison.verdict if comparison else None, comparison)
             params = _num(rec["params"]) if params is None else params
             params_init = _num(rec.get("params_init")) if params_init is None else params_init
             trainable = _num(rec["trainable"]) if trainable is None else trainable
@@ -107,8 +183,14 @@ def build_table(agg: Aggregate, references: list[dict] = ()) -> Table:
         avg = sum(means) / len(means) if averageable and means and all(m is not None for m in means) else None
         lr = f"{lrs.pop():g}" if len(lrs) == 1 else ("per task" if lrs else "–")
         shown = fmt_params(params) if params is not None or params_init is None else fmt_params(params_init) + " (r_init)"
-        rows.append({"keys": list(keys), "params": shown, "params_n": params, "params_init": params_init, "lr": lr, "trainable": trainable,
-                     "cells": row_cells, "avg": avg, "reference": False})
+        rows.append({"keys": list(keys), "label": row_label(agg.row_keys, keys), "params": shown, "params_n": params, "params_init": params_init, "lr": lr,
+                     "trainable": trainable, "cells": row_cells, "avg": avg, "avg_rank": None, "costs": costs.get(tuple(keys), {}), "reference": False})
+    ours = [r for r in rows if not r["reference"]]
+    for task in agg.tasks:
+        for row, rank in zip(ours, _ranks([r["cells"][task].mean for r in ours])):
+            row["cells"][task].rank = rank
+    for row, rank in zip(ours, _ranks([r["avg"] for r in ours])):
+        row["avg_rank"] = rank
     for ref in references:
         scores = {t: ref["scores"].get(agg.task_info.get(t, {}).get("task", t)) for t in agg.tasks}
         if not any(v is not None for v in scores.values()):
@@ -117,9 +199,18 @@ def build_table(agg: Aggregate, references: list[dict] = ()) -> Table:
         means = [c.mean for c in ref_cells.values()]
         avg = sum(means) / len(means) if all(m is not None for m in means) else None
         label = f"{ref.get('label', 'published')} [published]"
-        rows.append({"keys": [label] + [""] * (len(agg.row_keys) - 1), "params": str(ref.get("params", "–")), "params_n": None, "params_init": None,
-                     "lr": str(ref.get("lr", "–")), "trainable": None, "cells": ref_cells, "avg": avg, "reference": True})
-    return Table([display_name(k) for k in agg.row_keys], list(agg.tasks), rows, usual_n, notes(agg, usual_n))
+        rows.append({"keys": [label] + [""] * (len(agg.row_keys) - 1), "label": label, "params": str(ref.get("params", "–")), "params_n": None,
+                     "params_init": None, "lr": str(ref.get("lr", "–")), "trainable": None, "cells": ref_cells, "avg": avg, "avg_rank": None, "costs": {},
+                     "reference": True})
+    table = Table([display_name(k) for k in agg.row_keys], list(agg.tasks), rows, usual_n, [], columns, dict(agg.task_info), comparisons, spread,
+                  _n_examples(agg), _cost_kind(agg))
+    table.notes = notes(agg, table)
+    return table
+
+
+def _cost_kind(agg: Aggregate) -> str:
+    kinds = set(agg.chosen["peak_memory_kind"].dropna()) if "peak_memory_kind" in agg.chosen else set()
+    return "cuda" if kinds == {"cuda"} else "cpu" if kinds <= {"cpu"} else "mixed"
 
 
 def split_tasks(agg: Aggregate) -> dict[str, list[str]]:
@@ -130,7 +221,28 @@ def split_tasks(agg: Aggregate) -> dict[str, list[str]]:
     return {task: cols for task, cols in by_task.items() if len(cols) > 1}
 
 
-def notes(agg: Aggregate, usual_n: int) -> list[str]:
+def spread_text(table: Table) -> str:
+    """What ``±`` means in this table."""
+    n = f"n={table.usual_n} seeds unless marked"
+    if table.spread == "ci":
+        return f"mean ± half-width of the 95 % Student-t confidence interval of the mean over seeds ({n})"
+    return f"mean ± sample standard deviation over seeds ({n}; 95 % Student-t intervals of the mean in table.csv)"
+
+
+def significance_note(table: Table) -> str | None:
+    comp = table.comparisons
+    if comp is None or not comp.by_cell:
+        return None
+    if comp.n_tests == 0:
+        return (f"No cell could be tested against {comp.baseline_label} (the baseline row): a test needs at least 2 seeds run by both cells "
+                "and differences that are not identical on every seed.")
+    return (f"{UP} / {DOWN}: significantly better / worse than {comp.baseline_label} (the baseline row) at alpha = {ALPHA}, Holm-corrected over the "
+            f"{comp.n_tests} comparison(s) of this table; each cell's p is the larger of a paired t-test over seeds (paired by seed) and, where "
+            "both cells saved per-example predictions, a paired bootstrap over the evaluation examples (2000 resamples). Unmarked cells are "
+            "not distinguishable from the baseline at this level (p-values in table.csv).")
+
+
+def notes(agg: Aggregate, table: Table) -> list[str]:
     out = []
     info = agg.task_info
     parts = [f"{t} = {info[t]['split']} {info[t]['metric']}" if info[t]["split"] else f"{t} = no finished run" for t in agg.tasks]
@@ -142,7 +254,12 @@ def notes(agg: Aggregate, usual_n: int) -> list[str]:
     for task, cols in split_tasks(agg).items():
         out.append(f"{task}: the runs report different primary metrics ({', '.join(info[c]['metric'] for c in cols)}), one column each, "
                    "never averaged together; Avg left blank.")
-    out.append(f"Cells: mean ± sample std over seeds (n={usual_n} unless marked); #Params = adapter parameters (heads excluded).")
+    out.append(f"Cells: {spread_text(table)}; #Params = adapter parameters (heads excluded).")
+    if any(r["cells"][t].rank for r in table.rows for t in table.tasks):
+        out.append("Bold: best mean of the column, underlined: second best (as shown, so equal values share the mark; published rows not ranked).")
+    sig = significance_note(table)
+    if sig:
+        out.append(sig)
     if agg.setting_keys:
         tried = int(agg.cells["n_settings"].max()) if not agg.cells.empty else 0
         if tried > 1:
@@ -154,6 +271,10 @@ def notes(agg: Aggregate, usual_n: int) -> list[str]:
     if not agg.cells.empty and ((agg.cells[agg.row_keys[0]] == "adalora") & (agg.cells["n"] > 0)).any():
         out.append("AdaLoRA #Params = parameters of the final rank pattern, sum of r_i (in_i + out_i + 1) over the adapted matrices "
                    "(the r_init allocation: params_init in table.csv, adapter_params in trials.csv).")
+    if any(c.kind == "cost" for c in table.columns):
+        memory = {"cuda": "GPU max allocated", "cpu": "process max RSS (CPU runs)", "mixed": "GPU max allocated or CPU max RSS (mixed runs)"}[table.cost_kind]
+        out.append(f"Cost columns: median over the row's runs; #Trainable = adapter + head parameters; s / 1k steps = whole-trial wall time per 1000 "
+                   f"optimizer steps (evaluation included); Peak MiB = {memory}; Adapter KiB = size of the saved adapter directory.")
     out += code_version_notes(agg)
     return out
 
@@ -176,59 +297,80 @@ def code_version_notes(agg: Aggregate) -> list[str]:
     return [text + ". See trials.csv (git_sha, git_dirty)."]
 
 
-def _header(table: Table) -> list[str]:
-    return table.key_names + ["#Params", "lr"] + table.tasks + ["Avg"]
+def key_value(table: Table, row: dict, column: Column) -> str:
+    if column.id == "method":
+        return row["label"]
+    return fmt_key(row["keys"][table.key_names.index(column.id)]) if not row["reference"] else ""
 
 
-def _row_values(table: Table, row: dict, pm: str) -> list[str]:
-    avg = "–" if row["avg"] is None else f"{100 * row['avg']:.2f}"
-    return [fmt_key(k) for k in row["keys"]] + [row["params"], row["lr"]] + [row["cells"][t].text(table.usual_n, pm) for t in table.tasks] + [avg]
+def cell_values(table: Table, row: dict, pm: str, emphasis) -> list[str]:
+    """The row's shown values, in column order; ``emphasis(text, rank)`` decorates ranked means."""
+    out = []
+    for col in table.columns:
+        if col.kind == "key":
+            out.append(key_value(table, row, col))
+        elif col.id == "params":
+            out.append(row["params"])
+        elif col.id == "lr":
+            out.append(row["lr"])
+        elif col.kind == "task":
+            mean, tail = row["cells"][col.id].parts(table.usual_n, pm, table.spread)
+            out.append(emphasis(mean, row["cells"][col.id].rank) + tail)
+        elif col.kind == "avg":
+            out.append("–" if row["avg"] is None else emphasis(f"{100 * row['avg']:.2f}", row["avg_rank"]))
+        else:
+            out.append(fmt_cost(col.id, row["costs"].get(col.id)))
+    return out
+
+
+def _md_emphasis(text: str, rank: int | None) -> str:
+    return f"**{text}**" if rank == 1 else f"<ins>{text}</ins>" if rank == 2 else text
+
+
+def md_header(table: Table) -> list[str]:
+    return [f"{c.group} ({c.header})" if c.kind == "task" else c.header for c in table.columns]
 
 
 def to_markdown(table: Table) -> str:
-    header = _header(table)
-    n_keys = len(table.key_names)
+    header = md_header(table)
+    n_keys = sum(c.kind == "key" for c in table.columns)
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * n_keys + ["---:"] * (len(header) - n_keys)) + "|"]
     for row in table.rows:
-        lines.append("| " + " | ".join(v.replace("|", "\\|") for v in _row_values(table, row, " ± ")) + " |")
+        lines.append("| " + " | ".join(v.replace("|", "\\|") for v in cell_values(table, row, " ± ", _md_emphasis)) + " |")
     return "\n".join(lines)
 
 
-LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\^{}"}
-
-
-def latex_escape(text: str) -> str:
-    out = "".join(LATEX_ESCAPES.get(ch, ch) for ch in text)
-    return out.replace(DAGGER, r"$^\dagger$").replace("–", "--").replace("±", r"$\pm$")
-
-
-def to_latex(table: Table) -> str:
-    header = _header(table)
-    spec = "l" * len(table.key_names) + "r" * (len(header) - len(table.key_names))
-    lines = [r"% requires \usepackage{booktabs}", rf"\begin{{tabular}}{{{spec}}}", r"\toprule", " & ".join(latex_escape(h) for h in header) + r" \\", r"\midrule"]
-    in_refs = False
-    for row in table.rows:
-        if row["reference"] and not in_refs:
-            lines.append(r"\midrule")
-            in_refs = True
-        values = [latex_escape(v).replace(STAR, r"$^{*}$") for v in _row_values(table, row, " ± ")]
-        lines.append(" & ".join(values) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}"]
-    return "\n".join(lines)
+def _f(v) -> str:
+    return "" if v is None or (isinstance(v, float) and math.isnan(v)) else repr(float(v))
 
 
 def to_csv(table: Table) -> str:
+    """Every shown column at full precision, plus n, interval, rank mark and comparison per task."""
     buf = io.StringIO()
     writer = csv.writer(buf)
-    cols = table.key_names + ["params", "adapter_params", "params_init", "lr", "trainable_params", "reference"]
+    shown = {c.id for c in table.columns}
+    keys = [k for k in table.key_names if k == "method" or k in shown or k in ("init", "rslora")]
+    cols = keys + ["label"] + (["params", "adapter_params", "params_init"] if "params" in shown else []) + (["lr"] if "lr" in shown else [])
+    cols += ["trainable_params", "reference"]
     for t in table.tasks:
-        cols += [f"{t}_mean", f"{t}_std", f"{t}_n", f"{t}_at_chance", f"{t}_unfinished", f"{t}_setting"]
-    writer.writerow(cols + ["avg"])
+        cols += [f"{t}_{k}" for k in ("mean", "std", "n", "ci_low", "ci_high", "rank", "vs_baseline", "diff", "p_seed", "p_bootstrap", "p_holm",
+                                       "at_chance", "unfinished", "setting")]
+    cols += (["avg", "avg_rank"] if "avg" in shown else []) + [c.id for c in table.columns if c.kind == "cost"]
+    writer.writerow(cols)
     for row in table.rows:
         exact = ["" if row[k] is None else int(row[k]) for k in ("params_n", "params_init", "trainable")]
-        values = [fmt_key(k) for k in row["keys"]] + [row["params"], exact[0], exact[1], row["lr"], exact[2], int(row["reference"])]
+        named = dict(zip(table.key_names, row["keys"]))
+        values = [fmt_key(named.get(k)) for k in keys] + [row["label"]]
+        values += [row["params"], exact[0], exact[1]] if "params" in shown else []
+        values += [row["lr"]] if "lr" in shown else []
+        values += [exact[2], int(row["reference"])]
         for t in table.tasks:
             c = row["cells"][t]
-            values += ["" if c.mean is None else repr(float(c.mean)), "" if c.std is None else repr(float(c.std)), c.n, c.n_chance, c.n_unfinished, c.setting]
-        writer.writerow(values + ["" if row["avg"] is None else repr(float(row["avg"]))])
+            comp = c.comparison
+            values += [_f(c.mean), _f(c.std), c.n, _f(c.ci[0]) if c.ci else "", _f(c.ci[1]) if c.ci else "", c.rank or "", c.verdict or "",
+                       _f(comp.diff) if comp else "", _f(comp.p_seed) if comp else "", _f(comp.boot["p"]) if comp and comp.boot else "",
+                       _f(comp.p_holm) if comp else "", c.n_chance, c.n_unfinished, c.setting]
+        values += [_f(row["avg"]), row["avg_rank"] or ""] if "avg" in shown else []
+        values += [_f(row["costs"].get(c.id)) for c in table.columns if c.kind == "cost"]
+        writer.writerow(values)
     return buf.getvalue()

@@ -5,6 +5,7 @@ the result.json files it read."""
 import csv
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -77,9 +78,10 @@ def test_parallel_sweep_then_report_matches_result_files(tmp_path):
         at_chance = sum(max(p["val/accuracy"] for p in records[(r, s)]["curve"]) <= records[(r, s)]["baselines"]["majority_val"] + 0.005 for s in (0, 1))
         assert row["synthetic_at_chance"] == str(at_chance)
         mean, std = 100 * statistics.mean(tests), 100 * statistics.stdev(tests)
-        assert f"| lora | {r} | {row['params']} | 0.01 | {mean:.2f} ± {std:.2f}" in rep.stdout
+        assert re.search(rf"\| LoRA \| {r} \| {re.escape(row['params'])} \| 0.01 \| (\*\*|<ins>){mean:.2f}(\*\*|</ins>) ± {std:.2f}", rep.stdout)
     assert "Trials: 4 (4 success, 0 failed" in rep.stdout
-    assert (out / "plots" / "score_vs_rank.png").is_file() and (out / "trials.csv").is_file()
+    assert (out / "plots" / "score_vs_rank.png").is_file() and (out / "plots" / "score_vs_rank.pdf").is_file() and (out / "trials.csv").is_file()
+    assert "<h1>Study: tiny2x2</h1>" in (out / "index.html").read_text()
     meta = json.loads((out / "meta.json").read_text())
     assert meta["status_counts"] == {"success": 4} and meta["row_keys"] == ["method", "cfg.adapter.r"]
 

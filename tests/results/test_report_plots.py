@@ -23,7 +23,7 @@ def test_rank_heatmap_from_adalora_summaries(tmp_path, monkeypatch):
     write_record(tmp_path / "runs", make_record(method="lora", val=0.8, test=0.8))  # no pattern, no heatmap
     out = tmp_path / "out"
     report([tmp_path / "runs"], out=out)
-    heatmaps = sorted((out / "plots").glob("rank_heatmap_*.png"))
-    assert [p.name for p in heatmaps] == ["rank_heatmap_adalora_synthetic.png"]
-    assert heatmaps[0].stat().st_size > 1000
-    assert drawn == [_pattern(3, 11)]  # the mean pattern over the two seeds
+    heatmaps = sorted((out / "plots").glob("rank_heatmap_*"))
+    assert [p.name for p in heatmaps] == ["rank_heatmap_adalora_synthetic.pdf", "rank_heatmap_adalora_synthetic.png"]
+    assert all(p.stat().st_size > 1000 for p in heatmaps)
+    assert drawn == [_pattern(3, 11)] * 2  # the mean pattern over the two seeds, as PNG and PDF

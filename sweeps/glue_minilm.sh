@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The `glue_minilm` study end to end (sweeps/glue_minilm.yaml): the sweep, then its report in
+# results/glue_minilm/ (table with significance marks and cost columns, figures, index.html).
+#
+#   bash sweeps/glue_minilm.sh /path/to/glue_data [hydra overrides...]
+#   DRY_RUN=1 bash sweeps/glue_minilm.sh /path/to/glue_data     # list the 144 trials, print the report command
+#
+# /path/to/glue_data holds CoLA/, MRPC/, RTE/, STS-B/ with the original train.tsv and dev.tsv (never
+# part of this repository). Trials run with the parallel launcher (2 jobs x 1 thread; on a bigger
+# machine add hydra.launcher.n_jobs=8). A rerun skips finished trials. Runs go to
+# $LORA_LAB_RUNS/glue_minilm (default runs/glue_minilm); the report goes to $OUT (default results/glue_minilm).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ $# -ge 1 ] || { echo "error: GLUE_DATA: missing; usage: bash sweeps/glue_minilm.sh /path/to/glue_data [overrides...]" >&2; exit 2; }
+data=$1
+shift
+[ -d "$data" ] || { echo "error: GLUE_DATA: $data is not a directory" >&2; exit 2; }
+lab=${LORA_LAB_CLI:-.venv/bin/lora-lab}
+runs=${LORA_LAB_RUNS:-runs}/glue_minilm
+out=${OUT:-results/glue_minilm}
+report=("$lab" report "$runs" --out "$out" --cost --baseline lora)
+if [ "${DRY_RUN:-0}" = 1 ]; then
+  "$lab" sweep glue_minilm "task.data_dir=$data" hydra/launcher=parallel dry_run=true "$@"
+  echo "report: ${report[*]}"
+  exit 0
+fi
+status=0
+"$lab" sweep glue_minilm "task.data_dir=$data" hydra/launcher=parallel "$@" || status=$?  # failed trials are listed by the report
+"${report[@]}"
+exit "$status"
