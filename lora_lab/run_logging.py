@@ -35,6 +35,21 @@ def drop_noise(handler: logging.Handler) -> logging.Handler:
     return handler
 
 
+class ShowOnce:
+    """``warnings.showwarning`` that shows each (message, category) once per process. Python's own
+    ``once`` action forgets what it showed whenever a library changes the warning filters (Lightning
+    does, e.g. around ``trainer.test``), so its hints (``srun`` available but not used) printed twice."""
+
+    def __init__(self, show):
+        self.show, self.seen = show, set()
+
+    def __call__(self, message, category, filename, lineno, file=None, line=None):
+        key = (str(message), category)
+        if key not in self.seen:
+            self.seen.add(key)
+            self.show(message, category, filename, lineno, file, line)
+
+
 def setup_run_logging(multirun: bool) -> None:
     """One copy of each log line, no per-trial noise; in a sweep, nothing on the console."""
     root = logging.getLogger()
@@ -57,3 +72,5 @@ def setup_run_logging(multirun: bool) -> None:
         for handler in list(root.handlers):
             if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
                 root.removeHandler(handler)
+    if not isinstance(warnings.showwarning, ShowOnce):
+        warnings.showwarning = ShowOnce(warnings.showwarning)
