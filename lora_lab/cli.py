@@ -7,6 +7,7 @@
   (`lora_lab.adapters.peft_export`).
 - ``lora-lab merge-adapters OUT_DIR ADAPTER_DIR[=WEIGHT] ...`` -- task arithmetic of saved adapters
   into their base model, written with ``save_pretrained`` (`lora_lab.adapters.compose`).
+- ``lora-lab env`` -- versions, torch build, CUDA, git SHA (`lora_lab.env_info`); ``lora-lab --version``.
 
 Subcommands register themselves in `COMMANDS` (name -> (help, function taking argv)).
 """
@@ -111,18 +112,26 @@ def _merge_adapters(argv: list[str]) -> int:
     return 0
 
 
+def _env(argv: list[str]) -> int:
+    from lora_lab.env_info import env_text
+
+    print(env_text())
+    return 0
+
+
 COMMANDS: dict[str, tuple[str, Callable[[list[str]], int]]] = {
     "train": ("train one run (or a --multirun sweep) with Hydra overrides", _train),
     "sweep": ("run a study from sweeps/ (or conf/experiment/); dry_run=true lists its trials", _sweep),
     "report": ("aggregate result.json files into paper tables and plots", _report),
     "export": ("export RUN_DIR's adapter: lora-lab export RUN_DIR --format peft OUT_DIR", _export),
     "merge-adapters": ("merge weighted saved adapters into their base: OUT_DIR DIR[=W] ...", _merge_adapters),
+    "env": ("versions, torch build, CUDA and git SHA: paste it into a bug report", _env),
 }
 
 
 def usage() -> str:
-    lines = ["usage: lora-lab COMMAND [args]", "", "commands:"]
-    lines += [f"  {name:<10} {help_}" for name, (help_, _) in COMMANDS.items()]
+    lines = ["usage: lora-lab COMMAND [args]    (lora-lab --version)", "", "commands:"]
+    lines += [f"  {name:<14} {help_}" for name, (help_, _) in COMMANDS.items()]
     return "\n".join(lines)
 
 
@@ -130,6 +139,11 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help"):
         print(usage())
+        return 0
+    if argv[0] in ("-V", "--version"):
+        from lora_lab.env_info import version_line
+
+        print(version_line())
         return 0
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:

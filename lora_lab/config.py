@@ -7,8 +7,8 @@ one `ConfigError` line that names the key, the bad value and the allowed values:
   (a typo'd key without ``+``, an unknown group option, a resolver error such as ``lr_scale=-1``)
   into one line, with a did-you-mean among the allowed keys;
 - `parse` checks every group (adapter, task + its local data files, backbone, optim, trainer, seed,
-  resume) and returns a `TrialConfig`: the typed schemas, the resolved dict and the run-control
-  options. The trial (`lora_lab.trial`), the sweep planner (`lora_lab.sweeps.expand`) and the Hydra
+  resume, progress, the logger nodes and their tracker packages) and returns a `TrialConfig`: the
+  typed schemas, the resolved dict and the run-control options. The trial (`lora_lab.trial`), the sweep planner (`lora_lab.sweeps.expand`) and the Hydra
   entry point (`lora_lab.train`) all call it.
 
 Imports go one way: ``train -> trial -> config``; this module imports neither of the other two.
@@ -30,16 +30,20 @@ from omegaconf import DictConfig, OmegaConf
 from lora_lab.adapters import AdapterConfig, parse_config
 from lora_lab.tasks.base import TaskConfig
 from lora_lab.tasks.registry import parse_task_config
+from lora_lab.console import progress_options
 from lora_lab.errors import ConfigError, did_you_mean
 from lora_lab.models.backbones import BackboneConfig, parse_backbone_config
 from lora_lab.models.optim import OPTIM_KEYS, SCHEDULES
 from lora_lab.naming import register_resolvers
+from lora_lab.tracking import load_tracker_class, split_logger_nodes
 
 CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 register_resolvers()
 
 RESUME_KEYS = ("every_n_minutes",)
-RUN_CONTROL_KEYS = ("force", "resume")  # how to run a trial, not which trial: ignored when matching results
+#: how to run a trial, not which trial: ignored when matching results (a rerun with another progress
+#: display or other trackers is the same trial)
+RUN_CONTROL_KEYS = ("force", "resume", "progress", "logger")
 
 #: Lightning precisions that keep adapter weights in fp32 (the "-true" half precisions cast the whole
 #: module, adapters included, to 16 bits)
@@ -57,6 +61,7 @@ class TrialConfig:
     seed: int = 0
     force: bool = False
     resume: dict = field(default_factory=dict)
+    progress: dict = field(default_factory=dict)  # `lora_lab.console.progress_options`
 
     @property
     def identity(self) -> dict:
@@ -110,7 +115,7 @@ def unknown_group_choice(argv: list[str], conf_dir: str | os.PathLike = CONF_DIR
         if not sep or key.startswith("hydra") or "." in key or not (root / key).is_dir():
             continue
         allowed = sorted(p.stem for p in (root / key).glob("*.yaml"))
-        for option in value.split(","):  # a multirun list names several options
+        for option in value.strip("[]").split(","):  # a multirun list names several options; [a,b] selects both
             option = option.strip()
             if option and option != "null" and not (root / key / f"{option}.yaml").is_file():
                 return ConfigError(key, f"unknown option {option!r}{did_you_mean(option, allowed)}; allowed: {', '.join(allowed)}")
@@ -295,6 +300,13 @@ def check_backbone(backbone: BackboneConfig) -> None:
             raise ConfigError(f"backbone.{key}", f"{spec} does not exist (a local model directory, a Hub id org/name or pypi:<package>)")
 
 
+def check_loggers(loggers) -> None:
+    """Every ``logger`` node is a mapping; each tracker's package is importable (a missing one is one
+    line naming ``logger.<name>.tracker`` before anything runs, not an ImportError after the model loaded)."""
+    for name, node in split_logger_nodes(loggers or {})[1].items():
+        load_tracker_class(node["tracker"], key=f"logger.{name}.tracker")
+
+
 def check_seed(seed) -> int:
     return _number("seed", seed, integer=True, minimum=0)
 
@@ -310,12 +322,14 @@ def parse(cfg: DictConfig, *, read_data: bool = True) -> TrialConfig:
     check_optim(resolved.get("optim") or {})
     check_trainer(resolved.get("trainer") or {})
     resume = resume_options(resolved)
+    progress = progress_options(resolved.get("progress"))
+    check_loggers(resolved.get("logger"))
     force = resolved.get("force", False)
     if not isinstance(force, bool):
         raise ConfigError("force", f"must be true or false, got {force!r}")
     if read_data:
         check_local_data(task)
-    return TrialConfig(adapter, task, backbone, resolved, seed, force, resume)
+    return TrialConfig(adapter, task, backbone, resolved, seed, force, resume, progress)
 
 
 def validate(cfg: DictConfig):

@@ -14,6 +14,10 @@ stop and ends the process (exit status 128 + signal number) so the job can be re
 is one line naming the path and the cause (exit status 1); any other failure is a bug: recorded in
 ``result.json`` as ``failed`` with its type and message, then raised (in a multirun sweep the sweep
 goes on with the next trial).
+
+A finished run prints its summary (`lora_lab.console.print_summary`: status, best validation and test
+metric, trainable parameters, wall time, the path of ``result.json``; the record's own values); a
+sweep whose launcher prints one line per trial (`lora_lab.sweeps.trial_lines`) prints those instead.
 """
 
 from __future__ import annotations
@@ -44,9 +48,11 @@ from lora_lab.config import (  # noqa: F401  (re-exported: the names callers imp
     unknown_group_choice,
     validate,
 )
+from lora_lab.console import print_summary
 from lora_lab.errors import ConfigError
 from lora_lab.launch_ranks import check_local_ddp_sweep
 from lora_lab.resume.signals import RunPreempted
+from lora_lab.run_logging import drop_noise, setup_run_logging
 from lora_lab.trial import RunDirTaken, build_trainer, describe, preflight, run_in_dir, run_trial  # noqa: F401
 
 log = logging.getLogger("lora_lab.train")
@@ -73,7 +79,7 @@ class _RunFiles:
         atomic_write_text(hydra_dir / "overrides.yaml", OmegaConf.to_yaml(OmegaConf.create(list(self.overrides))))
         if HydraConfig.initialized():
             atomic_write_text(hydra_dir / "hydra.yaml", OmegaConf.to_yaml(OmegaConf.create({"hydra": HydraConfig.get()})))
-        self.handler = logging.FileHandler(run_dir / "train.log", mode="a")
+        self.handler = drop_noise(logging.FileHandler(run_dir / "train.log", mode="a"))
         self.handler.setFormatter(logging.Formatter(LOG_FORMAT))
         for logger in self._loggers():
             logger.addHandler(self.handler)
@@ -123,9 +129,12 @@ def main(cfg: DictConfig):
     except ConfigError as err:  # the whole sweep is refused, not trial by trial, before anything is written
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
+    setup_run_logging(multirun)
     files = _RunFiles(cfg, overrides)
     try:
-        return objective(run_in_dir(parse(cfg), run_dir, overrides, on_start=files))
+        record = run_in_dir(parse(cfg), run_dir, overrides, on_start=files)
+        print_summary(record, multirun)  # the values of the result.json just written
+        return objective(record)
     except RunPreempted as stop:  # recorded by the trial; the job ends here (SLURM/submitit requeue it)
         print(f"stopped: {stop}", file=sys.stderr)
         sys.exit(128 + stop.signum)

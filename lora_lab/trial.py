@@ -46,9 +46,11 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lora_lab.adapters.io import save_adapter
 from lora_lab.atomic import atomic_write_text
 from lora_lab.config import TrialConfig, trial_identity
+from lora_lab.console import in_sweep
 from lora_lab.errors import ConfigError
 from lora_lab.models.backbones import load_tokenizer, set_offline_env
 from lora_lab.process_rank import is_global_zero
+from lora_lab.progress import ProgressPrinter
 from lora_lab.results.record import ResultRecord, git_state, package_versions, peak_memory_mb, read_record, write_result
 from lora_lab.resume.checkpoint import LAST_NAME, ResumeCheckpoint
 from lora_lab.resume.checkpoint_io import AtomicCheckpointIO
@@ -58,6 +60,8 @@ from lora_lab.resume.sampler import LoaderStateRestore
 from lora_lab.resume.signals import RunPreempted, hand_over
 from lora_lab.resume.slurm import cluster_plugins
 from lora_lab.tasks.registry import family_of
+from lora_lab.tracking import split_logger_nodes, tracker_callback
+from lora_lab.tracking.callback import finish_trackers
 
 log = logging.getLogger("lora_lab.trial")
 
@@ -219,13 +223,16 @@ def record_stop(run_dir: Path, record: ResultRecord, stop, trainer) -> None:
 # ----------------------------------------------------------------------------------- the trial
 
 
-def build_trainer(resolved: dict, run_dir: Path, resume: dict | None = None):
+def build_trainer(resolved: dict, run_dir: Path, resume: dict | None = None, progress: dict | None = None):
     """The Lightning trainer of one trial: configured callbacks and loggers, plus what every run gets
     (`lora_lab.resume`): `ResumeCheckpoint` (owns checkpoints/last.ckpt and SLURM stop signals),
     `RngState`, `LoaderStateRestore` (mid-epoch data position), atomic checkpoint writes and, on SLURM,
-    Lightning's auto-requeue switched off."""
+    Lightning's auto-requeue switched off; live progress (`ProgressPrinter`, ``progress`` as parsed by
+    `lora_lab.config`) and the chosen trackers (`lora_lab.tracking`: one callback, continuing the
+    tracker runs of a trial that resumes from its checkpoint)."""
     resume = resume or {}
-    loggers = [instantiate({**node, "save_dir": str(run_dir)}) for node in (resolved.get("logger") or {}).values()]
+    lightning_loggers, trackers = split_logger_nodes(resolved.get("logger") or {})
+    loggers = [instantiate({**node, "save_dir": str(run_dir)}) for node in lightning_loggers.values()]
     callbacks = []
     for name, node in (resolved.get("callbacks") or {}).items():
         if name == "checkpoint":
@@ -237,6 +244,8 @@ def build_trainer(resolved: dict, run_dir: Path, resume: dict | None = None):
             raise ConfigError(f"callbacks.{name}.save_last", "last.ckpt is written by lora_lab's resume checkpoint; set save_last: false")
         callbacks.append(callback)
     callbacks += [ResumeCheckpoint(run_dir / "checkpoints", every_n_minutes=resume.get("every_n_minutes")), RngState(), LoaderStateRestore()]
+    callbacks += [ProgressPrinter(**(progress or {}), multirun=in_sweep())]
+    callbacks += tracker_callback(trackers, resolved, run_dir, resuming=(run_dir / "checkpoints" / LAST_NAME).is_file())
     trainer_cfg = dict(resolved["trainer"])
     plugins = [AtomicCheckpointIO(), *cluster_plugins(), *(trainer_cfg.pop("plugins", None) or [])]
     return instantiate(trainer_cfg, callbacks=callbacks, logger=loggers or False, default_root_dir=str(run_dir), plugins=plugins)
@@ -257,7 +266,7 @@ def run_trial(trial: TrialConfig, run_dir: Path, overrides: list[str], interrupt
     tokenizer = load_tokenizer(trial.backbone)
     module_args = {"backbone": resolved["backbone"], "adapter": trial.adapter.to_dict(), "optim": resolved["optim"], "task": resolved["task"]}
     datamodule, module = family_of(trial.task).build(trial.task, spec, tokenizer, trial.backbone, module_args, trial.seed)
-    trainer = build_trainer(resolved, run_dir, trial.resume)
+    trainer = build_trainer(resolved, run_dir, trial.resume, trial.progress)
     last = run_dir / "checkpoints" / LAST_NAME
     if getattr(trial.task, "eval_untrained", False) and not last.is_file():
         module.evaluate_untrained(trainer, datamodule)  # a resumed run restores it from the checkpoint
@@ -313,6 +322,7 @@ def run_trial(trial: TrialConfig, run_dir: Path, overrides: list[str], interrupt
     if trainer.is_global_zero:
         _write_predictions(run_dir, getattr(module, "predictions", None))
         write_result(run_dir, record)
+    finish_trackers(trainer, record.to_dict())  # after result.json: the trackers' final summary is the record's
     return record
 
 

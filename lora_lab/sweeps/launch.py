@@ -86,6 +86,8 @@ def run_multirun(study, overrides: list[str]) -> None:
     if study.config_dir is not None:
         argv += ["--config-dir", str(study.config_dir)]
     argv += ["--config-name", study.config_name, "--multirun", *study.overrides, *overrides]
+    if not any(o.startswith("hydra/hydra_logging=") for o in overrides):
+        argv.append("hydra/hydra_logging=disabled")  # the launcher's "#k : overrides" lines; TrialLines reports trials
     saved = sys.argv
     sys.argv = argv
     try:
@@ -109,6 +111,7 @@ def sweep(argv: list[str]) -> int:
     from lora_lab.sweeps.expand import plan_study
     from lora_lab.sweeps.optuna_plan import expand_shorthands
     from lora_lab.sweeps.studies import experiment_names, find_study, study_names
+    from lora_lab.sweeps.trial_lines import TrialLines
 
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE.format(studies=", ".join(study_names()), experiments=", ".join(experiment_names())))
@@ -129,7 +132,8 @@ def sweep(argv: list[str]) -> int:
         return 0
     for plan in write_plans(study, trials, overrides):
         print(f"study {study.name}: {len(trials)} trials; plan in {plan}", file=sys.stderr)
-    run_multirun(study, overrides)
+    with TrialLines([(t.run_dir, t.subdir) for t in trials]):
+        run_multirun(study, overrides)
     statuses = [_status(Path(t.run_dir)) for t in trials]
     bad = [(t.run_dir, s) for t, s in zip(trials, statuses) if s != "success"]
     print(f"study {study.name}: {len(trials) - len(bad)}/{len(trials)} trials succeeded", file=sys.stderr)

@@ -48,7 +48,9 @@ def test_parallel_sweep_then_report_matches_result_files(tmp_path):
 
     proc = _cli(tmp_path, "sweep", str(study))
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "Joblib.Parallel(n_jobs=2" in proc.stdout + proc.stderr  # Hydra logs the launcher it used
+    trial_lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("[")]  # one per finished trial
+    assert [ln.split("]")[0] for ln in trial_lines] == ["[1/4", "[2/4", "[3/4", "[4/4"]
+    assert all(" success val=" in ln for ln in trial_lines) and "\r" not in proc.stdout
     assert "study tiny2x2: 4/4 trials succeeded" in proc.stderr
     sweep_dir = tmp_path / "runs" / "tiny2x2"
     plan = json.loads((sweep_dir / "sweep_plan.json").read_text())

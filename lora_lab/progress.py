@@ -1,0 +1,117 @@
+"""`ProgressPrinter`: live progress of one run's optimizer steps, fitted to where stdout goes.
+
+On a terminal one bar redrawn in place (``\\r``): ``[#####---------------] step 25/100  loss 0.6624
+lr 2.66e-04  3.10 step/s  ETA 24 s``; elsewhere (a SLURM log file, CI, a pipe) one plain line every
+``progress.every_n_steps`` optimizer steps, never a redraw; one line per validation. Inside a sweep
+the lines go through the ``lora_lab.progress`` logger into the trial's log file (``<run dir>/train.log``)
+so the sweep's console shows one line per finished trial. Rank 0 only.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+
+from lightning.pytorch.callbacks import Callback
+
+from lora_lab.run_summary import fmt_duration, fmt_metric
+
+log = logging.getLogger("lora_lab.progress")
+
+
+def step_loss(outputs) -> float | None:
+    """The training loss of the batch that just ended, from ``training_step``'s output."""
+    loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+    return float(loss) if loss is not None else None
+
+
+
+class ProgressPrinter(Callback):
+    """Live progress of one run's optimizer steps (rank 0 only); see the module docstring."""
+
+    def __init__(self, mode: str = "auto", every_n_steps: int = 10, multirun: bool = False, stream=None):
+        self.stream = stream or sys.stdout
+        if mode == "auto":
+            mode = "lines" if multirun or not self.stream.isatty() else "bar"
+        self.mode, self.every_n_steps, self.to_log = mode, every_n_steps, multirun
+        self.started = self.first_step = None
+        self.last_draw = 0.0
+        self.bar_open = False
+        self.loss = None
+
+    # ----- output ---------------------------------------------------------------------------------
+    def _line(self, text: str) -> None:
+        if self.to_log:
+            log.info(text)
+            return
+        if self.bar_open:
+            self.stream.write("\r\x1b[2K")
+            self.bar_open = False
+        print(text, file=self.stream, flush=True)
+
+    def _bar(self, text: str) -> None:
+        self.stream.write("\r\x1b[2K" + text)
+        self.stream.flush()
+        self.bar_open = True
+
+    # ----- Lightning hooks ------------------------------------------------------------------------
+    def on_train_start(self, trainer, pl_module) -> None:
+        self.started, self.first_step = time.monotonic(), int(trainer.global_step)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self.mode == "none" or not trainer.is_global_zero or self.started is None:
+            return
+        self.loss = step_loss(outputs)
+        step = int(trainer.global_step)
+        if step == self.first_step or step == getattr(self, "_shown", None):
+            return  # no optimizer step finished in this batch (gradient accumulation) or already shown
+        now = time.monotonic()
+        if self.mode == "bar":
+            if now - self.last_draw < 0.2:
+                return
+            self.last_draw, self._shown = now, step
+            self._bar(self._status(trainer, step, now, bar=True))
+        elif step % self.every_n_steps == 0:
+            self._shown = step
+            self._line(self._status(trainer, step, now, bar=False))
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if self.mode == "none" or trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        curve = getattr(pl_module, "curve", None) or []
+        if not curve:
+            return
+        point = curve[-1]
+        values = "  ".join(f"{k.split('/', 1)[1]} {fmt_metric(v)}" for k, v in point.items() if k.startswith("val/"))
+        best = " (best)" if getattr(pl_module, "best", None) is point else ""
+        self._line(f"val   step {point['step']}: {values}{best}")
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        step = int(trainer.global_step)
+        if self.mode == "bar" and trainer.is_global_zero and self.started is not None and step != self.first_step:
+            self._bar(self._status(trainer, step, time.monotonic(), bar=True))  # the final state, not the last throttled one
+        if self.bar_open:
+            self.stream.write("\n")
+            self.stream.flush()
+            self.bar_open = False
+
+    # ----- formatting -----------------------------------------------------------------------------
+    def _status(self, trainer, step: int, now: float, bar: bool) -> str:
+        total = trainer.max_steps if trainer.max_steps and trainer.max_steps > 0 else trainer.estimated_stepping_batches
+        total = int(total) if total not in (None, float("inf")) else None
+        rate = (step - self.first_step) / max(now - self.started, 1e-9)
+        loss = self.loss
+        lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else None
+        parts = [f"step {step}/{total}" if total else f"step {step}"]
+        if bar and total:
+            filled = int(20 * step / total)
+            parts.insert(0, "[" + "#" * filled + "-" * (20 - filled) + "]")
+        if loss is not None:
+            parts.append(f"loss {float(loss):.4f}")
+        if lr is not None:
+            parts.append(f"lr {lr:.2e}")
+        parts.append(f"{rate:.2f} step/s")
+        if total and rate > 0:
+            parts.append(f"ETA {fmt_duration((total - step) / rate)}")
+        return "  ".join(parts)

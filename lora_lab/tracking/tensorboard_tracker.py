@@ -1,0 +1,56 @@
+"""TensorBoard: event files under ``<run dir>/<dir>`` (default ``tensorboard/``).
+
+``tensorboard --logdir runs/<study>`` shows every trial of a study as one run named by its path (the
+study directory is the group). Scalars: ``train/*``, ``val/*``, ``test/*`` and ``summary/*``; the
+flattened config goes to the HParams dashboard (written with the summary metrics when the run ends);
+the tags as a text summary. A resumed trial appends a new event file to the same directory: one run.
+TensorBoard has no artifact store, so the adapter stays in the run directory.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lora_lab.tracking.base import Tracker
+
+
+def hparam_value(value):
+    """TensorBoard's HParams plugin stores numbers, strings and booleans; anything else as text."""
+    return value if isinstance(value, (bool, int, float, str)) else str(value)
+
+
+class TensorBoardTracker(Tracker):
+    name = "tensorboard"
+
+    def __init__(self, run_dir: Path, config: dict, dir: str = "tensorboard"):
+        super().__init__(run_dir, config)
+        self.log_dir = self.run_dir / dir
+        self.writer = None
+        self.params: dict = {}
+
+    def start(self, run_id, params, tags):
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.writer = SummaryWriter(log_dir=str(self.log_dir))
+        self.params = {k: hparam_value(v) for k, v in params.items()}
+        self.writer.add_text("tags", "\n".join(f"- {k}: {v}" for k, v in tags.items()), 0)
+        return str(self.log_dir)
+
+    def log_metrics(self, values, step):
+        for key, value in values.items():
+            self.writer.add_scalar(key, value, step)
+
+    def finish(self, status, summary, record):
+        from torch.utils.tensorboard.summary import hparams
+
+        if record is not None:
+            step = int(record.get("optimizer_steps") or 0)
+            self.log_metrics(summary, step)
+            for event in hparams({**self.params, "status": status}, summary):
+                self.writer.file_writer.add_summary(event)
+        self.writer.flush()
+        self.writer.close()
+
+    def suspend(self):
+        self.writer.flush()
+        self.writer.close()

@@ -1,0 +1,30 @@
+"""``lora-lab --version`` and ``lora-lab env`` report this installation as a bug report needs it."""
+
+import subprocess
+import sys
+from importlib.metadata import version
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def cli(*args):
+    return subprocess.run([sys.executable, "-m", "lora_lab.cli", *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+def test_version_and_env_name_versions_build_and_git_sha():
+    sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    proc = cli("--version")
+    assert proc.returncode == 0 and proc.stdout.startswith(f"lora-lab {version('lora_lab')} (git {sha[:12]}")
+    proc = cli("env")
+    assert proc.returncode == 0, proc.stderr
+    env = dict(line.split(": ", 1) for line in proc.stdout.splitlines())
+    env = {k.rstrip(":").strip(): v.strip() for k, v in env.items()}
+    assert env["git sha"].split()[0] == sha
+    assert env["torch"] == torch.__version__
+    assert env["torch cuda build"] == (torch.version.cuda or "none (CPU build)")
+    assert env["cuda available"].startswith(str(torch.cuda.is_available()))
+    assert env["transformers"] == version("transformers") and env["lightning"] == version("lightning")
+    assert env["mlflow"] == version("mlflow") and env["wandb"] == version("wandb")
