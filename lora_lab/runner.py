@@ -39,12 +39,3 @@ def generation_parts(resolved: dict, adapter_cfg, task_cfg, backbone_cfg, spec, 
 #: TaskSpec.family -> builder of (data module, Lightning module)
 TASK_FAMILIES = {"classification": classification_parts, "generation": generation_parts}
 
-
-def __getattr__(name: str):
-    """Transition aliases: the trial itself moved to `lora_lab.trial` (which imports this module, so
-    the alias resolves lazily). Remove once no caller uses ``lora_lab.runner.<name>``."""
-    if name in ("run_trial", "record_failure", "record_stop", "base_record", "job_info", "build_trainer"):
-        from lora_lab import trial
-
-        return getattr(trial, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
