@@ -18,10 +18,13 @@ from typing import Callable
 
 
 def _train(argv: list[str]) -> int:
-    from lora_lab import train
+    from lora_lab.gate import check_command_line
 
     sys.argv = ["lora-lab train", *argv]
-    train.cli_main()
+    if check_command_line(argv):  # a bad command line ends here, before Lightning and the model load
+        from lora_lab import train
+
+        train.main()
     return 0
 
 

@@ -1,7 +1,8 @@
 """Bad input, as users type it: every case is a real ``.venv/bin/lora-lab`` call on a tiny model and
 must end with exit status 2, exactly one ``error:`` line naming the key, no traceback, and every file
-of the previously finished run (whose run name most cases share) byte-identical afterwards. Errors
-happen before any model loads, so each case costs one interpreter start-up (run 3 at a time).
+of the previously finished run (whose run name most cases share) byte-identical afterwards. A bad
+``train`` command line is answered by `lora_lab.gate` before Lightning is imported or any model
+loads, so each case costs one interpreter start-up and a config compose (run 2 at a time).
 
 The test prints its counts (cases, clear errors, tracebacks, silent accepts, files changed).
 """
@@ -127,7 +128,7 @@ def test_bad_input_battery(tmp_path):
     (tmp_path / "a_file").write_text("a runs root that is a file")
     before = snapshot(tmp_path / "runs")
     battery = cases(tmp_path)
-    with ThreadPoolExecutor(max_workers=3) as pool:
+    with ThreadPoolExecutor(max_workers=2) as pool:  # each worker waits on one subprocess
         procs = list(pool.map(lambda case: lora_lab(tmp_path, *case[2]), battery))
     groups = {group for group, _, _ in battery}
     assert len(battery) >= 40 and groups == {"adapter", "task", "backbone", "trainer", "optim", "seed", "launcher", "sweep", "report", "export"}
