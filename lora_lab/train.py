@@ -45,9 +45,10 @@ from lora_lab.config import (  # noqa: F401  (re-exported: the names callers imp
     validate,
 )
 from lora_lab.errors import ConfigError
+from lora_lab.launch_ranks import check_local_ddp_sweep
 from lora_lab.resume.signals import RunPreempted
 from lora_lab.gate import RunDirTaken, check_command_line, preflight  # noqa: F401  (re-exported)
-from lora_lab.trial import build_trainer, describe, run_in_dir, run_trial, task_data_spec  # noqa: F401
+from lora_lab.trial import build_trainer, describe, run_in_dir, run_trial  # noqa: F401
 
 log = logging.getLogger("lora_lab.train")
 LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"
@@ -96,6 +97,15 @@ def _hydra_context():
     return Path(hc.runtime.output_dir), list(hc.overrides.task), hc.mode == RunMode.MULTIRUN
 
 
+def objective(record: dict) -> float | None:
+    """What a sweeper optimises: the selection metric (the task's primary metric) of the selected
+    validation evaluation; None unless the trial succeeded (a sweeper records it as failed, never 0)."""
+    if record.get("status") != "success":
+        return None
+    value = (record.get("metrics") or {}).get("best_val", {}).get(record.get("primary_metric"))
+    return float(value) if isinstance(value, (int, float)) else None
+
+
 def _remove_if_empty(run_dir: Path, levels: int = 6) -> None:
     """Hydra creates the output dir before the task runs; a trial refused by validation leaves none."""
     for directory in [run_dir, *run_dir.parents][:levels]:
@@ -107,10 +117,16 @@ def _remove_if_empty(run_dir: Path, levels: int = 6) -> None:
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
 def main(cfg: DictConfig):
+    """The Hydra task: trains one trial and returns its objective (`objective`) for the sweeper."""
     run_dir, overrides, multirun = _hydra_context()
+    try:
+        check_local_ddp_sweep(container(cfg.trainer), multirun)
+    except ConfigError as err:  # the whole sweep is refused, not trial by trial, before anything is written
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
     files = _RunFiles(cfg, overrides)
     try:
-        return run_in_dir(parse(cfg), run_dir, overrides, on_start=files)
+        return objective(run_in_dir(parse(cfg), run_dir, overrides, on_start=files))
     except RunPreempted as stop:  # recorded by the trial; the job ends here (SLURM/submitit requeue it)
         print(f"stopped: {stop}", file=sys.stderr)
         sys.exit(128 + stop.signum)

@@ -44,10 +44,11 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 
 from lora_lab.adapters.io import save_adapter
 from lora_lab.atomic import atomic_write_text
-from lora_lab.config import TrialConfig, trial_identity
-from lora_lab.data.tasks import task_spec
+from lora_lab.config import TrialConfig
+from lora_lab.errors import ConfigError
 from lora_lab.gate import RunDirTaken, decide, preflight, read_previous  # noqa: F401  (RunDirTaken: re-exported)
 from lora_lab.models.backbones import load_tokenizer, set_offline_env
+from lora_lab.process_rank import is_global_zero
 from lora_lab.results.record import ResultRecord, git_state, package_versions, peak_memory_mb, read_record, write_result
 from lora_lab.resume.checkpoint import LAST_NAME, ResumeCheckpoint
 from lora_lab.resume.checkpoint_io import AtomicCheckpointIO
@@ -56,13 +57,13 @@ from lora_lab.resume.rng import RngState
 from lora_lab.resume.sampler import LoaderStateRestore
 from lora_lab.resume.signals import RunPreempted, hand_over
 from lora_lab.resume.slurm import cluster_plugins
-from lora_lab.runner import TASK_FAMILIES
+from lora_lab.tasks.registry import family_of
 
 log = logging.getLogger("lora_lab.trial")
 
 
 def is_rank_zero() -> bool:
-    return int(os.environ.get("RANK", os.environ.get("SLURM_PROCID", "0")) or 0) == 0 and int(os.environ.get("LOCAL_RANK", "0") or 0) == 0
+    return is_global_zero()  # the global rank: NODE_RANK counts under Lightning's multi-node launch
 
 
 def job_info() -> dict:
@@ -111,7 +112,8 @@ def run_in_dir(trial: TrialConfig, run_dir: str | os.PathLike, overrides: list[s
         lock.announce()
         if on_start is not None:
             on_start(run_dir)
-        set_offline_env(trial.backbone.name, trial.backbone.tokenizer, task_data_spec(trial.task))
+        if trial.task.data_is_local:
+            set_offline_env(trial.backbone.name, trial.backbone.tokenizer)
         history = list(previous.interruptions) if previous is not None else []
         try:
             return run_trial(trial, run_dir, overrides or [], interruptions=history).to_dict()
@@ -123,15 +125,6 @@ def run_in_dir(trial: TrialConfig, run_dir: str | os.PathLike, overrides: list[s
         except Exception as err:  # a bug or a fault (disk full): recorded with its type and message, then re-raised
             record_failure(trial.resolved, run_dir, overrides or [], type(err).__name__, describe(err))
             raise
-
-
-def task_data_spec(task_cfg) -> str:
-    """Where the task's data comes from, as `set_offline_env` reads it: the local ``data_dir``, the
-    Hub dataset id when a task with a ``data_dir`` field has none (GLUE, WikiSQL: needs the network
-    or a warm cache, so the run must not be forced offline), or a local marker for data made by code."""
-    if not hasattr(task_cfg, "data_dir"):
-        return "pypi:generated-by-code"
-    return task_cfg.data_dir or task_cfg.hub_dataset
 
 
 def describe(err: BaseException) -> str:
@@ -201,12 +194,6 @@ def build_trainer(resolved: dict, run_dir: Path, resume: dict | None = None):
     return instantiate(trainer_cfg, callbacks=callbacks, logger=loggers or False, default_root_dir=str(run_dir), plugins=plugins)
 
 
-def _baselines(module, datamodule, spec) -> dict:
-    if spec.family == "classification":
-        return {"majority_val": datamodule.majority_baseline(spec.eval_splits[0])}
-    return {"untrained_val": getattr(module, "untrained", None)}
-
-
 def run_trial(trial: TrialConfig, run_dir: Path, overrides: list[str], interruptions: list[dict] | None = None) -> ResultRecord:
     """Build, fit, evaluate and record one trial in ``run_dir`` (already claimed by `run_in_dir`)."""
     resolved = trial.resolved
@@ -218,9 +205,10 @@ def run_trial(trial: TrialConfig, run_dir: Path, overrides: list[str], interrupt
         write_result(run_dir, record)  # status "running"
 
     L.seed_everything(trial.seed, workers=True, verbose=False)
-    spec = task_spec(trial.task)
+    spec = trial.task.spec()
     tokenizer = load_tokenizer(trial.backbone)
-    datamodule, module = TASK_FAMILIES[spec.family](resolved, trial.adapter, trial.task, trial.backbone, spec, tokenizer, trial.seed)
+    module_args = {"backbone": resolved["backbone"], "adapter": trial.adapter.to_dict(), "optim": resolved["optim"], "task": resolved["task"]}
+    datamodule, module = family_of(trial.task).build(trial.task, spec, tokenizer, trial.backbone, module_args, trial.seed)
     trainer = build_trainer(resolved, run_dir, trial.resume)
     last = run_dir / "checkpoints" / LAST_NAME
     if getattr(trial.task, "eval_untrained", False) and not last.is_file():
@@ -242,7 +230,7 @@ def run_trial(trial: TrialConfig, run_dir: Path, overrides: list[str], interrupt
     # summary and artifacts describe the trained (final) adapter; restore_best below may load an
     # earlier state (e.g. an AdaLoRA rank pattern from mid-schedule): the scored one
     method_summary = module.method.summary()
-    backbone_info = {**resolved["backbone"], "family": module.family, "num_labels": spec.num_labels}
+    backbone_info = {**resolved["backbone"], "model_kind": module.model_kind, "num_labels": spec.num_labels}
     save = resolved.get("save_adapter", True) and trainer.is_global_zero
     if trainer.is_global_zero:
         module.method.save_artifacts(run_dir)
@@ -264,7 +252,7 @@ def run_trial(trial: TrialConfig, run_dir: Path, overrides: list[str], interrupt
     record.params = module.report.to_dict()
     record.metrics = {"best_val": module.best or {}, "final": final, "test": test}
     record.exported_state = exported_state if save else None
-    record.baselines = _baselines(module, datamodule, spec)
+    record.baselines = module.baselines(datamodule)
     record.data = {"sizes": {k: len(v) for k, v in datamodule.splits.items()}, "skipped": dict(getattr(datamodule, "skipped", {}))}
     record.curve = module.curve
     record.method_summary = method_summary
@@ -283,6 +271,6 @@ def run_trial(trial: TrialConfig, run_dir: Path, overrides: list[str], interrupt
 def _write_predictions(run_dir: Path, predictions: dict | None) -> None:
     """``predictions_<split>.jsonl``: generation runs: question, gold, predicted SQL and verdicts of the
     latest evaluation of each split (test: at the best-validation adapter); classification runs: id,
-    label, prediction at the selected evaluation (`lora_lab.models.classification`)."""
+    label, prediction at the selected evaluation (`lora_lab.tasks.classification.module`)."""
     for split, rows in (predictions or {}).items():
         atomic_write_text(run_dir / f"predictions_{split}.jsonl", "".join(json.dumps(r, default=str) + "\n" for r in rows))

@@ -13,8 +13,8 @@ VOCAB = 512
 def _trained():
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-    from lora_lab.data.wikisql import render_prompt
-    from lora_lab.data.wikisql_synthetic import make_wikisql_synthetic
+    from lora_lab.tasks.text_to_sql.wikisql import render_prompt
+    from lora_lab.tasks.text_to_sql.wikisql_synthetic import make_wikisql_synthetic
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)

@@ -6,8 +6,12 @@ A wrapped layer computes ``h = W0 x + b0`` through the original module (held by 
     forward(x) = adapter_forward(x, base_layer(x))          while unmerged and enabled
                = base_layer(x)                              while merged or disabled
 
-Merging is explicit and exact in fp32 (`merge`, `unmerge`); it is never tied to ``train()``/``eval()``
-(the microsoft ``loralib`` pitfall, docs/algorithms/lora.md). Weights are handled in the PEFT orientation
+Merging is explicit and computed in fp32 (`merge`, `unmerge`); it is never tied to ``train()``/``eval()``
+(the microsoft ``loralib`` pitfall, docs/algorithms/lora.md). On a 16-bit base (bf16/fp16) the merged
+weight ``W0 + dW`` is rounded once to the base dtype (bf16 keeps 8 significant bits: the merged model
+differs from the unmerged one by that rounding), and ``unmerge`` could not recover ``W0`` from it by
+subtraction, so `merge` keeps the original 16-bit weight aside and `unmerge` restores it bit for bit
+(one extra copy of each merged weight while merged). Weights are handled in the PEFT orientation
 ``[out, in]``; HF GPT-2 ``Conv1D`` stores ``[in, out]`` and is transposed on the way in and out
 (PEFT's ``fan_in_fan_out``).
 
@@ -59,6 +63,7 @@ class AdapterLayer(nn.Module):
 
     adapter_parameter_names: ClassVar[tuple[str, ...]] = ()
     adapter_buffer_names: ClassVar[tuple[str, ...]] = ()
+    frozen_buffer_names: tuple[str, ...] = ()  # of those, the ones that keep their initial value
     mutates_base: ClassVar[bool] = False
 
     def __init__(self, base_layer: nn.Module):
@@ -70,6 +75,7 @@ class AdapterLayer(nn.Module):
         self.in_features, self.out_features = in_out_features(base_layer)
         self.merged = False
         self.disabled = False
+        self._unmerged_base: torch.Tensor | None = None  # a 16-bit base's weight while merged
 
     # ----- what subclasses implement -------------------------------------------------------
     def delta_weight(self) -> torch.Tensor:
@@ -118,8 +124,6 @@ class AdapterLayer(nn.Module):
         """Write an ``[out, in]`` matrix into the base layer, in its own layout and dtype."""
         target = self.base_layer.weight
         value = weight_out_in.T if self.fan_in_fan_out else weight_out_in
-        # an in-place copy on the parameter itself (not ``.data``) bumps its version counter, which
-        # caches keyed on the base weight (DoRA's ||W0||^2) rely on to notice the change
         target.copy_(value.to(target.dtype))
 
     def forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
@@ -135,15 +139,22 @@ class AdapterLayer(nn.Module):
             raise RuntimeError("adapter layer is already merged")
         if is_quantized(self.base_layer):
             raise RuntimeError(merge_refusal(self.base_layer))
+        low_precision = self.base_layer.weight.dtype in (torch.float16, torch.bfloat16)
+        self._unmerged_base = self.base_layer.weight.detach().clone() if low_precision else None
         self.set_base_weight(self.merged_weight(self.base_weight().float()))
         self.merged = True
 
     @torch.no_grad()
     def unmerge(self) -> None:
-        """Restore the base weight that was there before `merge` (exact up to fp32 rounding)."""
+        """Restore the base weight that was there before `merge` (fp32 base: exact up to fp32
+        rounding; 16-bit base: the kept original, bit for bit)."""
         if not self.merged:
             raise RuntimeError("adapter layer is not merged")
-        self.set_base_weight(self.unmerged_weight(self.base_weight().float()))
+        if self._unmerged_base is not None:
+            self.base_layer.weight.copy_(self._unmerged_base)
+            self._unmerged_base = None
+        else:
+            self.set_base_weight(self.unmerged_weight(self.base_weight().float()))
         self.merged = False
 
     def disable(self) -> None:
@@ -159,6 +170,13 @@ class AdapterLayer(nn.Module):
     def adapter_parameters(self) -> Iterator[tuple[str, nn.Parameter]]:
         for name in self.adapter_parameter_names:
             yield name, getattr(self, name)
+
+    def frozen_state_names(self) -> tuple[str, ...]:
+        """Names in `adapter_state` that training never changes (PiSSA/OLoRA's residual base weight and
+        ``A0``/``B0``): saved once per run, outside the per-step checkpoint and best-state copies."""
+        if not self.mutates_base:
+            return ()
+        return (*(n for n in self.adapter_buffer_names if n in self.frozen_buffer_names), "base_layer.weight")
 
     def adapter_state(self) -> dict[str, torch.Tensor]:
         """Everything needed to restore this layer on a fresh base: trainable parameters, declared

@@ -25,13 +25,19 @@ matmul, adds it to ``W0`` and takes the norm: several passes over ``[out, in]`` 
 
     ||W_i + s B_i A||^2 = ||W_i||^2 + 2 s B_i (A W_i^T) + s^2 B_i (A A^T) B_i^T
 
-``||W_i||^2`` is cached (``W0`` is frozen; the cache is keyed on the weight's storage, version
-counter, dtype and shape, so a merge, a load or a ``.to()`` invalidates it), ``A W^T`` is one
-``[r, in] x [in, out]`` matmul and the rest is ``O(r^2 (in + out))``. In fp32 the expansion loses
-relative accuracy only where ``||V_i||^2`` is much smaller than ``||W_i||^2 + ||s B_i A||^2`` (the
-adapter cancelling most of a row); such rows (ratio < 0.05) are recomputed directly, so the norm is
-as accurate as PEFT's direct fp32 norm everywhere (the check costs one host sync per call on GPU).
-Merge and unmerge use the direct norm. Not FSDP-aware (PEFT's identity-matmul detour exists for FSDP).
+``||W_i||^2`` is recomputed at every call (one read of ``W0``, no temporary): a cache keyed on the
+weight's storage and version counter missed in-place edits made through ``.data`` (which bypass the
+version counter) and then served a stale norm, and nothing cheaper than reading the weight can
+detect every edit. ``A W^T`` is one ``[r, in] x [in, out]`` matmul and the rest is
+``O(r^2 (in + out))``. In fp32 the expansion loses relative accuracy only where ``||V_i||^2`` is much
+smaller than ``||W_i||^2 + ||s B_i A||^2`` (the adapter cancelling most of a row); such rows
+(ratio < 0.05) are recomputed directly, so the norm is as accurate as PEFT's direct fp32 norm. The
+correction has a fixed shape so that it never waits on the device (no host sync): the
+``_CANCELLATION_BUDGET`` rows with the smallest ratio are recomputed and used where they are
+cancelling rows; more cancelling rows than that in one layer (never seen in training: a LoRA update
+is small next to ``W0``) are counted on the device and reported in the method summary
+(``norm_rows_over_budget``). Merge and unmerge use the direct norm. Not FSDP-aware (PEFT's
+identity-matmul detour exists for FSDP).
 
 Merge (exact, fp32): ``W <- g * (W0 + s B A)`` with ``g`` from the pre-merge weight; the norm is
 cached because unmerge cannot recompute it from the merged weight: ``W0 = W / g - s B A``
@@ -55,6 +61,8 @@ from lora_lab.adapters.quant import is_quantized
 
 #: rows whose squared norm is below this fraction of ``||W_i||^2 + ||s B_i A||^2`` are recomputed directly
 _CANCELLATION_RATIO = 0.05
+#: at most this many rows per layer and call are recomputed (the ones with the smallest ratio)
+_CANCELLATION_BUDGET = 16
 
 
 class DoraLayer(LoraLayer):
@@ -65,24 +73,14 @@ class DoraLayer(LoraLayer):
     def __init__(self, base_layer: nn.Module, r: int, alpha: float, dropout: float = 0.0, rslora: bool = False, init: str = "kaiming"):
         super().__init__(base_layer, r=r, alpha=alpha, dropout=dropout, rslora=rslora, init=init)
         self.magnitude = nn.Parameter(torch.zeros(self.out_features, device=base_layer.weight.device, dtype=torch.float32))
-        self._row_sq_cache: tuple[tuple, torch.Tensor] | None = None
         self._merge_norm: torch.Tensor | None = None
+        self.rows_over_budget: torch.Tensor | None = None  # cancelling rows left uncorrected (device counter)
 
     # ----- norms --------------------------------------------------------------------------
     def _base_row_sq_norm(self) -> torch.Tensor:
-        """``||W0_i||^2`` (fp32, ``[out]``), cached while the base weight is unchanged."""
-        w = self.base_layer.weight
-        try:
-            key = (w.data_ptr(), w._version, w.dtype, w.device, tuple(w.shape))
-        except RuntimeError:  # inference tensors have no version counter: do not cache
-            key = None
-        if key is None or self._row_sq_cache is None or self._row_sq_cache[0] != key:
-            dim = 0 if self.fan_in_fan_out else 1
-            sq = torch.linalg.vector_norm(w.detach(), dim=dim, dtype=torch.float32).square()
-            if key is None:
-                return sq
-            self._row_sq_cache = (key, sq)
-        return self._row_sq_cache[1]
+        """``||W0_i||^2`` (fp32, ``[out]``), read from the weight at every call (never cached)."""
+        dim = 0 if self.fan_in_fan_out else 1
+        return torch.linalg.vector_norm(self.base_layer.weight.detach(), dim=dim, dtype=torch.float32).square()
 
     @torch.no_grad()
     def direct_weight_norm(self, base_weight: torch.Tensor | None = None) -> torch.Tensor:
@@ -111,11 +109,15 @@ class DoraLayer(LoraLayer):
         cross = (b * wa).sum(dim=1)  # B_i . (A W_i^T)
         quad = ((b @ (a @ a.T)) * b).sum(dim=1)  # B_i (A A^T) B_i^T
         sq = w_sq + (2.0 * s) * cross + (s * s) * quad
-        bad = sq < _CANCELLATION_RATIO * (w_sq + (s * s) * quad)
-        if bool(bad.any()):
-            rows = bad.nonzero().squeeze(1)
-            v = self.base_weight()[rows].float() + s * (b[rows] @ a)
-            sq = sq.index_put((rows,), torch.linalg.vector_norm(v, dim=1).square())
+        parts = w_sq + (s * s) * quad
+        bad = sq < _CANCELLATION_RATIO * parts
+        # fixed-shape correction, no host sync: the rows with the smallest ratio, recomputed directly
+        rows = torch.topk(sq / parts.clamp_min(torch.finfo(parts.dtype).tiny), min(_CANCELLATION_BUDGET, sq.shape[0]), largest=False).indices
+        direct = torch.linalg.vector_norm(self.base_weight()[rows].float() + s * (b[rows] @ a), dim=1).square()
+        fix = bad[rows]
+        sq = sq.index_put((rows,), torch.where(fix, direct, sq[rows]))
+        missed = bad.sum() - fix.sum()
+        self.rows_over_budget = missed if self.rows_over_budget is None else self.rows_over_budget + missed
         return sq.clamp_min(0.0).sqrt()
 
     # ----- life cycle ---------------------------------------------------------------------
@@ -193,6 +195,12 @@ class DoraMethod(AdapterMethod):
     def make_layer(self, base_layer: nn.Module, module_name: str) -> DoraLayer:
         c = self.config
         return DoraLayer(base_layer, r=c.r, alpha=c.alpha, dropout=c.dropout, rslora=c.rslora, init=c.init)
+
+    def summary(self) -> dict:
+        """``norm_rows_over_budget``: cancelling rows the norm identity could not recompute (0 expected;
+        read once, at the end of a run)."""
+        counts = [layer.rows_over_budget for layer in self.layers.values() if layer.rows_over_budget is not None]
+        return {"norm_rows_over_budget": int(sum(int(c) for c in counts))}
 
     def closed_form_params(self, shapes: dict[str, tuple[int, int]]) -> int:
         """``sum r (in + out) + out``: LoRA's A and B plus the magnitude ``m: [out]``."""

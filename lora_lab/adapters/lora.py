@@ -47,6 +47,7 @@ class LoraLayer(AdapterLayer):
             self.register_buffer("lora_A0", torch.zeros_like(self.lora_A))
             self.register_buffer("lora_B0", torch.zeros_like(self.lora_B))
             self.adapter_buffer_names = ("lora_A0", "lora_B0")
+            self.frozen_buffer_names = ("lora_A0", "lora_B0")  # constant: saved once, never broadcast by DDP
 
     def reset_from_base(self) -> None:
         apply_init(self, self.init)

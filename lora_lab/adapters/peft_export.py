@@ -48,7 +48,7 @@ PROVENANCE_NAME = "lora_lab_export.json"
 _PREFIX = PEFT_PREFIX
 EXPORT_FORMATS = ("peft",)
 
-# our backbone ``family`` (the task family recorded with a saved adapter) -> PEFT task_type
+# our model kind (``model_kind`` in the backbone record of a saved adapter) -> PEFT task_type
 _TASK_TYPES = {"classification": "SEQ_CLS", "causal_lm": "CAUSAL_LM", "seq2seq": "SEQ_2_SEQ_LM"}
 _CONV1D_MODEL_TYPES = {"gpt2", "openai-gpt"}
 
@@ -87,9 +87,9 @@ def export_lora_family(meta: dict, tensors: dict[str, torch.Tensor]) -> tuple[di
 
 
 def peft_task_type(backbone: dict | None = None, model: nn.Module | None = None) -> str | None:
-    """PEFT ``task_type`` from our backbone record (``family``) or else the model class."""
+    """PEFT ``task_type`` from our backbone record (``model_kind``; ``family`` in older adapters) or else the model class."""
     backbone = backbone or {}
-    for key in ("family", "task_type", "task_kind", "task", "kind"):
+    for key in ("model_kind", "family", "task_type", "task_kind", "task", "kind"):
         value = backbone.get(key)
         if isinstance(value, str) and value.lower() in _TASK_TYPES:
             return _TASK_TYPES[value.lower()]

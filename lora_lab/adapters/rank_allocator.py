@@ -38,7 +38,9 @@ Deviations from PEFT, each only where PEFT crashes or silently corrupts the scor
 - a parameter without a gradient is skipped (its EMAs are not updated) instead of crashing
   (peft #1721);
 - a step whose gradients are not finite (an fp16 loss-scaler overflow) does not update the EMAs
-  (counted in ``skipped_updates``); PEFT would poison every later score with inf/NaN;
+  (counted in ``skipped_updates``); PEFT would poison every later score with inf/NaN. The test runs
+  on the device (``torch.where``), so a step outside allocation never waits for the GPU: host syncs
+  happen only at allocation steps (``tau``, the kept count, the DDP mask check);
 - ``k = b0 - b(t) <= 0`` masks nothing instead of raising in ``kthvalue``;
 - a final phase entered without the allocation at ``T - t_f`` (e.g. ``T`` changed on resume) fixes
   the pattern at the first step it sees instead of crashing (peft #855).
@@ -80,7 +82,8 @@ class RankAllocator:
         self.exp_avg_unc: dict[str, torch.Tensor] = {}
         self.final = False  # pattern fixed, EMAs dropped
         self.last_budget = self.b0
-        self.skipped_updates = 0
+        self._skipped: torch.Tensor | None = None  # device counter of skipped EMA updates (this process)
+        self._skipped_loaded = 0  # skipped updates restored from a checkpoint
         self.history: list[tuple[int, int, int]] = []  # (step, budget, kept triplets) at each allocation
 
     # ----- importance ----------------------------------------------------------------------
@@ -90,8 +93,9 @@ class RankAllocator:
                 yield f"{name}.{pname}", getattr(layer, pname)
 
     @torch.no_grad()
-    def update_importance(self) -> bool:
-        """One EMA update from the current weights and gradients; False if skipped (non-finite)."""
+    def update_importance(self) -> bool | torch.Tensor:
+        """One EMA update from the current weights and gradients; a device bool, False if skipped
+        (non-finite gradients), or False when no parameter has a gradient."""
         keys, params, grads = [], [], []
         for key, p in self._tracked():
             if key not in self.exp_avg_ipt or self.exp_avg_ipt[key].device != p.device:
@@ -106,21 +110,29 @@ class RankAllocator:
             return False
         ipt = torch._foreach_mul(params, grads)
         torch._foreach_abs_(ipt)
-        if not bool(torch.isfinite(torch.stack(torch._foreach_max(ipt))).all()):
-            self.skipped_updates += 1
-            return False
+        # decided on the device (no host sync): a non-finite step leaves the EMAs as they were
+        finite = torch.isfinite(torch.stack(torch._foreach_max(ipt))).all()
         ema_i = [self.exp_avg_ipt[k] for k in keys]
         ema_u = [self.exp_avg_unc[k] for k in keys]
         # Ibar = b1 * Ibar + (1 - b1) * I   (same rounding as PEFT: two products, one sum)
-        torch._foreach_mul_(ema_i, self.beta1)
-        torch._foreach_add_(ema_i, torch._foreach_mul(ipt, 1 - self.beta1))
+        new_i = torch._foreach_mul(ema_i, self.beta1)
+        torch._foreach_add_(new_i, torch._foreach_mul(ipt, 1 - self.beta1))
         # Ubar = b2 * Ubar + (1 - b2) * |I - Ibar|
-        dev = torch._foreach_sub(ipt, ema_i)
+        dev = torch._foreach_sub(ipt, new_i)
         torch._foreach_abs_(dev)
         torch._foreach_mul_(dev, 1 - self.beta2)
-        torch._foreach_mul_(ema_u, self.beta2)
-        torch._foreach_add_(ema_u, dev)
-        return True
+        new_u = torch._foreach_mul(ema_u, self.beta2)
+        torch._foreach_add_(new_u, dev)
+        for ema, new in zip([*ema_i, *ema_u], [*new_i, *new_u]):
+            ema.copy_(torch.where(finite, new, ema))
+        skipped = (~finite).to(torch.int64)
+        self._skipped = skipped if self._skipped is None else self._skipped + skipped.to(self._skipped.device)
+        return finite
+
+    @property
+    def skipped_updates(self) -> int:
+        """Steps whose non-finite gradients left the EMAs unchanged (read on the host: syncs)."""
+        return self._skipped_loaded + (0 if self._skipped is None else int(self._skipped))
 
     def element_score(self, key: str) -> torch.Tensor:
         return self.exp_avg_ipt[key] * self.exp_avg_unc[key]
@@ -180,7 +192,8 @@ class RankAllocator:
             layer.apply_rank_mask()
 
     def kept_total(self) -> int:
-        return int(sum(int(layer.rank_mask.sum()) for layer in self.layers.values()))
+        """Kept triplets over all layers (one host sync)."""
+        return int(torch.stack([layer.rank_mask.sum() for layer in self.layers.values()]).sum())
 
     # ----- the per-step entry point ----------------------------------------------------------
     def step(self, step: int, total_steps: int) -> None:
@@ -230,6 +243,7 @@ class RankAllocator:
                 raise ValueError(f"allocator state {key}: shape {tuple(ema.shape)} != parameter {tuple(params[key].shape)}")
         self.final = bool(state["final"]) if "final" in state else False
         self.last_budget = int(state["last_budget"]) if "last_budget" in state else self.b0
-        self.skipped_updates = int(state["skipped_updates"]) if "skipped_updates" in state else 0
+        self._skipped_loaded = int(state["skipped_updates"]) if "skipped_updates" in state else 0
+        self._skipped = None
         hist = state.get("history")
         self.history = [tuple(int(v) for v in row) for row in hist.tolist()] if hist is not None else []

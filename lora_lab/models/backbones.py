@@ -123,10 +123,10 @@ OUTPUT_HEADS = ("classifier", "score", "classification_head")
 CLASSIFICATION_HEADS = ("pre_classifier", *OUTPUT_HEADS)
 
 
-def head_modules_for(model: nn.Module, family: str) -> list[str]:
+def head_modules_for(model: nn.Module, model_kind: str) -> list[str]:
     """Modules trained and saved whole, never adapted: the classification head, plus DeBERTa's
     ``pooler`` (the papers train everything outside the encoder, docs/algorithms/lora.md)."""
-    if family != "classification":
+    if model_kind != "classification":
         return []
     heads = [n for n, _ in model.named_children() if n in CLASSIFICATION_HEADS]
     if getattr(model.config, "model_type", None) in ("deberta-v2", "deberta") and hasattr(model, "pooler"):
@@ -140,6 +140,7 @@ def head_modules_for(model: nn.Module, family: str) -> list[str]:
     return heads
 
 
+#: model kind -> the `transformers` Auto class that builds it
 _AUTO = {
     "classification": "AutoModelForSequenceClassification",
     "causal_lm": "AutoModelForCausalLM",
@@ -202,7 +203,7 @@ def model_dir(cfg: BackboneConfig) -> str:
     return str(materialize_gguf(cfg)) if cfg.gguf_file else resolve_path(cfg.name)
 
 
-def generation_family(cfg: BackboneConfig) -> str:
+def generation_model_kind(cfg: BackboneConfig) -> str:
     """``seq2seq`` for encoder-decoder backbones (T5, BART), ``causal_lm`` for decoders (LLaMA, GPT-2);
     encoder-only backbones (BERT-style, e.g. the default ``minilm``) are refused with a `ConfigError`."""
     import transformers
@@ -238,16 +239,16 @@ def load_tokenizer(cfg: BackboneConfig):
     return tok
 
 
-def build_backbone(cfg: BackboneConfig, family: str, num_labels: int | None = None, pad_token_id: int | None = None) -> nn.Module:
-    """Instantiate the model for a task family; dropout modules are left in train mode."""
+def build_backbone(cfg: BackboneConfig, model_kind: str, num_labels: int | None = None, pad_token_id: int | None = None) -> nn.Module:
+    """Instantiate the model of a model kind (`_AUTO`: which Auto class); dropout modules are left in train mode."""
     import torch
     import transformers
 
-    if family not in _AUTO:
-        raise ConfigError("task.family", f"unknown model family {family!r}; allowed: {', '.join(_AUTO)}")
-    auto = getattr(transformers, _AUTO[family])
+    if model_kind not in _AUTO:
+        raise ConfigError("backbone", f"unknown model kind {model_kind!r}; allowed: {', '.join(_AUTO)}")
+    auto = getattr(transformers, _AUTO[model_kind])
     kwargs = {}
-    if family == "classification":
+    if model_kind == "classification":
         kwargs["num_labels"] = num_labels
         if num_labels == 1:
             kwargs["problem_type"] = "regression"

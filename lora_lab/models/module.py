@@ -14,8 +14,11 @@ A quantised base (``backbone.quantize``) is quantised after the adapter is attac
 the full-precision weights (QLoRA / QPiSSA, `lora_lab.adapters.quant`), with the k-bit preparation.
 
 Only adapter and head parameters are optimised. Checkpoints are adapter-only: ``state_dict`` entries
-of the frozen backbone are dropped in `on_save_checkpoint` (a residual base written by PiSSA/OLoRA is
-part of the adapter state) and method-level state (AdaLoRA's allocator) rides along.
+of the frozen backbone are dropped in `on_save_checkpoint` and method-level state (AdaLoRA's
+allocator) rides along. What PiSSA/OLoRA fix at initialisation (the residual base weight, ``A0``,
+``B0``: `frozen_state`) is part of the saved adapter but not of ``last.ckpt`` or of the best-state
+copies: `lora_lab.resume.checkpoint` writes it once per run next to ``last.ckpt``. Trainable heads
+are kept in fp32 (`lora_lab.models.fp32_heads`).
 """
 
 from __future__ import annotations
@@ -29,10 +32,11 @@ from lora_lab.adapters import AttachReport, build_method, parse_config
 from lora_lab.adapters.io import adapter_checkpoint_state, load_checkpoint_state
 from lora_lab.adapters.quant import quantize_for_training
 from lora_lab.models.backbones import parse_backbone_config
+from lora_lab.models.fp32_heads import keep_heads_fp32
 
 
 class AdapterModule(L.LightningModule):
-    family: str = "classification"
+    model_kind: str = "classification"  # which Auto class builds the backbone: classification, causal_lm, seq2seq
 
     def __init__(self, backbone: dict, adapter: dict, optim: dict, task: dict, num_labels: int | None = None, pad_token_id: int | None = None):
         super().__init__()
@@ -54,12 +58,12 @@ class AdapterModule(L.LightningModule):
     def build_backbone(self) -> torch.nn.Module:
         from lora_lab.models.backbones import build_backbone
 
-        return build_backbone(self.backbone_cfg, self.family, self.hparams.num_labels, self.hparams.pad_token_id)
+        return build_backbone(self.backbone_cfg, self.model_kind, self.hparams.num_labels, self.hparams.pad_token_id)
 
     def head_modules(self, model: torch.nn.Module) -> list[str]:
         from lora_lab.models.backbones import head_modules_for
 
-        return head_modules_for(model, self.family)
+        return head_modules_for(model, self.model_kind)
 
     def configure_model(self) -> None:
         if self.model is not None:
@@ -69,8 +73,11 @@ class AdapterModule(L.LightningModule):
         heads = self.head_modules(model)
         self.report = self.method.attach(model, getattr(model.config, "model_type", None), heads)
         self.quantization = quantize_for_training(model, self.method, self.backbone_cfg, heads)
+        keep_heads_fp32(model, self.report.head_modules)  # trained like the adapters: fp32 master weights
         model.train()
         self.model = model
+        # constant buffers (PiSSA/OLoRA's A0, B0) are identical on every rank: DDP need not broadcast them
+        self._ddp_params_and_buffers_to_ignore = [f"model.{k}" for k in self.frozen_state() if not k.endswith(".base_layer.weight")]
 
     # ----- training hooks shared by every method ----------------------------------------------
     def task_loss(self, batch: dict) -> torch.Tensor:
@@ -166,19 +173,41 @@ class AdapterModule(L.LightningModule):
         self.curve.append(point)
         if point["selectable"] and (self.best is None or values[primary_key] > self.best[primary_key]):
             self.best = point
-            self.best_state = {k: v.detach().cpu().clone() for k, v in adapter_checkpoint_state(self.model, self.method).items()}
+            self.best_state = {k: v.detach().cpu().clone() for k, v in self.trained_state().items()}
         return point
 
     def restore_best(self) -> None:
         """Load the adapter state of the best validation evaluation (for testing)."""
         if self.best_state is not None:
-            load_checkpoint_state(self.model, self.method, self.best_state)
+            load_checkpoint_state(self.model, self.method, self.best_checkpoint_state())
+
+    def best_checkpoint_state(self) -> dict[str, torch.Tensor] | None:
+        """The complete adapter checkpoint state at the best evaluation (best copy + frozen state)."""
+        return None if self.best_state is None else {**self.frozen_state(), **self.best_state}
+
+    # ----- what changes in training vs what is fixed at initialisation -----------------------------
+    def frozen_state(self) -> dict[str, torch.Tensor]:
+        """Adapter-state entries fixed at initialisation (PiSSA/OLoRA: the residual base weight, A0, B0):
+        written once per run (`lora_lab.resume.frozen_state`), never into per-step state."""
+        return {f"{name}.{k}": v for name, layer in self.method.layers.items() for k, v in layer.adapter_state().items()
+                if k in layer.frozen_state_names()}
+
+    def trained_state(self) -> dict[str, torch.Tensor]:
+        """The adapter checkpoint state without `frozen_state`: what training changes."""
+        frozen = set(self.frozen_state())
+        return {k: v for k, v in adapter_checkpoint_state(self.model, self.method).items() if k not in frozen}
+
+    def load_frozen_state(self, state: dict[str, torch.Tensor]) -> None:
+        """Put a saved `frozen_state` back (through the layers' own loading: a quantised residual is re-quantised)."""
+        expected = self.frozen_state()
+        if set(state) != set(expected):
+            raise KeyError(f"frozen adapter state mismatch: missing {sorted(set(expected) - set(state))[:5]}, unexpected {sorted(set(state) - set(expected))[:5]}")
+        load_checkpoint_state(self.model, self.method, {**self.trained_state(), **state})
 
     # ----- adapter-only checkpoints ---------------------------------------------------------------
     def adapter_state_keys(self) -> set[str]:
-        return {f"model.{k}" for k in adapter_checkpoint_state(self.model, self.method)} - {
-            f"model.__method__.{k}" for k in self.method.state_dict()
-        }
+        """``state_dict`` keys a checkpoint keeps: the trained adapter and head tensors."""
+        return {f"model.{k}" for k in self.trained_state()} - {f"model.__method__.{k}" for k in self.method.state_dict()}
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         keep = self.adapter_state_keys()

@@ -1,7 +1,7 @@
 """Per-example predictions of classification runs and the task metrics on bootstrap resamples.
 
 ``predictions_<split>.jsonl`` (written by the runner): one ``{"id", "label", "pred"}`` per example
-(`lora_lab.models.classification`). `load_predictions` reads a run's file into ``{id: (label, pred)}``.
+(`lora_lab.tasks.classification.module`). `load_predictions` reads a run's file into ``{id: (label, pred)}``.
 
 `weighted_metric` evaluates a metric on many bootstrap resamples at once. A resample of n examples is
 a vector of multiplicities ``w`` (``w ~ Multinomial(n, 1/n)``), so every count-based metric is a

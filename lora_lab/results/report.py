@@ -9,6 +9,8 @@ Collects every result.json under the given run / sweep dirs (`collect`), aggrega
 - ``trials.csv`` -- one row per trial (every status), flattened config included;
 - ``plots/`` -- score vs parameters, score vs rank, cost/quality Pareto, AdaLoRA rank heatmaps, each
   as PNG and PDF, and ``captions.json`` (see `figures`);
+- ``hpo.json``, ``plots/hpo_<study>.png`` and a Markdown section -- Optuna studies under the paths
+  (best trial per method, objective vs trial and vs each searched parameter; see `hpo`);
 - ``meta.json`` -- command, inputs, status counts, package versions and git SHA of the report;
 - ``index.html`` -- the self-contained study page (see `html`).
 
@@ -120,6 +122,7 @@ def report(paths, by=None, nuisance=("optim.lr", "lr_scale"), formats=FORMATS, o
     """Write the report; returns {"out": dir, "markdown": text, "aggregate": Aggregate, "trials": DataFrame}."""
     from lora_lab.results.aggregate import aggregate
     from lora_lab.results.collect import collect
+    from lora_lab.results.hpo import hpo_section
     from lora_lab.results.record import atomic_write_text, git_state, package_versions
     from lora_lab.results.latex import to_latex
     from lora_lab.results.tables import build_table, to_csv, to_markdown
@@ -143,6 +146,7 @@ def report(paths, by=None, nuisance=("optim.lr", "lr_scale"), formats=FORMATS, o
     title = f"# {' + '.join(studies) or 'report'}"
     cmd = command or "lora-lab report " + " ".join(map(str, paths))
     body = [title, "", f"`{cmd}`", "", to_markdown(table), ""] + [f"- {n}" for n in table.notes] + [""] + problem_lines(trials, agg)
+    body += hpo_section(paths, out, plots)  # Optuna studies under the paths (`hpo`), if any
     markdown = "\n".join(body) + "\n"
     if "md" in formats:
         atomic_write_text(out / "table.md", markdown)

@@ -13,7 +13,13 @@ A *safe point* is the end of a training batch that completed an optimizer step (
 being accumulated; those are not checkpointed) and is not followed by a validation: Lightning
 resumes a checkpoint taken there at the next batch but would skip that validation. For such
 batches the save happens at the end of the validation instead, the state Lightning expects there.
-Under DDP the decision is reduced over ranks so all of them save and stop at the same step.
+Under DDP the decision is reduced over ranks so all of them save and stop at the same step; at
+training batches that all-reduce runs about every ``CHECK_SECONDS`` (a step count the ranks agree
+on), not at every step, so a step costs no host sync.
+
+What PiSSA/OLoRA fix at initialisation (residual base weights, ``A0``/``B0``) is not in ``last.ckpt``:
+it is written once per process to ``frozen_state.safetensors`` and loaded back on resume
+(`lora_lab.resume.frozen_state`).
 """
 
 from __future__ import annotations
@@ -26,10 +32,15 @@ from typing import Any
 import torch
 from lightning.pytorch.callbacks import Checkpoint
 
+from lora_lab.resume.frozen_state import CHECKPOINT_KEY, FROZEN_NAME, load_frozen_state, save_frozen_state
 from lora_lab.resume.signals import RunPreempted, StopSignals, requeue_signal
 
 log = logging.getLogger("lora_lab.resume")
 LAST_NAME = "last.ckpt"
+#: under DDP, stop/save decisions at training batches are all-reduced about this often (seconds)...
+CHECK_SECONDS = 10.0
+#: ...and at least every this many optimizer steps
+MAX_CHECK_INTERVAL = 64
 
 
 class ResumeCheckpoint(Checkpoint):
@@ -41,6 +52,9 @@ class ResumeCheckpoint(Checkpoint):
         self.saved_steps: list[int] = []  # global steps of the saves in this process (tests read it)
         self._last_save_time = time.monotonic()
         self._step_at_batch_start = -1
+        self._frozen_saved = False  # frozen_state.safetensors written by this process
+        self._next_check_step = 0  # DDP: the next training step whose stop/save decision is all-reduced
+        self._checked_at = (-1, 0.0)  # (global step, monotonic time) of the last all-reduced decision
 
     @property
     def last_path(self) -> Path:
@@ -62,6 +76,16 @@ class ResumeCheckpoint(Checkpoint):
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
         self.signals.restore()
 
+    # ----- the adapter state fixed at initialisation, saved once (lora_lab.resume.frozen_state) ----
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        if getattr(pl_module, "frozen_state", dict)():
+            checkpoint[CHECKPOINT_KEY] = FROZEN_NAME
+
+    def on_load_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        name = checkpoint.get(CHECKPOINT_KEY)
+        if name is not None:
+            pl_module.load_frozen_state(load_frozen_state(self.dirpath / name))
+
     # ----- safe points ----------------------------------------------------------------------------
     def on_train_batch_start(self, trainer, pl_module, batch: Any, batch_idx: int) -> None:
         self._step_at_batch_start = trainer.global_step
@@ -69,7 +93,7 @@ class ResumeCheckpoint(Checkpoint):
     def on_train_batch_end(self, trainer, pl_module, outputs: Any, batch: Any, batch_idx: int) -> None:
         if trainer.global_step == self._step_at_batch_start:
             return  # accumulating gradients: not a safe point
-        stop, periodic = self._decisions(trainer)
+        stop, periodic = self._decisions(trainer, every_step=False)
         if not (stop or periodic) or self._training_finishes(trainer) or self._validation_follows(trainer):
             return
         self.save(trainer)
@@ -92,17 +116,37 @@ class ResumeCheckpoint(Checkpoint):
     def save(self, trainer) -> None:
         if trainer.fast_dev_run:  # like ModelCheckpoint: a wiring check leaves nothing to resume from
             return
+        if not self._frozen_saved:
+            frozen = getattr(trainer.lightning_module, "frozen_state", dict)()
+            if frozen and trainer.is_global_zero:
+                save_frozen_state(self.dirpath / FROZEN_NAME, frozen)
+            self._frozen_saved = True
         trainer.save_checkpoint(str(self.last_path))
         self.saved_steps.append(int(trainer.global_step))
         self._last_save_time = time.monotonic()
 
-    def _decisions(self, trainer) -> tuple[bool, bool]:
-        """(a stop signal arrived on any rank, rank 0's periodic save is due), the same on every rank."""
+    def _decisions(self, trainer, every_step: bool = True) -> tuple[bool, bool]:
+        """(a stop signal arrived on any rank, rank 0's periodic save is due), the same on every rank.
+
+        Under DDP agreeing costs an all-reduce (and a host sync), so at training batches it happens
+        only every `_check_every` optimizer steps: as many steps as take about `CHECK_SECONDS`
+        (measured, the smallest over the ranks, so every rank reduces at the same steps), at
+        least 1 and at most `MAX_CHECK_INTERVAL`. ``every_step=False`` marks such a batch."""
         stop = self.signals.pending is not None
         periodic = self.every_n_minutes is not None and time.monotonic() - self._last_save_time >= 60.0 * float(self.every_n_minutes)
         if trainer.world_size > 1:
-            flags = trainer.strategy.reduce(torch.tensor([float(stop), float(periodic and trainer.is_global_zero)], device=trainer.strategy.root_device), reduce_op="sum")
-            stop, periodic = bool(flags[0] > 0), bool(flags[1] > 0)
+            if not every_step and trainer.global_step < self._next_check_step:
+                return False, False
+            now = time.monotonic()
+            steps = max(trainer.global_step - self._checked_at[0], 1)
+            per_step = (now - self._checked_at[1]) / steps if self._checked_at[0] >= 0 else CHECK_SECONDS
+            interval = int(min(max(CHECK_SECONDS // max(per_step, 1e-6), 1), MAX_CHECK_INTERVAL))
+            flags = trainer.strategy.reduce(torch.tensor([float(stop), float(periodic and trainer.is_global_zero), -float(interval)],
+                                                         device=trainer.strategy.root_device), reduce_op="max")
+            flags = flags.tolist()  # the one host sync of the check
+            stop, periodic = flags[0] > 0, flags[1] > 0
+            self._checked_at = (trainer.global_step, now)
+            self._next_check_step = trainer.global_step + int(-flags[2])
         return stop, periodic
 
     @staticmethod

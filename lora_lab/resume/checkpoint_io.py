@@ -18,6 +18,12 @@ from lora_lab.atomic import atomic_write
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
+    """Atomic writes; loads map every tensor to the CPU explicitly (each rank's module and optimizer
+    state are then copied onto that rank's device), never onto the device it was saved from."""
+
+    def load_checkpoint(self, path, map_location: Any = "cpu", weights_only: bool | None = False) -> dict[str, Any]:
+        return super().load_checkpoint(path, map_location=map_location, weights_only=weights_only)
+
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
         if storage_options is not None:
             raise TypeError("AtomicCheckpointIO.save_checkpoint does not take storage_options")

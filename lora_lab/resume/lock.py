@@ -19,19 +19,14 @@ import os
 import socket
 from pathlib import Path
 
+from lora_lab.process_rank import rank_tag
+
 log = logging.getLogger("lora_lab.resume")
-
-
-def global_rank() -> int:
-    for key in ("RANK", "SLURM_PROCID"):
-        if os.environ.get(key, "").strip().isdigit():
-            return int(os.environ[key])
-    return int(os.environ.get("LOCAL_RANK", "0") or 0)
 
 
 class RunLock:
     def __init__(self, run_dir: str | os.PathLike):
-        self.path = Path(run_dir) / f".lock-rank{global_rank()}"
+        self.path = Path(run_dir) / f".lock-rank{rank_tag()}"  # node-qualified under a multi-node launch
         self._fh = None
         self.acquired = False
 

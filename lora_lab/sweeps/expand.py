@@ -1,21 +1,29 @@
-"""Expand a study into its trials without running anything: the ``dry_run=true`` of ``lora-lab sweep``.
+"""The planner of ``lora-lab sweep``: a study's trials (grid) or search space (Optuna), composed and
+schema-checked without running anything.
 
-The expansion is Hydra's own: the study is loaded through Hydra's config loader in MULTIRUN mode,
-``hydra.sweeper.params`` plus the command-line overrides go through Hydra's override parser and
-`BasicSweeper.split_arguments` (so the trial list and its order are exactly what ``--multirun``
-launches), and every trial's config is what ``load_sweep_config`` would compose for that job.
+Both kinds go through the same steps, on Hydra's public API only (compose API and
+``hydra.core.override_parser``):
 
-Speed: Hydra composes every trial from scratch (~0.1-0.5 s each). Trials that share their config-group
-choices (``adapter=dora``, ``task=glue_rte``) share one composition here; the remaining value
-overrides (``adapter.r=4``, ``seed=2``) are applied to a copy of its job part with Hydra's own
-``_apply_overrides_to_config``, in the order Hydra applies them, and each trial is resolved once.
-`expand_study(..., exact=True)` takes the slow path (one full Hydra composition per trial, as the
-launched job does); the tests check that both agree.
+1. compose the study's master config (``hydra.compose``, with ``sweeps/`` searched like
+   ``--config-dir``) and parse ``hydra.sweeper.params`` plus the command-line overrides;
+2. grid studies (Hydra's basic sweeper): the cartesian product of the sweeps, in the order Hydra's
+   ``--multirun`` launches them (a later override of a key replaces an earlier one at its first
+   position); Optuna studies (``hydra/sweeper=optuna``): the search space
+   (`lora_lab.sweeps.search_space`), represented for checking by a few corner points;
+3. compose every trial (or corner point) and validate it against the schemas; run directories must
+   be distinct (one trial, one directory; a sampled value missing from the run name shows up here).
+
+Speed: composing costs ~0.1-0.5 s. Trials that share their config-group choices (``adapter=dora``)
+share one composition; value overrides (``adapter.r=4``) are applied to a copy with Hydra's own
+override semantics (`lora_lab.sweeps.hydra_private`, the one private call). ``exact=True`` composes
+every trial from scratch; the tests check that both agree.
 """
 
 from __future__ import annotations
 
 import copy
+import itertools
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,44 +48,73 @@ class Trial:
         return str(Path(self.sweep_dir) / self.subdir)
 
 
-def _loader(study: Study):
-    from hydra._internal.config_loader_impl import ConfigLoaderImpl
-    from hydra._internal.utils import create_config_search_path
-    from hydra.core.config_search_path import SearchPathQuery
+@dataclass
+class Plan:
+    """What a study will run: ``kind`` grid (``trials`` are all of them) or optuna (``trials`` are
+    corner points of ``space``; ``sweeper`` is the resolved ``hydra.sweeper`` node)."""
 
+    study: Study
+    kind: str
+    trials: list[Trial]
+    space: dict = field(default_factory=dict)
+    fixed: dict = field(default_factory=dict)
+    sweeper: dict = field(default_factory=dict)
+    launcher: dict = field(default_factory=dict)
+    sweep_dir: str = ""
+
+
+def _conf_dir() -> str:
     from lora_lab.config import CONF_DIR
-    search_path = create_config_search_path(CONF_DIR)
-    if study.config_dir is not None:  # like hydra's --config-dir
-        search_path.prepend(provider="command-line", path=f"file://{study.config_dir}", anchor=SearchPathQuery(provider="schema"))
-    return ConfigLoaderImpl(config_search_path=search_path)
+
+    return CONF_DIR
+
+
+@contextmanager
+def _composer(study: Study):
+    """``compose(overrides)`` for the study's primary config: `lora_lab.config.compose` (Hydra's
+    compose API, errors as one line), with ``sweeps/`` searched first like ``--config-dir``."""
+    from lora_lab.config import compose
+
+    conf = _conf_dir()
+    search = [] if study.config_dir is None else [f"hydra.searchpath=[file://{conf}]"]
+    yield lambda overrides: compose(search + list(overrides), study.config_name, str(study.config_dir or conf))
 
 
 def _compose_error(err: Exception, study: Study) -> ConfigError:
+    if isinstance(err, ConfigError):
+        return err
     cause = err.__cause__ or err
     text = " ".join(str(cause).split()) or type(cause).__name__
     text = text.split(" Config search path:")[0]
     return ConfigError(f"study {study.name}", text)
 
 
-def split_trials(study: Study, overrides: list[str]):
-    """``(loader, master config, [[override, ...] per trial])`` exactly as Hydra's BasicSweeper splits them."""
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.types import RunMode
+def _is_group(override, master: DictConfig, study: Study) -> bool:
+    """A config-group choice (``adapter=dora``, ``+matched=lora``) rather than a value."""
+    key = override.key_or_group
+    if override.package is not None or key in (master.hydra.runtime.choices or {}):
+        return True
+    return any((Path(root) / key).is_dir() for root in (_conf_dir(), study.config_dir) if root is not None)
 
-    loader = _loader(study)
-    overrides = study.overrides + list(overrides)
-    try:
-        master = loader.load_configuration(study.config_name, overrides, run_mode=RunMode.MULTIRUN)
-        parser = OverridesParser.create(config_loader=loader)
-        cli = parser.parse_overrides(overrides)
-        task_overrides = [o.input_line for o in cli if not o.is_hydra_override()]
-        params = [f"{k}={v}" for k, v in (master.hydra.sweeper.get("params") or {}).items()]
-        parsed = parser.parse_overrides(params + task_overrides)
-        batches = BasicSweeper.split_arguments(parsed, None)[0]
-    except Exception as err:  # Hydra's own errors name the bad override or config
-        raise _compose_error(err, study) from None
-    return loader, master, [list(b) for b in batches]
+
+def is_optuna(master: DictConfig) -> bool:
+    return "optuna" in str(master.hydra.sweeper.get("_target_", "")).lower()
+
+
+def grid(parsed: list) -> list[list[str]]:
+    """Hydra's basic-sweeper expansion: the cartesian product of every key's values, keys in order of
+    first appearance, a later override of a key replacing the earlier one."""
+    values: dict[str, list[str]] = {}
+    for override in parsed:
+        key = override.get_key_element()
+        if not override.is_sweep_override():
+            values[key] = [f"{key}={override.get_value_element_as_str()}"]
+        elif override.is_discrete_sweep():
+            values[key] = [f"{key}={v}" for v in override.sweep_string_iterator()]
+        else:
+            raise ConfigError(key, f"{override.input_line}: a grid study sweeps lists (a,b,c, choice(...), range(...)); "
+                                   "interval(...) and tag(log, ...) need hydra/sweeper=optuna")
+    return [list(combo) for combo in itertools.product(*values.values())]
 
 
 def _light(full: DictConfig, resolve_sweep: bool = False) -> DictConfig:
@@ -116,17 +153,46 @@ def _resolve(cfg: DictConfig, index: int, overrides: list[str], study: Study) ->
     return Trial(index, list(overrides), resolved, str(sweep["dir"]), str(sweep["subdir"]))
 
 
-def expand_study(study: Study, overrides: list[str] = (), exact: bool = False, validate: bool = True, only=None) -> list[Trial]:
-    """Every trial of ``study`` with ``overrides`` applied; validated against the schemas by default.
-
-    ``only`` (a set of trial indices) composes just those trials (tests compare paths on samples).
-    """
-    from hydra._internal.config_loader_impl import ConfigLoaderImpl
-    from hydra._internal.defaults_list import Overrides
+def plan_study(study: Study, overrides: list[str] = (), exact: bool = False, validate: bool = True, only=None) -> Plan:
+    """The study's plan with ``overrides`` applied; every trial (grid) or corner point (Optuna) is
+    composed, resolved and, by default, validated. ``only`` (trial indices) composes just those."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    loader, master, batches = split_trials(study, overrides)
-    parser = OverridesParser.create(config_loader=loader)
+    from lora_lab.sweeps.search_space import corner_points, format_value, split_space
+
+    parser = OverridesParser.create()
+    try:
+        cli = parser.parse_overrides(study.overrides + list(overrides))
+        hydra_overrides = [o.input_line for o in cli if o.is_hydra_override()]
+        task_overrides = [o.input_line for o in cli if not o.is_hydra_override()]
+        fixed_task = [o.input_line for o in cli if not o.is_hydra_override() and not o.is_sweep_override()]
+        with _composer(study) as compose:
+            master = compose(hydra_overrides + fixed_task)
+            params = [f"{k}={v}" for k, v in (master.hydra.sweeper.get("params") or {}).items()]
+            parsed = parser.parse_overrides(params + task_overrides)
+            kind = "optuna" if is_optuna(master) else "grid"
+            space, fixed = split_space(parsed) if kind == "optuna" else ({}, {})
+            if kind == "optuna":
+                points = corner_points(space)
+                batches = [[f"{k}={v}" for k, v in fixed.items()] + [f"{k}={format_value(v)}" for k, v in p.items()] for p in points]
+            else:
+                batches = grid(parsed)
+            trials = _compose_trials(study, compose, master, hydra_overrides, batches, parser, exact, only)
+            sweeper = OmegaConf.to_container(master.hydra.sweeper, resolve=True)
+            launcher = OmegaConf.to_container(master.hydra.launcher, resolve=False)
+            sweep_dir = str(master.hydra.sweep.dir)
+    except ConfigError:
+        raise
+    except Exception as err:  # Hydra's own errors name the bad override or config
+        raise _compose_error(err, study) from None
+    if validate:
+        validate_trials(study, trials)
+    return Plan(study, kind, trials, space, fixed, sweeper, launcher, sweep_dir)
+
+
+def _compose_trials(study, compose, master, hydra_overrides, batches, parser, exact, only) -> list[Trial]:
+    from lora_lab.sweeps.hydra_private import apply_value_overrides
+
     # a sweep dir computed from Hydra's own runtime values needs Hydra's full node: slow path
     exact = exact or "hydra" in str(OmegaConf.to_container(master.hydra.sweep, resolve=False))
     bases: dict[tuple[str, ...], DictConfig] = {}
@@ -134,24 +200,22 @@ def expand_study(study: Study, overrides: list[str] = (), exact: bool = False, v
     for index, trial_overrides in enumerate(batches):
         if only is not None and index not in only:
             continue
-        try:
-            if exact:
-                cfg = _light(loader.load_sweep_config(master, trial_overrides), resolve_sweep=True)
-            else:
-                parsed = parser.parse_overrides(trial_overrides)
-                values = Overrides(loader.repository, parsed).config_overrides
-                value_lines = {o.input_line for o in values}
-                groups = tuple(o.input_line for o in parsed if o.input_line not in value_lines)
-                if groups not in bases:
-                    bases[groups] = _light(loader.load_sweep_config(master, list(groups)))
-                cfg = copy.deepcopy(bases[groups])
-                ConfigLoaderImpl._apply_overrides_to_config(values, cfg)
-        except Exception as err:
-            raise _compose_error(err, study) from None
+        if exact:
+            cfg = _light(compose(hydra_overrides + trial_overrides), resolve_sweep=True)
+        else:
+            parsed = parser.parse_overrides(trial_overrides)
+            groups = tuple(o.input_line for o in parsed if _is_group(o, master, study))
+            if groups not in bases:
+                bases[groups] = _light(compose(hydra_overrides + list(groups)))
+            cfg = copy.deepcopy(bases[groups])
+            apply_value_overrides([o for o in parsed if not _is_group(o, master, study)], cfg)
         trials.append(_resolve(cfg, index, trial_overrides, study))
-    if validate:
-        validate_trials(study, trials)
     return trials
+
+
+def expand_study(study: Study, overrides: list[str] = (), exact: bool = False, validate: bool = True, only=None) -> list[Trial]:
+    """Every trial of a grid study with ``overrides`` applied (an Optuna study: its corner points)."""
+    return plan_study(study, overrides, exact, validate, only).trials
 
 
 def validate_trials(study: Study, trials: list[Trial]) -> None:

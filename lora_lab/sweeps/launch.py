@@ -3,7 +3,9 @@
 1. Expand the study (`lora_lab.sweeps.expand`): every trial is composed and schema-checked and the
    run directories must be distinct, so a typo or a colliding name fails before anything trains.
 2. ``dry_run=true`` stops here and lists every trial's run directory (and whether it already has a
-   finished result: a rerun skips those).
+   finished result: a rerun skips those). An Optuna study (``hydra/sweeper=optuna``) lists its search
+   space, storage and what the storage holds instead (`lora_lab.sweeps.optuna_plan`), and after the
+   sweep its state is read back from the storage (exit status 0 when every trial is complete).
 3. Otherwise write the plan ``<sweep dir>/sweep_plan.json`` (the report counts planned trials without
    a result as *missing*) and hand the same overrides to Hydra's multirun, with the launcher the
    study or the command line picks (``hydra/launcher=sequential|parallel|submitit|slurm_cpu|slurm_gpu|slurm_ddp``).
@@ -22,11 +24,13 @@ from lora_lab.config import overlay_conflict
 from lora_lab.errors import ConfigError
 from lora_lab.results.record import PLAN_NAME, atomic_write_text, git_state, record_status
 
-USAGE = """usage: lora-lab sweep NAME [hydra overrides] [dry_run=true]
+USAGE = """usage: lora-lab sweep NAME [hydra overrides] [dry_run=true] [storage=<Optuna storage URL>]
 
 NAME: a study in sweeps/ ({studies}), an experiment in conf/experiment/ ({experiments}),
 or a path to a study .yaml. Overrides are Hydra's (a,b,c sweeps a key; hydra/launcher=parallel runs
-trials in parallel on this machine). dry_run=true lists every trial's run dir without training."""
+trials in parallel on this machine). dry_run=true lists every trial's run dir without training.
+An Optuna study (hydra/sweeper=optuna, docs/hpo.md) resumes when rerun; storage=<database URL>
+shares it between processes and SLURM jobs."""
 
 
 def _pop_dry_run(overrides: list[str]) -> tuple[bool, list[str]]:
@@ -46,7 +50,8 @@ def _status(run_dir: Path) -> str:
     return record_status(run_dir)
 
 
-def print_plan(study, trials, out=sys.stdout) -> None:
+def print_plan(study, trials, out=None) -> None:
+    out = out or sys.stdout
     sweep_dirs = sorted({t.sweep_dir for t in trials})
     print(f"study {study.name}: {len(trials)} trials in {', '.join(sweep_dirs)}", file=out)
     for t in trials:
@@ -89,8 +94,20 @@ def run_multirun(study, overrides: list[str]) -> None:
         sys.argv = saved
 
 
+def optuna_sweep(plan, overrides: list[str], dry_run: bool) -> int:
+    """An Optuna study (`lora_lab.sweeps.optuna_plan`): no plan file (trials are sampled as it runs)."""
+    from lora_lab.sweeps.optuna_plan import print_plan, report_outcome
+
+    if dry_run:
+        print_plan(plan)
+        return 0
+    run_multirun(plan.study, overrides)
+    return report_outcome(plan)
+
+
 def sweep(argv: list[str]) -> int:
-    from lora_lab.sweeps.expand import expand_study
+    from lora_lab.sweeps.expand import plan_study
+    from lora_lab.sweeps.optuna_plan import expand_shorthands
     from lora_lab.sweeps.studies import experiment_names, find_study, study_names
 
     if not argv or argv[0] in ("-h", "--help"):
@@ -98,11 +115,15 @@ def sweep(argv: list[str]) -> int:
         return 0 if argv else 2
     dry_run, overrides = _pop_dry_run(argv[1:])
     study = find_study(argv[0])
-    trials = expand_study(study, overrides)
-    for trial in trials:
+    overrides = expand_shorthands(overrides)  # storage=<URL>: an Optuna study's storage
+    plan = plan_study(study, overrides)
+    for trial in plan.trials:
         conflict = overlay_conflict(overrides, trial.overrides, trial.config)
         if conflict is not None:
             raise conflict
+    if plan.kind == "optuna":
+        return optuna_sweep(plan, overrides, dry_run)
+    trials = plan.trials
     if dry_run:
         print_plan(study, trials)
         return 0

@@ -1,6 +1,7 @@
 """DoRA layer specifics (docs/algorithms/dora.md): norm axis, identity at init in train mode, eval identity,
-detached-norm gradients, dropout semantics, the merged weight, the norm identity and its cache. The
-generic contract (identity, merge/unmerge, save/load, counts, PEFT) is in tests/contract."""
+detached-norm gradients, dropout semantics, the merged weight, the norm identity (never cached: a
+``.data`` edit is seen) and its fixed-shape cancellation correction. The generic contract (identity,
+merge/unmerge, save/load, counts, PEFT) is in tests/contract."""
 
 from __future__ import annotations
 
@@ -9,7 +10,11 @@ import torch
 from torch import nn
 from transformers.pytorch_utils import Conv1D
 
+from lora_lab.adapters import dora as dora_module
 from lora_lab.adapters.dora import DoraLayer
+
+from tests.adapters.peft_helpers import paired
+from tests.helpers import token_batch
 
 
 def make_linear(out_f=12, in_f=20, bias=True, seed=0):
@@ -160,7 +165,9 @@ def test_norm_identity_recomputes_cancelling_rows():
     torch.testing.assert_close(layer.weight_norm().double(), exact, rtol=1e-3, atol=0)
 
 
-def test_norm_cache_follows_base_weight_changes():
+def test_norm_follows_base_weight_changes_even_through_data():
+    """``.data`` edits bypass the version counter: a cache keyed on it served the old norm (outputs
+    off by 0.4); the norm is read from the weight at every call."""
     lin = make_linear()
     layer = dora(lin)
     first = layer.weight_norm().clone()
@@ -168,8 +175,47 @@ def test_norm_cache_follows_base_weight_changes():
     assert not torch.allclose(layer.weight_norm(), first)
     torch.testing.assert_close(layer.weight_norm(), layer.direct_weight_norm(), rtol=1e-6, atol=1e-6)
     with torch.no_grad():
-        lin.weight.mul_(0.5)  # any in-place edit bumps the version counter
+        lin.weight.mul_(0.5)
     torch.testing.assert_close(layer.weight_norm(), first, rtol=1e-6, atol=1e-6)
+    lin.weight.data.mul_(2)
+    torch.testing.assert_close(layer.weight_norm(), layer.direct_weight_norm(), rtol=1e-6, atol=1e-6)
+    x = torch.randn(3, 20)
+    layer.eval()
+    w = lin.weight.detach()
+    formula = (layer.magnitude / layer.direct_weight_norm())[:, None] * (w + layer.scaling * layer.lora_B @ layer.lora_A)
+    torch.testing.assert_close(layer(x), x @ formula.T + lin.bias, rtol=1e-5, atol=1e-5)
+
+
+def test_norm_after_data_edit_equals_peft():
+    pytest.importorskip("peft")
+    ours, m, theirs = paired("bert", method="dora")
+    ours.eval()
+    theirs.eval()
+    x = token_batch()
+    with torch.no_grad():
+        ours(input_ids=x)  # a first forward (where the old cache was filled)
+        for name, layer in m.layers.items():
+            layer.base_layer.weight.data.mul_(2)
+            theirs.base_model.model.get_submodule(name).base_layer.weight.data.mul_(2)
+        torch.testing.assert_close(ours(input_ids=x).logits, theirs(input_ids=x).logits, rtol=0, atol=1e-5)
+
+
+def test_cancelling_rows_beyond_the_budget_are_counted():
+    """The correction recomputes at most ``_CANCELLATION_BUDGET`` rows (fixed shape: no host sync);
+    more cancelling rows are counted on the device and reported in the method summary."""
+    torch.manual_seed(0)
+    out = dora_module._CANCELLATION_BUDGET + 3
+    lin = nn.Linear(out, out, bias=False)
+    layer = DoraLayer(lin, r=out, alpha=float(out))  # s = 1, full rank: B A = -W cancels every row
+    layer.reset_from_base()
+    with torch.no_grad():
+        layer.lora_A.copy_(torch.eye(out))
+        layer.lora_B.copy_(-lin.weight * (1 - 1e-3))
+    exact = (lin.weight.double() + layer.lora_B.double() @ layer.lora_A.double()).norm(dim=1)
+    norm = layer.weight_norm().double()
+    corrected = torch.isclose(norm, exact, rtol=1e-3, atol=0)
+    assert int(corrected.sum()) == dora_module._CANCELLATION_BUDGET
+    assert int(layer.rows_over_budget) == 3
 
 
 @pytest.mark.parametrize("conv", [False, True])

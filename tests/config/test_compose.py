@@ -22,8 +22,10 @@ def _compose(overrides):
 
 
 @pytest.mark.parametrize("task", options("task"))
-def test_every_task_composes(task):
-    validate(_compose([f"task={task}"]))
+def test_every_task_composes(task, tmp_path):
+    from tests.tasks.test_registry import byo_overrides  # bring-your-own-data tasks need files
+
+    validate(_compose([f"task={task}", *byo_overrides(task, tmp_path)]))
 
 
 @pytest.mark.parametrize("adapter", options("adapter"))

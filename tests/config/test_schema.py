@@ -8,7 +8,7 @@ from lora_lab.adapters import parse_config
 from lora_lab.adapters.config import AdapterConfig, parse_adapter_config
 from lora_lab.adapters.lora import LoraConfig
 from lora_lab.adapters.method import AdapterMethod, register_method
-from lora_lab.data.tasks import parse_task_config
+from lora_lab.tasks.registry import parse_task_config
 from lora_lab.errors import ConfigError
 from lora_lab.models.backbones import parse_backbone_config
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from lora_lab.data.glue import GLUE_TASKS, load_glue_local, read_glue_tsv
+from lora_lab.tasks.classification.glue import GLUE_TASKS, load_glue_local, read_glue_tsv
 from lora_lab.errors import ConfigError
 
 
@@ -62,11 +62,11 @@ def test_mrpc_header_with_byte_order_mark(tmp_path):
 def test_hub_data_is_not_forced_offline(tmp_path):
     """Only local model + local (or generated) data set the HF offline variables; GLUE/WikiSQL
     without ``data_dir`` load from the Hub and must keep the network."""
-    from lora_lab.data.tasks import parse_task_config
-    from lora_lab.models.backbones import is_local
-    from lora_lab.train import task_data_spec
+    from lora_lab.tasks.registry import parse_task_config
 
-    assert not is_local(task_data_spec(parse_task_config({"kind": "glue", "glue_task": "rte"})))
-    assert not is_local(task_data_spec(parse_task_config({"kind": "wikisql"})))
-    assert is_local(task_data_spec(parse_task_config({"kind": "glue", "glue_task": "rte", "data_dir": str(tmp_path)})))
-    assert is_local(task_data_spec(parse_task_config({"kind": "synthetic_sentiment"})))
+    assert not parse_task_config({"kind": "glue", "glue_task": "rte"}).data_is_local
+    assert not parse_task_config({"kind": "wikisql"}).data_is_local
+    assert not parse_task_config({"kind": "text_generation", "hub_dataset": "someone/summaries"}).data_is_local
+    assert parse_task_config({"kind": "glue", "glue_task": "rte", "data_dir": str(tmp_path)}).data_is_local
+    assert parse_task_config({"kind": "synthetic_sentiment"}).data_is_local
+    assert parse_task_config({"kind": "wikisql_synthetic"}).data_is_local

@@ -1,4 +1,4 @@
-from lora_lab.data.synthetic import NEGATIVE, POSITIVE, make_synthetic_sentiment
+from lora_lab.tasks.classification.synthetic import NEGATIVE, POSITIVE, make_synthetic_sentiment
 
 
 def test_deterministic_balanced_and_unseen_adjectives():

@@ -6,10 +6,10 @@ from collections import Counter
 
 import pytest
 
-from lora_lab.data.wikisql import (
+from lora_lab.tasks.text_to_sql.wikisql import (
     LogicalForm, SqlExample, Table, example_from_hub, load_wikisql_local, render_prompt, render_sql,
 )
-from lora_lab.data.wikisql_synthetic import make_wikisql_synthetic
+from lora_lab.tasks.text_to_sql.wikisql_synthetic import make_wikisql_synthetic
 from lora_lab.errors import ConfigError
 
 HEADER = ["Player", "No.", "Nationality", "Position", "Years in Toronto", "School/Club Team"]
@@ -94,17 +94,18 @@ def test_local_original_layout_loads(tmp_path):
 def test_local_layout_test_split_optional(tmp_path):
     assert list(load_wikisql_local(write_layout(tmp_path / "w", ("train", "dev")))) == ["train", "val"]
     # the task spec agrees, so a run over such a copy skips the test pass instead of failing after training
-    from lora_lab.data.tasks import parse_task_config, task_spec
+    from lora_lab.tasks.registry import parse_task_config
 
-    assert not task_spec(parse_task_config({"kind": "wikisql", "data_dir": str(tmp_path / "w")})).has_test
-    assert task_spec(parse_task_config({"kind": "wikisql", "data_dir": str(write_layout(tmp_path / "full"))})).has_test
-    assert task_spec(parse_task_config({"kind": "wikisql"})).has_test  # the Hub dataset has a test split
+    assert not parse_task_config({"kind": "wikisql", "data_dir": str(tmp_path / "w")}).spec().has_test
+    assert parse_task_config({"kind": "wikisql", "data_dir": str(write_layout(tmp_path / "full"))}).spec().has_test
+    assert parse_task_config({"kind": "wikisql"}).spec().has_test  # the Hub dataset has a test split
 
 
 def test_eval_subsets_do_not_depend_on_the_run_seed():
     """Runs of every seed are evaluated on the same ``max_eval_samples`` examples; the training
     subset is drawn with the run's seed."""
-    from lora_lab.data.tasks import parse_task_config, split_subset
+    from lora_lab.tasks.base import split_subset
+    from lora_lab.tasks.registry import parse_task_config
 
     cfg = parse_task_config({"kind": "wikisql_synthetic", "max_train_samples": 10, "max_eval_samples": 10})
     pool = list(range(100))
@@ -142,7 +143,7 @@ def test_hub_record_conversion():
 
 
 def test_synthetic_deterministic_varied_and_answerable():
-    from lora_lab.models.sql_eval import build_database, execute
+    from lora_lab.tasks.text_to_sql.metrics import build_database, execute
 
     a, b, c = make_wikisql_synthetic(3, 300, 40, 40), make_wikisql_synthetic(3, 300, 40, 40), make_wikisql_synthetic(4, 300, 40, 40)
     assert [e.gold_sql for e in a["train"]] == [e.gold_sql for e in b["train"]]

@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 from lora_lab.adapters.adalora import AdaLoraMethod
 from lora_lab.adapters.rank_allocator import budget_schedule
 from lora_lab.errors import ConfigError
-from lora_lab.models.classification import ClassificationModule
+from lora_lab.tasks.classification.module import ClassificationModule
 from lora_lab.train import CONF_DIR, train
 from tests.adapters.adalora_utils import single_thread  # noqa: F401
 

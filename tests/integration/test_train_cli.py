@@ -39,6 +39,9 @@ def write_rte(root: Path, n: int = 24, missing_column: bool = False):
         (["adapter.alpha=-1"], "error: adapter.alpha: must be a positive number, got -1"),
         (["adapter.targets=[nothing_like_this]"], "error: adapter.targets: ['nothing_like_this'] matches no adaptable module"),
         (["task=glue_rte", "task.data_dir=/nonexistent/glue"], "error: task.data_dir: /nonexistent/glue is not a directory"),
+        (["task=text_classification"], "error: task.data_files.train: is required: set task.data_files.train/val"),
+        (["task=text_generation", "task.data_files.train=/nonexistent/t.jsonl", "task.data_files.val=v.jsonl"],
+         "error: task.data_files.train: /nonexistent/t.jsonl does not exist"),
     ],
 )
 def test_bad_input_one_clear_line(tmp_path, overrides, expected):

@@ -10,10 +10,11 @@ import torch
 import torch.nn.functional as F
 
 from lora_lab.adapters import METHODS
-from lora_lab.data.generation import GenerationDataModule, collate, encode_example, eos_id
-from lora_lab.data.tasks import parse_task_config, task_spec
-from lora_lab.models.backbones import generation_family, load_tokenizer, parse_backbone_config
-from lora_lab.models.generation import GenerationModule, extract_sql
+from lora_lab.models.backbones import generation_model_kind, load_tokenizer, parse_backbone_config
+from lora_lab.tasks.generation.data import collate, eos_id
+from lora_lab.tasks.registry import parse_task_config
+from lora_lab.tasks.text_to_sql.data import TextToSqlDataModule
+from lora_lab.tasks.text_to_sql.module import TextToSqlModule, extract_sql
 from tests.sql_helpers import bpe_tokenizer_dir, tiny_backbone
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
@@ -30,22 +31,22 @@ def build(tokdir, kind: str, adapter: dict | None = None, **task):
     task = {**TASK, **task}
     bb = tiny_backbone(kind, tokdir)
     tcfg = parse_task_config(task)
-    spec = task_spec(tcfg)
+    spec = tcfg.spec()
     bcfg = parse_backbone_config(bb)
     tok = load_tokenizer(bcfg)
-    family = generation_family(bcfg)
-    dm = GenerationDataModule(tcfg, spec, tok, family)
+    model_kind = generation_model_kind(bcfg)
+    dm = TextToSqlDataModule(tcfg, spec, tok, model_kind)
     dm.setup()
     torch.manual_seed(0)
-    module = GenerationModule(bb, adapter or {"method": "lora", "r": 2, "alpha": 4}, {"lr": 1e-2}, task, spec.__dict__, family,
+    module = TextToSqlModule(bb, adapter or {"method": "lora", "r": 2, "alpha": 4}, {"lr": 1e-2}, task, spec.__dict__, model_kind,
                               tok.pad_token_id, eos_id(tok))
     module.configure_model()
     return module, dm, tok
 
 
-def test_family_by_backbone(tokdir):
-    assert generation_family(parse_backbone_config(tiny_backbone("llama", tokdir))) == "causal_lm"
-    assert generation_family(parse_backbone_config(tiny_backbone("t5", tokdir))) == "seq2seq"
+def test_model_kind_by_backbone(tokdir):
+    assert generation_model_kind(parse_backbone_config(tiny_backbone("llama", tokdir))) == "causal_lm"
+    assert generation_model_kind(parse_backbone_config(tiny_backbone("t5", tokdir))) == "seq2seq"
 
 
 def test_labels_mask_prompt_and_padding(tokdir):
@@ -112,11 +113,11 @@ def test_left_padded_batched_greedy_matches_one_by_one(tokdir):
         torch.nn.init.normal_(layer.lora_B, std=0.5)
     batch = next(iter(dm.val_dataloader()))
     assert len({len(it["prompt"]) for it in dm.splits["val"]}) > 1  # really padded
-    together = module.generate_sql(batch["prompt_ids"], batch["prompt_mask"])
+    together = module.generate_text(batch["prompt_ids"], batch["prompt_mask"])
     alone = []
     for it in dm.splits["val"]:
         ids = torch.tensor([it["prompt"]])
-        alone += module.generate_sql(ids, torch.ones_like(ids))
+        alone += module.generate_text(ids, torch.ones_like(ids))
     assert together == alone
     assert all(together) and len(set(together)) > 1  # real, varied continuations, not empty strings
 
@@ -207,8 +208,8 @@ def test_each_adapter_method_trains_on_tiny_backbones(tokdir, kind, name, adapte
 
 def test_gold_sql_with_special_values_survives_extraction():
     """A perfect prediction stays correct after extraction, whatever its literal holds."""
-    from lora_lab.data.wikisql import LogicalForm, SqlExample, Table
-    from lora_lab.models.sql_eval import judge
+    from lora_lab.tasks.text_to_sql.wikisql import LogicalForm, SqlExample, Table
+    from lora_lab.tasks.text_to_sql.metrics import judge
 
     table = Table("p", ("Name", "Team"), ("text", "text"), (("Smith; Jones", "A  B"), ("Lee", "C")))
     for cond in ((0, 0, "Smith; Jones"), (1, 0, "A  B")):
@@ -219,13 +220,13 @@ def test_gold_sql_with_special_values_survives_extraction():
 
 def test_encoder_only_backbone_is_refused_for_generation():
     from lora_lab.errors import ConfigError
-    from lora_lab.models.backbones import generation_family, parse_backbone_config
+    from lora_lab.models.backbones import parse_backbone_config
 
     bert = parse_backbone_config({"name": "tiny-bert", "random_init": {"model_type": "bert", "hidden_size": 16, "num_hidden_layers": 1,
                                                                        "num_attention_heads": 2, "intermediate_size": 32}})
     with pytest.raises(ConfigError, match=r"backbone: .*encoder-only model \(bert\)"):
-        generation_family(bert)
+        generation_model_kind(bert)
     llama = parse_backbone_config({"name": "tiny-llama", "random_init": {"model_type": "llama", "hidden_size": 16, "num_hidden_layers": 1,
                                                                          "num_attention_heads": 2, "intermediate_size": 32}})
     t5 = parse_backbone_config({"name": "tiny-t5", "random_init": {"model_type": "t5", "d_model": 16, "num_layers": 1, "num_heads": 2}})
-    assert generation_family(llama) == "causal_lm" and generation_family(t5) == "seq2seq"
+    assert generation_model_kind(llama) == "causal_lm" and generation_model_kind(t5) == "seq2seq"

@@ -4,7 +4,7 @@ import math
 
 import torch
 
-from lora_lab.models.metrics import make_collection
+from lora_lab.tasks.classification.metrics import make_collection
 
 
 def test_accuracy_f1_mcc_by_hand():

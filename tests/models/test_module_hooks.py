@@ -40,15 +40,15 @@ def test_hook_once_per_optimizer_step_with_grads_under_accumulation(tmp_path, mo
 
 
 def test_only_adapter_and_head_change_and_train_mode(tmp_path):
-    from lora_lab.data.classification import ClassificationDataModule
-    from lora_lab.data.tasks import parse_task_config, task_spec
+    from lora_lab.tasks.classification.data import ClassificationDataModule
+    from lora_lab.tasks.registry import parse_task_config
     from lora_lab.models.backbones import load_tokenizer, parse_backbone_config
-    from lora_lab.models.classification import ClassificationModule
+    from lora_lab.tasks.classification.module import ClassificationModule
     from omegaconf import OmegaConf
 
     cfg = OmegaConf.to_container(tiny_cfg(tmp_path), resolve=True)
     task = parse_task_config(cfg["task"])
-    spec = task_spec(task)
+    spec = task.spec()
     tok = load_tokenizer(parse_backbone_config(cfg["backbone"]))
     L.seed_everything(0)
     module = ClassificationModule(cfg["backbone"], cfg["adapter"], {**cfg["optim"], "lr": 1e-2}, cfg["task"], spec.__dict__, tok.pad_token_id)

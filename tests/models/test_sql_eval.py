@@ -4,9 +4,9 @@ import sqlite3
 
 import pytest
 
-from lora_lab.data.sql_parse import logical_form_match, parse_sql
-from lora_lab.data.wikisql import LogicalForm, SqlExample, Table
-from lora_lab.models.sql_eval import SqlAccuracy, build_database, execute, execution_accuracy, judge, statement_problem
+from lora_lab.tasks.text_to_sql.sql_parse import logical_form_match, parse_sql
+from lora_lab.tasks.text_to_sql.wikisql import LogicalForm, SqlExample, Table
+from lora_lab.tasks.text_to_sql.metrics import SqlAccuracy, build_database, execute, execution_accuracy, judge, statement_problem
 
 TABLE = Table(
     "teams", ("Team", "City", "Wins", "Founded"), ("text", "text", "real", "real"),

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from lora_lab.models.sql_eval import MIN_VALUE_CHARS, build_database, execute
+from lora_lab.tasks.text_to_sql.metrics import MIN_VALUE_CHARS, build_database, execute
 from tests.models.test_sql_eval import TABLE
 
 

@@ -8,24 +8,13 @@ the order of `TaskSpec.eval_splits` (e.g. MNLI matched, then mismatched).
 
 from __future__ import annotations
 
-
 import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
-from lora_lab.data.tasks import TaskConfig, TaskSpec, load_examples, split_subset
-from lora_lab.resume.sampler import ResumableDataLoader, ResumableSampler
-
-
-class TokenizedDataset(torch.utils.data.Dataset):
-    def __init__(self, features: list[dict]):
-        self.features = features
-
-    def __len__(self) -> int:
-        return len(self.features)
-
-    def __getitem__(self, i: int) -> dict:
-        return self.features[i]
+from lora_lab.tasks.base import TaskConfig, TaskSpec, split_subset
+from lora_lab.tasks.loaders import TokenizedDataset, resumable_train_loader
+from lora_lab.tasks.eval_shards import EvalShardSampler
 
 
 class NumberedDataset(TokenizedDataset):
@@ -58,7 +47,7 @@ class ClassificationDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.splits:
             return
-        raw = load_examples(self.task)
+        raw = self.task.load_examples()
         regression = self.spec.num_labels == 1
         for i, (name, examples) in enumerate(raw.items()):
             examples = split_subset(self.task, name, examples, self.seed, i)
@@ -85,17 +74,11 @@ class ClassificationDataModule(L.LightningDataModule):
 
     def _loader(self, split: str, batch_size: int) -> DataLoader:
         numbered = NumberedDataset(self.splits[split].features)
-        return DataLoader(numbered, batch_size=batch_size, shuffle=False, collate_fn=self._collate, num_workers=self.task.num_workers)
+        sampler = EvalShardSampler.for_trainer(numbered, self.trainer)  # each example once under DDP
+        return DataLoader(numbered, batch_size=batch_size, sampler=sampler, collate_fn=self._collate, num_workers=self.task.num_workers)
 
     def train_dataloader(self) -> DataLoader:
-        """Shuffled by ``(seed, epoch)``, sharded over DDP ranks, resumable mid-epoch (`lora_lab.resume.sampler`)."""
-        trainer = self.trainer
-        replicas, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
-        sampler = ResumableSampler(self.splits["train"], seed=self.seed, num_replicas=replicas, rank=rank, shuffle=True)
-        return ResumableDataLoader(
-            self.splits["train"], sampler=sampler, batch_size=self.task.batch_size, collate_fn=self._collate,
-            num_workers=self.task.num_workers,
-        )
+        return resumable_train_loader(self, self.splits["train"], self.task.batch_size, self._collate, self.task.num_workers)
 
     def val_dataloader(self):
         loaders = [self._loader(s, self.task.eval_batch_size) for s in self.spec.eval_splits]

@@ -13,6 +13,9 @@ from torchmetrics.regression import PearsonCorrCoef, SpearmanCorrCoef
 
 from lora_lab.errors import ConfigError
 
+CLASSIFICATION_METRICS = ("accuracy", "f1", "mcc")
+REGRESSION_METRICS = ("pearson", "spearman")
+
 
 def make_metric(name: str, num_labels: int):
     if name == "accuracy":
@@ -25,7 +28,7 @@ def make_metric(name: str, num_labels: int):
         return PearsonCorrCoef()
     if name == "spearman":
         return SpearmanCorrCoef()
-    raise ConfigError("task.metrics", f"unknown metric {name!r}; allowed: accuracy, f1, mcc, pearson, spearman")
+    raise ConfigError("task.metrics", f"unknown metric {name!r}; allowed: {', '.join(CLASSIFICATION_METRICS + REGRESSION_METRICS)}")
 
 
 def make_collection(names, num_labels: int) -> MetricCollection:

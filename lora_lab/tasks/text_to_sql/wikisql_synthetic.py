@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import random
 
-from lora_lab.data.wikisql import LogicalForm, SqlExample, Table, as_number
+from lora_lab.tasks.text_to_sql.wikisql import LogicalForm, SqlExample, Table, as_number
 
 FIRST = ["John", "Maria", "Ahmed", "Chen", "Olga", "Pierre", "Sofia", "Kenji", "Amara", "Lucas", "Ines", "Tomas",
          "Hana", "Diego", "Nora", "Viktor", "Priya", "Omar", "Elena", "Jonas"]

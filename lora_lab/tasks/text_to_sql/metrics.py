@@ -27,8 +27,8 @@ from dataclasses import dataclass
 import torch
 from torchmetrics import Metric
 
-from lora_lab.data.sql_parse import logical_form_match
-from lora_lab.data.wikisql import TABLE_NAME, SqlExample, Table, as_number, quote_identifier
+from lora_lab.tasks.text_to_sql.sql_parse import logical_form_match
+from lora_lab.tasks.text_to_sql.wikisql import TABLE_NAME, SqlExample, Table, as_number, quote_identifier
 
 MAX_SQL_CHARS = 4000
 MAX_ROWS = 10_000

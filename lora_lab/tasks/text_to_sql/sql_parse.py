@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from lora_lab.data.wikisql import AGG_OPS, COND_OPS, LogicalForm, Table, as_number
+from lora_lab.tasks.text_to_sql.wikisql import AGG_OPS, COND_OPS, LogicalForm, Table, as_number
 
 _TOKEN = re.compile(
     r"""\s*(?:

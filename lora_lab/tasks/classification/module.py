@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import torch
 
-from lora_lab.data.tasks import TaskSpec
-from lora_lab.models.metrics import make_collection, predictions
+from lora_lab.tasks.base import TaskSpec
+from lora_lab.tasks.classification.metrics import make_collection, predictions
+from lora_lab.tasks.eval_shards import gather_in_order
 from lora_lab.models.module import AdapterModule
 
 
 class ClassificationModule(AdapterModule):
-    family = "classification"
+    model_kind = "classification"
 
     def __init__(self, backbone: dict, adapter: dict, optim: dict, task: dict, spec: dict, pad_token_id: int | None = None):
         super().__init__(backbone, adapter, optim, task, num_labels=spec["num_labels"], pad_token_id=pad_token_id)
@@ -77,7 +78,13 @@ class ClassificationModule(AdapterModule):
         self.predictions = dict(checkpoint.get("lora_lab_eval", {}).get("predictions") or {})
 
     def split_values(self, split: str) -> dict[str, float]:
+        if split in self.latest_predictions:  # every rank's rows, in dataset order, on every rank (DDP)
+            self.latest_predictions[split] = gather_in_order(self.latest_predictions[split])
         return {f"{split}/{k}": float(v) for k, v in self.eval_metrics[split].compute().items()}
 
     def split_metrics(self, split: str) -> list:
         return [self.eval_metrics[split]]
+
+    def baselines(self, datamodule) -> dict:
+        """What a trained model must beat: the majority-class accuracy on the first validation split."""
+        return {"majority_val": datamodule.majority_baseline(self.spec.eval_splits[0])}

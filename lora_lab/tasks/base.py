@@ -1,0 +1,117 @@
+"""What every task family shares: the base config schema, the task spec, the family record and the
+per-split example subsets.
+
+A *task family* (`TaskFamily`) is a config schema per task kind, a data module, a Lightning module and
+its metrics; `lora_lab.tasks.registry` lists the families, and the trial builds any of them the same
+way. ``task.kind`` names the schema (``glue``, ``text_classification``, ``wikisql``, ...); the schema
+names its family (``classification``, ``generation``, ``text_to_sql``). Unknown keys, unknown kinds and
+out-of-range values are `ConfigError`s naming the key. `TaskSpec` is what the Lightning module needs
+before any data is read: number of labels, metric names, the primary metric and the evaluation splits.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from lora_lab.errors import ConfigError
+
+
+def require_positive_ints(cfg, keys: tuple[str, ...]) -> None:
+    """Raise `ConfigError` naming ``task.<key>`` unless each key holds a positive integer (bools refused)."""
+    for key in keys:
+        value = getattr(cfg, key)
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise ConfigError(f"task.{key}", f"must be a positive integer, got {value!r}")
+
+
+@dataclass
+class TaskSpec:
+    """What a model needs to know about a task before reading data."""
+
+    family: str  # the task family: "classification" (incl. regression when num_labels == 1), "generation", "text_to_sql"
+    num_labels: int
+    metrics: tuple[str, ...]
+    primary: str  # metric name on the first eval split, maximised
+    eval_splits: tuple[str, ...] = ("val",)
+    has_test: bool = False
+    label_names: tuple[str, ...] | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def primary_key(self) -> str:
+        return f"{self.eval_splits[0]}/{self.primary}"
+
+
+@dataclass
+class TaskConfig:
+    """Knobs every task has. A subclass (one per ``kind``) sets `family`, adds its own fields and
+    implements `spec`, `load_examples` and `data_is_local`."""
+
+    family: ClassVar[str] = ""
+    name: str = "synthetic"
+    kind: str = "synthetic_sentiment"
+    max_length: int = 128
+    batch_size: int = 32
+    eval_batch_size: int = 64
+    num_workers: int = 0
+    max_train_samples: int | None = None
+    max_eval_samples: int | None = None
+
+    def validate(self) -> None:
+        require_positive_ints(self, ("max_length", "batch_size", "eval_batch_size"))
+        for key in ("max_train_samples", "max_eval_samples"):
+            value = getattr(self, key)
+            if value is not None and (not isinstance(value, int) or value <= 0):
+                raise ConfigError(f"task.{key}", f"must be null or a positive integer, got {value!r}")
+
+    def spec(self) -> TaskSpec:
+        raise NotImplementedError
+
+    def load_examples(self) -> dict[str, list]:
+        """Split name (``train``, ``val``, ``test``, ...) -> the split's examples, in file order."""
+        raise NotImplementedError
+
+    @property
+    def data_is_local(self) -> bool:
+        """True when the data is read from local files or made by code (the run may then set the
+        HF offline variables); False when it comes from the Hub (network or a warm cache)."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class TaskFamily:
+    """One task family: its config schemas (one per ``task.kind``), data module, Lightning module, the
+    metric names it can report, and `build`, which makes the (data module, Lightning module) pair of
+    a trial: ``build(task_cfg, spec, tokenizer, backbone_cfg, module_args, seed)``, where
+    ``module_args`` holds the plain config dicts (``backbone``, ``adapter``, ``optim``, ``task``)."""
+
+    name: str
+    schemas: tuple[type[TaskConfig], ...]
+    data_module: type
+    lightning_module: type
+    metrics: tuple[str, ...]
+    build: Callable
+
+
+#: seed of the ``max_eval_samples`` subsets: fixed, so runs of every seed and method are evaluated
+#: on the same examples and their numbers can be averaged and compared
+EVAL_SUBSET_SEED = 0
+
+
+def subsample(examples: list, limit: int | None, seed: int) -> list:
+    """At most ``limit`` examples, drawn without replacement by ``random.Random(seed)`` (all if None)."""
+    if limit is None or len(examples) <= limit:
+        return examples
+    return random.Random(seed).sample(examples, limit)
+
+
+def split_subset(cfg: TaskConfig, split: str, examples: list, run_seed: int, index: int) -> list:
+    """The examples a run uses of one split: ``train`` capped at ``max_train_samples`` (drawn with the
+    run's seed, part of what a seed varies), evaluation splits capped at ``max_eval_samples`` (drawn
+    with `EVAL_SUBSET_SEED`, identical for every run)."""
+    if split == "train":
+        return subsample(examples, cfg.max_train_samples, run_seed + index)
+    return subsample(examples, cfg.max_eval_samples, EVAL_SUBSET_SEED + index)

@@ -1,0 +1,83 @@
+"""Scores of generated text against the target, per example, averaged over a split.
+
+- ``exact_match``: 1 when prediction and target are equal after stripping and collapsing runs of
+  whitespace, else 0;
+- ``rouge_l``: ROUGE-L F-measure (Lin 2004, section 3: the longest common subsequence ``LCS`` of the
+  token sequences, ``P = LCS / len(prediction)``, ``R = LCS / len(target)``, ``F = 2PR / (P + R)``)
+  computed by Google's `rouge-score` package with its default tokenizer (lower-cased, only ASCII
+  letters and digits kept, so it suits English text; no stemming);
+- ``task.metric_fn``: your own ``fn(prediction: str, target: str) -> float`` by dotted path
+  (``mypackage.metrics.bleu``), reported under the function's name.
+
+`TextScores` sums per-example scores and counts across DDP ranks (torchmetrics).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+
+import torch
+from rouge_score import rouge_scorer, tokenizers
+from torchmetrics import Metric
+
+from lora_lab.errors import ConfigError
+
+# the tokenizer passed explicitly (the package logs a line when it picks its default itself)
+_ROUGE = rouge_scorer.RougeScorer(["rougeL"], tokenizer=tokenizers.DefaultTokenizer(use_stemmer=False))
+
+
+def exact_match(prediction: str, target: str) -> float:
+    return float(" ".join(prediction.split()) == " ".join(target.split()))
+
+
+def rouge_l(prediction: str, target: str) -> float:
+    return float(_ROUGE.score(target, prediction)["rougeL"].fmeasure)
+
+
+BUILTIN_METRICS: dict[str, Callable[[str, str], float]] = {"exact_match": exact_match, "rouge_l": rouge_l}
+
+
+def load_metric_fn(path: str) -> tuple[str, Callable[[str, str], float]]:
+    """(name, function) of a dotted path ``package.module.function``."""
+    module_name, _, attr = str(path).rpartition(".")
+    try:
+        fn = getattr(importlib.import_module(module_name), attr) if module_name else None
+    except (ImportError, AttributeError) as err:
+        raise ConfigError("task.metric_fn", f"cannot import {path!r} ({type(err).__name__}: {err})") from None
+    if not callable(fn):
+        raise ConfigError("task.metric_fn", f"{path!r} must be the dotted path of a function fn(prediction, target) -> float")
+    return attr, fn
+
+
+def metric_functions(names: tuple[str, ...], metric_fn: str | None) -> dict[str, Callable[[str, str], float]]:
+    """Name -> scoring function for the split's metrics (built-ins first, then ``metric_fn``)."""
+    fns = {n: BUILTIN_METRICS[n] for n in names if n in BUILTIN_METRICS}
+    if metric_fn:
+        name, fn = load_metric_fn(metric_fn)
+        fns[name] = fn
+    return fns
+
+
+class TextScores(Metric):
+    """Mean of each named per-example score over a split, plus the count ``n``; sums are DDP-reduced."""
+
+    full_state_update = False
+
+    def __init__(self, names: tuple[str, ...]):
+        super().__init__()
+        self.names = tuple(names)
+        for name in self.names:
+            self.add_state(f"sum_{name}", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("total", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
+
+    def update(self, scores: list[dict[str, float]]) -> None:
+        """Add the scores of a batch of examples (one dict of name -> score per example)."""
+        for row in scores:
+            for name in self.names:
+                setattr(self, f"sum_{name}", getattr(self, f"sum_{name}") + float(row[name]))
+            self.total += 1
+
+    def compute(self) -> dict[str, torch.Tensor]:
+        total = self.total.clamp(min=1).double()
+        return {**{name: getattr(self, f"sum_{name}") / total for name in self.names}, "n": self.total.double()}

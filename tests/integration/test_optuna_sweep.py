@@ -1,0 +1,157 @@
+"""Real Optuna studies on a tiny random BERT (sequential launcher), through both entry points.
+
+- ``lora-lab sweep``: a 6-trial study, killed (SIGKILL) once 3 trials are complete and rerun with the
+  same command, ends with exactly 6 complete trials in its SQLite storage, none trained twice, each
+  value equal to the validation metric in the run's result.json; ``lora-lab report`` shows the best
+  trial read back from the storage.
+- ``lora-lab train --multirun hydra/sweeper=optuna``: two processes on one shared storage run one
+  4-trial study together (both take trials, no duplicates); a trial that raises at run time (a
+  position-embedding table shorter than the sequences) is FAIL in Optuna and ``failed`` in
+  result.json, and the study goes on.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+
+from lora_lab.sweeps.optuna_study import LOCK_DIR, FileLock
+
+ROOT = Path(__file__).resolve().parents[2]
+STUDY = """# Trials: {n}
+defaults:
+  - train
+  - override /backbone: tiny_bert
+  - override hydra/sweeper: optuna
+  - _self_
+study: {name}
+task: {{train_size: 64, val_size: 32, test_size: 32, batch_size: 16, max_length: 16}}
+trainer: {{max_steps: 8, max_epochs: -1, val_check_interval: 4, check_val_every_n_epoch: null}}
+{extra}
+hydra:
+  sweeper:
+    n_trials: {n}
+    params:
+      optim.lr: tag(log, interval(1e-3, 1e-1))
+      adapter.r: choice(2, 4)
+{params}"""
+
+
+def _env(tmp_path):
+    return {**os.environ, "LORA_LAB_RUNS": str(tmp_path / "runs"), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+            "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
+
+
+def _start(tmp_path, *args, log="log"):
+    out = open(tmp_path / f"{log}.txt", "w")
+    return subprocess.Popen([sys.executable, "-m", "lora_lab.cli", *args], cwd=ROOT, env=_env(tmp_path), stdout=out, stderr=subprocess.STDOUT)
+
+
+def _trials(storage: Path, name: str):
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{storage}").get_trials()
+
+
+def _waiting_on(path: Path) -> int:
+    """How many processes are blocked on the flock of ``path`` (Linux /proc/locks marks them ``->``)."""
+    inode = os.stat(path).st_ino
+    return sum(1 for line in Path("/proc/locks").read_text().splitlines() if "->" in line and line.split()[-3].endswith(f":{inode}"))
+
+
+def _record(sweep_dir: Path, trial) -> dict:
+    return json.loads((sweep_dir / trial.user_attrs["run_dir"] / "result.json").read_text())
+
+
+@pytest.mark.slow
+def test_study_runs_resumes_after_kill_and_reports(tmp_path):
+    study = tmp_path / "hpo6.yaml"
+    study.write_text(STUDY.format(n=6, name="hpo6", extra="", params=""))
+    sweep_dir = tmp_path / "runs" / "hpo6"
+    storage = sweep_dir / "optuna.db"
+    first = _start(tmp_path, "sweep", str(study), log="first")
+    deadline = time.time() + 600
+    while time.time() < deadline and first.poll() is None:
+        if (sweep_dir / ".optuna" / "hpo6-trial3.lock").is_file():  # the storage exists, trial 3 was claimed
+            if sum(t.state.name == "COMPLETE" for t in _trials(storage, "hpo6")) >= 3:
+                break
+        time.sleep(0.3)
+    assert first.poll() is None, (tmp_path / "first.txt").read_text()[-3000:]
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    before = _trials(storage, "hpo6")
+    done = {t.number: (sweep_dir / t.user_attrs["run_dir"] / "result.json").read_bytes() for t in before if t.state.name == "COMPLETE"}
+    assert len(done) == 3 and [t.state.name for t in before][3] == "RUNNING"  # killed with trial 3 in flight
+
+    again = subprocess.run([sys.executable, "-m", "lora_lab.cli", "sweep", str(study)], cwd=ROOT, env=_env(tmp_path),
+                           capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "study hpo6: Optuna study 'hpo6': 6/6 trials complete (6 complete)" in again.stderr
+    assert "resuming interrupted trial 3 with" in again.stdout + again.stderr
+    trials = _trials(storage, "hpo6")
+    assert trials[3].params == before[3].params  # the interrupted trial itself was finished, in its own run dir
+    assert [t.number for t in trials] == list(range(6)) and all(t.state.name == "COMPLETE" for t in trials)
+    run_dirs = [t.user_attrs["run_dir"] for t in trials]
+    assert len(set(run_dirs)) == 6 and len({tuple(sorted(t.params.items())) for t in trials}) == 6
+    for t in trials:
+        record = _record(sweep_dir, t)
+        assert record["status"] == "success" and record["optimizer_steps"] == 8
+        assert t.value == record["metrics"]["best_val"]["val/accuracy"]  # the validation selection metric, never test
+        assert record["config"]["optim"]["lr"] == t.params["optim.lr"] and record["config"]["adapter"]["r"] == t.params["adapter.r"]
+        assert f"lr{t.params['optim.lr']!r}-" in t.user_attrs["run_dir"] and f"-r{t.params['adapter.r']}-" in t.user_attrs["run_dir"]
+    for number, data in done.items():  # finished trials were kept, not trained again
+        assert (sweep_dir / trials[number].user_attrs["run_dir"] / "result.json").read_bytes() == data
+
+    from lora_lab.results.report import report
+
+    markdown = report([sweep_dir], out=tmp_path / "rep")["markdown"]
+    best = max(trials, key=lambda t: (t.value, -t.number))
+    hpo = json.loads((tmp_path / "rep" / "hpo.json").read_text())
+    assert hpo[0]["study"] == "hpo6" and hpo[0]["states"] == {"COMPLETE": 6} and hpo[0]["direction"] == "maximize"
+    assert hpo[0]["best"]["lora"]["value"] == best.value and hpo[0]["best"]["lora"]["params"] == best.params
+    params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(best.params.items()))
+    assert f"| hpo6 | lora | {best.number} | {best.value:.4f} | {params} | 6 | 0 |" in markdown
+    assert (tmp_path / "rep" / "plots" / "hpo_hpo6.png").stat().st_size > 1000
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+def test_two_processes_share_one_study_and_a_raising_trial_fails(tmp_path):
+    study = tmp_path / "shared.yaml"
+    study.write_text(STUDY.format(n=4, name="shared", extra="run_suffix: -pe${backbone.random_init.max_position_embeddings}",
+                                  params="      backbone.random_init.max_position_embeddings: choice(64, 4)\n"))
+    sweep_dir = tmp_path / "runs" / "shared"
+    storage = sweep_dir / "optuna.db"
+    sweep_dir.mkdir(parents=True)
+    seeded = optuna.create_study(study_name="shared", storage=f"sqlite:///{storage}", direction="maximize")
+    seeded.enqueue_trial({"backbone.random_init.max_position_embeddings": 4})  # 16-token batches: raises in the forward pass
+    args = ["train", "--config-dir", str(tmp_path), "--config-name", "shared", "--multirun"]
+    gate = FileLock(sweep_dir / LOCK_DIR / "shared.lock")  # the study lock: both processes wait on it to open the study
+    gate.acquire()
+    procs = [_start(tmp_path, *args, log=f"p{i}") for i in range(2)]
+    deadline = time.time() + 600
+    while _waiting_on(gate.path) < 2 and time.time() < deadline and all(p.poll() is None for p in procs):
+        time.sleep(0.2)
+    gate.release()  # both start claiming trials together, so both take some
+    for i, proc in enumerate(procs):
+        assert proc.wait(timeout=900) == 0, (tmp_path / f"p{i}.txt").read_text()[-3000:]
+    trials = _trials(storage, "shared")
+    assert [t.number for t in trials] == [0, 1, 2, 3]
+    assert len({t.user_attrs["run_dir"] for t in trials}) == 4 and len({tuple(sorted(t.params.items())) for t in trials}) == 4
+    records = [_record(sweep_dir, t) for t in trials]
+    assert len({r["job"]["pid"] for r in records}) == 2  # both processes ran trials of the one study
+    assert trials[0].params["backbone.random_init.max_position_embeddings"] == 4
+    for t, record in zip(trials, records):
+        if t.params["backbone.random_init.max_position_embeddings"] == 4:
+            assert t.state.name == "FAIL" and t.value is None  # failed, never scored
+            assert record["status"] == "failed" and record["reason"].startswith("RuntimeError: The size of tensor a (16)")
+            assert t.user_attrs["fail_reason"] == record["reason"]
+        else:
+            assert t.state.name == "COMPLETE" and t.value == record["metrics"]["best_val"]["val/accuracy"]
+            assert record["status"] == "success" and record["optimizer_steps"] == 8
+    assert sum(t.state.name == "COMPLETE" for t in trials) >= 1  # the study went on after the failure
