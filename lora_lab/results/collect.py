@@ -9,11 +9,10 @@ killed mid-run leaves this), plus ``corrupt`` (unreadable, truncated or wrongly 
 ``metrics`` a list or ``config.task`` a string: see `shape_problem`) and ``missing`` (a trial in a
 ``sweep_plan.json`` with no result.json). Nothing is ever dropped silently.
 
-Parameter counts: ``adapter_params`` is what the run recorded at the start (for AdaLoRA the initial
-allocation, ``r_init`` triplets per matrix); ``adapter_params_final`` is the count the table shows, read
-from the method's own ``method_summary`` (`final_adapter_params`): its ``adapter_params_final``, or the
-count of its final ``rank_pattern`` (AdaLoRA: ``sum_i r_i * (in_i + out_i + 1)``), empty when a summary
-with a rank pattern cannot give it, and the recorded count for a method whose summary has neither.
+Parameter counts: ``adapter_params`` is what the run recorded (for AdaLoRA the initial allocation,
+``r_init`` triplets per matrix); ``adapter_params_final`` is the count the table shows: the same number
+for every other method, and for AdaLoRA the parameters of the final rank pattern,
+``sum_i r_i * (in_i + out_i + 1)`` (`adalora_final_params`), empty when the summary cannot give it.
 
 Speed (thousands of runs): one directory walk that stops descending at a run dir or a dot-dir,
 ``json.loads`` on the raw bytes, plain dicts per file, a single DataFrame built at the end.
@@ -140,16 +139,6 @@ def adalora_final_params(summary) -> int | None:
         return None
 
 
-def final_adapter_params(summary, recorded):
-    """The adapter parameter count at the end of training, as the method's summary states it: a method
-    that changes its parameter count during training (its summary holds ``adapter_params_final`` or a
-    ``rank_pattern``) is counted by `adalora_final_params` (None when that cannot tell); any other
-    keeps the count recorded at the start. No method name is consulted."""
-    if isinstance(summary, dict) and ("adapter_params_final" in summary or "rank_pattern" in summary):
-        return adalora_final_params(summary)
-    return recorded
-
-
 def trial_row(record: dict, path: Path) -> dict:
     """The flat row of one parsed result.json."""
     config = record.get("config") if isinstance(record.get("config"), dict) else {}
@@ -166,7 +155,7 @@ def trial_row(record: dict, path: Path) -> dict:
     val_max = max(curve_vals) if curve_vals else val
     params = record.get("params") or {}
     recorded = params.get("adapter_params")
-    final = final_adapter_params(record.get("method_summary"), recorded)
+    final = adalora_final_params(record.get("method_summary")) if (config.get("adapter") or {}).get("method") == "adalora" else recorded
     task, adapter, optim = config.get("task") or {}, config.get("adapter") or {}, config.get("optim") or {}
     row = {
         "run_dir": str(path.parent),
