@@ -19,11 +19,14 @@ from typing import Callable
 
 
 def _train(argv: list[str]) -> int:
-    from lora_lab import train
-    from lora_lab.launch_ranks import as_train_module
+    from lora_lab.gate import check_command_line
 
-    with as_train_module(argv):  # DDP ranks >= 1 re-run this as `python -m lora_lab.train ARGV`
-        train.cli_main()
+    if check_command_line(argv):  # a bad command line ends here, before the trial code and the model load
+        from lora_lab import train
+        from lora_lab.launch_ranks import as_train_module
+
+        with as_train_module(argv):  # DDP ranks >= 1 re-run this as `python -m lora_lab.train ARGV`
+            train.main()
     return 0
 
 

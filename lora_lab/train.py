@@ -53,7 +53,8 @@ from lora_lab.errors import ConfigError
 from lora_lab.launch_ranks import check_local_ddp_sweep
 from lora_lab.resume.signals import RunPreempted
 from lora_lab.run_logging import drop_noise, setup_run_logging
-from lora_lab.trial import RunDirTaken, build_trainer, describe, preflight, run_in_dir, run_trial  # noqa: F401
+from lora_lab.gate import RunDirTaken, check_command_line, preflight  # noqa: F401  (re-exported)
+from lora_lab.trial import build_trainer, describe, run_in_dir, run_trial  # noqa: F401
 
 log = logging.getLogger("lora_lab.train")
 LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"
@@ -158,30 +159,11 @@ def main(cfg: DictConfig):
         files.close()
 
 
-def _single_run(argv: list[str]) -> bool:
-    """Plain overrides (no ``--multirun``, ``--cfg``, ``--config-dir`` ...): one trial, checkable up front."""
-    return all(not arg.startswith("-") for arg in argv)
-
-
 def cli_main(argv: list[str] | None = None) -> None:
     """``python -m lora_lab.train`` / ``lora-lab train``: every input error, a finished run and an
-    unwritable runs root are answered before Hydra creates the run directory."""
-    argv = sys.argv[1:] if argv is None else argv
-    try:
-        if _single_run(argv):
-            cfg = compose(argv)
-            run_dir = run_dir_of(cfg)
-            if preflight(parse(cfg), run_dir) == "skip":
-                print(f"already finished: {run_dir} (force=true reruns it)", file=sys.stderr)
-                return
-        else:
-            err = unknown_group_choice(argv)
-            if err is not None:
-                raise err
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
-    main()
+    unwritable runs root are answered before Hydra creates the run directory (`lora_lab.gate`)."""
+    if check_command_line(sys.argv[1:] if argv is None else argv):
+        main()
 
 
 if __name__ == "__main__":

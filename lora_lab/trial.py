@@ -33,7 +33,6 @@ import json
 import logging
 import os
 import socket
-import tempfile
 import time
 from pathlib import Path
 from typing import Callable
@@ -45,9 +44,10 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 
 from lora_lab.adapters.io import save_adapter
 from lora_lab.atomic import atomic_write_text
-from lora_lab.config import TrialConfig, trial_identity
+from lora_lab.config import TrialConfig
 from lora_lab.console import in_sweep
 from lora_lab.errors import ConfigError
+from lora_lab.gate import RunDirTaken, decide, preflight, read_previous  # noqa: F401  (RunDirTaken: re-exported)
 from lora_lab.models.backbones import load_tokenizer, set_offline_env
 from lora_lab.process_rank import is_global_zero
 from lora_lab.progress import ProgressPrinter
@@ -64,10 +64,6 @@ from lora_lab.tracking import split_logger_nodes, tracker_callback
 from lora_lab.tracking.callback import finish_trackers
 
 log = logging.getLogger("lora_lab.trial")
-
-
-class RunDirTaken(ConfigError):
-    """The run dir holds a finished result of another config; that result is never overwritten."""
 
 
 def is_rank_zero() -> bool:
@@ -88,50 +84,6 @@ def base_record(resolved: dict, run_dir: Path, overrides: list[str]) -> ResultRe
 
 
 # ------------------------------------------------------------------------------------ the gate
-
-
-def decide(previous: ResultRecord | None, identity: dict, force: bool, run_dir: Path) -> str:
-    """``skip``, ``resume`` (from last.ckpt where there is one) or ``fresh``; `RunDirTaken` for a
-    finished result of another config without ``force``. Reads nothing, writes nothing."""
-    if previous is None:
-        return "resume"
-    same = trial_identity(previous.config) == identity
-    if previous.finished:
-        if force:
-            return "fresh"
-        if same:
-            return "skip"
-        raise RunDirTaken("run_name", f"{run_dir} already holds a finished result of a different config; give the run a distinct name (or force=true to replace it)")
-    return "resume" if same else "fresh"
-
-
-def read_previous(run_dir: Path) -> ResultRecord | None:
-    """The run dir's record; an unreadable one counts as none of this trial (it never blocks)."""
-    try:
-        return read_record(run_dir)
-    except (OSError, ValueError) as err:
-        log.warning("ignoring the unreadable %s/result.json (%s)", run_dir, err)
-        return ResultRecord(status="failed", reason=f"unreadable: {err}")
-
-
-def check_writable(run_dir: Path) -> None:
-    """Create ``run_dir`` and a probe file in it (removed at once); one line naming the path and the
-    cause (read-only filesystem, permission denied, no space) when that fails. Called only for a
-    trial that is about to run there."""
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=run_dir, prefix=".probe"):
-            pass
-    except OSError as err:
-        raise ConfigError("paths.runs_root", f"cannot write {err.filename or run_dir}: {err.strerror or err}") from None
-
-
-def preflight(trial: TrialConfig, run_dir: Path) -> str:
-    """What `run_in_dir` would do, decided read-only before Hydra creates anything."""
-    action = decide(read_previous(run_dir), trial.identity, trial.force, run_dir)
-    if action != "skip":
-        check_writable(run_dir)
-    return action
 
 
 def _start_fresh(run_dir: Path) -> None:

@@ -21,10 +21,12 @@ def snapshot(run_dir: Path) -> dict[str, bytes]:
 
 
 @pytest.mark.slow
-def test_config_error_on_a_running_trial_then_kill_then_resume_bit_exact(tmp_path):
+def test_config_error_on_a_running_trial_then_kill_then_resume_bit_exact(tmp_path, capfd):
     reference = tmp_path / "ref"
     train(tiny_cfg(), reference)
+    batches = tmp_path / "batches.txt"  # one line per fit that ends: the killed one writes nothing
     extra = ["resume.every_n_minutes=1e-6", "+callbacks.slow._target_=tests.resume.signal_at.Throttle", "+callbacks.slow.seconds=0.3",
+             "+callbacks.count._target_=tests.resume.signal_at.CountBatches", f"+callbacks.count.path={batches}",
              f"paths.runs_root={tmp_path / 'runs'}", "study=kill"]
     root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": str(torch.get_num_threads()), "PYTHONPATH": str(root)}
@@ -38,8 +40,12 @@ def test_config_error_on_a_running_trial_then_kill_then_resume_bit_exact(tmp_pat
         run_dir = next((tmp_path / "runs").rglob("checkpoints/last.ckpt")).parents[1]
         before = snapshot(run_dir)
         assert result(run_dir)["status"] == "running"
-        for bad in (["trainer.precision=bf16-true"], ["+optim.lrr=1e-3"], ["task.max_train_samples=0"]):
-            assert train_cli([*BASE, *extra, *bad]) == 2  # the same run name, a bad knob
+        capfd.readouterr()
+        for bad, key in (("trainer.precision=bf16-true", "trainer.precision"), ("+optim.lrr=1e-3", "optim.lrr"),
+                         ("task.max_train_samples=0", "task.max_train_samples")):
+            assert train_cli([*BASE, *extra, bad]) == 2  # the same run name, a bad knob
+            err = capfd.readouterr().err
+            assert err.startswith(f"error: {key}: ") and err.count("\n") == 1, err
         assert proc.poll() is None, "the run finished before it could be killed"
         assert snapshot(run_dir) == before and result(run_dir)["status"] == "running"
         proc.kill()
@@ -48,5 +54,7 @@ def test_config_error_on_a_running_trial_then_kill_then_resume_bit_exact(tmp_pat
         proc.wait()
     killed_at = torch.load(run_dir / "checkpoints/last.ckpt", weights_only=True)["global_step"]
     assert 0 < killed_at < 36
+    assert not batches.exists()
     train(tiny_cfg(*extra), run_dir)  # the rerun (or SLURM requeue) resumes
+    assert batches.read_text().split() == [str(36 - killed_at)]  # from the checkpoint, not from scratch
     assert_same_outcome(reference, run_dir)

@@ -1,0 +1,96 @@
+"""The gate before a trial: what to do with its run directory, decided read-only from the previous
+`ResultRecord` (`decide`: start/resume, skip a finished run, refuse a finished run of another
+config), and the check that ``lora-lab train ARGV`` is runnable at all (`check_command_line`).
+
+This module imports no training code (`lora_lab.trial`, no model is built), so a bad command line
+or a finished run is answered after composing the config only; `lora_lab.trial` runs the same `decide` again
+under the run lock. Imports go ``train -> trial -> gate -> config``.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import tempfile
+from pathlib import Path
+
+from lora_lab.config import TrialConfig, compose, parse, run_dir_of, trial_identity, unknown_group_choice
+from lora_lab.errors import ConfigError
+from lora_lab.results.record import ResultRecord, read_record
+
+log = logging.getLogger("lora_lab.gate")
+
+
+class RunDirTaken(ConfigError):
+    """The run dir holds a finished result of another config; that result is never overwritten."""
+
+
+
+def decide(previous: ResultRecord | None, identity: dict, force: bool, run_dir: Path) -> str:
+    """``skip``, ``resume`` (from last.ckpt where there is one) or ``fresh``; `RunDirTaken` for a
+    finished result of another config without ``force``. Reads nothing, writes nothing."""
+    if previous is None:
+        return "resume"
+    same = trial_identity(previous.config) == identity
+    if previous.finished:
+        if force:
+            return "fresh"
+        if same:
+            return "skip"
+        raise RunDirTaken("run_name", f"{run_dir} already holds a finished result of a different config; give the run a distinct name (or force=true to replace it)")
+    return "resume" if same else "fresh"
+
+
+def read_previous(run_dir: Path) -> ResultRecord | None:
+    """The run dir's record; an unreadable one counts as none of this trial (it never blocks)."""
+    try:
+        return read_record(run_dir)
+    except (OSError, ValueError) as err:
+        log.warning("ignoring the unreadable %s/result.json (%s)", run_dir, err)
+        return ResultRecord(status="failed", reason=f"unreadable: {err}")
+
+
+def check_writable(run_dir: Path) -> None:
+    """Create ``run_dir`` and a probe file in it (removed at once); one line naming the path and the
+    cause (read-only filesystem, permission denied, no space) when that fails. Called only for a
+    trial that is about to run there."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=run_dir, prefix=".probe"):
+            pass
+    except OSError as err:
+        raise ConfigError("paths.runs_root", f"cannot write {err.filename or run_dir}: {err.strerror or err}") from None
+
+
+def preflight(trial: TrialConfig, run_dir: Path) -> str:
+    """What `run_in_dir` would do, decided read-only before Hydra creates anything."""
+    action = decide(read_previous(run_dir), trial.identity, trial.force, run_dir)
+    if action != "skip":
+        check_writable(run_dir)
+    return action
+
+
+def _single_run(argv: list[str]) -> bool:
+    """Plain overrides (no ``--multirun``, ``--cfg``, ``--config-dir`` ...): one trial, checkable up front."""
+    return all(not arg.startswith("-") for arg in argv)
+
+
+def check_command_line(argv: list[str]) -> bool:
+    """Every input error, a finished run and an unwritable runs root of ``lora-lab train ARGV``,
+    answered before Hydra creates the run directory: False (after one ``already finished`` line)
+    when there is nothing to run; a `ConfigError` is one ``error:`` line and exit status 2."""
+    try:
+        if _single_run(argv):
+            cfg = compose(argv)
+            run_dir = run_dir_of(cfg)
+            if preflight(parse(cfg), run_dir) == "skip":
+                print(f"already finished: {run_dir} (force=true reruns it)", file=sys.stderr)
+                return False
+        else:
+            err = unknown_group_choice(argv)
+            if err is not None:
+                raise err
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    return True
