@@ -59,7 +59,7 @@ def test_text_classification_on_a_csv_trains_and_reports(tmp_path):
 
     row, table = report_row(tmp_path, tmp_path / "runs")
     assert float(row["reviews_mean"]) == 1.0 and row["reviews_n"] == "1" and row["reviews_at_chance"] == "0"
-    assert "| lora | " in table and " | 0.05 | 100.00 | 100.00 |" in table and "reviews = test accuracy" in table
+    assert "| LoRA | " in table and " | 0.05 | 100.00 | 100.00 |" in table and "reviews = test accuracy" in table
 
 
 @pytest.mark.slow
