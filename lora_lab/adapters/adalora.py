@@ -193,6 +193,8 @@ class AdaLoraConfig(AdapterConfig):
 @register_method
 class AdaLoraMethod(AdapterMethod):
     name = "adalora"
+    display_name = "AdaLoRA"
+    table_order = 7
     config_cls = AdaLoraConfig
 
     def __init__(self, config: AdaLoraConfig):
@@ -265,17 +267,21 @@ class AdaLoraMethod(AdapterMethod):
         """``[in_features, out_features]`` per adapted module, in model order."""
         return {name: [int(layer.in_features), int(layer.out_features)] for name, layer in self.layers.items()}
 
+    def final_adapter_params(self) -> int:
+        """Parameters of the final rank pattern, ``sum_i r_i * (in_i + out_i + 1)`` (Q, lambda, P of the
+        kept triplets; the paper's budget convention), while ``params.adapter_params`` counts the
+        allocated ``r_init``."""
+        shapes = self.module_shapes()
+        return sum(r * (shapes[name][0] + shapes[name][1] + 1) for name, r in self.rank_pattern().items())
+
     def summary(self) -> dict:
-        """Final rank pattern and budget for result.json. ``adapter_params_final`` counts the parameters
-        of the final pattern, ``sum_i r_i * (in_i + out_i + 1)`` (Q, lambda, P of the kept triplets; the
-        paper's budget convention), while ``params.adapter_params`` counts the allocated ``r_init``."""
+        """Final rank pattern and budget for result.json (``adapter_params_final``: `final_adapter_params`)."""
         a = self.allocator
         pattern = self.rank_pattern()
-        shapes = self.module_shapes()
         return {
+            **super().summary(),
             "rank_pattern": pattern,
-            "module_shapes": shapes,
-            "adapter_params_final": sum(r * (shapes[name][0] + shapes[name][1] + 1) for name, r in pattern.items()),
+            "module_shapes": self.module_shapes(),
             "total_rank": sum(pattern.values()),
             "budget_init": a.b0,
             "budget_target": a.bT,

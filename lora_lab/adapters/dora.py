@@ -190,6 +190,8 @@ class DoraConfig(LoraConfig):
 @register_method
 class DoraMethod(AdapterMethod):
     name = "dora"
+    display_name = "DoRA"
+    table_order = 5
     config_cls = DoraConfig
 
     def make_layer(self, base_layer: nn.Module, module_name: str) -> DoraLayer:
@@ -200,7 +202,7 @@ class DoraMethod(AdapterMethod):
         """``norm_rows_over_budget``: cancelling rows the norm identity could not recompute (0 expected;
         read once, at the end of a run)."""
         counts = [layer.rows_over_budget for layer in self.layers.values() if layer.rows_over_budget is not None]
-        return {"norm_rows_over_budget": int(sum(int(c) for c in counts))}
+        return {**super().summary(), "norm_rows_over_budget": int(sum(int(c) for c in counts))}
 
     def closed_form_params(self, shapes: dict[str, tuple[int, int]]) -> int:
         """``sum r (in + out) + out``: LoRA's A and B plus the magnitude ``m: [out]``."""

@@ -32,13 +32,20 @@ LORA_FAMILY_INITS: tuple[str, ...] = ("kaiming", "gaussian", "pissa", "pissa_nit
 _INITS: dict[str, InitFn] = {}
 #: inits that write a residual into the base weight
 MUTATING_INITS: set[str] = set()
+#: registered init (name or pattern) -> its display name in tables
+INIT_DISPLAY_NAMES: dict[str, str] = {}
 
 
-def register_init(name: str, mutates_base: bool = False) -> Callable[[InitFn], InitFn]:
+def register_init(name: str, mutates_base: bool = False, display: str | None = None) -> Callable[[InitFn], InitFn]:
+    """Register ``fn`` as the init ``name`` (a name or a ``prefix*`` pattern); ``display`` is how tables
+    print it (default: the name)."""
+
     def wrap(fn: InitFn) -> InitFn:
         _INITS[name] = fn
         if mutates_base:
             MUTATING_INITS.add(name)
+        if display:
+            INIT_DISPLAY_NAMES[name] = display
         return fn
 
     return wrap
@@ -46,6 +53,11 @@ def register_init(name: str, mutates_base: bool = False) -> Callable[[InitFn], I
 
 def _lookup(name: str) -> str | None:
     return next((key for key in _INITS if init_matches(name, key)), None)
+
+
+def init_display_name(name: str) -> str:
+    """How tables print the init ``name`` (``pissa_niter_4`` -> PiSSA); unregistered names as given."""
+    return INIT_DISPLAY_NAMES.get(_lookup(name) or name, name)
 
 
 def init_names() -> list[str]:

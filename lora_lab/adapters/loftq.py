@@ -31,7 +31,7 @@ from lora_lab.errors import ConfigError
 LOFTQ_PREFIX = "loftq_"
 
 
-@register_init("loftq_*", mutates_base=True)
+@register_init("loftq_*", mutates_base=True, display="LoftQ")
 @torch.no_grad()
 def loftq_start(layer: nn.Module, name: str) -> None:
     """The full-precision start: PiSSA's ``W = W_res + s B0 A0`` (exact SVD); ``T >= 1``."""

@@ -102,6 +102,9 @@ class LoraConfig(AdapterConfig):
 @register_method
 class LoraMethod(AdapterMethod):
     name = "lora"
+    display_name = "LoRA"
+    table_order = 0
+    named_inits = {"pissa": "PiSSA", "olora": "OLoRA"}
     config_cls = LoraConfig
 
     def make_layer(self, base_layer: nn.Module, module_name: str) -> LoraLayer:

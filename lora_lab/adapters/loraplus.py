@@ -46,6 +46,9 @@ class LoraPlusConfig(LoraConfig):
 @register_method
 class LoraPlusMethod(LoraMethod):
     name = "loraplus"
+    display_name = "LoRA+"
+    table_order = 2
+    named_inits = {}  # LoRA+ with init=pissa is "LoRA+ (PiSSA init)", not PiSSA
     config_cls = LoraPlusConfig
 
     def param_groups(self, model: nn.Module) -> list[dict]:

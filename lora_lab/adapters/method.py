@@ -92,6 +92,13 @@ class AdapterMethod:
 
     name: ClassVar[str]
     config_cls: ClassVar[type[AdapterConfig]]
+    #: how the report's tables name the method (default: ``name``)
+    display_name: ClassVar[str] = ""
+    #: the method's row position in the report's tables (ascending; the usual baseline first)
+    table_order: ClassVar[float] = 100.0
+    #: inits that make a run of this method a method of its own in tables, ``{init: row label}``
+    #: (LoRA with ``init=pissa`` is PiSSA); other non-default inits are shown as ``(X init)``
+    named_inits: ClassVar[dict[str, str]] = {}
 
     def __init__(self, config: AdapterConfig):
         self.config = config
@@ -139,8 +146,15 @@ class AdapterMethod:
             raise KeyError(f"method {self.name!r} has no state, got {sorted(state)}")
 
     def summary(self) -> dict:
-        """Method-specific facts for result.json (e.g. AdaLoRA's final rank pattern)."""
-        return {}
+        """Method-specific facts for result.json. Every method records ``adapter_params_final``, the
+        adapter parameters of the adapter as trained (heads excluded), which the report's #Params column
+        shows; subclasses extend the dict (``{**super().summary(), ...}``)."""
+        return {"adapter_params_final": self.final_adapter_params()}
+
+    def final_adapter_params(self) -> int:
+        """Adapter parameters of the trained adapter. Default: those attached (the count is fixed in
+        training); a method that prunes (e.g. rank reallocation) counts what it keeps."""
+        return count_parameters(p for layer in self.layers.values() for _, p in layer.adapter_parameters())
 
     def save_artifacts(self, run_dir) -> list:
         """Write method-specific files (figures, tables) into ``run_dir`` at the end of a run;
@@ -209,6 +223,13 @@ class AdapterMethod:
         for name, layer in self.layers.items():
             prefix = name + "."
             layer.load_adapter_state({k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)})
+
+
+def count_fixed_in_training(method: str | None) -> bool:
+    """Does the registered method ``method`` train exactly the parameters it attaches (it keeps the
+    default `AdapterMethod.final_adapter_params`)? False for an unknown method."""
+    cls = METHODS.get(method) if isinstance(method, str) else None
+    return cls is not None and cls.final_adapter_params is AdapterMethod.final_adapter_params
 
 
 def build_method(config: AdapterConfig) -> AdapterMethod:

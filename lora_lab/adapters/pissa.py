@@ -63,7 +63,7 @@ def _install(layer: nn.Module, weight: torch.Tensor, a0: torch.Tensor, b0: torch
     layer.set_base_weight(weight - layer.scaling * (b0 @ a0))
 
 
-@register_init("pissa", mutates_base=True)
+@register_init("pissa", mutates_base=True, display="PiSSA")
 @torch.no_grad()
 def pissa_init(layer: nn.Module, name: str) -> None:
     weight = _checked_weight(layer, name)
@@ -78,10 +78,10 @@ def pissa_init(layer: nn.Module, name: str) -> None:
     _install(layer, weight, root[:, None] * uh_r, v_r * root[None, :])
 
 
-register_init("pissa_niter_*", mutates_base=True)(pissa_init)
+register_init("pissa_niter_*", mutates_base=True, display="PiSSA")(pissa_init)
 
 
-@register_init("olora", mutates_base=True)
+@register_init("olora", mutates_base=True, display="OLoRA")
 @torch.no_grad()
 def olora_init(layer: nn.Module, name: str) -> None:
     weight = _checked_weight(layer, name)

@@ -117,6 +117,8 @@ class VeraConfig(AdapterConfig):
 @register_method
 class VeraMethod(AdapterMethod):
     name = "vera"
+    display_name = "VeRA"
+    table_order = 6
     config_cls = VeraConfig
 
     def __init__(self, config: VeraConfig):

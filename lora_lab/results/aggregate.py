@@ -5,7 +5,7 @@
   rank sweep, ``init`` when PiSSA runs as ``lora`` with ``init=pissa``; ``by=[...]`` fixes them
   instead. Bookkeeping keys (paths, run names, the study name, data dirs, logging) are never row
   keys, so two different configs are never averaged as if they were seeds. A knob that one method
-  lacks (AdaLoRA's ``target_r`` on a LoRA row) is a missing key value, shown as "–".
+  lacks (one method's knob on another method's row) is a missing key value, shown as "–".
 - **Columns** = task + primary metric, each with its own split (test where the column's runs have
   test values, else validation): see `lora_lab.results.columns`.
 - **Nuisance axes** (default: ``optim.lr`` and ``lr_scale``; with ``by``, every other varying knob
@@ -16,7 +16,7 @@
   and successful runs without the score are counted per cell (``n_unfinished``; listed by the
   report), and a (row, task) with such trials but no finished run is an empty cell (n = 0), never
   dropped. Runs at chance level are counted per cell. ``params`` is the median
-  ``adapter_params_final`` (AdaLoRA: its final rank pattern), ``params_init`` the recorded count.
+  ``adapter_params_final`` (the adapter as trained), ``params_init`` the recorded count.
   Two finished runs with the same row, task, setting and seed (e.g. the same study collected
   twice) keep the newest (``written_at`` compared in UTC) and are listed as duplicates.
 """
@@ -218,7 +218,7 @@ def _sorted(cells: pd.DataFrame, row_keys: list[str], tasks: list[str]) -> pd.Da
 
 def table_rows(agg: Aggregate) -> list[tuple]:
     """Distinct row-key tuples in display order, a missing key value (NaN: the knob does not exist for
-    that method, e.g. AdaLoRA's target_r on a LoRA row) normalised to None so each row occurs once."""
+    that method, e.g. a rank schedule knob on a row of a method without one) normalised to None so each row occurs once."""
     return list(dict.fromkeys(_keys(agg.cells[agg.row_keys])))
 
 

@@ -9,10 +9,12 @@ killed mid-run leaves this), plus ``corrupt`` (unreadable, truncated or wrongly 
 ``metrics`` a list or ``config.task`` a string: see `shape_problem`) and ``missing`` (a trial in a
 ``sweep_plan.json`` with no result.json). Nothing is ever dropped silently.
 
-Parameter counts: ``adapter_params`` is what the run recorded (for AdaLoRA the initial allocation,
-``r_init`` triplets per matrix); ``adapter_params_final`` is the count the table shows: the same number
-for every other method, and for AdaLoRA the parameters of the final rank pattern,
-``sum_i r_i * (in_i + out_i + 1)`` (`adalora_final_params`), empty when the summary cannot give it.
+Parameter counts: ``adapter_params`` is what the run attached (the allocation);
+``adapter_params_final`` is the count the table shows, the adapter as trained, which each method
+reports in its summary (`AdapterMethod.final_adapter_params`: the same number for a method whose count
+is fixed, fewer for one that prunes in training). A record written before methods reported it falls
+back to the allocation when the registered method's count is fixed, and is empty otherwise (the table
+then shows the allocation, marked).
 
 Speed (thousands of runs): one directory walk that stops descending at a run dir or a dot-dir,
 ``json.loads`` on the raw bytes, plain dicts per file, a single DataFrame built at the end.
@@ -27,6 +29,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from lora_lab.adapters.method import count_fixed_in_training
 from lora_lab.results.record import PLAN_NAME, RESULT_NAME, MalformedResult, ResultRecord
 
 #: a run whose best validation value is within this of the chance level never left it
@@ -40,7 +43,7 @@ STATUSES = ("success", "failed", "cancelled", "running", "corrupt", "missing")
 @dataclass
 class Collection:
     trials: pd.DataFrame
-    rank_patterns: dict[int, dict] = field(default_factory=dict)  # trial row -> AdaLoRA summary
+    rank_patterns: dict[int, dict] = field(default_factory=dict)  # trial row -> method summary with a rank pattern
     references: list[dict] = field(default_factory=list)  # distinct ``reference`` nodes of the configs
     roots: list[str] = field(default_factory=list)
 
@@ -120,23 +123,16 @@ def shape_problem(record: dict) -> str | None:
     return None
 
 
-def adalora_final_params(summary) -> int | None:
-    """Adapter parameters of AdaLoRA's final rank pattern: ``sum_i r_i * (in_i + out_i + 1)`` over the
-    adapted matrices (``Q: r x in``, ``lambda: r``, ``P: out x r``). Uses ``adapter_params_final`` of the
-    summary, or its ``rank_pattern`` with ``module_shapes`` ({name: [in, out]}); None when the summary
-    lacks them (result.json files written before the shapes were recorded)."""
-    if not isinstance(summary, dict):
-        return None
-    exact = summary.get("adapter_params_final")
+def final_adapter_params(record: dict, method) -> int | None:
+    """The trained adapter's parameter count: the method summary's ``adapter_params_final``; for a
+    record without it, the recorded allocation when the method's count cannot change in training
+    (`count_fixed_in_training`), else None."""
+    summary = record.get("method_summary")
+    exact = summary.get("adapter_params_final") if isinstance(summary, dict) else None
     if isinstance(exact, int) and not isinstance(exact, bool):
         return exact
-    pattern, shapes = summary.get("rank_pattern"), summary.get("module_shapes")
-    if not isinstance(pattern, dict) or not isinstance(shapes, dict) or not pattern or set(pattern) - set(shapes):
-        return None
-    try:
-        return int(sum(int(r) * (int(shapes[name][0]) + int(shapes[name][1]) + 1) for name, r in pattern.items()))
-    except (TypeError, ValueError, IndexError):
-        return None
+    recorded = (record.get("params") or {}).get("adapter_params")
+    return recorded if count_fixed_in_training(method) else None
 
 
 def trial_row(record: dict, path: Path) -> dict:
@@ -155,7 +151,7 @@ def trial_row(record: dict, path: Path) -> dict:
     val_max = max(curve_vals) if curve_vals else val
     params = record.get("params") or {}
     recorded = params.get("adapter_params")
-    final = adalora_final_params(record.get("method_summary")) if (config.get("adapter") or {}).get("method") == "adalora" else recorded
+    final = final_adapter_params(record, (config.get("adapter") or {}).get("method"))
     task, adapter, optim = config.get("task") or {}, config.get("adapter") or {}, config.get("optim") or {}
     row = {
         "run_dir": str(path.parent),

@@ -6,7 +6,7 @@ PDF (vector) side by side, with its caption in ``captions.json`` (the study page
 - ``score_vs_rank`` -- when ``r`` is a row key: score against r (log2 axis, ticks at the ranks run);
 - ``pareto`` -- cost / quality: score against wall time per 1k steps and against peak memory, one row
   of panels per task, the Pareto front (no other point is cheaper *and* better) dashed;
-- ``rank_heatmap_<row>_<task>`` -- AdaLoRA's final rank per matrix (layers x module), mean over seeds
+- ``rank_heatmap_<row>_<task>`` -- the final rank per matrix (layers x module) of a method whose summary reports a ``rank_pattern``, mean over seeds
   (`lora_lab.adapters.rank_heatmap`).
 
 Readability: ticks come from the data's range: a log axis with labels at 1-2-5 steps when the values
@@ -224,7 +224,7 @@ def _panel_figure(table: Table, x_of, xlabel: str, formatter, log_base, out_dir:
 
 def score_vs_params(table: Table, out_dir: Path) -> tuple[list[Path], str]:
     paths, dodged = _panel_figure(table, lambda r: r["params_n"] if r["params_n"] is not None else r["params_init"], "adapter parameters", tick_params, None, out_dir, "score_vs_params")
-    text = ("Score against adapter parameters (heads excluded; AdaLoRA: its final rank pattern), one panel per task. " + _bars(table)
+    text = ("Score against adapter parameters (heads excluded; the adapter as trained), one panel per task. " + _bars(table)
             + (" Points with (nearly) equal parameter counts are offset horizontally so none hides another; exact counts in table.csv." if dodged else ""))
     return paths, text
 

@@ -1,8 +1,9 @@
 """The HPO view of ``lora-lab report``: Optuna studies found under the report's paths.
 
 Every ``optuna.db`` (the default storage of ``hydra/sweeper=optuna``, `lora_lab.sweeps.optuna_study`)
-under a given path is read with Optuna itself. For each study and each method (``adapter.method``,
-with its init when not the default, read from the trial's ``result.json``) the view lists the best
+under a given path is read with Optuna itself. For each study and each method (its table label,
+`lora_lab.results.names.method_label`: PiSSA for LoRA with ``init=pissa``, read from the trial's
+``result.json``) the view lists the best
 complete trial (by the study's direction), its objective (the validation selection metric) and its
 sampled parameters, plus how many trials completed / failed; ``hpo.json`` holds the same, and
 ``plots/hpo_<study>.png`` shows the objective against the trial number (with the running best) and
@@ -15,6 +16,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from lora_lab.results.names import method_label
 
 STORAGE_NAME = "optuna.db"
 
@@ -55,8 +58,7 @@ def _method(sweep_dir: Path, trial) -> str:
         config = json.loads((sweep_dir / trial.user_attrs["run_dir"] / "result.json").read_bytes())["config"]["adapter"]
     except (KeyError, OSError, ValueError, TypeError):
         return "?"
-    init = config.get("init")
-    return config.get("method", "?") + (f"/{init}" if init and init not in ("kaiming", "adalora") else "")
+    return method_label(config.get("method", "?"), config.get("init"), config.get("rslora"))
 
 
 def load_views(storage: Path) -> list[StudyView]:

@@ -1,26 +1,23 @@
-"""Display names for the paper: methods, rows, tasks and metrics, in one place.
+"""Display names for the paper: methods, rows, tasks and metrics.
 
-A row's label comes from its method and the knobs that make it a named variant: ``lora`` with
-``init=pissa`` is PiSSA, with ``init=olora`` OLoRA, with ``rslora=true`` rsLoRA; any other
-non-default initialisation is appended (``DoRA (PiSSA init)``, ``LoRA (gaussian init)``). A method
-without an entry keeps its key. `METHOD_ORDER` is the row order of the tables (the baseline-first
-order of the papers); unknown methods follow alphabetically.
+Methods name themselves: a row's label comes from the adapter registry (each method's
+``display_name``, ``named_inits`` and ``table_order``, `lora_lab.adapters.method.AdapterMethod`) and
+the init registry (`lora_lab.adapters.init.init_display_name`), so a new method or init needs no edit
+here. ``lora`` with ``init=pissa`` is PiSSA (LoRA's ``named_inits``); ``rslora=true`` makes LoRA
+rsLoRA and any other label ``X + rsLoRA``; any other non-default initialisation is appended
+(``DoRA (PiSSA init)``, ``LoRA (gaussian init)``). A method the registry does not know keeps its key.
+Rows are ordered by their method's ``table_order`` (the baseline-first order of the papers); unknown
+methods follow alphabetically.
 """
 
 from __future__ import annotations
 
 import math
 
-#: method key -> display name (the adapter registry's keys; LoRA+ and VeRA for the methods that add them)
-METHOD_NAMES = {
-    "lora": "LoRA", "rslora": "rsLoRA", "pissa": "PiSSA", "olora": "OLoRA", "dora": "DoRA", "adalora": "AdaLoRA",
-    "vera": "VeRA", "lora_plus": "LoRA+", "loraplus": "LoRA+",
-}
-#: initialisations that make a LoRA run a method of its own
-NAMED_INITS = {"pissa": "PiSSA", "olora": "OLoRA"}
-#: each method's own initialisation (not shown in its label)
-DEFAULT_INITS = {"lora": ("kaiming",), "dora": ("kaiming",), "adalora": ("adalora", "kaiming"), "rslora": ("kaiming",)}
-METHOD_ORDER = ("LoRA", "rsLoRA", "LoRA+", "PiSSA", "OLoRA", "DoRA", "VeRA", "AdaLoRA")
+from lora_lab.adapters import METHODS
+from lora_lab.adapters.init import init_display_name
+
+RSLORA = "rsLoRA"  # the label of a rank-stabilised run (the `rslora` knob; Kalajdzievski 2023)
 TASK_NAMES = {
     "glue_mnli": "MNLI", "glue_sst2": "SST-2", "glue_mrpc": "MRPC", "glue_cola": "CoLA", "glue_qnli": "QNLI", "glue_qqp": "QQP",
     "glue_rte": "RTE", "glue_stsb": "STS-B", "glue_wnli": "WNLI", "synthetic": "Synthetic", "wikisql": "WikiSQL",
@@ -36,19 +33,46 @@ def _missing(v) -> bool:
     return v is None or (isinstance(v, float) and math.isnan(v))
 
 
+def _inits_not_shown(method: str) -> tuple[str, ...]:
+    """The method's default init, or every init when it accepts only one (nothing to tell apart)."""
+    cls = METHODS.get(method)
+    if cls is None:
+        return ("kaiming",)
+    declared = tuple(cls.config_cls.inits)
+    return (cls.config_cls.init, *declared) if len(declared) == 1 else (cls.config_cls.init,)
+
+
+def _display(method: str) -> str:
+    cls = METHODS.get(method)
+    return (cls.display_name or cls.name) if cls is not None else method
+
+
 def method_label(method, init=None, rslora=None) -> str:
     """``("lora", "pissa")`` -> ``PiSSA``; ``("lora", "kaiming", True)`` -> ``rsLoRA``; ``("dora", "pissa")`` -> ``DoRA (PiSSA init)``."""
     method = "?" if _missing(method) else str(method)
     init = None if _missing(init) else str(init)
-    if method == "lora" and init in NAMED_INITS:
-        base, init = NAMED_INITS[init], None
+    named = METHODS[method].named_inits if method in METHODS else {}
+    if init in named:
+        base, init = named[init], None
     else:
-        base = METHOD_NAMES.get(method, method)
+        base = _display(method)
     if rslora is True or str(rslora).lower() == "true":
-        base = "rsLoRA" if base == "LoRA" else f"{base} + rsLoRA"
-    if init and init not in DEFAULT_INITS.get(method, ("kaiming",)):
-        base += f" ({NAMED_INITS.get(init.split('_niter')[0], init)} init)"
+        base = RSLORA if base == _display("lora") else f"{base} + {RSLORA}"
+    if init and init not in _inits_not_shown(method):
+        base += f" ({init_display_name(init)} init)"
     return base
+
+
+def method_order() -> list[str]:
+    """Row labels in table order: each registered method by ``table_order``, followed by the labels its
+    named inits (and, for the first, rsLoRA) give it."""
+    labels = []
+    for cls in sorted(METHODS.values(), key=lambda c: (c.table_order, c.name)):
+        labels.append(_display(cls.name))
+        if not labels[1:]:
+            labels.append(RSLORA)
+        labels.extend(label for label in cls.named_inits.values() if label not in labels)
+    return labels
 
 
 def row_label(row_keys: list[str], values) -> str:
@@ -58,8 +82,9 @@ def row_label(row_keys: list[str], values) -> str:
 
 
 def order_key(label: str) -> tuple:
+    order = method_order()
     first = label.split(" (")[0].split(" + ")[0]
-    return (METHOD_ORDER.index(first) if first in METHOD_ORDER else len(METHOD_ORDER), label)
+    return (order.index(first) if first in order else len(order), label)
 
 
 def task_name(task: str) -> str:
@@ -73,7 +98,7 @@ def metric_name(metric: str | None) -> str:
 
 
 def ordered_rows(row_keys: list[str], rows: list[tuple]) -> list[tuple]:
-    """Rows in table order: by method label (`METHOD_ORDER`), then as given (the aggregate's order of
+    """Rows in table order: by method label (`method_order`: the registry's `table_order`), then as given (the aggregate's order of
     the other keys, e.g. ascending r)."""
     position = {row: i for i, row in enumerate(rows)}
     return sorted(rows, key=lambda row: (order_key(row_label(row_keys, row)), position[row]))

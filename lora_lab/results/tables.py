@@ -1,11 +1,11 @@
 """Render an `Aggregate` as the paper table: Markdown and CSV (LaTeX: `lora_lab.results.latex`).
 
-Layout (LoRA / AdaLoRA paper style): one row per method (+ the knobs that vary), labelled with its
-display name (`lora_lab.results.names`: LoRA, PiSSA, DoRA, AdaLoRA, ...; the init / rsLoRA keys
+Layout (the LoRA-family papers' style): one row per method (+ the knobs that vary), labelled with its
+display name (`lora_lab.results.names`, from the method registry; the init / rsLoRA keys
 are folded into the label) in the papers' order, the baseline (LoRA) first; a ``#Params`` column
-(adapter parameters, heads excluded, as the papers count them; for AdaLoRA the parameters of the
-final rank pattern, as its paper counts a budget, or the ``r_init`` allocation marked ``(r_init)``
-when the result files cannot give the final count; a note says so), ``lr`` (the learning rate the
+(adapter parameters, heads excluded, as the papers count them: the adapter as trained, which for a
+method that prunes in training is what it keeps, as such papers count a budget; the allocation marked
+``(allocated)`` when the result files cannot give the trained count; a note says so), ``lr`` (the learning rate the
 cells used: chosen on validation where lr is a nuisance axis), one column per task, ``Avg`` (mean
 over the task columns, only for rows with every task cell: blank "–" otherwise, never an average
 over fewer tasks), and with ``cost=True`` the cost columns of `lora_lab.results.costs`. ``hide``
@@ -22,7 +22,7 @@ meaning of every mark, and the code versions when the runs come from several git
 tree. Published reference rows (from the experiment configs or ``--reference``) follow our rows.
 The CSV holds the unscaled numbers at full precision plus n, the 95 % interval, the rank mark, the
 comparison with the baseline (difference, p-values, verdict), the chosen setting, and the exact
-shown and recorded (AdaLoRA: ``r_init``) parameter counts.
+shown (trained) and recorded (allocated) parameter counts.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from lora_lab.results.names import LABEL_KEYS, metric_name, ordered_rows, row_la
 from lora_lab.results.stats import ALPHA, Comparisons, cell_runs, compare, seed_interval
 
 DAGGER, STAR, UP, DOWN = "†", "*", "↑", "↓"
+ALLOCATED = "(allocated)"  # a #Params cell showing the allocation because the trained count is unknown
 SPREADS = ("std", "ci")
 INFO_COLUMNS = ("params", "lr", "avg")
 
@@ -182,7 +183,7 @@ def build_table(agg: Aggregate, references: list[dict] = (), baseline: str | Non
         means = [c.mean for c in row_cells.values()]
         avg = sum(means) / len(means) if averageable and means and all(m is not None for m in means) else None
         lr = f"{lrs.pop():g}" if len(lrs) == 1 else ("per task" if lrs else "–")
-        shown = fmt_params(params) if params is not None or params_init is None else fmt_params(params_init) + " (r_init)"
+        shown = fmt_params(params) if params is not None or params_init is None else fmt_params(params_init) + " " + ALLOCATED
         rows.append({"keys": list(keys), "label": row_label(agg.row_keys, keys), "params": shown, "params_n": params, "params_init": params_init, "lr": lr,
                      "trainable": trainable, "cells": row_cells, "avg": avg, "avg_rank": None, "costs": costs.get(tuple(keys), {}), "reference": False})
     ours = [r for r in rows if not r["reference"]]
@@ -250,7 +251,7 @@ def notes(agg: Aggregate, table: Table) -> list[str]:
     on_val = [t for t in agg.tasks if info[t]["split"] == "val"]
     if on_val:
         out.append(f"{', '.join(on_val)}: no labelled test split, so the score is the validation (GLUE: dev) value at the evaluation "
-                   "and setting chosen on that same split -- the LoRA/AdaLoRA papers' convention, optimistic as an estimate of held-out accuracy.")
+                   "and setting chosen on that same split -- the LoRA-family papers' convention, optimistic as an estimate of held-out accuracy.")
     for task, cols in split_tasks(agg).items():
         out.append(f"{task}: the runs report different primary metrics ({', '.join(info[c]['metric'] for c in cols)}), one column each, "
                    "never averaged together; Avg left blank.")
@@ -268,9 +269,13 @@ def notes(agg: Aggregate, table: Table) -> list[str]:
         out.append(f"{DAGGER} some runs of the cell never left the majority-class / chance / untrained-model level on validation (listed below).")
     if not agg.cells.empty and agg.cells["n_unfinished"].sum():
         out.append(f"{STAR} the cell has failed, cancelled, unfinished or missing trials, or runs without its score, never averaged in (listed below).")
-    if not agg.cells.empty and ((agg.cells[agg.row_keys[0]] == "adalora") & (agg.cells["n"] > 0)).any():
-        out.append("AdaLoRA #Params = parameters of the final rank pattern, sum of r_i (in_i + out_i + 1) over the adapted matrices "
-                   "(the r_init allocation: params_init in table.csv, adapter_params in trials.csv).")
+    ours = [r for r in table.rows if not r["reference"]]
+    if any(r["params_n"] is not None and r["params_init"] is not None and r["params_n"] != r["params_init"] for r in ours):
+        out.append("#Params = the adapter as trained: for a method that prunes in training, the parameters it keeps "
+                   "(the allocation: params_init in table.csv, adapter_params in trials.csv).")
+    if any(r["params"].endswith(ALLOCATED) for r in ours):
+        out.append(f"{ALLOCATED}: the runs' result files do not give the trained adapter's parameter count (written before methods "
+                   "reported it) and the method's count changes in training; the allocated count is shown.")
     if any(c.kind == "cost" for c in table.columns):
         memory = {"cuda": "GPU max allocated", "cpu": "process max RSS (CPU runs)", "mixed": "GPU max allocated or CPU max RSS (mixed runs)"}[table.cost_kind]
         out.append(f"Cost columns: median over the row's runs; #Trainable = adapter + head parameters; s / 1k steps = whole-trial wall time per 1000 "

@@ -113,7 +113,7 @@ def test_study_runs_resumes_after_kill_and_reports(tmp_path):
     best = max(trials, key=lambda t: (t.value, -t.number))
     hpo = json.loads((tmp_path / "rep" / "hpo.json").read_text())
     assert hpo[0]["study"] == "hpo6" and hpo[0]["states"] == {"COMPLETE": 6} and hpo[0]["direction"] == "maximize"
-    assert hpo[0]["best"]["lora"]["value"] == best.value and hpo[0]["best"]["lora"]["params"] == best.params
+    assert hpo[0]["best"]["LoRA"]["value"] == best.value and hpo[0]["best"]["LoRA"]["params"] == best.params
     params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(best.params.items()))
     assert f"| hpo6 | lora | {best.number} | {best.value:.4f} | {params} | 6 | 0 |" in markdown
     assert (tmp_path / "rep" / "plots" / "hpo_hpo6.png").stat().st_size > 1000

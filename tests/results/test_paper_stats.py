@@ -86,7 +86,7 @@ def test_clearly_better_and_worse_rows_are_marked_noise_is_not(tmp_path):
     p_dora = sps.ttest_rel([0.80, 0.83, 0.81], [0.70, 0.72, 0.71]).pvalue
     assert float(rows["DoRA"]["synthetic_p_seed"]) == pytest.approx(p_dora)
     md = result["markdown"]
-    assert "| DoRA | 8.2K | 0.0005 | **81.33** ± 1.53↑ |" in md and "| AdaLoRA | 8.2K (r_init) | 0.0005 | 61.33 ± 1.53↓ |" in md
+    assert "| DoRA | 8.2K | 0.0005 | **81.33** ± 1.53↑ |" in md and "| AdaLoRA | 8.2K (allocated) | 0.0005 | 61.33 ± 1.53↓ |" in md
     assert "| PiSSA | 8.2K | 0.0005 | <ins>71.00</ins> ± 1.00 |" in md  # ties LoRA for second: both underlined
     assert "↑ / ↓: significantly better / worse than LoRA (the baseline row) at alpha = 0.05, Holm-corrected over the 3 comparison(s)" in md
     tex = (tmp_path / "out" / "table.tex").read_text()

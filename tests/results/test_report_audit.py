@@ -103,7 +103,8 @@ def test_adalora_params_are_the_final_rank_pattern(tmp_path):
     pattern = {"layer.0.query": 3, "layer.0.value": 1, "layer.1.query": 0, "layer.1.value": 4}
     final = sum(r * (shapes[k][0] + shapes[k][1] + 1) for k, r in pattern.items())  # 3*65 + 1*97 + 0 + 4*97 = 680
     for seed in range(2):
-        rec, init_params = _adalora_record(seed, 0.8, {"rank_pattern": pattern, "module_shapes": shapes, "r_init": 6}, shapes=[tuple(v) for v in shapes.values()])
+        summary = {"adapter_params_final": final, "rank_pattern": pattern, "module_shapes": shapes, "r_init": 6}
+        rec, init_params = _adalora_record(seed, 0.8, summary, shapes=[tuple(v) for v in shapes.values()])
         write_record(root, rec)
         write_record(root, make_record(method="lora", seed=seed, val=0.8, test=0.8, adapter_params=1000))
     result = report([root], out=tmp_path / "out", plots=False)
@@ -111,19 +112,27 @@ def test_adalora_params_are_the_final_rank_pattern(tmp_path):
     rows = {r["method"]: r for r in _csv_rows(tmp_path / "out")}
     assert rows["adalora"]["params"] == "680" and rows["adalora"]["adapter_params"] == "680" and rows["adalora"]["params_init"] == str(init_params)
     assert rows["lora"]["params"] == "1.0K" and rows["lora"]["adapter_params"] == rows["lora"]["params_init"] == "1000"  # unchanged
-    assert "AdaLoRA #Params = parameters of the final rank pattern" in result["markdown"]
+    assert "#Params = the adapter as trained: for a method that prunes in training, the parameters it keeps" in result["markdown"]
+    assert "(allocated)" not in result["markdown"]
     with open(tmp_path / "out" / "trials.csv") as fh:
         ada = [r for r in csv.DictReader(fh) if r["method"] == "adalora"]
     assert {(r["adapter_params"], r["adapter_params_final"]) for r in ada} == {(str(init_params), "680")}
 
 
-def test_adalora_without_module_shapes_is_marked_as_the_r_init_count(tmp_path):
+def test_a_pruning_method_without_its_trained_count_is_marked_as_the_allocation(tmp_path):
+    """A record written before methods reported ``adapter_params_final``: AdaLoRA's count changes in
+    training, so the allocation is shown, marked; LoRA's cannot, so its recorded count is exact."""
     rec, init_params = _adalora_record(0, 0.8, {"rank_pattern": {"a": 1, "b": 2, "c": 3, "d": 4}, "r_init": 6})
     write_record(tmp_path / "runs", rec)
+    lora = make_record(method="lora", seed=0, val=0.8, test=0.8, adapter_params=1000)
+    lora.pop("method_summary", None)
+    write_record(tmp_path / "runs", lora)
     result = report([tmp_path / "runs"], out=tmp_path / "out", plots=False)
-    assert init_params == 1560 and "| AdaLoRA | 1.6K (r_init) |" in result["markdown"]
-    (row,) = _csv_rows(tmp_path / "out")
-    assert row["adapter_params"] == "" and row["params_init"] == "1560"
+    assert init_params == 1560 and "| AdaLoRA | 1.6K (allocated) |" in result["markdown"] and "| LoRA | 1.0K |" in result["markdown"]
+    assert "(allocated): the runs' result files do not give the trained adapter's parameter count" in result["markdown"]
+    rows = {r["method"]: r for r in _csv_rows(tmp_path / "out")}
+    assert rows["adalora"]["adapter_params"] == "" and rows["adalora"]["params_init"] == "1560"
+    assert rows["lora"]["adapter_params"] == rows["lora"]["params_init"] == "1000"
 
 
 def test_runs_with_different_primary_metrics_are_never_averaged_together(tmp_path):

@@ -36,13 +36,13 @@ def test_hpo_view_matches_the_storage(tmp_path):
         _add(down, sweep_dir, "glue_rte", "adalora", "adalora", 0.001 * (i + 1), 4, v)
 
     lines = hpo_section([tmp_path / "runs"], tmp_path / "out")
-    assert "| hpo-up | lora | 1 | 0.7400 | adapter.r=4, optim.lr=0.01 | 2 | 0 |" in lines
-    assert "| hpo-up | dora | 4 | 0.7200 | adapter.r=2, optim.lr=0.02 | 2 | 1 |" in lines
-    assert "| hpo-up | lora/pissa | 3 | 0.6600 | adapter.r=2, optim.lr=0.003 | 1 | 0 |" in lines
-    assert "| hpo-down | adalora | 1 | 0.4000 | adapter.r=4, optim.lr=0.002 | 3 | 0 |" in lines  # minimised
+    assert "| hpo-up | LoRA | 1 | 0.7400 | adapter.r=4, optim.lr=0.01 | 2 | 0 |" in lines
+    assert "| hpo-up | DoRA | 4 | 0.7200 | adapter.r=2, optim.lr=0.02 | 2 | 1 |" in lines
+    assert "| hpo-up | PiSSA | 3 | 0.6600 | adapter.r=2, optim.lr=0.003 | 1 | 0 |" in lines
+    assert "| hpo-down | AdaLoRA | 1 | 0.4000 | adapter.r=4, optim.lr=0.002 | 3 | 0 |" in lines  # minimised
     saved = {s["study"]: s for s in json.loads((tmp_path / "out" / "hpo.json").read_text())}
     assert saved["hpo-up"]["states"] == {"COMPLETE": 5, "FAIL": 1} and saved["hpo-down"]["direction"] == "minimize"
-    assert saved["hpo-up"]["best"]["dora"] == {"number": 4, "value": 0.72, "params": {"optim.lr": 0.02, "adapter.r": 2},
+    assert saved["hpo-up"]["best"]["DoRA"] == {"number": 4, "value": 0.72, "params": {"optim.lr": 0.02, "adapter.r": 2},
                                               "run_dir": "synthetic/tiny_bert/dora-r2-kaiming/lr0.02-seed0"}
     assert (tmp_path / "out" / "plots" / "hpo_hpo-up.png").stat().st_size > 1000
     assert hpo_section([tmp_path / "out"], tmp_path / "none") == []  # no storage, no section
