@@ -44,7 +44,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lora_lab.adapters import build_method, parse_config  # noqa: E402
-from lora_lab.adapters.quant import QuantConfig, keep_cpu_layout, quantize_base  # noqa: E402
+from lora_lab.adapters.quant import QuantConfig, keep_cpu_layout  # noqa: E402
+from lora_lab.adapters.quant_model import quantize_base  # noqa: E402
 from lora_lab.errors import ConfigError  # noqa: E402
 
 warnings.filterwarnings("ignore")

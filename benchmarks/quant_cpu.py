@@ -3,7 +3,7 @@
 Each variant runs in its own process (so its peak resident memory is its own): the embedded
 SmolLM2-135M-Instruct (``backbone=smollm2``) is loaded in fp32, LoRA is attached and, for the quantised
 variants, the base is quantised exactly as a ``backbone.quantize`` run does
-(`lora_lab.adapters.quant.quantize_for_training`). Then ``--steps`` training steps (forward +
+(`lora_lab.adapters.quant_model.quantize_for_training`). Then ``--steps`` training steps (forward +
 backward + AdamW on the adapter) on batch 4 x 128 random tokens, causal-LM loss, one torch thread.
 
 Reported per variant: bytes of the model's parameters and buffers after quantisation (the frozen
@@ -39,7 +39,7 @@ def one_variant(variant: str, steps: int) -> dict:
     import psutil
 
     from lora_lab.adapters import build_method, parse_config
-    from lora_lab.adapters.quant import quantize_for_training
+    from lora_lab.adapters.quant_model import quantize_for_training
     from lora_lab.models.backbones import build_backbone, parse_backbone_config
 
     warnings.filterwarnings("ignore")

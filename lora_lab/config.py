@@ -34,7 +34,7 @@ from lora_lab.console import progress_options
 from lora_lab.errors import ConfigError, did_you_mean
 from lora_lab.models.backbones import BackboneConfig, parse_backbone_config
 from lora_lab.models.optim import OPTIM_KEYS, SCHEDULES
-from lora_lab.naming import register_resolvers
+from lora_lab.resolvers import register_resolvers
 from lora_lab.tracking import load_tracker_class, split_logger_nodes
 
 CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")

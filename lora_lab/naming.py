@@ -15,6 +15,9 @@ import re
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from lora_lab.adapters import METHODS
+from lora_lab.adapters.config import knob_defaults
+
 SHOWN = ("method", "r", "alpha", "init", "targets", "rslora")
 
 
@@ -32,9 +35,6 @@ def _fmt(value) -> str:
 def adapter_tag(adapter) -> str:
     if isinstance(adapter, (DictConfig, ListConfig)):
         adapter = OmegaConf.to_container(adapter, resolve=True)
-    from lora_lab.adapters import METHODS
-    from lora_lab.adapters.config import knob_defaults
-
     method = adapter.get("method", "?")
     parts = [str(method)] + [f"{prefix}{_fmt(adapter[key])}" for key, prefix in (("r", "r"), ("alpha", "a"), ("init", ""), ("targets", "")) if key in adapter]
     tag = "-".join(parts)
@@ -46,10 +46,3 @@ def adapter_tag(adapter) -> str:
             continue
         tag += f"-{key}{_fmt(adapter[key])}"
     return tag
-
-
-def register_resolvers() -> None:
-    """Register every config resolver (`lora_lab.resolvers`), ``adapter_tag`` included."""
-    from lora_lab.resolvers import register_resolvers as register_all
-
-    register_all()

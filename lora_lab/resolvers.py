@@ -21,6 +21,8 @@ from functools import lru_cache
 from omegaconf import OmegaConf
 
 from lora_lab.errors import ConfigError
+from lora_lab.naming import adapter_tag
+from lora_lab.sweeps.budget import budget_rank
 
 
 def scale_lr(base, scale) -> float:
@@ -48,14 +50,10 @@ def _budget_rank(budget, method, targets, exclude, backbone) -> int:
 
 @lru_cache(maxsize=256)
 def _cached_budget_rank(args_json: str) -> int:
-    from lora_lab.sweeps.budget import budget_rank
-
     return budget_rank(*json.loads(args_json))
 
 
 def register_resolvers() -> None:
-    from lora_lab.naming import adapter_tag
-
     for name, fn in (("adapter_tag", adapter_tag), ("scale_lr", scale_lr), ("ceil_mul", ceil_mul), ("quant_tag", quant_tag), ("budget_rank", _budget_rank)):
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn)

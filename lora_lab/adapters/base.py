@@ -91,7 +91,7 @@ class AdapterLayer(nn.Module):
 
     def on_base_quantized(self) -> None:
         """Re-derive init state that depends on the base weight's values once the base was quantised
-        (`lora_lab.adapters.quant.quantize_base`); default: nothing depends on them."""
+        (`lora_lab.adapters.quant_model.quantize_base`); default: nothing depends on them."""
 
     def merged_weight(self, base_weight: torch.Tensor) -> torch.Tensor:
         """``W0 -> W_merged`` in fp32, ``[out, in]``. Additive by default."""

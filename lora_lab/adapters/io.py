@@ -19,7 +19,8 @@ from torch import nn
 
 from lora_lab.adapters.config import knob_names
 from lora_lab.adapters.method import METHODS, AdapterMethod, build_method, parse_config
-from lora_lab.adapters.quant import QuantConfig, check_quant_config, quantize_base
+from lora_lab.adapters.quant import QuantConfig, check_quant_config
+from lora_lab.adapters.quant_model import quantize_base
 from lora_lab.atomic import atomic_write_via_path
 
 _atomic_write_bytes = atomic_write_via_path  # the name peft_export imports

@@ -15,7 +15,7 @@ at least as good as the previous one's second half, so the error never exceeds Q
 ``||W - (deq(Q(W_res)) + s B0 A0)||`` (recorded in result.json as ``weight_error_with_adapter_init``).
 
 At attach time (full precision) ``loftq_<T>`` is PiSSA's split; the iterations run when the base is
-quantised (`lora_lab.adapters.quant.quantize_base`). Without a quantised base it stays PiSSA.
+quantised (`lora_lab.adapters.quant_model.quantize_base`). Without a quantised base it stays PiSSA.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ from torch import nn
 
 from lora_lab.adapters.init import register_init
 from lora_lab.adapters.pissa import pissa_init
-from lora_lab.adapters.quant import QuantConfig, dequantized_weight, quantize_linear, register_quant_aware_init
+from lora_lab.adapters.quant import QuantConfig, dequantized_weight, quantize_linear
+from lora_lab.adapters.quant_model import register_quant_aware_init
 from lora_lab.errors import ConfigError
 
 LOFTQ_PREFIX = "loftq_"

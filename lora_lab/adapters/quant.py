@@ -14,7 +14,7 @@ exactly and the quantisation error is that of the smaller residual:
     QLoRA error   e_Q  = ||W - deq(Q(W))||_F / ||W||_F
     QPiSSA error  e_QP = ||W - (deq(Q(W_res)) + s B0 A0)||_F / ||W||_F,   W_res = W - s B0 A0
 
-`quantize_base` therefore runs *after* the adapter is attached and initialised on the full-precision
+`lora_lab.adapters.quant_model.quantize_base` therefore runs *after* the adapter is attached and initialised on the full-precision
 model (which is also what gives DoRA the norm of the dequantised weight: ``on_base_quantized``
 re-derives its magnitude from ``deq(Q(W))`` so that the model is unchanged at init). It replaces every
 ``nn.Linear`` outside the heads and the output embeddings with a ``bitsandbytes`` ``Linear4bit`` /
@@ -22,8 +22,8 @@ re-derives its magnitude from ``deq(Q(W))`` so that the model is unchanged at in
 (`bnb_config`) produces when loading the same checkpoint, so a PEFT export loads onto a base quantised
 by ``transformers`` and gives our logits.
 
-Inits that pick the quantised base together with the adapter (LoftQ, `lora_lab.adapters.loftq`)
-register with `register_quant_aware_init` and run in place of the plain quantisation.
+This module holds the layer-level pieces (quantise one linear, dequantise, re-quantise, refuse a
+merge); `lora_lab.adapters.quant_model` quantises a whole model under its adapters.
 
 Merging into a quantised base would re-quantise ``W + dW`` (lossy): `merge_refusal` is the error.
 A PiSSA/OLoRA residual on a quantised base is saved dequantised (fp32) and re-quantised on load
@@ -34,8 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from dataclasses import dataclass, field
-from typing import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -45,7 +44,7 @@ from lora_lab.errors import ConfigError
 QUANT_TYPES = ("nf4", "fp4", "int8")
 COMPUTE_DTYPES = ("float32", "bfloat16", "float16")
 BNB_VERSION = "0.50.2"  # the version tests run with (.ci/constraints.txt)
-_PARAM_CLASSES = ("Params4bit", "Int8Params")
+PARAM_CLASSES = ("Params4bit", "Int8Params")  # bitsandbytes' quantised parameter types
 
 
 @dataclass
@@ -89,7 +88,7 @@ def bitsandbytes(quantize: str = "nf4"):
 
 def is_quantized(module: nn.Module) -> bool:
     """True for a bitsandbytes linear layer (checked by its weight class: bitsandbytes is not imported)."""
-    return type(getattr(module, "weight", None)).__name__ in _PARAM_CLASSES
+    return type(getattr(module, "weight", None)).__name__ in PARAM_CLASSES
 
 
 def quant_type_of(module: nn.Module) -> str:
@@ -185,139 +184,3 @@ def bnb_config(cfg: QuantConfig, skip: list[str] = ("lm_head",)):
         load_in_4bit=True, llm_int8_skip_modules=list(skip), bnb_4bit_quant_type=cfg.quant_type, bnb_4bit_use_double_quant=cfg.double_quant,
         bnb_4bit_compute_dtype=getattr(torch, cfg.compute_dtype),
     )
-
-
-@dataclass
-class QuantReport:
-    """What `quantize_base` did, and the weight errors of the adapted modules (for result.json)."""
-
-    config: QuantConfig
-    quantized_modules: int = 0
-    kept_full_precision: list[str] = field(default_factory=list)
-    #: per adapted module: ``{"qlora": e_Q, "adapter_init": e_QP or e_Q}`` (see the module docstring)
-    errors: dict[str, dict[str, float]] = field(default_factory=dict)
-
-    def mean_error(self, key: str) -> float | None:
-        values = [e[key] for e in self.errors.values()]
-        return sum(values) / len(values) if values else None
-
-    def to_dict(self) -> dict:
-        return {
-            **self.config.to_dict(),
-            "quantized_modules": self.quantized_modules,
-            "kept_full_precision": list(self.kept_full_precision),
-            "weight_error_qlora": self.mean_error("qlora"),
-            "weight_error_with_adapter_init": self.mean_error("adapter_init"),
-            "weight_error_per_module": {k: dict(v) for k, v in self.errors.items()},
-        }
-
-
-def _relative_error(original: torch.Tensor, approx: torch.Tensor) -> float:
-    return float(torch.linalg.matrix_norm(original - approx) / torch.linalg.matrix_norm(original))
-
-
-#: init name prefix -> fn(layer, cfg) -> its quantised base, for inits that choose the quantised base
-#: together with the adapter (`lora_lab.adapters.loftq`); they update the adapter's (A0, B0) themselves
-QUANT_AWARE_INITS: dict[str, Callable[[nn.Module, QuantConfig], nn.Module]] = {}
-
-
-def register_quant_aware_init(prefix: str):
-    def wrap(fn):
-        QUANT_AWARE_INITS[prefix] = fn
-        return fn
-
-    return wrap
-
-
-def _original_weight(layer: nn.Module) -> torch.Tensor:
-    """The full-precision ``W`` of an initialised layer: ``W_res + s B0 A0`` for a residual base."""
-    stored = layer.base_layer.weight.detach().float()
-    if not getattr(layer, "mutates_base", False):
-        return stored
-    return stored + layer.scaling * (layer.lora_B0 @ layer.lora_A0)
-
-
-def _init_errors(layer: nn.Module, original: torch.Tensor, quantized: nn.Module, cfg: QuantConfig) -> dict[str, float]:
-    """``e_Q`` of the original ``W`` and the error of the initialised adapter layer (``e_QP`` for a
-    residual base: ``deq(Q(W_res)) + s B0 A0``; for other inits the adapter is 0 at init, so ``e_Q``)."""
-    if not getattr(layer, "mutates_base", False):
-        e = _relative_error(original, dequantized_weight(quantized))
-        return {"qlora": e, "adapter_init": e}
-    plain = quantize_linear(layer.base_layer, cfg, original)
-    principal = layer.scaling * (layer.lora_B0 @ layer.lora_A0)
-    return {
-        "qlora": _relative_error(original, dequantized_weight(plain)),
-        "adapter_init": _relative_error(original, dequantized_weight(quantized) + principal),
-    }
-
-
-def _quantize_adapter_base(layer: nn.Module, cfg: QuantConfig, initialize: bool) -> nn.Module:
-    init = getattr(layer, "init", None) if initialize else None
-    for prefix, fit in QUANT_AWARE_INITS.items():
-        if isinstance(init, str) and init.startswith(prefix):
-            return fit(layer, cfg)
-    return quantize_linear(layer.base_layer, cfg)
-
-
-def _skipped(model: nn.Module, skip: list[str]) -> set[str]:
-    names = set(skip)
-    out = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
-    names |= {n for n, m in model.named_modules() if out is not None and m is out}
-    return names
-
-
-@torch.no_grad()
-def quantize_base(model: nn.Module, method, cfg: QuantConfig, skip: list[str] = (), initialize: bool = True) -> QuantReport:
-    """Quantise every frozen ``nn.Linear`` of ``model`` (an adapter layer's ``base_layer`` included) but
-    the ``skip`` modules (heads) and the output embeddings; with ``initialize`` the adapter layers'
-    ``on_base_quantized`` runs and the errors of the module docstring are measured."""
-    from lora_lab.adapters.base import AdapterLayer
-
-    report = QuantReport(cfg)
-    skipped = _skipped(model, list(skip))
-    adapters = {n: m for n, m in model.named_modules() if isinstance(m, AdapterLayer)}
-    for name, layer in adapters.items():
-        if not isinstance(layer.base_layer, nn.Linear) or is_quantized(layer.base_layer):
-            continue
-        original = _original_weight(layer) if initialize else None
-        quantized = _quantize_adapter_base(layer, cfg, initialize)
-        if initialize:
-            report.errors[name] = _init_errors(layer, original, quantized, cfg)
-        layer.base_layer = quantized
-        report.quantized_modules += 1
-    for name, module in list(model.named_modules()):
-        inside = [s for s in skipped if name == s or name.startswith(s + ".")]
-        if type(module) is not nn.Linear:  # bitsandbytes layers subclass nn.Linear: already quantised
-            continue
-        if inside:
-            report.kept_full_precision.append(name)
-            continue
-        parent_name, _, child = name.rpartition(".")
-        setattr(model.get_submodule(parent_name) if parent_name else model, child, quantize_linear(module, cfg))
-        report.quantized_modules += 1
-    if initialize:
-        for layer in adapters.values():
-            layer.on_base_quantized()
-    return report
-
-
-def prepare_for_kbit_training(model: nn.Module, gradient_checkpointing: bool) -> None:
-    """QLoRA's preparation (PEFT ``prepare_model_for_kbit_training``): every remaining fp16/bf16
-    parameter (norms, embeddings, heads) in fp32, and with gradient checkpointing the embedding output
-    requires grad, so that checkpointed blocks whose parameters are all frozen still backpropagate."""
-    for param in model.parameters():
-        if param.dtype in (torch.float16, torch.bfloat16) and type(param).__name__ not in _PARAM_CLASSES:
-            param.data = param.data.float()
-    if gradient_checkpointing and hasattr(model, "enable_input_require_grads"):
-        model.enable_input_require_grads()
-
-
-def quantize_for_training(model: nn.Module, method, backbone_cfg, heads: list[str], initialize: bool = True) -> dict | None:
-    """Quantise ``model``'s base as ``backbone_cfg`` asks (after ``method`` was attached) and prepare it
-    for k-bit training; returns the `QuantReport` as a dict, None for a full-precision base."""
-    cfg = backbone_cfg.quant_config()
-    if cfg is None:
-        return None
-    report = quantize_base(model, method, cfg, skip=heads, initialize=initialize)
-    prepare_for_kbit_training(model, backbone_cfg.gradient_checkpointing)
-    return report.to_dict()

@@ -30,7 +30,7 @@ import torch
 
 from lora_lab.adapters import AttachReport, build_method, parse_config
 from lora_lab.adapters.io import adapter_checkpoint_state, load_checkpoint_state
-from lora_lab.adapters.quant import quantize_for_training
+from lora_lab.adapters.quant_model import quantize_for_training
 from lora_lab.models.backbones import parse_backbone_config
 from lora_lab.models.fp32_heads import keep_heads_fp32
 

@@ -17,10 +17,8 @@ from lora_lab.adapters import build_method, parse_config
 from lora_lab.adapters.compose import merge_adapters
 from lora_lab.adapters.io import load_adapter, save_adapter
 from lora_lab.adapters.peft_export import export_adapter_to_peft
-from lora_lab.adapters.quant import (
-    QuantConfig, bnb_config, dequantized_weight, is_quantized, keep_cpu_layout, prepare_for_kbit_training, quantize_base,
-    quantize_linear,
-)
+from lora_lab.adapters.quant import QuantConfig, bnb_config, dequantized_weight, is_quantized, keep_cpu_layout, quantize_linear
+from lora_lab.adapters.quant_model import prepare_for_kbit_training, quantize_base
 from lora_lab.errors import ConfigError
 from lora_lab.models.backbones import parse_backbone_config, resolve_path
 
