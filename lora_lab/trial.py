@@ -61,7 +61,7 @@ from lora_lab.resume.signals import RunPreempted, hand_over
 from lora_lab.resume.slurm import cluster_plugins
 from lora_lab.tasks.registry import family_of
 from lora_lab.tracking import split_logger_nodes, tracker_callback
-from lora_lab.tracking.callback import finish_trackers
+from lora_lab.tracking.callback import fail_trackers, finish_trackers
 
 log = logging.getLogger("lora_lab.trial")
 
@@ -231,49 +231,53 @@ def run_trial(trial: TrialConfig, run_dir: Path, overrides: list[str], interrupt
     if trainer.interrupted:
         raise KeyboardInterrupt("training was interrupted")
 
-    if module.best is None and not resolved["trainer"].get("fast_dev_run", False):
-        # no selectable evaluation happened during fit (e.g. evaluation points all fell before
-        # AdaLoRA's final phase): evaluate the final adapter once so best/final exist
-        trainer.validate(module, datamodule=datamodule, verbose=False)
-    final = module.curve[-1] if module.curve else {}
-    # summary and artifacts describe the trained (final) adapter; restore_best below may load an
-    # earlier state (e.g. an AdaLoRA rank pattern from mid-schedule): the scored one
-    method_summary = module.method.summary()
-    backbone_info = {**resolved["backbone"], "model_kind": module.model_kind, "num_labels": spec.num_labels}
-    save = resolved.get("save_adapter", True) and trainer.is_global_zero
-    if trainer.is_global_zero:
-        module.method.save_artifacts(run_dir)
-    exported_state = "final"
-    if module.best_state is not None and module.curve:
+    try:  # a fault after fit (evaluation, saving, writing) closes the tracker runs as failed, then propagates
+        if module.best is None and not resolved["trainer"].get("fast_dev_run", False):
+            # no selectable evaluation happened during fit (e.g. evaluation points all fell before
+            # AdaLoRA's final phase): evaluate the final adapter once so best/final exist
+            trainer.validate(module, datamodule=datamodule, verbose=False)
+        final = module.curve[-1] if module.curve else {}
+        # summary and artifacts describe the trained (final) adapter; restore_best below may load an
+        # earlier state (e.g. an AdaLoRA rank pattern from mid-schedule): the scored one
+        method_summary = module.method.summary()
+        backbone_info = {**resolved["backbone"], "model_kind": module.model_kind, "num_labels": spec.num_labels}
+        save = resolved.get("save_adapter", True) and trainer.is_global_zero
+        if trainer.is_global_zero:
+            module.method.save_artifacts(run_dir)
+        exported_state = "final"
+        if module.best_state is not None and module.curve:
+            if save:
+                save_adapter(run_dir / "adapter_last", module.model, module.method, backbone_info)
+            module.restore_best()
+            exported_state = "best_val"
         if save:
-            save_adapter(run_dir / "adapter_last", module.model, module.method, backbone_info)
-        module.restore_best()
-        exported_state = "best_val"
-    if save:
-        save_adapter(run_dir / "adapter", module.model, module.method, backbone_info)
-    test = {}
-    if spec.has_test and resolved.get("test_after_fit", True) and module.curve:
-        test = {k: float(v) for k, v in trainer.test(module, datamodule=datamodule, verbose=False)[0].items()}
+            save_adapter(run_dir / "adapter", module.model, module.method, backbone_info)
+        test = {}
+        if spec.has_test and resolved.get("test_after_fit", True) and module.curve:
+            test = {k: float(v) for k, v in trainer.test(module, datamodule=datamodule, verbose=False)[0].items()}
 
-    record.status = "success"
-    record.task_spec = spec.__dict__
-    record.primary_metric = spec.primary_key
-    record.params = module.report.to_dict()
-    record.metrics = {"best_val": module.best or {}, "final": final, "test": test}
-    record.exported_state = exported_state if save else None
-    record.baselines = module.baselines(datamodule)
-    record.data = {"sizes": {k: len(v) for k, v in datamodule.splits.items()}, "skipped": dict(getattr(datamodule, "skipped", {}))}
-    record.curve = module.curve
-    record.method_summary = method_summary
-    record.quantization = module.quantization
-    record.optimizer_steps = int(trainer.global_step)
-    record.wall_time_s = time.time() - started
-    record.cpu_time_s = time.process_time() - started_cpu  # all threads of this process; wall time depends on the machine's load
-    record.torch_threads = torch.get_num_threads()
-    record.peak_memory_mb = peak_memory_mb()
-    if trainer.is_global_zero:
-        _write_predictions(run_dir, getattr(module, "predictions", None))
-        write_result(run_dir, record)
+        record.status = "success"
+        record.task_spec = spec.__dict__
+        record.primary_metric = spec.primary_key
+        record.params = module.report.to_dict()
+        record.metrics = {"best_val": module.best or {}, "final": final, "test": test}
+        record.exported_state = exported_state if save else None
+        record.baselines = module.baselines(datamodule)
+        record.data = {"sizes": {k: len(v) for k, v in datamodule.splits.items()}, "skipped": dict(getattr(datamodule, "skipped", {}))}
+        record.curve = module.curve
+        record.method_summary = method_summary
+        record.quantization = module.quantization
+        record.optimizer_steps = int(trainer.global_step)
+        record.wall_time_s = time.time() - started
+        record.cpu_time_s = time.process_time() - started_cpu  # all threads of this process; wall time depends on the machine's load
+        record.torch_threads = torch.get_num_threads()
+        record.peak_memory_mb = peak_memory_mb()
+        if trainer.is_global_zero:
+            _write_predictions(run_dir, getattr(module, "predictions", None))
+            write_result(run_dir, record)
+    except BaseException as err:
+        fail_trackers(trainer, err)
+        raise
     finish_trackers(trainer, record.to_dict())  # after result.json: the trackers' final summary is the record's
     return record
 

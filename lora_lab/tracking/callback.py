@@ -79,16 +79,24 @@ class TrackerCallback(Callback):
         self._emit({k: v for k, v in point.items() if k.startswith("val/")}, int(point["step"]))
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        self.fail(exception)
+
+    def fail(self, exception: BaseException) -> None:
+        """Close (or, for a preemption, suspend) every tracker run after ``exception``: ``cancelled``
+        for an interrupt, ``failed`` otherwise; once."""
         from lora_lab.resume.signals import RunPreempted
 
         if not self.started:
             return
         status = "cancelled" if isinstance(exception, KeyboardInterrupt) else "failed"
         for tracker in self.trackers:
-            if isinstance(exception, RunPreempted):
-                tracker.suspend()
-            else:
-                tracker.finish(status, {}, None)
+            try:
+                if isinstance(exception, RunPreempted):
+                    tracker.suspend()
+                else:
+                    tracker.finish(status, {}, None)
+            except Exception:  # never mask the run's own error
+                log.exception("tracker %s could not close", tracker.name)
         self.started = False
 
     def finish(self, record: dict) -> None:
@@ -111,3 +119,10 @@ def finish_trackers(trainer, record: dict) -> None:
     for callback in trainer.callbacks:
         if isinstance(callback, TrackerCallback):
             callback.finish(record)
+
+
+def fail_trackers(trainer, exception: BaseException) -> None:
+    """Close the trackers of ``trainer`` (if any) after ``exception`` raised outside Lightning's hooks."""
+    for callback in trainer.callbacks:
+        if isinstance(callback, TrackerCallback):
+            callback.fail(exception)
