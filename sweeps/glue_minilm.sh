@@ -3,7 +3,7 @@
 # results/glue_minilm/ (table with significance marks and cost columns, figures, index.html).
 #
 #   bash sweeps/glue_minilm.sh /path/to/glue_data [hydra overrides...]
-#   DRY_RUN=1 bash sweeps/glue_minilm.sh /path/to/glue_data     # list the 144 trials, print the report command
+#   DRY_RUN=1 bash sweeps/glue_minilm.sh /path/to/glue_data     # list the 96 trials, print the report command
 #
 # /path/to/glue_data holds CoLA/, MRPC/, RTE/, STS-B/ with the original train.tsv and dev.tsv (never
 # part of this repository). Trials run with the parallel launcher (2 jobs x 1 thread; on a bigger
