@@ -18,6 +18,12 @@ e.g. several SLURM jobs running ``lora-lab sweep``, open together. Each process 
 Sampling: the sampler is built for each new trial with seed ``sampler.seed + trial number`` (TPE by
 default, seed 0), so a resumed or shared study never repeats the random draws of its first trials,
 and the same study in the same storage samples the same points however it was interrupted.
+
+Output: one line per finished trial on stdout, as any sweep prints (`lora_lab.sweeps.trial_lines`),
+with the Optuna trial number, the study's best so far and an ETA; ``k/N`` counts the study's finished
+trials (complete or failed, by any process) against ``n_trials``:
+
+    [3/20] glue_rte/minilm/lora-r8-a16-kaiming-qv/lr0.00112-seed0 success val=0.6354 test=- 71 s  (optuna #2, best 0.6498)  ETA 19 min
 """
 
 from __future__ import annotations
@@ -32,6 +38,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lora_lab.errors import ConfigError
+from lora_lab.results.record import load_record
+from lora_lab.run_summary import fmt_duration
+from lora_lab.sweeps.trial_lines import eta_s, trial_line
 
 LOCK_DIR = ".optuna"
 STORAGE_NAME = "optuna.db"
@@ -205,6 +214,7 @@ class OptunaStudyRun:
 
         study = self.open_study()
         skip: set[int] = set()
+        walls: list[float] = []
         while True:
             claims = self.claim(study, skip)
             if not claims:
@@ -224,13 +234,33 @@ class OptunaStudyRun:
                     self.say(f"trial {claim.trial.number} is run by another job: {where}")
                 elif state == "COMPLETE":
                     study.tell(claim.trial.number, value)
-                    self.say(f"trial {claim.trial.number} complete: {value:.4f} {where}")
                 else:
                     claim.trial.set_user_attr("fail_reason", reason[:500])
                     study.tell(claim.trial.number, state=TrialState.FAIL)
-                    self.say(f"trial {claim.trial.number} failed: {' '.join(reason.split())[:300]} {where}")
+                if state != "RUNNING":
+                    self.trial_finished(study, claim.trial.number, run_dir, where, reason, walls)
                 claim.lock.release()
         return self.summary(study)
+
+    def trial_finished(self, study, number: int, run_dir: str | None, name: str, reason: str, walls: list[float]) -> None:
+        """Print the ``[k/N]`` line of a trial just told (see the module docstring)."""
+        from optuna.trial import TrialState
+
+        try:
+            record = load_record(Path(run_dir) / "result.json").to_dict() if run_dir else None
+        except (OSError, ValueError):
+            record = None
+        record = record or {"status": "failed", "reason": reason, "run_dir": run_dir}
+        if isinstance(record.get("wall_time_s"), (int, float)):
+            walls.append(float(record["wall_time_s"]))
+        trials = study.get_trials(deepcopy=False)
+        done = sum(t.state in (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED) for t in trials)
+        complete = [t.value for t in trials if t.state == TrialState.COMPLETE]
+        best = (max if self.direction == "maximize" else min)(complete) if complete else None
+        line = trial_line(done, self.n_trials, name, record) + f"  (optuna #{number}" + (f", best {best:.4f})" if best is not None else ")")
+        if walls and done < self.n_trials:
+            line += f"  ETA {fmt_duration(eta_s(walls, self.n_trials - done, self.n_jobs, []))}"
+        print(line, flush=True)
 
     def summary(self, study) -> dict:
         states = [t.state.name for t in study.get_trials(deepcopy=False)]

@@ -12,6 +12,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -104,6 +105,12 @@ def test_study_runs_resumes_after_kill_and_reports(tmp_path):
         assert t.value == record["metrics"]["best_val"]["val/accuracy"]  # the validation selection metric, never test
         assert record["config"]["optim"]["lr"] == t.params["optim.lr"] and record["config"]["adapter"]["r"] == t.params["adapter.r"]
         assert f"lr{t.params['optim.lr']!r}-" in t.user_attrs["run_dir"] and f"-r{t.params['adapter.r']}-" in t.user_attrs["run_dir"]
+    lines = re.findall(r"^\[(\d+)/6\] (\S+) success val=(\S+) test=\S+ .*\(optuna #(\d+), best (\S+)\)", again.stdout, re.M)
+    assert [(int(k), int(n)) for k, _, _, n, _ in lines] == [(4, 3), (5, 4), (6, 5)], again.stdout  # k counts the study's finished trials
+    for _, name, val, number, best_so_far in lines:
+        t = trials[int(number)]
+        assert name == t.user_attrs["run_dir"] and float(val) == pytest.approx(t.value, abs=5e-5)
+        assert float(best_so_far) == pytest.approx(max(u.value for u in trials[: int(number) + 1]), abs=5e-5)
     for number, data in done.items():  # finished trials were kept, not trained again
         assert (sweep_dir / trials[number].user_attrs["run_dir"] / "result.json").read_bytes() == data
 
@@ -115,7 +122,7 @@ def test_study_runs_resumes_after_kill_and_reports(tmp_path):
     assert hpo[0]["study"] == "hpo6" and hpo[0]["states"] == {"COMPLETE": 6} and hpo[0]["direction"] == "maximize"
     assert hpo[0]["best"]["LoRA"]["value"] == best.value and hpo[0]["best"]["LoRA"]["params"] == best.params
     params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(best.params.items()))
-    assert f"| hpo6 | lora | {best.number} | {best.value:.4f} | {params} | 6 | 0 |" in markdown
+    assert f"| hpo6 | LoRA | {best.number} | {best.value:.4f} | {params} | 6 | 0 |" in markdown
     assert (tmp_path / "rep" / "plots" / "hpo_hpo6.png").stat().st_size > 1000
 
 
@@ -155,3 +162,7 @@ def test_two_processes_share_one_study_and_a_raising_trial_fails(tmp_path):
             assert t.state.name == "COMPLETE" and t.value == record["metrics"]["best_val"]["val/accuracy"]
             assert record["status"] == "success" and record["optimizer_steps"] == 8
     assert sum(t.state.name == "COMPLETE" for t in trials) >= 1  # the study went on after the failure
+    printed = "".join((tmp_path / f"p{i}.txt").read_text() for i in range(2))
+    ks = sorted(int(k) for k in re.findall(r"^\[(\d)/4\] ", printed, re.M))  # one line per trial, either process
+    assert len(ks) == 4 and ks[-1] == 4 and ks[0] >= 1  # k counts both processes' trials (two may read the same k)
+    assert re.search(r"^\[\d/4\] \S+ failed: RuntimeError: The size of tensor a \(16\).*\(optuna #0", printed, re.M)

@@ -1,6 +1,6 @@
 """Official GLUE metrics through torchmetrics (offline, synchronised across DDP ranks).
 
-``accuracy``; ``f1`` (binary, positive class 1: MRPC, QQP); ``mcc`` (Matthews correlation: CoLA);
+``accuracy``; ``f1`` (binary, positive class 1: MRPC, QQP); ``mcc`` (Matthews correlation: CoLA, 0 for a constant predictor as GLUE scores it, `lora_lab.tasks.classification.mcc`);
 ``pearson`` / ``spearman`` (STS-B). Each evaluation split gets its own collection.
 """
 
@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import torch
 from torchmetrics import MetricCollection
-from torchmetrics.classification import BinaryF1Score, MatthewsCorrCoef, MulticlassAccuracy
+from torchmetrics.classification import BinaryF1Score, MulticlassAccuracy
 from torchmetrics.regression import PearsonCorrCoef, SpearmanCorrCoef
 
 from lora_lab.errors import ConfigError
+from lora_lab.tasks.classification.mcc import MatthewsCorrelation
 
 CLASSIFICATION_METRICS = ("accuracy", "f1", "mcc")
 REGRESSION_METRICS = ("pearson", "spearman")
@@ -23,7 +24,7 @@ def make_metric(name: str, num_labels: int):
     if name == "f1":
         return BinaryF1Score()
     if name == "mcc":
-        return MatthewsCorrCoef(task="multiclass", num_classes=num_labels)
+        return MatthewsCorrelation(num_classes=num_labels)
     if name == "pearson":
         return PearsonCorrCoef()
     if name == "spearman":
