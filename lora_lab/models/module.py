@@ -35,6 +35,15 @@ from lora_lab.models.backbones import parse_backbone_config
 from lora_lab.models.fp32_heads import keep_heads_fp32
 
 
+
+def is_better(value: float, best: float | None) -> bool:
+    """Does an evaluation scoring ``value`` replace the selected one (``best``; None: none yet)? Higher
+    is better; an undefined score (NaN: e.g. Pearson's r of constant predictions) never beats a number,
+    and a number always beats NaN."""
+    if best is None or math.isnan(best):
+        return best is None or not math.isnan(value)
+    return not math.isnan(value) and value > best
+
 class AdapterModule(L.LightningModule):
     model_kind: str = "classification"  # which Auto class builds the backbone: classification, causal_lm, seq2seq
 
@@ -171,7 +180,7 @@ class AdapterModule(L.LightningModule):
         point = {"step": step, "epoch": int(self.current_epoch), **values}
         point["selectable"] = self.method.selectable(step, self.total_optimizer_steps())
         self.curve.append(point)
-        if point["selectable"] and (self.best is None or values[primary_key] > self.best[primary_key]):
+        if point["selectable"] and is_better(values[primary_key], None if self.best is None else self.best[primary_key]):
             self.best = point
             self.best_state = {k: v.detach().cpu().clone() for k, v in self.trained_state().items()}
         return point
