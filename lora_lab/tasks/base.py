@@ -11,6 +11,7 @@ before any data is read: number of labels, metric names, the primary metric and 
 
 from __future__ import annotations
 
+import importlib
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -83,17 +84,34 @@ class TaskConfig:
 
 @dataclass(frozen=True)
 class TaskFamily:
-    """One task family: its config schemas (one per ``task.kind``), data module, Lightning module, the
-    metric names it can report, and `build`, which makes the (data module, Lightning module) pair of
-    a trial: ``build(task_cfg, spec, tokenizer, backbone_cfg, module_args, seed)``, where
-    ``module_args`` holds the plain config dicts (``backbone``, ``adapter``, ``optim``, ``task``)."""
+    """One task family: its config schemas (one per ``task.kind``), data module and Lightning module
+    (named ``"package.module:Class"``, imported by `classes` when a trial builds, so that checking a
+    config never imports Lightning: the bad-input gate answers in seconds), the metric names it can
+    report, and ``pair``, which makes the (data module, Lightning module) of a trial from the two
+    classes: ``pair(data_cls, module_cls, task_cfg, spec, tokenizer, backbone_cfg, module_args, seed)``,
+    where ``module_args`` holds the plain config dicts (``backbone``, ``adapter``, ``optim``, ``task``)."""
 
     name: str
     schemas: tuple[type[TaskConfig], ...]
-    data_module: type
-    lightning_module: type
+    data_module: str
+    lightning_module: str
     metrics: tuple[str, ...]
-    build: Callable
+    pair: Callable
+
+    def classes(self) -> tuple[type, type]:
+        """(data module class, Lightning module class)."""
+        return import_object(self.data_module), import_object(self.lightning_module)
+
+    def build(self, task_cfg, spec, tokenizer, backbone_cfg, module_args: dict, seed: int):
+        """(data module, Lightning module) of one trial."""
+        data_cls, module_cls = self.classes()
+        return self.pair(data_cls, module_cls, task_cfg, spec, tokenizer, backbone_cfg, module_args, seed)
+
+
+def import_object(path: str):
+    """The object named ``"package.module:attribute"``."""
+    module_name, _, attr = path.partition(":")
+    return getattr(importlib.import_module(module_name), attr)
 
 
 #: seed of the ``max_eval_samples`` subsets: fixed, so runs of every seed and method are evaluated

@@ -8,7 +8,7 @@ import pyarrow.parquet
 import pytest
 
 from lora_lab.errors import ConfigError
-from lora_lab.tasks.generation.data import TextExample
+from lora_lab.tasks.generation.example import TextExample
 from lora_lab.tasks.registry import parse_task_config
 
 ROWS = [

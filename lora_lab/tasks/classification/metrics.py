@@ -13,9 +13,8 @@ from torchmetrics.regression import PearsonCorrCoef, SpearmanCorrCoef
 
 from lora_lab.errors import ConfigError
 from lora_lab.tasks.classification.mcc import MatthewsCorrelation
+from lora_lab.tasks.classification.schema import CLASSIFICATION_METRICS, REGRESSION_METRICS
 
-CLASSIFICATION_METRICS = ("accuracy", "f1", "mcc")
-REGRESSION_METRICS = ("pearson", "spearman")
 
 
 def make_metric(name: str, num_labels: int):

@@ -16,9 +16,12 @@ from typing import ClassVar
 from lora_lab.errors import ConfigError
 from lora_lab.tasks.base import TaskConfig, TaskSpec, require_positive_ints
 from lora_lab.tasks.classification.glue import get_glue_task, load_glue_hub, load_glue_local
-from lora_lab.tasks.classification.metrics import CLASSIFICATION_METRICS, REGRESSION_METRICS
 from lora_lab.tasks.classification.synthetic import make_synthetic_sentiment
 from lora_lab.tasks.user_files import UserDataConfig, as_number
+
+#: the metrics a config may name (computed by `lora_lab.tasks.classification.metrics`)
+CLASSIFICATION_METRICS = ("accuracy", "f1", "mcc")
+REGRESSION_METRICS = ("pearson", "spearman")
 
 
 @dataclass

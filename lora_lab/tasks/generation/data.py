@@ -1,6 +1,6 @@
 """Lightning data module for generation (prompt -> target text), for causal-LM and seq2seq backbones.
 
-Each example becomes a prompt and a target text (`GenerationDataModule.render`: a `TextExample`'s
+Each example becomes a prompt and a target text (`GenerationDataModule.render`: a `lora_lab.tasks.generation.example.TextExample`'s
 own fields; the text-to-SQL module renders a table and question instead). Prompt and target (+ EOS)
 are tokenised separately and concatenated as ids, so the prompt the model is trained on is
 token-for-token the prompt it decodes from at evaluation.
@@ -23,7 +23,6 @@ examples are never dropped or cut, so scores always cover the whole (sub-sampled
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 
 import lightning as L
 import torch
@@ -35,14 +34,6 @@ from lora_lab.tasks.loaders import TokenizedDataset, resumable_train_loader
 from lora_lab.tasks.eval_shards import EvalShardSampler
 
 MODEL_KINDS = ("causal_lm", "seq2seq")
-
-
-@dataclass(frozen=True)
-class TextExample:
-    """One prompt -> target pair."""
-
-    prompt: str
-    target: str
 
 
 def eos_id(tokenizer) -> int:
@@ -99,6 +90,11 @@ class GenerationDataModule(L.LightningDataModule):
         self.task, self.spec, self.tokenizer, self.model_kind, self.seed = task, spec, tokenizer, model_kind, seed
         self.splits: dict[str, TokenizedDataset] = {}
         self.skipped: dict[str, int] = {}
+
+    @property
+    def eos_token_id(self) -> int:
+        """The token that ends an answer (`eos_id`)."""
+        return eos_id(self.tokenizer)
 
     def render(self, example) -> tuple[str, str]:
         """(prompt text, target text) of one example."""

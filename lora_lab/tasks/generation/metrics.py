@@ -14,14 +14,13 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 
 import torch
 from rouge_score import rouge_scorer, tokenizers
 from torchmetrics import Metric
 
-from lora_lab.errors import ConfigError
+from lora_lab.tasks.generation.metric_names import BUILTIN_METRIC_NAMES, load_metric_fn
 
 # the tokenizer passed explicitly (the package logs a line when it picks its default itself)
 _ROUGE = rouge_scorer.RougeScorer(["rougeL"], tokenizer=tokenizers.DefaultTokenizer(use_stemmer=False))
@@ -35,19 +34,7 @@ def rouge_l(prediction: str, target: str) -> float:
     return float(_ROUGE.score(target, prediction)["rougeL"].fmeasure)
 
 
-BUILTIN_METRICS: dict[str, Callable[[str, str], float]] = {"exact_match": exact_match, "rouge_l": rouge_l}
-
-
-def load_metric_fn(path: str) -> tuple[str, Callable[[str, str], float]]:
-    """(name, function) of a dotted path ``package.module.function``."""
-    module_name, _, attr = str(path).rpartition(".")
-    try:
-        fn = getattr(importlib.import_module(module_name), attr) if module_name else None
-    except (ImportError, AttributeError) as err:
-        raise ConfigError("task.metric_fn", f"cannot import {path!r} ({type(err).__name__}: {err})") from None
-    if not callable(fn):
-        raise ConfigError("task.metric_fn", f"{path!r} must be the dotted path of a function fn(prediction, target) -> float")
-    return attr, fn
+BUILTIN_METRICS: dict[str, Callable[[str, str], float]] = dict(zip(BUILTIN_METRIC_NAMES, (exact_match, rouge_l)))
 
 
 def metric_functions(names: tuple[str, ...], metric_fn: str | None) -> dict[str, Callable[[str, str], float]]:

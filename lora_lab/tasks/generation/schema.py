@@ -16,8 +16,8 @@ from typing import ClassVar
 
 from lora_lab.errors import ConfigError
 from lora_lab.tasks.base import TaskConfig, TaskSpec, require_positive_ints
-from lora_lab.tasks.generation.data import TextExample
-from lora_lab.tasks.generation.metrics import BUILTIN_METRICS, load_metric_fn
+from lora_lab.tasks.generation.example import TextExample
+from lora_lab.tasks.generation.metric_names import BUILTIN_METRIC_NAMES, load_metric_fn
 from lora_lab.tasks.user_files import UserDataConfig
 
 
@@ -59,11 +59,11 @@ class TextGenerationConfig(GenerationTaskConfig, UserDataConfig):
     def validate(self) -> None:
         super().validate()
         for name in self.metrics or ():
-            if name not in BUILTIN_METRICS:
-                raise ConfigError("task.metrics", f"unknown metric {name!r}; allowed: {', '.join(BUILTIN_METRICS)} (your own: task.metric_fn)")
+            if name not in BUILTIN_METRIC_NAMES:
+                raise ConfigError("task.metrics", f"unknown metric {name!r}; allowed: {', '.join(BUILTIN_METRIC_NAMES)} (your own: task.metric_fn)")
         if self.metric_fn is not None:
             name, _ = load_metric_fn(self.metric_fn)
-            if name in BUILTIN_METRICS or name in ("loss", "n"):
+            if name in BUILTIN_METRIC_NAMES or name in ("loss", "n"):
                 raise ConfigError("task.metric_fn", f"{self.metric_fn}: its name {name!r} is taken by a built-in metric; rename the function")
         if self.primary_metric not in self.metric_names:
             raise ConfigError("task.primary_metric", f"{self.primary_metric!r} is not among the metrics; allowed: {', '.join(self.metric_names)}")
@@ -75,7 +75,7 @@ class TextGenerationConfig(GenerationTaskConfig, UserDataConfig):
 
     @property
     def metric_names(self) -> tuple[str, ...]:
-        names = tuple(self.metrics) if self.metrics is not None else tuple(BUILTIN_METRICS)
+        names = tuple(self.metrics) if self.metrics is not None else tuple(BUILTIN_METRIC_NAMES)
         return names + ((load_metric_fn(self.metric_fn)[0],) if self.metric_fn else ())
 
     @property

@@ -4,16 +4,14 @@ by execution against the example's table."""
 from __future__ import annotations
 
 from lora_lab.tasks.base import TaskFamily
-from lora_lab.tasks.generation.family import builder
-from lora_lab.tasks.text_to_sql.data import TextToSqlDataModule
-from lora_lab.tasks.text_to_sql.module import TextToSqlModule
+from lora_lab.tasks.generation.family import pair
 from lora_lab.tasks.text_to_sql.schema import SQL_METRICS, WikiSqlConfig, WikiSqlSyntheticConfig
 
 FAMILY = TaskFamily(
     name="text_to_sql",
     schemas=(WikiSqlConfig, WikiSqlSyntheticConfig),
-    data_module=TextToSqlDataModule,
-    lightning_module=TextToSqlModule,
+    data_module="lora_lab.tasks.text_to_sql.data:TextToSqlDataModule",
+    lightning_module="lora_lab.tasks.text_to_sql.module:TextToSqlModule",
     metrics=SQL_METRICS,
-    build=builder(TextToSqlDataModule, TextToSqlModule),
+    pair=pair,
 )
