@@ -31,8 +31,9 @@ import torch
 from lora_lab.adapters import AttachReport, build_method, parse_config
 from lora_lab.adapters.io import adapter_checkpoint_state, load_checkpoint_state
 from lora_lab.adapters.quant_model import quantize_for_training
-from lora_lab.models.backbones import parse_backbone_config
+from lora_lab.models.backbones import build_backbone, head_modules_for, parse_backbone_config
 from lora_lab.models.fp32_heads import keep_heads_fp32
+from lora_lab.models.optim import build_optimizer
 
 
 
@@ -65,13 +66,9 @@ class AdapterModule(L.LightningModule):
 
     # ----- building --------------------------------------------------------------------------
     def build_backbone(self) -> torch.nn.Module:
-        from lora_lab.models.backbones import build_backbone
-
         return build_backbone(self.backbone_cfg, self.model_kind, self.hparams.num_labels, self.hparams.pad_token_id)
 
     def head_modules(self, model: torch.nn.Module) -> list[str]:
-        from lora_lab.models.backbones import head_modules_for
-
         return head_modules_for(model, self.model_kind)
 
     def configure_model(self) -> None:
@@ -124,8 +121,6 @@ class AdapterModule(L.LightningModule):
         self.optimizer_steps_seen += 1
 
     def configure_optimizers(self):
-        from lora_lab.models.optim import build_optimizer
-
         return build_optimizer(self.method.param_groups(self.model), self.optim_cfg, self.total_optimizer_steps())
 
     # ----- evaluation loop shared by the task families ----------------------------------------

@@ -27,9 +27,10 @@ from pathlib import Path
 
 import numpy as np
 
+from lora_lab.adapters.rank_heatmap import plot_rank_heatmap
 from lora_lab.results.aggregate import Aggregate, _keys
 from lora_lab.results.costs import fmt_params
-from lora_lab.results.names import metric_name, task_name
+from lora_lab.results.names import metric_name, row_label, task_name
 from lora_lab.results.tables import DAGGER, Table, fmt_key
 
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
@@ -305,9 +306,6 @@ def rank_heatmaps(table: Table, agg: Aggregate, rank_patterns: dict[int, dict], 
     """One heatmap (PNG + PDF) per cell whose chosen runs report a rank pattern (averaged over seeds)."""
     if not rank_patterns or agg.chosen.empty:
         return [], {}
-    from lora_lab.adapters.rank_heatmap import plot_rank_heatmap
-    from lora_lab.results.names import row_label
-
     paths, captions = [], {}
     for values, group in agg.chosen.groupby(agg.row_keys + ["task"], dropna=False, sort=True):
         summaries = [rank_patterns[t] for t in group["trial"] if t in rank_patterns]

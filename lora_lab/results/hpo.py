@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lora_lab.results.names import method_label
+from lora_lab.results.record import atomic_write_text
 
 STORAGE_NAME = "optuna.db"
 
@@ -138,8 +139,6 @@ def plot(view: StudyView, path: Path) -> Path:
 
 def hpo_section(paths, out: Path, plots: bool = True) -> list[str]:
     """Markdown lines of the HPO view (empty without Optuna storages); writes hpo.json and plots."""
-    from lora_lab.results.record import atomic_write_text
-
     views = [v for storage in find_storages(paths) for v in load_views(storage)]
     if not views:
         return []

@@ -20,6 +20,7 @@ from lightning.pytorch.callbacks import Callback
 from lora_lab.atomic import atomic_write_text
 from lora_lab.progress import step_loss
 from lora_lab.results.record import git_state
+from lora_lab.resume.signals import RunPreempted
 from lora_lab.run_summary import summary_metrics
 from lora_lab.tracking.base import Tracker, flatten, run_tags
 
@@ -84,8 +85,6 @@ class TrackerCallback(Callback):
     def fail(self, exception: BaseException) -> None:
         """Close (or, for a preemption, suspend) every tracker run after ``exception``: ``cancelled``
         for an interrupt, ``failed`` otherwise; once."""
-        from lora_lab.resume.signals import RunPreempted
-
         if not self.started:
             return
         status = "cancelled" if isinstance(exception, KeyboardInterrupt) else "failed"
