@@ -79,11 +79,11 @@ def test_checkpoint_is_adapter_only_and_resumes(tmp_path):
 
 def test_the_optimizer_is_shaped_by_the_method_param_groups(tmp_path, monkeypatch):
     """LoRA+ through the real training path: B matrices at lr x ratio, A at lr, head bias without decay."""
-    from lora_lab.models import optim
+    from lora_lab.models import module, optim
 
     built = []
     real = optim.build_optimizer
-    monkeypatch.setattr(optim, "build_optimizer", lambda *a, **k: built.append(real(*a, **k)) or built[-1])
+    monkeypatch.setattr(module, "build_optimizer", lambda *a, **k: built.append(real(*a, **k)) or built[-1])
     train(tiny_cfg(tmp_path, "adapter=loraplus", "adapter.loraplus_lr_ratio=4", "optim.lr=1e-3", "optim.weight_decay=0.1"), tmp_path / "run")
     groups = built[0]["optimizer"].param_groups
     assert [(g["initial_lr"], g["weight_decay"], len(g["params"])) for g in groups] == [

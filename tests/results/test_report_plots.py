@@ -12,10 +12,11 @@ def _pattern(q0: int, v1: int) -> dict:
 
 def test_rank_heatmap_from_adalora_summaries(tmp_path, monkeypatch):
     import lora_lab.adapters.rank_heatmap as heatmap
+    import lora_lab.results.figures as figures
 
     drawn = []
     original = heatmap.plot_rank_heatmap
-    monkeypatch.setattr(heatmap, "plot_rank_heatmap", lambda pattern, *a, **k: drawn.append(pattern) or original(pattern, *a, **k))
+    monkeypatch.setattr(figures, "plot_rank_heatmap", lambda pattern, *a, **k: drawn.append(pattern) or original(pattern, *a, **k))
     for seed, (q0, v1) in enumerate(((2, 10), (4, 12))):
         record = make_record(method="adalora", init="adalora", r=12, seed=seed, val=0.7, test=0.7, adapter_extra={"target_r": 8})
         record["method_summary"] = {"rank_pattern": _pattern(q0, v1), "r_init": 12, "model_type": "bert"}
