@@ -24,6 +24,7 @@ def test_each_method_has_its_own_default_lr_scaled_by_lr_scale():
     assert _compose([]).optim.lr == table.lora
     assert _compose(["adapter.method=adalora"]).optim.lr == table.adalora
     assert _compose(["adapter.method=some_new_method"]).optim.lr == table.default
+    assert _compose(["adapter=vera"]).optim.lr == table.vera == 8 * table.lora  # only scaling vectors train
     cfg = _compose(["adapter.method=adalora", "lr_scale=0.5"])
     assert cfg.optim.lr == pytest.approx(table.adalora / 2)
     assert cfg.run_name.endswith(f"/lr{table.adalora / 2}-seed0")
