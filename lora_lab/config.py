@@ -44,6 +44,10 @@ RESUME_KEYS = ("every_n_minutes",)
 #: how to run a trial, not which trial: ignored when matching results (a rerun with another progress
 #: display or other trackers is the same trial)
 RUN_CONTROL_KEYS = ("force", "resume", "progress", "logger")
+#: inputs whose whole effect the resolved config already holds: ``method_lr`` (each method's default
+#: lr) only matters through ``optim.lr``, so giving a new method its default does not make every
+#: finished run of the other methods "a different config"
+DERIVED_KEYS = ("method_lr",)
 
 #: Lightning precisions that keep adapter weights in fp32 (the "-true" half precisions cast the whole
 #: module, adapters included, to 16 bits)
@@ -69,8 +73,9 @@ class TrialConfig:
 
 
 def trial_identity(config: dict | None) -> dict | None:
-    """The resolved config without run-control keys: two configs equal here are the same trial."""
-    return None if config is None else {k: v for k, v in config.items() if k not in RUN_CONTROL_KEYS}
+    """The resolved config without run-control and derived-only keys: two configs equal here are the
+    same trial."""
+    return None if config is None else {k: v for k, v in config.items() if k not in RUN_CONTROL_KEYS + DERIVED_KEYS}
 
 
 def unknown_key(path: str, allowed) -> ConfigError:

@@ -1,6 +1,7 @@
 """Running a trial again: a finished one is a no-op unless forced (and forced means from scratch, not
 from its end-of-training checkpoint), one that another job holds is left alone, and run-control
-settings (force, resume.*) do not make a trial "a different config"."""
+settings (force, resume.*) and the per-method lr table (``method_lr``, which acts only through
+``optim.lr``) do not make a trial "a different config"."""
 
 import re
 
@@ -28,6 +29,16 @@ def test_rerun_is_noop_and_force_retrains_from_scratch(tmp_path):
     forced = train(counted(tmp_path, "force=true"), run)
     assert (tmp_path / "batches.txt").read_text().split() == ["12", "12"]  # not 12 then 0 (a resume of the end)
     assert forced["status"] == "success" and forced["metrics"] == first["metrics"] and forced["curve"] == first["curve"]
+
+
+def test_a_new_method_default_lr_leaves_finished_runs_the_same_trial(tmp_path):
+    run = tmp_path / "run"
+    first = train(tiny_cfg(*ONE_EPOCH), run)
+    mtime = (run / "result.json").stat().st_mtime_ns
+    again = train(tiny_cfg(*ONE_EPOCH, "+method_lr.newmethod=0.01"), run)  # another method's default: same trial
+    assert (run / "result.json").stat().st_mtime_ns == mtime and again["curve"] == first["curve"]
+    with pytest.raises(ConfigError, match="different config"):  # the lr this trial uses changed: refused
+        train(tiny_cfg(*ONE_EPOCH, "method_lr.lora=0.01"), run)
 
 
 def test_a_trial_held_by_another_job_is_left_alone(tmp_path):
