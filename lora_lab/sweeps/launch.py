@@ -20,9 +20,10 @@ import sys
 import time
 from pathlib import Path
 
-from lora_lab.config import overlay_conflict
+from lora_lab.config import overlay_conflict, trial_identity
 from lora_lab.errors import ConfigError
-from lora_lab.results.record import PLAN_NAME, atomic_write_text, git_state, record_status
+from lora_lab.gate import decide, read_previous
+from lora_lab.results.record import PLAN_NAME, RESULT_NAME, atomic_write_text, git_state, record_status
 
 USAGE = """usage: lora-lab sweep NAME [hydra overrides] [dry_run=true] [storage=<Optuna storage URL>]
 
@@ -107,6 +108,16 @@ def optuna_sweep(plan, overrides: list[str], dry_run: bool) -> int:
     return report_outcome(plan)
 
 
+def check_finished_results(trials) -> None:
+    """Before anything runs: a planned trial whose run dir holds a finished result of another config is
+    the error its own start would raise (`lora_lab.gate.decide`), raised here so that no other trial
+    of the sweep has started (parallel workers would go on running after the sweep stopped)."""
+    for trial in trials:
+        run_dir = Path(trial.run_dir)
+        if (run_dir / RESULT_NAME).is_file():
+            decide(read_previous(run_dir), trial_identity(trial.config), bool(trial.config.get("force")), run_dir)
+
+
 def sweep(argv: list[str]) -> int:
     from lora_lab.sweeps.expand import plan_study
     from lora_lab.sweeps.optuna_plan import expand_shorthands
@@ -130,6 +141,7 @@ def sweep(argv: list[str]) -> int:
     if dry_run:
         print_plan(study, trials)
         return 0
+    check_finished_results(trials)
     for plan in write_plans(study, trials, overrides):
         print(f"study {study.name}: {len(trials)} trials; plan in {plan}", file=sys.stderr)
     with TrialLines([(t.run_dir, t.subdir) for t in trials]):

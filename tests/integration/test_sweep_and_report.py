@@ -87,3 +87,10 @@ def test_parallel_sweep_then_report_matches_result_files(tmp_path):
 
     again = _cli(tmp_path, "sweep", str(study), "dry_run=true")
     assert again.stdout.count("[  success]") == 4  # a rerun would skip all of them
+
+    # a changed config whose run dirs hold finished results: refused before any trial starts (seed 2 is new)
+    before = {p: p.read_bytes() for p in sweep_dir.rglob("*") if p.is_file()}
+    clash = _cli(tmp_path, "sweep", str(study), "trainer.max_steps=16", "seed=0,1,2")
+    assert clash.returncode == 2 and "already holds a finished result of a different config" in clash.stderr
+    assert [ln for ln in clash.stderr.splitlines() if ln.startswith("error: ")] == [clash.stderr.strip().splitlines()[-1]]
+    assert {p: p.read_bytes() for p in sweep_dir.rglob("*") if p.is_file()} == before  # nothing written, no seed-2 trial
