@@ -69,7 +69,7 @@ def method_order() -> list[str]:
     labels = []
     for cls in sorted(METHODS.values(), key=lambda c: (c.table_order, c.name)):
         labels.append(_display(cls.name))
-        if not labels[1:]:
+        if len(labels) == 1:  # the baseline's rank-stabilised variant follows it
             labels.append(RSLORA)
         labels.extend(label for label in cls.named_inits.values() if label not in labels)
     return labels
@@ -81,8 +81,8 @@ def row_label(row_keys: list[str], values) -> str:
     return method_label(named.get("method"), named.get("cfg.adapter.init"), named.get("cfg.adapter.rslora"))
 
 
-def order_key(label: str) -> tuple:
-    order = method_order()
+def order_key(label: str, order: list[str]) -> tuple:
+    """Sort key of a row label within ``order`` (`method_order`); unknown methods last, alphabetically."""
     first = label.split(" (")[0].split(" + ")[0]
     return (order.index(first) if first in order else len(order), label)
 
@@ -101,4 +101,5 @@ def ordered_rows(row_keys: list[str], rows: list[tuple]) -> list[tuple]:
     """Rows in table order: by method label (`method_order`: the registry's `table_order`), then as given (the aggregate's order of
     the other keys, e.g. ascending r)."""
     position = {row: i for i, row in enumerate(rows)}
-    return sorted(rows, key=lambda row: (order_key(row_label(row_keys, row)), position[row]))
+    order = method_order()
+    return sorted(rows, key=lambda row: (order_key(row_label(row_keys, row), order), position[row]))

@@ -273,7 +273,7 @@ def notes(agg: Aggregate, table: Table) -> list[str]:
     if any(r["params_n"] is not None and r["params_init"] is not None and r["params_n"] != r["params_init"] for r in ours):
         out.append("#Params = the adapter as trained: for a method that prunes in training, the parameters it keeps "
                    "(the allocation: params_init in table.csv, adapter_params in trials.csv).")
-    if any(r["params"].endswith(ALLOCATED) for r in ours):
+    if any(r["params_n"] is None and r["params_init"] is not None for r in ours):  # shown as the allocation
         out.append(f"{ALLOCATED}: the runs' result files do not give the trained adapter's parameter count (written before methods "
                    "reported it) and the method's count changes in training; the allocated count is shown.")
     if any(c.kind == "cost" for c in table.columns):
