@@ -28,6 +28,7 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, OmegaConf
 
 from lora_lab.adapters import AdapterConfig, parse_config
+from lora_lab.analysis.snapshot_schedule import analysis_options
 from lora_lab.tasks.base import TaskConfig
 from lora_lab.tasks.registry import parse_task_config
 from lora_lab.console import progress_options
@@ -43,7 +44,7 @@ register_resolvers()
 RESUME_KEYS = ("every_n_minutes",)
 #: how to run a trial, not which trial: ignored when matching results (a rerun with another progress
 #: display or other trackers is the same trial)
-RUN_CONTROL_KEYS = ("force", "resume", "progress", "logger")
+RUN_CONTROL_KEYS = ("force", "resume", "progress", "logger", "analysis")
 #: inputs whose whole effect the resolved config already holds: ``method_lr`` (each method's default
 #: lr) only matters through ``optim.lr``, so giving a new method its default does not make every
 #: finished run of the other methods "a different config"
@@ -66,6 +67,7 @@ class TrialConfig:
     force: bool = False
     resume: dict = field(default_factory=dict)
     progress: dict = field(default_factory=dict)  # `lora_lab.console.progress_options`
+    analysis: dict = field(default_factory=dict)  # `lora_lab.analysis.snapshot_schedule.analysis_options`
 
     @property
     def identity(self) -> dict:
@@ -328,13 +330,14 @@ def parse(cfg: DictConfig, *, read_data: bool = True) -> TrialConfig:
     check_trainer(resolved.get("trainer") or {})
     resume = resume_options(resolved)
     progress = progress_options(resolved.get("progress"))
+    analysis = analysis_options(resolved.get("analysis"))
     check_loggers(resolved.get("logger"))
     force = resolved.get("force", False)
     if not isinstance(force, bool):
         raise ConfigError("force", f"must be true or false, got {force!r}")
     if read_data:
         check_local_data(task)
-    return TrialConfig(adapter, task, backbone, resolved, seed, force, resume, progress)
+    return TrialConfig(adapter, task, backbone, resolved, seed, force, resume, progress, analysis)
 
 
 def validate(cfg: DictConfig):

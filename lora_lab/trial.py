@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import socket
 import time
 from pathlib import Path
@@ -43,6 +44,8 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from lora_lab.adapters.io import save_adapter
+from lora_lab.analysis.snapshot_schedule import snapshots_on
+from lora_lab.analysis.snapshots import SNAPSHOT_DIR, AdapterSnapshots, list_snapshots
 from lora_lab.atomic import atomic_write_text
 from lora_lab.config import TrialConfig
 from lora_lab.console import in_sweep
@@ -89,6 +92,7 @@ def base_record(resolved: dict, run_dir: Path, overrides: list[str]) -> ResultRe
 def _start_fresh(run_dir: Path) -> None:
     (run_dir / "checkpoints" / LAST_NAME).unlink(missing_ok=True)
     (run_dir / "logs" / "metrics.csv").unlink(missing_ok=True)
+    shutil.rmtree(run_dir / SNAPSHOT_DIR, ignore_errors=True)  # another config's (or a forced rerun's) snapshots
 
 
 def run_in_dir(trial: TrialConfig, run_dir: str | os.PathLike, overrides: list[str] | None = None,
@@ -175,7 +179,7 @@ def record_stop(run_dir: Path, record: ResultRecord, stop, trainer) -> None:
 # ----------------------------------------------------------------------------------- the trial
 
 
-def build_trainer(resolved: dict, run_dir: Path, resume: dict | None = None, progress: dict | None = None):
+def build_trainer(resolved: dict, run_dir: Path, resume: dict | None = None, progress: dict | None = None, extra_callbacks=()):
     """The Lightning trainer of one trial: configured callbacks and loggers, plus what every run gets
     (`lora_lab.resume`): `ResumeCheckpoint` (owns checkpoints/last.ckpt and SLURM stop signals),
     `RngState`, `LoaderStateRestore` (mid-epoch data position), atomic checkpoint writes and, on SLURM,
@@ -196,7 +200,7 @@ def build_trainer(resolved: dict, run_dir: Path, resume: dict | None = None, pro
             raise ConfigError(f"callbacks.{name}.save_last", "last.ckpt is written by lora_lab's resume checkpoint; set save_last: false")
         callbacks.append(callback)
     callbacks += [ResumeCheckpoint(run_dir / "checkpoints", every_n_minutes=resume.get("every_n_minutes")), RngState(), LoaderStateRestore()]
-    callbacks += [ProgressPrinter(**(progress or {}), multirun=in_sweep())]
+    callbacks += [*extra_callbacks, ProgressPrinter(**(progress or {}), multirun=in_sweep())]
     callbacks += tracker_callback(trackers, resolved, run_dir, resuming=(run_dir / "checkpoints" / LAST_NAME).is_file())
     trainer_cfg = dict(resolved["trainer"])
     plugins = [AtomicCheckpointIO(), *cluster_plugins(), *(trainer_cfg.pop("plugins", None) or [])]
@@ -218,7 +222,9 @@ def run_trial(trial: TrialConfig, run_dir: Path, overrides: list[str], interrupt
     tokenizer = load_tokenizer(trial.backbone)
     module_args = {"backbone": resolved["backbone"], "adapter": trial.adapter.to_dict(), "optim": resolved["optim"], "task": resolved["task"]}
     datamodule, module = family_of(trial.task).build(trial.task, spec, tokenizer, trial.backbone, module_args, trial.seed)
-    trainer = build_trainer(resolved, run_dir, trial.resume, trial.progress)
+    backbone_info = {**resolved["backbone"], "model_kind": module.model_kind, "num_labels": spec.num_labels}
+    snapshots = [AdapterSnapshots(run_dir, trial.analysis, backbone_info)] if snapshots_on(trial.analysis) else []
+    trainer = build_trainer(resolved, run_dir, trial.resume, trial.progress, snapshots)
     last = run_dir / "checkpoints" / LAST_NAME
     if getattr(trial.task, "eval_untrained", False) and not last.is_file():
         module.evaluate_untrained(trainer, datamodule)  # a resumed run restores it from the checkpoint
@@ -240,7 +246,6 @@ def run_trial(trial: TrialConfig, run_dir: Path, overrides: list[str], interrupt
         # summary and artifacts describe the trained (final) adapter; restore_best below may load an
         # earlier state (e.g. an AdaLoRA rank pattern from mid-schedule): the scored one
         method_summary = module.method.summary()
-        backbone_info = {**resolved["backbone"], "model_kind": module.model_kind, "num_labels": spec.num_labels}
         save = resolved.get("save_adapter", True) and trainer.is_global_zero
         if trainer.is_global_zero:
             module.method.save_artifacts(run_dir)
@@ -268,6 +273,7 @@ def run_trial(trial: TrialConfig, run_dir: Path, overrides: list[str], interrupt
         record.method_summary = method_summary
         record.quantization = module.quantization
         record.optimizer_steps = int(trainer.global_step)
+        record.snapshots = list_snapshots(run_dir) if snapshots else []
         record.wall_time_s = time.time() - started
         record.cpu_time_s = time.process_time() - started_cpu  # all threads of this process; wall time depends on the machine's load
         record.torch_threads = torch.get_num_threads()

@@ -13,6 +13,8 @@ from lora_lab.adapters import loraplus  # noqa: F401  (registers "loraplus")
 from lora_lab.adapters import dora  # noqa: F401  (registers "dora")
 from lora_lab.adapters import adalora  # noqa: F401  (registers "adalora")
 from lora_lab.adapters import vera  # noqa: F401  (registers "vera" and its PEFT exporter)
+from lora_lab.adapters import full  # noqa: F401  (registers "full", full fine-tuning: a reference row)
+from lora_lab.adapters import bitfit  # noqa: F401  (registers "bitfit", biases only: a reference row)
 from lora_lab.adapters import peft_export  # noqa: F401  (registers the "lora", "loraplus", "dora" exporters)
 from lora_lab.adapters import adalora_export  # noqa: F401  (registers the "adalora" exporter)
 from lora_lab.adapters.base import AdapterLayer, adapters_disabled

@@ -15,7 +15,8 @@ examples), ``curve`` (one entry per evaluation), ``method_summary``, ``quantizat
 ``wall_time_s``, ``cpu_time_s`` (process CPU seconds of the trial), ``torch_threads``,
 ``peak_memory_mb``, ``versions`` and ``git`` (SHA + dirty flag), ``job`` (host, pid, SLURM job /
 array task of the attempt that wrote it), ``interruptions`` (one entry per SLURM stop the run
-survived: signal, step, job id). Keys this version does not know are kept in ``extra`` and written
+survived: signal, step, job id), ``snapshots`` (the adapter snapshots on disk, ``[{step, path}]``, when
+``analysis.snapshot_*`` asked for them). Keys this version does not know are kept in ``extra`` and written
 back. Written atomically (`lora_lab.atomic`: temp file in the same directory, fsync, ``os.replace``),
 so a reader sees the old file or the new one, never half of one; readers open only the final name,
 never a temp file a killed writer left behind.
@@ -49,7 +50,7 @@ class MalformedResult(ValueError):
 
 _OBJECTS = ("config", "params", "metrics", "baselines", "data", "method_summary", "versions", "git", "job", "task_spec", "peak_memory_mb")
 _STRINGS = ("status", "reason", "run_dir", "run_name", "primary_metric", "written_at", "exported_state")
-_LISTS = ("overrides", "curve", "interruptions")
+_LISTS = ("overrides", "curve", "interruptions", "snapshots")
 _KIND_NAMES = {dict: "an object", str: "a string", list: "a list"}
 
 
@@ -83,6 +84,7 @@ class ResultRecord:
     git: dict = field(default_factory=dict)
     job: dict = field(default_factory=dict)
     interruptions: list = field(default_factory=list)
+    snapshots: list = field(default_factory=list)  # adapter snapshots kept: [{"step", "path"}] (`lora_lab.analysis.snapshots`)
     written_at: str | None = None
     schema_version: int = SCHEMA_VERSION
     extra: dict = field(default_factory=dict)  # keys this schema version does not know, kept as written
