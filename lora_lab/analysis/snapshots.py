@@ -115,9 +115,11 @@ class AdapterSnapshots(Callback):
         base = self.run_dir / SNAPSHOT_DIR / BASE_NAME
         if trainer.is_global_zero and trainer.global_step == 0 and not base.is_file():
             base.parent.mkdir(parents=True, exist_ok=True)
-            weights = analysed_weights(pl_module.model, pl_module.method)
+            method = pl_module.method
+            weights = analysed_weights(pl_module.model, method)
+            conv1d = [n for n in weights if n not in method.layers and not isinstance(pl_module.model.get_submodule(n), nn.Linear)]
             tmp = base.with_name("." + BASE_NAME + ".partial")
-            save_file(weights, str(tmp))
+            save_file(weights, str(tmp), metadata={"conv1d_modules": json.dumps(conv1d)})
             os.replace(tmp, base)
         self._maybe(trainer, pl_module)
 
