@@ -12,7 +12,8 @@ Collects every result.json under the given run / sweep dirs (`collect`), aggrega
 - ``hpo.json``, ``plots/hpo_<study>.png`` and a Markdown section -- Optuna studies under the paths
   (best trial per method, objective vs trial and vs each searched parameter; see `hpo`);
 - ``meta.json`` -- command, inputs, status counts, package versions and git SHA of the report;
-- ``index.html`` -- the self-contained study page (see `html`).
+- ``index.html`` -- the self-contained study page (see `html`), with an Analysis section when
+  ``lora-lab analyze`` output (``analysis.json``) is in ``--out``/analysis or a PATH (`lora_lab.analysis.page_section`).
 
 The Markdown table and notes are printed to stdout.
 """
@@ -179,7 +180,9 @@ def report(paths, by=None, nuisance=("optim.lr", "lr_scale"), formats=FORMATS, o
     if page:
         from lora_lab.results.html import write_page
 
-        write_page(out, table, markdown, trials, meta, plot_paths)
+        from lora_lab.analysis.page_section import analysis_section
+
+        write_page(out, table, markdown, trials, meta, plot_paths, analysis_section(paths, out))
     return {"out": out, "markdown": markdown, "aggregate": agg, "trials": trials, "table": table}
 
 
