@@ -88,11 +88,15 @@ def _basis(run: Run, weights: Weights, module: str, max_dim: int) -> tuple[torch
     return subspace.right_singular_basis(weights.delta(run)[module], max_dim), "dW"
 
 
-def measure_subspace(runs, out, explicit, weights, max_dim, rank):
+def runs_for_subspace(runs, explicit):
     runs = _matrix_runs(runs)
     if not _need(explicit, len(runs) >= 2, f"subspace compares two or more runs that change weight matrices; got {len(runs)}"):
         return None
     same_matrices(runs)
+    return runs
+
+
+def measure_subspace(runs, out, weights, max_dim, rank):
     rows, grid_rows, figures = [], [], []
     plt = pyplot()
     for a, b in itertools.combinations(runs, 2):
@@ -121,10 +125,12 @@ def measure_subspace(runs, out, explicit, weights, max_dim, rank):
                        "(LoRA section 7.2); random subspaces give max(i, j)/d."}
 
 
-def measure_dw_vs_w(runs, out, explicit, weights, max_dim, rank):
+def runs_changing_matrices(runs, explicit, measure):
     runs = _matrix_runs(runs)
-    if not _need(explicit, bool(runs), "dw_vs_w needs a run that changes weight matrices (not BitFit)"):
-        return None
+    return runs if _need(explicit, bool(runs), f"{measure} needs a run that changes weight matrices (not BitFit)") else None
+
+
+def measure_dw_vs_w(runs, out, weights, max_dim, rank):
     rows = []
     for run in runs:
         cfg = run.adapter_meta["adapter"]
@@ -145,10 +151,7 @@ def measure_dw_vs_w(runs, out, explicit, weights, max_dim, rank):
             "caption": "Projection of W on the top-r directions of dW, of W itself and of random directions, and the amplification factor (LoRA section 7.3)."}
 
 
-def measure_spectrum(runs, out, explicit, weights, max_dim, rank):
-    runs = _matrix_runs(runs)
-    if not _need(explicit, bool(runs), "spectrum needs a run that changes weight matrices (not BitFit)"):
-        return None
+def measure_spectrum(runs, out, weights, max_dim, rank):
     rows, sigma_rows = [], []
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.4))
@@ -171,14 +174,16 @@ def measure_spectrum(runs, out, explicit, weights, max_dim, rank):
             "caption": "Singular values of each dW; entropy effective rank exp(H(s / sum s)) (Roy and Vetterli 2007) and stable rank ||dW||_F^2 / ||dW||_2^2."}
 
 
-def measure_decomposition(runs, out, explicit, weights, max_dim, rank):
+def runs_with_snapshots(runs, explicit):
     runs = _matrix_runs(runs)
     for run in runs:
         _need(explicit, bool(snapshot_steps(run)), f"decomposition needs adapter snapshots; {run.run_dir} has none "
               "(train it with analysis.snapshot_steps=[...] or analysis.snapshot_every=N)")
     runs = [r for r in runs if snapshot_steps(r)]
-    if not _need(explicit, bool(runs), "decomposition needs a run with snapshots"):
-        return None
+    return runs if _need(explicit, bool(runs), "decomposition needs a run with snapshots") else None
+
+
+def measure_decomposition(runs, out, weights, max_dim, rank):
     rows, corr_rows = [], []
     plt = pyplot()
     cols = min(4, len(runs))
@@ -208,10 +213,12 @@ def measure_decomposition(runs, out, explicit, weights, max_dim, rank):
                        "the sign of their correlation is the paper's finding (FT and DoRA negative, LoRA positive)."}
 
 
-def measure_adalora(runs, out, explicit, weights, max_dim, rank):
+def runs_with_allocations(runs, explicit):
     runs = [r for r in runs if read_history(r.run_dir) is not None]
-    if not _need(explicit, bool(runs), "adalora needs a finished AdaLoRA run (adalora_budget_history.json); none among the runs"):
-        return None
+    return runs if _need(explicit, bool(runs), "adalora needs a finished AdaLoRA run (adalora_budget_history.json); none among the runs") else None
+
+
+def measure_adalora(runs, out, weights, max_dim, rank):
     rows, schedule_rows = [], []
     plt = pyplot()
     fig, axes = plt.subplots(len(runs), 2, figsize=(9, 3.2 * len(runs)), squeeze=False)
@@ -239,7 +246,7 @@ def measure_adalora(runs, out, explicit, weights, max_dim, rank):
             "caption": "AdaLoRA's scheduled budget b(t), the kept total rank at each allocation and each matrix's kept rank (AdaLoRA section 3.3, Appendix A)."}
 
 
-def measure_curves(runs, out, explicit, weights, max_dim, rank):
+def measure_curves(runs, out, weights, max_dim, rank):
     groups: dict[str, list[Run]] = {}
     for run in runs:
         groups.setdefault(run.group, []).append(run)
@@ -265,8 +272,16 @@ def measure_curves(runs, out, explicit, weights, max_dim, rank):
             "caption": "Training loss and validation metric vs optimizer step, mean ± sample std over seeds."}
 
 
-FUNCTIONS = {"subspace": measure_subspace, "dw_vs_w": measure_dw_vs_w, "spectrum": measure_spectrum, "decomposition": measure_decomposition,
-             "adalora": measure_adalora, "curves": measure_curves}
+#: measure -> (which runs it applies to: fn(runs, explicit) -> runs or None, raising when an explicitly
+#: asked measure cannot run; the measure: fn(runs, out, weights, max_dim, rank) -> result)
+FUNCTIONS = {
+    "subspace": (runs_for_subspace, measure_subspace),
+    "dw_vs_w": (lambda runs, explicit: runs_changing_matrices(runs, explicit, "dw_vs_w"), measure_dw_vs_w),
+    "spectrum": (lambda runs, explicit: runs_changing_matrices(runs, explicit, "spectrum"), measure_spectrum),
+    "decomposition": (runs_with_snapshots, measure_decomposition),
+    "adalora": (runs_with_allocations, measure_adalora),
+    "curves": (lambda runs, explicit: runs, measure_curves),
+}
 
 
 def check_measures(measures) -> list[str]:
@@ -284,13 +299,14 @@ def analyze(paths, out, measures=None, max_dim: int = 64, rank: int = 8, command
     runs = [load_run(d) for d in find_runs(paths)]
     if not runs:
         raise ConfigError("RUN", f"no result.json under {', '.join(map(str, paths))}")
+    applicable = {name: FUNCTIONS[name][0](runs, explicit) for name in chosen}  # every input error before anything is written
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     weights = Weights()
     index = {"command": command or "analyze(" + ", ".join(map(str, paths)) + ")", "runs": [{"label": r.label, "run_dir": str(r.run_dir)} for r in runs],
              "measures": {}}
     for name in chosen:
-        result = FUNCTIONS[name](runs, out, explicit, weights, max_dim, rank)
+        result = None if applicable[name] is None else FUNCTIONS[name][1](applicable[name], out, weights, max_dim, rank)
         if result is None:
             index["measures"][name] = {"skipped": True}
             continue
