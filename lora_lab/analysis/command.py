@@ -111,7 +111,8 @@ def measure_subspace(runs, out, weights, max_dim, rank):
             by_kind.setdefault(kind, []).append(grid)
         fig, axes = plt.subplots(1, len(by_kind), figsize=(3.6 * len(by_kind), 3.2), squeeze=False)
         for ax, (kind, grids) in zip(axes[0], by_kind.items()):
-            mean = torch.stack(grids).mean(0)
+            rows_n, cols_n = min(g.shape[0] for g in grids), min(g.shape[1] for g in grids)
+            mean = torch.stack([g[:rows_n, :cols_n] for g in grids]).mean(0)  # the (i, j) every layer has (numerical ranks differ)
             for (i, j), value in zip(itertools.product(range(mean.shape[0]), range(mean.shape[1])), mean.flatten().tolist()):
                 grid_rows.append({"run_a": a.label, "run_b": b.label, "kind": kind, "i": i + 1, "j": j + 1, "phi_mean_over_layers": value})
             image = ax.imshow(mean.numpy(), vmin=0, vmax=1, cmap="viridis", origin="upper", aspect="auto",
@@ -166,7 +167,8 @@ def measure_spectrum(runs, out, weights, max_dim, rank):
             if float(s[0]) > 0:
                 normalised.append((s[:max_dim] / s[0]))
         if normalised:
-            ax.plot(range(1, normalised[0].numel() + 1), torch.stack(normalised).mean(0).numpy(), label=run.label)
+            k = min(n.numel() for n in normalised)  # matrices of different shapes have different numbers of singular values
+            ax.plot(range(1, k + 1), torch.stack([n[:k] for n in normalised]).mean(0).numpy(), label=run.label)
     ax.set(xlabel="k", ylabel="sigma_k / sigma_1 (mean over matrices)", yscale="log", title="spectrum of dW")
     ax.legend(fontsize=6)
     return {"tables": [write_csv(out / "effective_rank.csv", rows), write_csv(out / "spectrum.csv", sigma_rows)],
