@@ -60,10 +60,14 @@ def _split(text: str | None) -> list[str]:
 def load_references(paths: list[str]) -> list[dict]:
     import yaml
 
+    from lora_lab.strict_read import AmbiguousInput, load_yaml
+
     refs = []
     for path in paths:
         try:
-            data = yaml.safe_load(Path(path).read_text())
+            data = load_yaml(Path(path).read_text())
+        except AmbiguousInput as err:
+            raise ConfigError("--reference", f"{path}: {err}") from None
         except (OSError, yaml.YAMLError) as err:
             raise ConfigError("--reference", f"cannot read {path}: {err}") from None
         data = data if isinstance(data, list) else [data]
