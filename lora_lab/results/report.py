@@ -82,16 +82,20 @@ def problem_lines(trials, agg) -> list[str]:
     """Human-readable list of everything not averaged in, and of runs stuck at chance."""
     lines = []
     counts = trials["status"].value_counts().to_dict()
-    summary = ", ".join(f"{counts.get(s, 0)} {s}" for s in ("success", "failed", "cancelled", "running", "corrupt", "missing"))
+    known = ("success", "failed", "cancelled", "running", "corrupt", "missing")
+    summary = ", ".join([f"{counts.get(s, 0)} {s}" for s in known] + [f"{n} {s}" for s, n in sorted(counts.items()) if s not in known])
     lines.append(f"Trials: {len(trials)} ({summary}; running = started but never finished, e.g. killed).")
     bad = trials[trials["status"] != "success"]
     for row in bad.head(MAX_LISTED).itertuples():
         lines.append(f"- {row.status}: `{row.run_dir}`" + (f" -- {row.reason}" if isinstance(row.reason, str) and row.reason else ""))
     if len(bad) > MAX_LISTED:
         lines.append(f"- ... and {len(bad) - MAX_LISTED} more (see trials.csv)")
+    nonfinite = trials["nonfinite"] if "nonfinite" in trials else None
     no_metric = trials[(trials["status"] == "success") & (trials["val"].isna() | trials["task"].isna())]
     for row in no_metric.head(MAX_LISTED).itertuples():
-        lines.append(f"- success without a validation value (not in the table): `{row.run_dir}`")
+        why = nonfinite[row.Index] if nonfinite is not None and isinstance(nonfinite[row.Index], str) else None
+        what = f"a non-finite validation score ({why})" if why else "a validation value"
+        lines.append(f"- success {'with' if why else 'without'} {what} (not in the table): `{row.run_dir}`")
     stuck = trials[(trials["status"] == "success") & trials["at_chance"].fillna(False).astype(bool)]
     if len(stuck):
         lines.append(f"At chance level on validation ({len(stuck)} run(s), best val <= majority/chance + 0.5 points):")
