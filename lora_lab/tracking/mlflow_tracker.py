@@ -83,8 +83,9 @@ class MlflowTracker(Tracker):
 
         for name, value in HTTP_LIMITS.items():
             os.environ.setdefault(name, value)
-        for noisy in ("alembic", "mlflow", "urllib3"):
+        for noisy in ("alembic", "mlflow"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
+        logging.getLogger("urllib3").setLevel(logging.ERROR)  # its "Retrying ..." lines: a fault is reported once, by the callback
         with store_lock(self.runs_root):
             self.client = MlflowClient(tracking_uri=self.tracking_uri)
             experiment_id = self._experiment_id()

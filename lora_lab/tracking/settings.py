@@ -3,8 +3,10 @@ one ``error: logger.<name>.<key>: ...`` line and exit status 2, not a traceback 
 
 - every key of a tracker node is a parameter of its backend class (``tracker`` names the backend);
 - MLflow: the tracking URI (the node's, else ``$MLFLOW_TRACKING_URI``) has a scheme MLflow has a
-  store for (`MLFLOW_SCHEMES`), and an ``http(s)`` server answers a TCP connection within
-  `PROBE_SECONDS` (MLflow itself retries an unreachable server for minutes before it fails);
+  store for (`MLFLOW_SCHEMES`); and, only for a trial that is about to run (`probe_trackers`, from
+  `lora_lab.gate.preflight`: a rerun of a finished trial needs no server), an ``http(s)`` server
+  answers a TCP connection within `PROBE_SECONDS` (MLflow itself retries an unreachable server for
+  minutes before it fails);
 - W&B: ``mode`` (the node's, else ``$WANDB_MODE``) is one of `WANDB_MODES`;
 - TensorBoard: ``dir`` is a relative path inside the run dir;
 - ``log_adapter`` is true or false.
@@ -44,13 +46,17 @@ def check_tracker_settings(name: str, node: dict) -> None:
     check(name, node)
 
 
+def _mlflow_uri(name: str, node: dict) -> tuple[str | None, str]:
+    """(the tracking URI, the key that set it); None: the offline SQLite store under the runs root."""
+    if node.get("tracking_uri") is not None:
+        return node["tracking_uri"], f"logger.{name}.tracking_uri"
+    return os.environ.get("MLFLOW_TRACKING_URI"), "MLFLOW_TRACKING_URI"
+
+
 def _check_mlflow(name: str, node: dict) -> None:
-    uri = node.get("tracking_uri")
-    key = f"logger.{name}.tracking_uri"
+    uri, key = _mlflow_uri(name, node)
     if uri is None:
-        uri, key = os.environ.get("MLFLOW_TRACKING_URI"), "MLFLOW_TRACKING_URI"
-    if uri is None:
-        return  # the offline SQLite store under the runs root
+        return
     if not isinstance(uri, str) or not uri.strip():
         raise ConfigError(key, f"must be a tracking URI (http://host:port, sqlite:///path, file:///path or a path), got {uri!r}")
     parts = urlsplit(uri)
@@ -63,9 +69,24 @@ def _check_mlflow(name: str, node: dict) -> None:
         if not parts.hostname:
             raise ConfigError(key, f"{uri!r} names no host")
         try:
-            port = parts.port or (443 if scheme == "https" else 80)
+            parts.port
         except ValueError:
             raise ConfigError(key, f"{uri!r}: the port is not a number in 0-65535") from None
+
+
+def probe_trackers(loggers: dict | None) -> None:
+    """Every ``http(s)`` MLflow server of the chosen trackers answers (`PROBE_SECONDS`), else one line."""
+    from lora_lab.tracking import split_logger_nodes
+
+    for name, node in split_logger_nodes(loggers or {})[1].items():
+        if node.get("tracker") != "mlflow":
+            continue
+        uri, key = _mlflow_uri(name, node)
+        parts = urlsplit(uri or "")
+        scheme = parts.scheme.split("+", 1)[0].lower()
+        if scheme not in ("http", "https") or not parts.hostname:
+            continue
+        port = parts.port or (443 if scheme == "https" else 80)
         try:
             with socket.create_connection((parts.hostname, port), timeout=PROBE_SECONDS):
                 pass
