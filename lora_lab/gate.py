@@ -67,8 +67,8 @@ def preflight(trial: TrialConfig, run_dir: Path) -> str:
     """What `run_in_dir` would do, decided read-only before Hydra creates anything."""
     action = decide(read_previous(run_dir), trial.identity, trial.force, run_dir)
     if action != "skip":
-        check_writable(run_dir)
         probe_trackers(trial.resolved.get("logger"))  # a tracker server that is down: refused before anything loads
+        check_writable(run_dir)
     return action
 
 
