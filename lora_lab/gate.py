@@ -17,6 +17,7 @@ from pathlib import Path
 from lora_lab.config import TrialConfig, compose, parse, run_dir_of, trial_identity, unknown_group_choice
 from lora_lab.errors import ConfigError
 from lora_lab.results.record import ResultRecord, UnknownSchema, read_record
+from lora_lab.tracking.settings import probe_trackers
 
 log = logging.getLogger("lora_lab.gate")
 
@@ -77,6 +78,7 @@ def preflight(trial: TrialConfig, run_dir: Path) -> str:
     """What `run_in_dir` would do, decided read-only before Hydra creates anything."""
     action = decide(read_previous(run_dir), trial.identity, trial.force, run_dir)
     if action != "skip":
+        probe_trackers(trial.resolved.get("logger"))  # a tracker server that is down: refused before anything loads
         check_writable(run_dir)
     return action
 
