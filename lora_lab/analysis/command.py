@@ -293,7 +293,7 @@ def check_measures(measures) -> list[str]:
     return list(dict.fromkeys(measures))
 
 
-def analyze(paths, out, measures=None, max_dim: int = 64, rank: int = 8, command: str | None = None) -> dict:
+def analyze(paths, out, measures=None, max_dim: int = 64, rank: int = 8, command: str | None = None, overwrite: bool = False) -> dict:
     """Run ``measures`` (default: all that apply) over the runs at or under ``paths``; write CSVs,
     figures and ``analysis.json`` into ``out``; returns the index."""
     explicit = measures is not None and len(measures) > 0
@@ -302,8 +302,10 @@ def analyze(paths, out, measures=None, max_dim: int = 64, rank: int = 8, command
     if not runs:
         raise ConfigError("RUN", f"no result.json under {', '.join(map(str, paths))}")
     applicable = {name: FUNCTIONS[name][0](runs, explicit) for name in chosen}  # every input error before anything is written
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    from lora_lab.output_target import prepare_output_dir
+
+    # never inside a run or sweep dir, never a non-empty dir but its own previous output (lora_lab.output_target)
+    out = prepare_output_dir(out, overwrite, "--out", own_marker=INDEX_NAME, inputs=tuple(paths))
     weights = Weights()
     index = {"command": command or "analyze(" + ", ".join(map(str, paths)) + ")", "runs": [{"label": r.label, "run_dir": str(r.run_dir)} for r in runs],
              "measures": {}}
@@ -329,8 +331,9 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--measure", action="append", default=[], help=f"one of {', '.join(MEASURES)} (repeatable; default: all that apply)")
     ap.add_argument("--max-dim", type=int, default=64, help="singular directions kept per matrix (subspace grid, spectrum); default 64")
     ap.add_argument("--rank", type=int, default=8, help="r of dw_vs_w for methods without a rank (full fine-tuning); default 8")
+    ap.add_argument("--overwrite", action="store_true", help="write into OUT although it is not empty (never into a run dir)")
     args = ap.parse_args(argv)
-    index = analyze(args.runs, args.out, args.measure or None, args.max_dim, args.rank, "lora-lab analyze " + " ".join(argv))
+    index = analyze(args.runs, args.out, args.measure or None, args.max_dim, args.rank, "lora-lab analyze " + " ".join(argv), args.overwrite)
     for name, entry in index["measures"].items():
         print(f"{name}: " + ("skipped (does not apply to these runs)" if entry.get("skipped") else ", ".join(entry["tables"] + entry["figures"])))
     print(f"written to {args.out}/", file=sys.stderr)

@@ -1,7 +1,8 @@
 """The study page's "Analysis" section: what `lora-lab analyze` wrote, shown by `lora-lab report`.
 
 `lora-lab report PATH... --out OUT` looks for an ``analysis.json`` (`lora_lab.analysis.command`) in
-``OUT/analysis/`` and in each ``PATH`` and ``PATH/analysis/``; for each found it adds one section:
+``OUT/analysis/`` (``lora-lab analyze RUNS --out OUT/analysis``, before or after the report) and in each
+``PATH`` and ``PATH/analysis/``; for each found it adds one section:
 per measure its caption, its CSV tables (paths), the first rows of its summary and its figures
 (PNG inlined as ``data:`` URIs, like the page's other figures; the PDF beside each is named).
 """

@@ -155,7 +155,10 @@ def report(paths, by=None, nuisance=("optim.lr", "lr_scale"), formats=FORMATS, o
         raise ConfigError("PATH", f"no result.json under {', '.join(map(str, paths))}")
     agg = aggregate(trials, by=by, nuisance=tuple(n if n.startswith("cfg.") else f"cfg.{n}" for n in nuisance))
     table = build_table(agg, [*collection.references, *references], baseline=baseline, cost=cost, hide=hide, spread=spread)
-    out = prepare_output_dir(out if out else default_out(trials), overwrite, "--out", own_marker=REPORT_MARKER)
+    out = out if out else default_out(trials)
+    # `lora-lab analyze ... --out OUT/analysis` before the first report: OUT holds only that (lora_lab.analysis.page_section)
+    only_analysis = Path(out).is_dir() and [p.name for p in Path(out).iterdir()] == ["analysis"]
+    out = prepare_output_dir(out, overwrite, "--out", own_marker="analysis/analysis.json" if only_analysis else REPORT_MARKER)
     studies = sorted(trials["study"].dropna().unique().tolist())
     title = f"# {' + '.join(studies) or 'report'}"
     cmd = command or "lora-lab report " + " ".join(map(str, paths))
