@@ -66,6 +66,9 @@ class ReferenceMethod(AdapterMethod):
             p.requires_grad_(train)
             if train and name not in head_names:
                 self.trained[name] = p
+        if not self.trained:
+            raise ConfigError("adapter.method", f"{self.name!r} trains no parameter of this {model_type or 'model'} (it has none that the method selects, "
+                              "e.g. LLaMA and T5 linear layers have no bias terms); allowed: a backbone with them, or another method")
         head_params = [p for h in self.head_modules for p in model.get_submodule(h).parameters()]
         return AttachReport(
             method=self.name,
