@@ -179,3 +179,19 @@ def test_correlation_sign():
 def test_mean_and_spread_over_seeds_at_common_steps_only():
     rows = learning_curves.mean_and_spread([{1: 1.0, 2: 2.0, 3: 5.0}, {1: 3.0, 2: 4.0}])
     assert rows == [{"step": 1, "mean": 2.0, "std": math.sqrt(2.0), "n": 2}, {"step": 2, "mean": 3.0, "std": math.sqrt(2.0), "n": 2}]
+
+
+# ------------------------------------------------------------------------- AdaLoRA budget
+
+
+def test_scheduled_budget_is_the_cubic_schedule_and_rows_pair_matrices_with_ranks():
+    from lora_lab.analysis.adalora_budget import allocation_rows, scheduled_budget
+
+    history = {"budget_init": 24, "budget_target": 8, "tinit": 2, "tfinal": 3, "delta_t": 1, "total_steps": 15, "modules": ["a.q", "a.v"],
+               "allocations": [{"step": 3, "budget": 19, "kept": 19, "ranks": [12, 7]}]}
+    schedule = dict(scheduled_budget(history))
+    assert len(schedule) == 15 and schedule[0] == schedule[2] == 24  # t <= t_i: b0
+    # t_i < t <= T - t_f: floor(bT + (b0 - bT) (1 - (t - t_i) / (T - t_f - t_i))^3); t = 3: 8 + 16 * (9/10)^3 = 19.664
+    assert schedule[3] == 19 and schedule[7] == int(8 + 16 * (1 - 5 / 10) ** 3) and schedule[13] == 8
+    assert allocation_rows(history) == [{"step": 3, "budget": 19, "kept": 19, "module": "a.q", "rank": 12},
+                                        {"step": 3, "budget": 19, "kept": 19, "module": "a.v", "rank": 7}]
