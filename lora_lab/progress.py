@@ -20,9 +20,17 @@ from lora_lab.run_summary import fmt_duration, fmt_metric
 log = logging.getLogger("lora_lab.progress")
 
 
-def step_loss(outputs) -> float | None:
-    """The training loss of the batch that just ended, from ``training_step``'s output."""
+def step_loss_tensor(outputs):
+    """The training loss of the batch that just ended, from ``training_step``'s output, as the
+    (detached) tensor it is: reading it on the host is a device sync, so callers read it only when
+    they print or log it."""
     loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+    return loss.detach() if hasattr(loss, "detach") else loss
+
+
+def step_loss(outputs) -> float | None:
+    """`step_loss_tensor` read on the host (one device sync)."""
+    loss = step_loss_tensor(outputs)
     return float(loss) if loss is not None else None
 
 
@@ -62,7 +70,7 @@ class ProgressPrinter(Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if self.mode == "none" or not trainer.is_global_zero or self.started is None:
             return
-        self.loss = step_loss(outputs)
+        self.loss = step_loss_tensor(outputs)  # read on the host only when a line or the bar is drawn
         step = int(trainer.global_step)
         if step == self.first_step or step == getattr(self, "_shown", None):
             return  # no optimizer step finished in this batch (gradient accumulation) or already shown
