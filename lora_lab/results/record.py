@@ -28,6 +28,7 @@ import json
 import os
 import platform
 import resource
+import socket
 import subprocess
 import sys
 import time
@@ -112,6 +113,37 @@ class ResultRecord:
     def finished(self) -> bool:
         return self.status == "success"
 
+    @classmethod
+    def start(cls, resolved: dict, run_dir: str | os.PathLike, overrides: list[str], interruptions: list[dict] = ()) -> "ResultRecord":
+        """The ``running`` record of a trial as it starts: its resolved config, where and by whom."""
+        return cls(run_dir=str(run_dir), run_name=resolved.get("run_name"), study=resolved.get("study"), config=resolved,
+                   overrides=list(overrides), versions=package_versions(), git=git_state(), job=job_info(),
+                   interruptions=list(interruptions))
+
+    def succeed(self, module, trainer, datamodule, spec, *, final: dict, test: dict, method_summary: dict,
+                exported_state: str | None, started: float, started_cpu: float) -> "ResultRecord":
+        """Fill the fields of a finished trial from what the fit left: the Lightning ``module``
+        (attach report, curve, selected evaluation, baselines, quantisation), the ``trainer`` (optimizer
+        steps), the ``datamodule`` (split sizes, skipped examples) and the task ``spec``; ``started`` /
+        ``started_cpu`` are the trial's ``time.time()`` / ``time.process_time()`` at its start."""
+        self.status = "success"
+        self.task_spec = spec.__dict__
+        self.primary_metric = spec.primary_key
+        self.params = module.report.to_dict()
+        self.metrics = {"best_val": module.best or {}, "final": final, "test": test}
+        self.exported_state = exported_state
+        self.baselines = module.baselines(datamodule)
+        self.data = {"sizes": {k: len(v) for k, v in datamodule.splits.items()}, "skipped": dict(getattr(datamodule, "skipped", {}))}
+        self.curve = module.curve
+        self.method_summary = method_summary
+        self.quantization = module.quantization
+        self.optimizer_steps = int(trainer.global_step)
+        self.wall_time_s = time.time() - started
+        self.cpu_time_s = time.process_time() - started_cpu  # all threads of this process; wall time depends on the machine's load
+        self.torch_threads = _torch_threads()
+        self.peak_memory_mb = peak_memory_mb()
+        return self
+
 
 def write_result(run_dir: str | os.PathLike, record: ResultRecord | dict) -> Path:
     """Write ``run_dir/result.json`` atomically, stamped with the schema version and the time."""
@@ -155,6 +187,19 @@ def _jsonable(obj):
     if isinstance(obj, Path):
         return str(obj)
     return str(obj)
+
+
+def job_info() -> dict:
+    """Where this attempt runs: host, pid and the SLURM job (array job + task) if any."""
+    env = os.environ
+    array = "_".join(filter(None, (env.get("SLURM_ARRAY_JOB_ID"), env.get("SLURM_ARRAY_TASK_ID")))) or None
+    return {"host": socket.gethostname(), "pid": os.getpid(), "slurm_job_id": env.get("SLURM_JOB_ID"), "slurm_array_task": array,
+            "slurm_restart_count": env.get("SLURM_RESTART_COUNT")}
+
+
+def _torch_threads() -> int | None:
+    torch = sys.modules.get("torch")  # loaded by any trial; the record module itself never imports it
+    return torch.get_num_threads() if torch is not None else None
 
 
 def package_versions() -> dict[str, str]:
