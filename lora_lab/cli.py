@@ -79,7 +79,8 @@ def _merge_adapters(argv: list[str]) -> int:
     import json
     from pathlib import Path
 
-    from lora_lab.adapters.compose import HEAD_AUTO, HEAD_NONE, load_recorded_base, merge_adapters, plan_heads
+    from lora_lab.adapters.compose import HEAD_AUTO, HEAD_NONE, merge_adapters, plan_heads
+    from lora_lab.models.backbones import load_recorded_base
     from lora_lab.errors import ConfigError
 
     ap = argparse.ArgumentParser(prog="lora-lab merge-adapters", description="W + sum_i w_i dW_i of saved adapters, saved as a model")

@@ -15,24 +15,10 @@ import time
 
 from lightning.pytorch.callbacks import Callback
 
+from lora_lab.models.module import step_loss_tensor
 from lora_lab.run_summary import fmt_duration, fmt_metric
 
 log = logging.getLogger("lora_lab.progress")
-
-
-def step_loss_tensor(outputs):
-    """The training loss of the batch that just ended, from ``training_step``'s output, as the
-    (detached) tensor it is: reading it on the host is a device sync, so callers read it only when
-    they print or log it."""
-    loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
-    return loss.detach() if hasattr(loss, "detach") else loss
-
-
-def step_loss(outputs) -> float | None:
-    """`step_loss_tensor` read on the host (one device sync)."""
-    loss = step_loss_tensor(outputs)
-    return float(loss) if loss is not None else None
-
 
 
 class ProgressPrinter(Callback):

@@ -40,6 +40,20 @@ from lora_lab.models.optim import build_optimizer
 
 
 
+def step_loss_tensor(outputs):
+    """The training loss of the batch that just ended, from ``training_step``'s output, as the
+    (detached) tensor it is: reading it on the host is a device sync, so callers read it only when
+    they print or log it."""
+    loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+    return loss.detach() if hasattr(loss, "detach") else loss
+
+
+def step_loss(outputs) -> float | None:
+    """`step_loss_tensor` read on the host (one device sync)."""
+    loss = step_loss_tensor(outputs)
+    return float(loss) if loss is not None else None
+
+
 def is_better(value: float, best: float | None) -> bool:
     """Does an evaluation scoring ``value`` replace the selected one (``best``; None: none yet)? Higher
     is better; an undefined score (NaN: e.g. Pearson's r of constant predictions) never beats a number,

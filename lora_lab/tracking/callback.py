@@ -18,7 +18,7 @@ from pathlib import Path
 from lightning.pytorch.callbacks import Callback
 
 from lora_lab.atomic import atomic_write_text
-from lora_lab.progress import step_loss
+from lora_lab.models.module import step_loss
 from lora_lab.results.record import git_state
 from lora_lab.resume.signals import RunPreempted
 from lora_lab.run_summary import summary_metrics

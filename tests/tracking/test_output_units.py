@@ -11,7 +11,8 @@ import time
 import pytest
 from hydra import compose, initialize_config_dir
 
-from lora_lab.console import progress_options, summary_text
+from lora_lab.config import progress_options
+from lora_lab.console import summary_text
 from lora_lab.progress import ProgressPrinter
 from lora_lab.errors import ConfigError
 from lora_lab.results.record import write_result
