@@ -14,7 +14,7 @@ import sys
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 
-from lora_lab.run_summary import TRIAL_LINES_ENV, fmt_duration, fmt_metric, summarize
+from lora_lab.results.run_summary import TRIAL_LINES_ENV, fmt_duration, fmt_metric, summarize
 
 
 def in_sweep() -> bool:

@@ -16,7 +16,7 @@ import time
 from lightning.pytorch.callbacks import Callback
 
 from lora_lab.models.module import step_loss_tensor
-from lora_lab.run_summary import fmt_duration, fmt_metric
+from lora_lab.results.run_summary import fmt_duration, fmt_metric
 
 log = logging.getLogger("lora_lab.progress")
 

@@ -149,7 +149,7 @@ def test_eta_counts_parallel_jobs_and_time_already_spent():
 
 def test_summary_printed_unless_a_sweep_prints_trial_lines_or_another_job_holds_the_trial(tmp_path, monkeypatch, capsys):
     from lora_lab.console import print_summary
-    from lora_lab.run_summary import TRIAL_LINES_ENV
+    from lora_lab.results.run_summary import TRIAL_LINES_ENV
 
     done = record(tmp_path / "t")
     monkeypatch.delenv(TRIAL_LINES_ENV, raising=False)
