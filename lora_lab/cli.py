@@ -7,7 +7,7 @@
   (`lora_lab.adapters.peft_export`).
 - ``lora-lab merge-adapters OUT_DIR ADAPTER_DIR[=WEIGHT] ...`` -- task arithmetic of saved adapters
   into their base model, written with ``save_pretrained`` (`lora_lab.adapters.compose`).
-- ``lora-lab env`` -- versions, torch build, CUDA, git SHA (`lora_lab.env_info`); ``lora-lab --version``.
+- ``lora-lab env`` -- versions, torch build, CUDA, git SHA (`lora_lab.run.env_info`); ``lora-lab --version``.
 
 Subcommands register themselves in `COMMANDS` (name -> (help, function taking argv)).
 """
@@ -19,11 +19,11 @@ from typing import Callable
 
 
 def _train(argv: list[str]) -> int:
-    from lora_lab.gate import check_command_line
+    from lora_lab.run.gate import check_command_line
 
     if check_command_line(argv):  # a bad command line ends here, before the trial code and the model load
         from lora_lab import train
-        from lora_lab.launch_ranks import as_train_module
+        from lora_lab.run.launch_ranks import as_train_module
 
         with as_train_module(argv):  # DDP ranks >= 1 re-run this as `python -m lora_lab.train ARGV`
             train.main()
@@ -117,7 +117,7 @@ def _merge_adapters(argv: list[str]) -> int:
 
 
 def _env(argv: list[str]) -> int:
-    from lora_lab.env_info import env_text
+    from lora_lab.run.env_info import env_text
 
     print(env_text())
     return 0
@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         print(usage())
         return 0
     if argv[0] in ("-V", "--version"):
-        from lora_lab.env_info import version_line
+        from lora_lab.run.env_info import version_line
 
         print(version_line())
         return 0

@@ -8,7 +8,7 @@ one `ConfigError` line that names the key, the bad value and the allowed values:
   into one line, with a did-you-mean among the allowed keys;
 - `parse` checks every group (adapter, task + its local data files, backbone, optim, trainer, seed,
   resume, progress, the logger nodes and their tracker packages) and returns a `TrialConfig`: the
-  typed schemas, the resolved dict and the run-control options. The trial (`lora_lab.trial`), the sweep planner (`lora_lab.sweeps.expand`) and the Hydra
+  typed schemas, the resolved dict and the run-control options. The trial (`lora_lab.run.trial`), the sweep planner (`lora_lab.sweeps.expand`) and the Hydra
   entry point (`lora_lab.train`) all call it.
 
 Imports go one way: ``train -> trial -> config``; this module imports neither of the other two.

@@ -6,7 +6,7 @@ deleted"), so after a resume the file held only the rows logged since the restar
 names, as Lightning writes them); new columns rewrite the header as Lightning does. Rows logged
 after the last checkpoint of a killed attempt appear twice (once per attempt): the file is the log
 of what ran. A trial that starts over (``force=true``, another config) removes the file first
-(`lora_lab.trial`).
+(`lora_lab.run.trial`).
 """
 
 from __future__ import annotations

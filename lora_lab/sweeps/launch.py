@@ -22,7 +22,7 @@ from pathlib import Path
 
 from lora_lab.config import overlay_conflict, trial_identity
 from lora_lab.errors import ConfigError
-from lora_lab.gate import decide, read_previous
+from lora_lab.run.gate import decide, read_previous
 from lora_lab.results.record import PLAN_NAME, RESULT_NAME, atomic_write_text, git_state, record_status
 
 USAGE = """usage: lora-lab sweep NAME [hydra overrides] [dry_run=true] [storage=<Optuna storage URL>]
@@ -110,7 +110,7 @@ def optuna_sweep(plan, overrides: list[str], dry_run: bool) -> int:
 
 def check_finished_results(trials) -> None:
     """Before anything runs: a planned trial whose run dir holds a finished result of another config is
-    the error its own start would raise (`lora_lab.gate.decide`), raised here so that no other trial
+    the error its own start would raise (`lora_lab.run.gate.decide`), raised here so that no other trial
     of the sweep has started (parallel workers would go on running after the sweep stopped)."""
     for trial in trials:
         run_dir = Path(trial.run_dir)

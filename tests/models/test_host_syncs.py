@@ -1,4 +1,4 @@
-"""Training steps never wait for the device: the real trial (`lora_lab.trial.run_in_dir`: the trainer
+"""Training steps never wait for the device: the real trial (`lora_lab.run.trial.run_in_dir`: the trainer
 `build_trainer` makes, with every callback a run has -- progress, resume checkpoint, RNG and loader
 state, the configured ones) is run for every registered method and every task family, and every host
 sync that lora_lab code makes inside a training batch (forward, backward, optimizer step, the
@@ -34,7 +34,7 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import Callback
 
-import lora_lab.trial
+import lora_lab.run.trial
 from lora_lab.adapters import METHODS
 from lora_lab.config import compose, parse
 from lora_lab.tasks.registry import FAMILIES, TASK_SCHEMAS
@@ -93,14 +93,14 @@ def count_host_syncs(monkeypatch):
             return _original(self, *args, **kwargs)
 
         monkeypatch.setattr(torch.Tensor, name, patched)
-    build = lora_lab.trial.build_trainer
+    build = lora_lab.run.trial.build_trainer
 
     def build_with_counter(*args, **kwargs):
         trainer = build(*args, **kwargs)
         trainer.callbacks.append(counter)
         return trainer
 
-    monkeypatch.setattr(lora_lab.trial, "build_trainer", build_with_counter)
+    monkeypatch.setattr(lora_lab.run.trial, "build_trainer", build_with_counter)
     yield counter
 
 
@@ -132,7 +132,7 @@ def run_trial_counting(tmp_path, monkeypatch, method: str, family: str) -> tuple
     trial = parse(compose(overrides))
     run_dir = tmp_path / "run"
     with count_host_syncs(monkeypatch) as counter:
-        record = lora_lab.trial.run_in_dir(trial, run_dir)
+        record = lora_lab.run.trial.run_in_dir(trial, run_dir)
     assert record["status"] == "success" and record["optimizer_steps"] == STEPS
     assert len(counter.per_step) == STEPS
     return counter, run_dir

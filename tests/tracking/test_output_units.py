@@ -12,8 +12,8 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from lora_lab.config import progress_options
-from lora_lab.console import summary_text
-from lora_lab.progress import ProgressPrinter
+from lora_lab.run.console import summary_text
+from lora_lab.run.progress import ProgressPrinter
 from lora_lab.errors import ConfigError
 from lora_lab.results.record import write_result
 from lora_lab.sweeps.trial_lines import TrialLines
@@ -148,7 +148,7 @@ def test_eta_counts_parallel_jobs_and_time_already_spent():
 
 
 def test_summary_printed_unless_a_sweep_prints_trial_lines_or_another_job_holds_the_trial(tmp_path, monkeypatch, capsys):
-    from lora_lab.console import print_summary
+    from lora_lab.run.console import print_summary
     from lora_lab.results.run_summary import TRIAL_LINES_ENV
 
     done = record(tmp_path / "t")

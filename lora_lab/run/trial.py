@@ -43,13 +43,13 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lora_lab.adapters.io import save_adapter
 from lora_lab.atomic import atomic_write_text
 from lora_lab.config import TrialConfig
-from lora_lab.console import in_sweep
+from lora_lab.run.console import in_sweep
 from lora_lab.errors import ConfigError
-from lora_lab.gate import RunDirTaken, decide, preflight, read_previous  # noqa: F401  (RunDirTaken: re-exported)
+from lora_lab.run.gate import RunDirTaken, decide, preflight, read_previous  # noqa: F401  (RunDirTaken: re-exported)
 from lora_lab.locations import set_offline_env
 from lora_lab.models.backbones import load_tokenizer
 from lora_lab.process_rank import is_global_zero
-from lora_lab.progress import ProgressPrinter
+from lora_lab.run.progress import ProgressPrinter
 from lora_lab.results.record import ResultRecord, job_info, read_record, write_result
 from lora_lab.resume.checkpoint import LAST_NAME, ResumeCheckpoint
 from lora_lab.resume.checkpoint_io import AtomicCheckpointIO

@@ -2,8 +2,8 @@
 `ResultRecord` (`decide`: start/resume, skip a finished run, refuse a finished run of another
 config), and the check that ``lora-lab train ARGV`` is runnable at all (`check_command_line`).
 
-This module imports no training code (`lora_lab.trial`, no model is built), so a bad command line
-or a finished run is answered after composing the config only; `lora_lab.trial` runs the same `decide` again
+This module imports no training code (`lora_lab.run.trial`, no model is built), so a bad command line
+or a finished run is answered after composing the config only; `lora_lab.run.trial` runs the same `decide` again
 under the run lock. Imports go ``train -> trial -> gate -> config``.
 """
 
