@@ -21,7 +21,7 @@ from lora_lab.output_target import prepare_output_dir
 
 
 def _train(argv: list[str]) -> int:
-    from lora_lab.gate import check_command_line
+    from lora_lab.gate import check_command_line, multirun_outcome
 
     if check_command_line(argv):  # a bad command line ends here, before the trial code and the model load
         from lora_lab import train
@@ -29,6 +29,7 @@ def _train(argv: list[str]) -> int:
 
         with as_train_module(argv):  # DDP ranks >= 1 re-run this as `python -m lora_lab.train ARGV`
             train.main()
+        return multirun_outcome(argv)
     return 0
 
 

@@ -53,6 +53,7 @@ from lora_lab.errors import ConfigError
 from lora_lab.launch_ranks import check_local_ddp_sweep
 from lora_lab.resume.signals import RunPreempted
 from lora_lab.run_logging import drop_noise, setup_run_logging
+from lora_lab.sweeps.parent_watch import watch_sweep_process
 from lora_lab.gate import RunDirTaken, check_command_line, preflight  # noqa: F401  (re-exported)
 from lora_lab.trial import build_trainer, describe, run_in_dir, run_trial  # noqa: F401
 
@@ -131,6 +132,8 @@ def main(cfg: DictConfig):
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
     setup_run_logging(multirun)
+    if multirun:
+        watch_sweep_process()  # a parallel worker ends when its sweep process is killed
     files = _RunFiles(cfg, overrides)
     try:
         record = run_in_dir(parse(cfg), run_dir, overrides, on_start=files)
