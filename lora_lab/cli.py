@@ -21,15 +21,19 @@ from lora_lab.output_target import prepare_output_dir
 
 
 def _train(argv: list[str]) -> int:
-    from lora_lab.gate import check_command_line, multirun_outcome
+    from contextlib import nullcontext
+
+    from lora_lab.gate import check_command_line, multirun_outcome, multirun_study
 
     if check_command_line(argv):  # a bad command line ends here, before the trial code and the model load
         from lora_lab import train
         from lora_lab.launch_ranks import as_train_module
+        from lora_lab.sweeps.interrupt import SweepInterrupt
 
-        with as_train_module(argv):  # DDP ranks >= 1 re-run this as `python -m lora_lab.train ARGV`
+        sweep = multirun_study(argv) is not None
+        with SweepInterrupt() if sweep else nullcontext() as stop, as_train_module(argv):  # DDP ranks >= 1 re-run this as `python -m lora_lab.train ARGV`
             train.main()
-        return multirun_outcome(argv)
+        return multirun_outcome(argv, stop.started if sweep and stop.hit else None)
     return 0
 
 

@@ -153,14 +153,17 @@ def check_multirun(argv: list[str]):
     return plan
 
 
-def multirun_outcome(argv: list[str]) -> int:
-    """After a grid ``lora-lab train --multirun``: how its trials ended, and the exit status (1 when
-    one did not succeed, as ``lora-lab sweep``); 0 for anything else (an Optuna study reports its
-    trials as it tells them)."""
+def multirun_outcome(argv: list[str], interrupted_since: float | None = None) -> int:
+    """After ``lora-lab train --multirun``: stopped by Ctrl-C (``interrupted_since``: when the launch
+    started), its stopped trials recorded cancelled and exit status 130
+    (`lora_lab.sweeps.interrupt`); else for a grid how its trials ended, and 1 when one did not
+    succeed, as ``lora-lab sweep``; 0 for anything else (an Optuna study reports its trials as it
+    tells them)."""
     found = multirun_study(argv)
     if found is None:
         return 0
     from lora_lab.sweeps.expand import plan_study
+    from lora_lab.sweeps.interrupt import report_interrupt
     from lora_lab.sweeps.outcome import grid_outcome
 
     study, overrides = found
@@ -168,6 +171,8 @@ def multirun_outcome(argv: list[str]) -> int:
         plan = plan_study(study, overrides, validate=False)
     except ConfigError:
         return 0
+    if interrupted_since is not None:
+        return report_interrupt(study.name, sorted({plan.sweep_dir, *(t.sweep_dir for t in plan.trials)}), interrupted_since)
     return grid_outcome(study.name, [t.run_dir for t in plan.trials]) if plan.kind == "grid" else 0
 
 

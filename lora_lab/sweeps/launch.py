@@ -25,6 +25,7 @@ from lora_lab.config import overlay_conflict
 from lora_lab.errors import ConfigError
 from lora_lab.gate import check_finished_results
 from lora_lab.results.record import PLAN_NAME, atomic_write_text, git_state, record_status
+from lora_lab.sweeps.interrupt import SweepInterrupt, report_interrupt
 from lora_lab.sweeps.outcome import grid_outcome
 from lora_lab.sweeps.parent_watch import mark_sweep_process
 
@@ -111,7 +112,10 @@ def optuna_sweep(plan, overrides: list[str], dry_run: bool) -> int:
         print_plan(plan)
         return 0
     check_storage(storage_url(plan.sweeper.get("storage"), plan.sweep_dir), write=True)  # creates the sweep dir
-    run_multirun(plan.study, overrides)
+    with SweepInterrupt() as stop:
+        run_multirun(plan.study, overrides)
+    if stop.hit:
+        return report_interrupt(plan.study.name, [plan.sweep_dir], stop.started)
     return report_outcome(plan)
 
 
@@ -141,6 +145,8 @@ def sweep(argv: list[str]) -> int:
     check_finished_results(trials)
     for plan in write_plans(study, trials, overrides):
         print(f"study {study.name}: {len(trials)} trials; plan in {plan}", file=sys.stderr)
-    with TrialLines([(t.run_dir, t.subdir) for t in trials]):
+    with SweepInterrupt() as stop, TrialLines([(t.run_dir, t.subdir) for t in trials]):
         run_multirun(study, overrides)
+    if stop.hit:
+        return report_interrupt(study.name, sorted({t.sweep_dir for t in trials}), stop.started)
     return grid_outcome(study.name, [t.run_dir for t in trials])
