@@ -9,6 +9,11 @@
   into their base model, written with ``save_pretrained`` (`lora_lab.adapters.compose`).
 - ``lora-lab env`` -- versions, torch build, CUDA, git SHA (`lora_lab.env_info`); ``lora-lab --version``.
 
+Every command that writes a path the user names (export, merge-adapters, report ``--out``) checks it
+first with `lora_lab.output_target`: never inside a run or sweep dir, never a non-empty directory
+without ``--overwrite``. ``train --multirun`` exits 1 when a grid trial did not succeed and 130 on
+Ctrl-C (`lora_lab.gate.multirun_outcome`).
+
 Subcommands register themselves in `COMMANDS` (name -> (help, function taking argv)).
 """
 
