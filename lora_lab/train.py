@@ -56,6 +56,7 @@ from lora_lab.errors import ConfigError
 from lora_lab.run.launch_ranks import check_local_ddp_sweep
 from lora_lab.resume.signals import RunPreempted, RunStopped
 from lora_lab.run.logs import drop_noise, setup_run_logging
+from lora_lab.sweeps.parent_watch import watch_sweep_process
 from lora_lab.run.gate import RunDirTaken, check_command_line, preflight  # noqa: F401  (re-exported)
 from lora_lab.run.trial import build_trainer, describe, run_in_dir, run_trial  # noqa: F401
 
@@ -147,6 +148,8 @@ def main(cfg: DictConfig):
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
     setup_run_logging(multirun)
+    if multirun:
+        watch_sweep_process()  # a parallel worker ends when its sweep process is killed
     files = _RunFiles(cfg, overrides)
     try:
         record = run_in_dir(parse(cfg), run_dir, overrides, on_start=files)
