@@ -109,6 +109,11 @@ class _RunFiles:
             self.handler = None
 
 
+def one_line(text: str) -> str:
+    """A library's multi-line message (transformers' download errors span three) as one line."""
+    return " ".join(text.split())
+
+
 def show_tracebacks() -> bool:
     """``HYDRA_FULL_ERROR=1`` or ``LORA_LAB_DEBUG=1``: a failure shows its traceback, not one line."""
     return any(os.environ.get(var, "") not in ("", "0") for var in ("HYDRA_FULL_ERROR", "LORA_LAB_DEBUG"))
@@ -169,7 +174,7 @@ def main(cfg: DictConfig):
             return None
         sys.exit(2)
     except OSError as err:  # a disk fault (full, read-only): recorded where possible by the trial
-        print(f"error: {describe(err)}", file=sys.stderr)
+        print(f"error: {one_line(describe(err))}", file=sys.stderr)
         if multirun:
             return None
         sys.exit(1)
@@ -179,7 +184,7 @@ def main(cfg: DictConfig):
             return None
         if show_tracebacks():
             raise
-        print(f"error: {type(err).__name__}: {describe(err)} (recorded in {run_dir / 'result.json'}; "
+        print(f"error: {type(err).__name__}: {one_line(describe(err))} (recorded in {run_dir / 'result.json'}; "
               f"HYDRA_FULL_ERROR=1 shows the traceback)", file=sys.stderr)
         sys.exit(1)
     finally:
