@@ -84,6 +84,8 @@ def check_backbone_fits(task: TaskConfig, backbone: BackboneConfig, adapter: Ada
     built_here = backbone.random_init is not None  # its errors are the user's input, not a download's
     try:
         kind = model_kind_of(task, backbone)
+    except ConfigError:
+        raise  # an encoder-only backbone for a generation task
     except OSError:
         return  # the config is not readable here (offline Hub id): the trial reports it
     except (ValueError, KeyError, TypeError) as err:

@@ -164,9 +164,7 @@ def main(cfg: DictConfig):
         sys.exit(128 + stop.signum)
     except RunStopped as stop:  # SIGTERM / Ctrl-C outside training's safe points: recorded cancelled, resumable
         print(f"stopped: {stop}; recorded as cancelled in {run_dir / 'result.json'} (a rerun resumes from its last checkpoint)", file=sys.stderr)
-        if multirun:
-            raise KeyboardInterrupt(str(stop)) from None  # the sweep stops too
-        sys.exit(128 + stop.signum)
+        sys.exit(128 + stop.signum)  # in a sweep too: the user stopped it, not this trial alone
     except ConfigError as err:  # nothing was written for it
         _remove_if_empty(run_dir)
         print(f"error: {err}", file=sys.stderr)
