@@ -34,6 +34,7 @@ from lora_lab.console import progress_options
 from lora_lab.errors import ConfigError, did_you_mean
 from lora_lab.models.backbones import BackboneConfig, parse_backbone_config
 from lora_lab.models.optim import OPTIM_KEYS, SCHEDULES
+from lora_lab.path_names import check_run_path_names
 from lora_lab.resolvers import register_resolvers
 from lora_lab.tracking import load_tracker_class, split_logger_nodes
 from lora_lab.tracking.settings import check_tracker_settings
@@ -47,6 +48,9 @@ RESUME_KEYS = ("every_n_minutes",)
 #: how to run a trial, not which trial: ignored when matching results (a rerun with another progress
 #: display or other trackers is the same trial)
 RUN_CONTROL_KEYS = ("force", "resume", "progress", "logger")
+#: where a trial writes, not what it computes: a copied or moved runs dir, or ``runs`` spelled
+#: ``runs/`` or absolute, holds the same trials
+LOCATION_KEYS = ("paths",)
 #: inputs whose whole effect the resolved config already holds: ``method_lr`` (each method's default
 #: lr) only matters through ``optim.lr``, so giving a new method its default does not make every
 #: finished run of the other methods "a different config"
@@ -76,9 +80,9 @@ class TrialConfig:
 
 
 def trial_identity(config: dict | None) -> dict | None:
-    """The resolved config without run-control and derived-only keys: two configs equal here are the
-    same trial."""
-    return None if config is None else {k: v for k, v in config.items() if k not in RUN_CONTROL_KEYS + DERIVED_KEYS}
+    """The resolved config without run-control, location and derived-only keys: two configs equal
+    here are the same trial (what changes the result, not where it is written)."""
+    return None if config is None else {k: v for k, v in config.items() if k not in RUN_CONTROL_KEYS + LOCATION_KEYS + DERIVED_KEYS}
 
 
 def unknown_key(path: str, allowed) -> ConfigError:
@@ -360,6 +364,7 @@ def parse(cfg: DictConfig, *, read_data: bool = True, here: bool = True) -> Tria
     task = parse_task_config(resolved.get("task") or {})
     backbone = parse_backbone_config(resolved.get("backbone") or {})
     check_backbone(backbone)
+    check_run_path_names(resolved)
     check_optim(resolved.get("optim") or {})
     check_trainer(resolved.get("trainer") or {}, test_after_fit=bool(resolved.get("test_after_fit", True)))
     if here:

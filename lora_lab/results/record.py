@@ -49,7 +49,12 @@ STATUSES = ("success", "failed", "cancelled", "running")
 
 
 class MalformedResult(ValueError):
-    """A result.json whose fields do not have the types this schema writes."""
+    """A result.json whose fields do not have the types this schema writes (or a status it does not know)."""
+
+
+class UnknownSchema(MalformedResult):
+    """A result.json of a ``schema_version`` this code cannot read: never taken as finished, never
+    overwritten without ``force=true`` (`lora_lab.gate.decide`), ``corrupt`` in the report."""
 
 
 _OBJECTS = ("config", "params", "metrics", "baselines", "data", "method_summary", "versions", "git", "job", "task_spec", "peak_memory_mb",
@@ -109,6 +114,12 @@ class ResultRecord:
         for key, value, kind in checks:
             if value is not None and not isinstance(value, kind):
                 raise MalformedResult(f"malformed result.json: '{key}' is {type(value).__name__}, not {_KIND_NAMES[kind]}")
+        version = raw.get("schema_version", 1)
+        if type(version) is not int or version not in READABLE_VERSIONS:
+            raise UnknownSchema(f"result.json has schema_version {version!r}; this lora_lab reads {', '.join(map(str, READABLE_VERSIONS))} "
+                                "(written by another lora_lab version: read it with that one)")
+        if raw.get("status", "running") not in STATUSES:
+            raise MalformedResult(f"malformed result.json: unknown status {raw['status']!r}; known: {', '.join(STATUSES)}")
         known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
         values = {k: v for k, v in raw.items() if k in known and v is not None}
         return cls(**values, extra={k: v for k, v in raw.items() if k not in known})
