@@ -20,8 +20,18 @@ from torch import nn
 
 from lora_lab.adapters.config import AdapterConfig
 from lora_lab.adapters.method import AdapterMethod, AttachReport, count_parameters
+from lora_lab.adapters.registry import register_init
 from lora_lab.adapters.targets import resolve_targets
 from lora_lab.errors import ConfigError
+
+
+#: the only init of the reference methods: training starts from the backbone's weights
+PRETRAINED = "pretrained"
+
+
+@register_init(PRETRAINED, families=("full", "bitfit"), display="pretrained")
+def pretrained_init(layer: nn.Module, name: str) -> None:
+    """Nothing to initialise: no adapter layer is attached (registered so the config check knows the init)."""
 
 
 @dataclass
@@ -29,8 +39,7 @@ class ReferenceConfig(AdapterConfig):
     """``targets``: the matrices analysed and snapshotted (not what trains); ``dropout`` must be 0
     (there is no adapter branch); ``init`` is ``pretrained`` (training starts from the backbone)."""
 
-    init: str = "pretrained"
-    inits: ClassVar[tuple[str, ...]] = ("pretrained",)
+    init: str = PRETRAINED
 
     def validate(self) -> None:
         if self.dropout != 0.0 and self.dropout != 0:
