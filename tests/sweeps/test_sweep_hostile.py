@@ -16,35 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from lora_lab.cli import main
 from lora_lab.sweeps.outcome import grid_outcome
+from tests.cli_helpers import lora_lab, one_error
+from tests.integration.test_optuna_sweep import STUDY
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ["debug=tiny", "task.max_train_samples=32", "task.max_eval_samples=16", "trainer.max_epochs=1", "test_after_fit=false"]
-OPTUNA_STUDY = """# Trials: 3
-defaults:
-  - train
-  - override /backbone: tiny_bert
-  - override hydra/sweeper: optuna
-  - _self_
-study: {name}
-task: {{train_size: 64, val_size: 32, test_size: 32, batch_size: 16, max_length: 16}}
-trainer: {{max_steps: 4, max_epochs: -1, val_check_interval: 2, check_val_every_n_epoch: null}}
-hydra:
-  sweeper:
-    n_trials: 3
-    params:
-      adapter.r: choice(2, 4)
-      {param}
-"""
 
-
-def lora_lab(argv: list[str]) -> int:
-    """``lora-lab ARGV`` in-process; its exit status (the train gate exits with SystemExit)."""
-    try:
-        return main(argv)
-    except SystemExit as stop:
-        return int(stop.code or 0)
 
 
 @pytest.fixture
@@ -54,18 +32,10 @@ def runs(tmp_path, monkeypatch):
     return tmp_path / "runs"
 
 
-def one_error(capsys, *words) -> str:
-    err = capsys.readouterr().err
-    lines = [ln for ln in err.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
-    for word in words:
-        assert word in lines[0], lines[0]
-    return lines[0]
-
 
 def optuna_study(tmp_path, name="hpo", param="adapter.dropout: interval(0.0, 0.2)") -> Path:
     path = tmp_path / f"{name}.yaml"
-    path.write_text(OPTUNA_STUDY.format(name=name, param=param))
+    path.write_text(STUDY.format(n=3, name=name, extra="", params=f"      {param}\n"))
     return path
 
 
