@@ -23,7 +23,7 @@ from pathlib import Path
 
 from lora_lab.config import overlay_conflict
 from lora_lab.errors import ConfigError
-from lora_lab.gate import check_finished_results
+from lora_lab.run.gate import check_finished_results
 from lora_lab.results.record import PLAN_NAME, atomic_write_text, git_state, record_status
 from lora_lab.sweeps.interrupt import SweepInterrupt, report_interrupt
 from lora_lab.sweeps.outcome import grid_outcome

@@ -1,10 +1,11 @@
 """``lora-lab train --multirun ...`` planned like ``lora-lab sweep``: checked before Hydra writes
 anything, and its outcome as an exit status.
 
-`check_multirun` (called by `lora_lab.gate.check_command_line`) composes and checks every trial
+`check_multirun_command_line` (called by the entry points after `lora_lab.run.gate.check_command_line`)
+runs `check_multirun`, which composes and checks every trial
 (`lora_lab.sweeps.expand.plan_study`: schema, path names, distinct run dirs, an Optuna study's
 settings, storage and searched keys) and refuses a finished result of another config in the way
-(`lora_lab.gate.check_finished_results`), so an input error is one line and exit status 2 with no
+(`lora_lab.run.gate.check_finished_results`), so an input error is one line and exit status 2 with no
 ``multirun.yaml`` and no run dir. `multirun_outcome` gives the status after the launch: 130 after
 Ctrl-C (`lora_lab.sweeps.interrupt`), 1 when a grid trial did not succeed
 (`lora_lab.sweeps.outcome`), else 0.
@@ -12,11 +13,13 @@ Ctrl-C (`lora_lab.sweeps.interrupt`), 1 when a grid trial did not succeed
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from lora_lab.config import CONF_DIR
 from lora_lab.errors import ConfigError
-from lora_lab.gate import check_finished_results
+from lora_lab.run.gate import check_finished_results
+from lora_lab.sweeps.parent_watch import mark_sweep_process
 from lora_lab.sweeps.studies import Study
 
 MULTIRUN_FLAGS = ("-m", "--multirun")
@@ -93,3 +96,17 @@ def multirun_outcome(argv: list[str], interrupted_since: float | None = None) ->
     if interrupted_since is not None:
         return report_interrupt(study.name, sorted({plan.sweep_dir, *(t.sweep_dir for t in plan.trials)}), interrupted_since)
     return grid_outcome(study.name, [t.run_dir for t in plan.trials]) if plan.kind == "grid" else 0
+
+
+def check_multirun_command_line(argv: list[str]) -> None:
+    """`check_multirun` as the entry points need it: a `ConfigError` is one ``error:`` line and exit
+    status 2; a checked multirun marks this process as the sweep process its parallel workers watch
+    (`lora_lab.sweeps.parent_watch`)."""
+    try:
+        plan = check_multirun(argv)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    if plan is not None:
+        mark_sweep_process()
+

@@ -2,8 +2,8 @@
 `ResultRecord` (`decide`: start/resume, skip a finished run, refuse a finished run of another
 config), and the check that ``lora-lab train ARGV`` is runnable at all (`check_command_line`).
 
-This module imports no training code (`lora_lab.trial`, no model is built), so a bad command line
-or a finished run is answered after composing the config only; `lora_lab.trial` runs the same `decide` again
+This module imports no training code (`lora_lab.run.trial`, no model is built), so a bad command line
+or a finished run is answered after composing the config only; `lora_lab.run.trial` runs the same `decide` again
 under the run lock. Imports go ``train -> trial -> gate -> config``.
 """
 
@@ -17,6 +17,7 @@ from pathlib import Path
 from lora_lab.config import TrialConfig, compose, parse, run_dir_of, trial_identity, unknown_group_choice
 from lora_lab.errors import ConfigError
 from lora_lab.results.record import ResultRecord, UnknownSchema, read_record
+from lora_lab.tracking.settings import probe_trackers
 
 log = logging.getLogger("lora_lab.gate")
 
@@ -77,6 +78,7 @@ def preflight(trial: TrialConfig, run_dir: Path) -> str:
     """What `run_in_dir` would do, decided read-only before Hydra creates anything."""
     action = decide(read_previous(run_dir), trial.identity, trial.force, run_dir)
     if action != "skip":
+        probe_trackers(trial.resolved.get("logger"))  # a tracker server that is down: refused before anything loads
         check_writable(run_dir)
     return action
 
@@ -112,11 +114,6 @@ def check_command_line(argv: list[str]) -> bool:
             err = unknown_group_choice(argv)
             if err is not None:
                 raise err
-            from lora_lab.sweeps.parent_watch import mark_sweep_process
-            from lora_lab.sweeps.train_multirun import check_multirun
-
-            check_multirun(argv)
-            mark_sweep_process()  # the trials of a parallel launcher watch this process
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
