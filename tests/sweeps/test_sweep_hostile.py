@@ -146,6 +146,32 @@ def test_another_live_sweeps_trial_is_not_a_failure(tmp_path, capsys):
     assert grid_outcome("s", [str(live), str(done)]) == 1  # once its holder is gone, it is
 
 
+def test_cancel_stopped_marks_only_this_sweeps_orphans(tmp_path):
+    """Ctrl-C between trials (no trial handler active): the sweep side records its stopped trials
+    cancelled, never another live sweep's trial, never an older record."""
+    from lora_lab.sweeps.interrupt import cancel_stopped
+
+    sweep = tmp_path / "sweep"
+    dirs = {name: sweep / name for name in ("orphan", "live", "old", "self_recorded")}
+    statuses = {"orphan": "running", "live": "running", "old": "running", "self_recorded": "cancelled"}
+    for name, run_dir in dirs.items():
+        run_dir.mkdir(parents=True)
+        (run_dir / "result.json").write_text(json.dumps({"schema_version": 2, "status": statuses[name]}))
+    old = time.time() - 3600
+    os.utime(dirs["old"] / "result.json", (old, old))
+    since = time.time() - 60
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(dirs["live"] / ".lock-rank0")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert sorted(cancel_stopped([sweep], since)) == sorted([str(dirs["orphan"]), str(dirs["self_recorded"])])
+    finally:
+        holder.kill()
+        holder.wait()
+    status = {name: json.loads((d / "result.json").read_text())["status"] for name, d in dirs.items()}
+    assert status == {"orphan": "cancelled", "live": "running", "old": "running", "self_recorded": "cancelled"}
+    assert "Ctrl-C" in json.loads((dirs["orphan"] / "result.json").read_text())["reason"]
+
+
 @pytest.mark.slow
 def test_ctrl_c_on_a_sweep_prints_a_line_and_cancels_its_trial(tmp_path):
     study = tmp_path / "grid2.yaml"
@@ -183,4 +209,4 @@ hydra:
                      "rerun the same command to resume"]
     assert "Traceback" not in err
     records = [json.loads(p.read_text()) for p in (tmp_path / "runs").rglob("result.json")]
-    assert [r["status"] for r in records] == ["cancelled"] and "Ctrl-C" in records[0]["reason"]
+    assert [r["status"] for r in records] == ["cancelled"] and "SIGINT" in records[0]["reason"]  # recorded by the trial itself
