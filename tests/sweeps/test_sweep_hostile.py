@@ -210,3 +210,34 @@ hydra:
     assert "Traceback" not in err
     records = [json.loads(p.read_text()) for p in (tmp_path / "runs").rglob("result.json")]
     assert [r["status"] for r in records] == ["cancelled"] and "SIGINT" in records[0]["reason"]  # recorded by the trial itself
+
+
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+def test_optuna_study_shared_with_a_live_process_is_not_a_failure(runs, tmp_path, capsys):
+    """Two processes on one Optuna study: the first to end does not count the other's RUNNING trial."""
+    import optuna
+
+    from lora_lab.sweeps.expand import plan_study
+    from lora_lab.sweeps.optuna_plan import report_outcome, study_name
+    from lora_lab.sweeps.optuna_study import LOCK_DIR, storage_url
+    from lora_lab.sweeps.studies import find_study
+
+    plan = plan_study(find_study(str(optuna_study(tmp_path))))
+    name, url = study_name(plan), storage_url(plan.sweeper.get("storage"), plan.sweep_dir)
+    Path(plan.sweep_dir).mkdir(parents=True)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(study_name=name, storage=url, direction="maximize")
+    study.tell(study.ask(), 0.75)
+    running = study.ask()  # RUNNING: the other process is training it
+    claim = Path(plan.sweep_dir) / LOCK_DIR / f"{name}-trial{running.number}.lock"
+    claim.parent.mkdir(parents=True)
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(claim)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert report_outcome(plan) == 0
+        assert f"  running elsewhere: trial {running.number}" in capsys.readouterr().err
+    finally:
+        holder.kill()
+        holder.wait()
+    assert report_outcome(plan) == 1  # nobody holds it any more: an interrupted trial of this study
+    assert f"  running: trial {running.number}" in capsys.readouterr().err
