@@ -13,6 +13,7 @@ import logging
 import sys
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 from lora_lab.config import TrialConfig, compose, parse, run_dir_of, trial_identity, unknown_group_choice
 from lora_lab.errors import ConfigError
@@ -99,10 +100,13 @@ def check_finished_results(trials) -> None:
             decide(read_previous(run_dir), trial_identity(trial.config), bool(trial.config.get("force")), run_dir)
 
 
-def check_command_line(argv: list[str]) -> bool:
+def check_command_line(argv: list[str], check_sweep: Callable[[list[str]], object] | None = None) -> bool:
     """Every input error, a finished run and an unwritable runs root of ``lora-lab train ARGV``,
     answered before Hydra creates the run directory: False (after one ``already finished`` line)
-    when there is nothing to run; a `ConfigError` is one ``error:`` line and exit status 2."""
+    when there is nothing to run; a `ConfigError` is one ``error:`` line and exit status 2. A command
+    line of several trials is checked by ``check_sweep`` (the sweep layer's
+    `lora_lab.sweeps.multirun.check_multirun`, passed in by the entry points: this layer does not
+    import the one above it)."""
     try:
         if _single_run(argv):
             cfg = compose(argv)
@@ -114,6 +118,8 @@ def check_command_line(argv: list[str]) -> bool:
             err = unknown_group_choice(argv)
             if err is not None:
                 raise err
+            if check_sweep is not None:
+                check_sweep(argv)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)

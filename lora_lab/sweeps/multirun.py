@@ -1,24 +1,23 @@
-"""``lora-lab train --multirun ...`` planned like ``lora-lab sweep``: checked before Hydra writes
-anything, and its outcome as an exit status.
+"""``lora-lab train --multirun ...`` (Hydra's own multirun) checked and ended like ``lora-lab sweep``.
 
-`check_multirun_command_line` (called by the entry points after `lora_lab.run.gate.check_command_line`)
-runs `check_multirun`, which composes and checks every trial
-(`lora_lab.sweeps.expand.plan_study`: schema, path names, distinct run dirs, an Optuna study's
-settings, storage and searched keys) and refuses a finished result of another config in the way
-(`lora_lab.run.gate.check_finished_results`), so an input error is one line and exit status 2 with no
-``multirun.yaml`` and no run dir. `multirun_outcome` gives the status after the launch: 130 after
-Ctrl-C (`lora_lab.sweeps.interrupt`), 1 when a grid trial did not succeed
-(`lora_lab.sweeps.outcome`), else 0.
+Before Hydra writes anything (``multirun.yaml``, run dirs) every trial is composed and checked as a
+study's plan (`check_multirun`, handed to `lora_lab.run.gate.check_command_line` by the entry points),
+and after the launch `multirun_outcome` gives the exit status: 130 after Ctrl-C (stopped trials
+recorded cancelled), 1 when a grid trial did not succeed.
 """
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from lora_lab.config import CONF_DIR
 from lora_lab.errors import ConfigError
 from lora_lab.run.gate import check_finished_results
+from lora_lab.sweeps.expand import plan_study
+from lora_lab.sweeps.interrupt import report_interrupt
+from lora_lab.sweeps.optuna_checks import check_storage
+from lora_lab.sweeps.optuna_study import storage_url
+from lora_lab.sweeps.outcome import grid_outcome
 from lora_lab.sweeps.parent_watch import mark_sweep_process
 from lora_lab.sweeps.studies import Study
 
@@ -61,17 +60,13 @@ def check_multirun(argv: list[str]):
     found = multirun_study(argv)
     if found is None:
         return None
-    from lora_lab.sweeps.expand import plan_study
-
     study, overrides = found
     plan = plan_study(study, overrides)
     if plan.kind == "grid":
         check_finished_results(plan.trials)
     else:
-        from lora_lab.sweeps.optuna_checks import check_storage
-        from lora_lab.sweeps.optuna_study import storage_url
-
         check_storage(storage_url(plan.sweeper.get("storage"), plan.sweep_dir), write=True)
+    mark_sweep_process()  # the trials of a parallel launcher watch this process
     return plan
 
 
@@ -84,10 +79,6 @@ def multirun_outcome(argv: list[str], interrupted_since: float | None = None) ->
     found = multirun_study(argv)
     if found is None:
         return 0
-    from lora_lab.sweeps.expand import plan_study
-    from lora_lab.sweeps.interrupt import report_interrupt
-    from lora_lab.sweeps.outcome import grid_outcome
-
     study, overrides = found
     try:
         plan = plan_study(study, overrides, validate=False)
@@ -96,17 +87,3 @@ def multirun_outcome(argv: list[str], interrupted_since: float | None = None) ->
     if interrupted_since is not None:
         return report_interrupt(study.name, sorted({plan.sweep_dir, *(t.sweep_dir for t in plan.trials)}), interrupted_since)
     return grid_outcome(study.name, [t.run_dir for t in plan.trials]) if plan.kind == "grid" else 0
-
-
-def check_multirun_command_line(argv: list[str]) -> None:
-    """`check_multirun` as the entry points need it: a `ConfigError` is one ``error:`` line and exit
-    status 2; a checked multirun marks this process as the sweep process its parallel workers watch
-    (`lora_lab.sweeps.parent_watch`)."""
-    try:
-        plan = check_multirun(argv)
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
-    if plan is not None:
-        mark_sweep_process()
-
