@@ -93,7 +93,7 @@ def check_backbone_fits(task: TaskConfig, backbone: BackboneConfig, adapter: Ada
             raise ConfigError("backbone.random_init", _one_line(err)) from None
         return
     rank = getattr(adapter, "r", None)
-    factorises = isinstance(rank, int) and init_mutates_base(adapter.init)
+    factorises = isinstance(rank, int) and init_mutates_base(adapter.init, adapter.family())
     if not (factorises or built_here):
         return
     num_labels = task.spec().num_labels if kind == "classification" else 0
