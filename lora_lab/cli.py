@@ -9,6 +9,11 @@
   into their base model, written with ``save_pretrained`` (`lora_lab.adapters.compose`).
 - ``lora-lab env`` -- versions, torch build, CUDA, git SHA (`lora_lab.run.env_info`); ``lora-lab --version``.
 
+Every command that writes a path the user names (export, merge-adapters, report ``--out``) checks it
+first with `lora_lab.output_target`: never inside a run or sweep dir, never a non-empty directory
+without ``--overwrite``. ``train --multirun`` exits 1 when a grid trial did not succeed and 130 on
+Ctrl-C (`lora_lab.run.gate.multirun_outcome`).
+
 Subcommands register themselves in `COMMANDS` (name -> (help, function taking argv)).
 """
 
@@ -21,14 +26,19 @@ from lora_lab.output_target import prepare_output_dir
 
 
 def _train(argv: list[str]) -> int:
-    from lora_lab.run.gate import check_command_line
+    from contextlib import nullcontext
+
+    from lora_lab.run.gate import check_command_line, multirun_outcome, multirun_study
 
     if check_command_line(argv):  # a bad command line ends here, before the trial code and the model load
         from lora_lab import train
         from lora_lab.run.launch_ranks import as_train_module
+        from lora_lab.sweeps.interrupt import SweepInterrupt
 
-        with as_train_module(argv):  # DDP ranks >= 1 re-run this as `python -m lora_lab.train ARGV`
+        sweep = multirun_study(argv) is not None
+        with SweepInterrupt() if sweep else nullcontext() as stop, as_train_module(argv):  # DDP ranks >= 1 re-run this as `python -m lora_lab.train ARGV`
             train.main()
+        return multirun_outcome(argv, stop.started if sweep and stop.hit else None)
     return 0
 
 

@@ -235,6 +235,17 @@ def check_trainer(trainer: dict, test_after_fit: bool = True) -> None:
     check_trainer_keys(trainer)
     check_precision(trainer.get("precision"))
     check_debug_modes(trainer, test_after_fit)
+    if trainer.get("num_sanity_val_steps") is not None:
+        _number("trainer.num_sanity_val_steps", trainer["num_sanity_val_steps"], integer=True, minimum=0, allow=(-1,))
+    for key in ("min_steps", "min_epochs"):
+        if trainer.get(key) is not None:
+            _number(f"trainer.{key}", trainer[key], integer=True, minimum=0, allow=(-1,))
+    if trainer.get("deterministic") not in (None, True, False, "warn"):
+        raise ConfigError("trainer.deterministic", f"{trainer['deterministic']!r}; allowed: true, false, warn")
+    for key in ("detect_anomaly", "benchmark", "inference_mode", "barebones", "sync_batchnorm", "use_distributed_sampler",
+                "enable_checkpointing", "enable_progress_bar", "enable_model_summary"):
+        if trainer.get(key) is not None and not isinstance(trainer[key], bool):
+            raise ConfigError(f"trainer.{key}", f"must be true or false, got {trainer[key]!r}")
     if "accumulate_grad_batches" in trainer:
         _number("trainer.accumulate_grad_batches", trainer["accumulate_grad_batches"], integer=True, minimum=1)
     if "max_steps" in trainer:

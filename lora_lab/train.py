@@ -56,6 +56,7 @@ from lora_lab.errors import ConfigError
 from lora_lab.run.launch_ranks import check_local_ddp_sweep
 from lora_lab.resume.signals import RunPreempted, RunStopped
 from lora_lab.run.logs import drop_noise, setup_run_logging
+from lora_lab.sweeps.parent_watch import watch_sweep_process
 from lora_lab.run.gate import RunDirTaken, check_command_line, preflight  # noqa: F401  (re-exported)
 from lora_lab.run.trial import build_trainer, describe, run_in_dir, run_trial  # noqa: F401
 
@@ -109,6 +110,11 @@ class _RunFiles:
             self.handler = None
 
 
+def one_line(text: str) -> str:
+    """A library's multi-line message (transformers' download errors span three) as one line."""
+    return " ".join(text.split())
+
+
 def show_tracebacks() -> bool:
     """``HYDRA_FULL_ERROR=1`` or ``LORA_LAB_DEBUG=1``: a failure shows its traceback, not one line."""
     return any(os.environ.get(var, "") not in ("", "0") for var in ("HYDRA_FULL_ERROR", "LORA_LAB_DEBUG"))
@@ -147,6 +153,8 @@ def main(cfg: DictConfig):
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
     setup_run_logging(multirun)
+    if multirun:
+        watch_sweep_process()  # a parallel worker ends when its sweep process is killed
     files = _RunFiles(cfg, overrides)
     try:
         record = run_in_dir(parse(cfg), run_dir, overrides, on_start=files)
@@ -159,9 +167,7 @@ def main(cfg: DictConfig):
         sys.exit(128 + stop.signum)
     except RunStopped as stop:  # SIGTERM / Ctrl-C outside training's safe points: recorded cancelled, resumable
         print(f"stopped: {stop}; recorded as cancelled in {run_dir / 'result.json'} (a rerun resumes from its last checkpoint)", file=sys.stderr)
-        if multirun:
-            raise KeyboardInterrupt(str(stop)) from None  # the sweep stops too
-        sys.exit(128 + stop.signum)
+        sys.exit(128 + stop.signum)  # in a sweep too: the user stopped it, not this trial alone
     except ConfigError as err:  # nothing was written for it
         _remove_if_empty(run_dir)
         print(f"error: {err}", file=sys.stderr)
@@ -169,7 +175,7 @@ def main(cfg: DictConfig):
             return None
         sys.exit(2)
     except OSError as err:  # a disk fault (full, read-only): recorded where possible by the trial
-        print(f"error: {describe(err)}", file=sys.stderr)
+        print(f"error: {one_line(describe(err))}", file=sys.stderr)
         if multirun:
             return None
         sys.exit(1)
@@ -179,7 +185,7 @@ def main(cfg: DictConfig):
             return None
         if show_tracebacks():
             raise
-        print(f"error: {type(err).__name__}: {describe(err)} (recorded in {run_dir / 'result.json'}; "
+        print(f"error: {type(err).__name__}: {one_line(describe(err))} (recorded in {run_dir / 'result.json'}; "
               f"HYDRA_FULL_ERROR=1 shows the traceback)", file=sys.stderr)
         sys.exit(1)
     finally:

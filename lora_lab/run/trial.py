@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import tempfile
 import time
 from pathlib import Path
 from typing import Callable
@@ -89,6 +90,7 @@ def run_in_dir(trial: TrialConfig, run_dir: str | os.PathLike, overrides: list[s
     if preflight(trial, run_dir) == "skip":  # read-only: a finished run on a read-only root is still "finished"
         log.info("already finished: %s (force=true reruns it)", run_dir)
         return read_previous(run_dir).to_dict()
+    check_trainer_builds(trial.resolved)  # Lightning's own checks, before the run dir is claimed
     with RunLock(run_dir) as lock:
         if not lock.acquired:
             log.warning("%s is being run by another job (%s); not running it twice", run_dir, lock.holder())
@@ -120,6 +122,20 @@ def run_in_dir(trial: TrialConfig, run_dir: str | os.PathLike, overrides: list[s
         except Exception as err:  # a bug or a fault (disk full): recorded with its type and message, then re-raised
             record_failure(trial.resolved, run_dir, overrides or [], type(err).__name__, describe(err))
             raise
+
+
+def check_trainer_builds(resolved: dict) -> None:
+    """Lightning's own checks of the ``trainer`` settings (devices, strategy, max_time, profiler ...),
+    which it runs when a `Trainer` is constructed: construct one, without callbacks or loggers, before
+    the run dir is claimed or any model loads; what it refuses is one `ConfigError` line."""
+    cfg = dict(resolved["trainer"])
+    plugins = [AtomicCheckpointIO(), *cluster_plugins(), *(cfg.pop("plugins", None) or [])]
+    try:
+        with tempfile.TemporaryDirectory(prefix="lora_lab_trainer_check") as scratch:
+            instantiate(cfg, callbacks=[], logger=False, default_root_dir=scratch, plugins=plugins)
+    except Exception as err:  # noqa: BLE001 -- MisconfigurationException, TypeError, ValueError, ...
+        cause = err.__cause__ or err  # Hydra wraps it: "Error in call to target ...: <the exception>"
+        raise ConfigError("trainer", f"Lightning refuses these settings: {' '.join(str(cause).split())}") from None
 
 
 def describe(err: BaseException) -> str:
