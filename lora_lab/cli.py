@@ -12,7 +12,7 @@
 Every command that writes a path the user names (export, merge-adapters, report ``--out``) checks it
 first with `lora_lab.output_target`: never inside a run or sweep dir, never a non-empty directory
 without ``--overwrite``. ``train --multirun`` exits 1 when a grid trial did not succeed and 130 on
-Ctrl-C (`lora_lab.run.gate.multirun_outcome`).
+Ctrl-C (`lora_lab.sweeps.multirun.multirun_outcome`).
 
 Subcommands register themselves in `COMMANDS` (name -> (help, function taking argv)).
 """
@@ -28,9 +28,10 @@ from lora_lab.output_target import prepare_output_dir
 def _train(argv: list[str]) -> int:
     from contextlib import nullcontext
 
-    from lora_lab.run.gate import check_command_line, multirun_outcome, multirun_study
+    from lora_lab.run.gate import check_command_line
+    from lora_lab.sweeps.multirun import check_multirun, multirun_outcome, multirun_study
 
-    if check_command_line(argv):  # a bad command line ends here, before the trial code and the model load
+    if check_command_line(argv, check_sweep=check_multirun):  # a bad command line ends here, before the trial code and the model load
         from lora_lab import train
         from lora_lab.run.launch_ranks import as_train_module
         from lora_lab.sweeps.interrupt import SweepInterrupt
