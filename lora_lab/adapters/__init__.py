@@ -8,6 +8,11 @@ entry points.
 
 from lora_lab.adapters import pissa  # noqa: F401  (registers the inits "pissa", "pissa_niter_*", "olora")
 from lora_lab.adapters import loftq  # noqa: F401  (registers the init "loftq_*", for quantised bases)
+from lora_lab.adapters import orthogonal  # noqa: F401  (registers the init "orthogonal")
+from lora_lab.adapters import milora  # noqa: F401  (registers the init "milora")
+from lora_lab.adapters import eva  # noqa: F401  (registers the data-driven init "eva")
+from lora_lab.adapters import corda  # noqa: F401  (registers the data-driven inits "corda", "corda_kpm")
+from lora_lab.adapters import lora_ga  # noqa: F401  (registers the data-driven init "lora_ga")
 from lora_lab.adapters import lora  # noqa: F401  (registers "lora")
 from lora_lab.adapters import loraplus  # noqa: F401  (registers "loraplus")
 from lora_lab.adapters import dora  # noqa: F401  (registers "dora")

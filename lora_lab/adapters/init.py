@@ -7,8 +7,15 @@
 - ``gaussian`` (PEFT ``"gaussian"``): A ~ N(0, (1/r)^2) -- std 1/r, not 1/sqrt(r); B = 0.
 
 Inits that depend on the pretrained weight (``pissa``, ``pissa_niter_<k>``, ``olora``) live in
-`lora_lab.adapters.pissa` (``loftq_<T>``, for quantised bases, in `lora_lab.adapters.loftq`) and register with ``mutates_base=True``: they write the residual
+`lora_lab.adapters.pissa` (``loftq_<T>``, for quantised bases, in `lora_lab.adapters.loftq`; ``milora``
+in `lora_lab.adapters.milora`) and register with ``mutates_base=True``: they write the residual
 ``W - s B A`` into the base weight, and `LoraLayer` derives its ``mutates_base`` from the init name.
+``orthogonal`` (`lora_lab.adapters.orthogonal`) is random like ``kaiming``. The data-driven inits
+(``eva``, ``corda``, ``corda_kpm``, ``lora_ga``) also register a calibrator
+(`lora_lab.adapters.calibration`) that reads calibration batches once the adapter is attached.
+
+An init may also register a config check (`register_init_check`): a constraint on the method's knobs
+(``orthogonal`` needs an even ``r``) reported as one config error before anything runs.
 
 An init is a function ``fn(layer, name) -> None`` that fills ``layer.lora_A`` / ``layer.lora_B``.
 Names ending in ``*`` in the registry are prefixes (``pissa_niter_*`` takes ``pissa_niter_4``). Which
@@ -28,12 +35,15 @@ from lora_lab.errors import ConfigError
 
 InitFn = Callable[[nn.Module, str], None]
 #: the inits of the LoRA family (``lora``, ``dora``); the weight-dependent ones live in `lora_lab.adapters.pissa`
-LORA_FAMILY_INITS: tuple[str, ...] = ("kaiming", "gaussian", "pissa", "pissa_niter_*", "olora", "loftq_*")
+LORA_FAMILY_INITS: tuple[str, ...] = ("kaiming", "gaussian", "pissa", "pissa_niter_*", "olora", "loftq_*", "orthogonal", "milora",
+                                      "eva", "corda", "corda_kpm", "lora_ga")
 _INITS: dict[str, InitFn] = {}
 #: inits that write a residual into the base weight
 MUTATING_INITS: set[str] = set()
 #: registered init (name or pattern) -> its display name in tables
 INIT_DISPLAY_NAMES: dict[str, str] = {}
+#: registered init (name or pattern) -> a check of the method config it is used with
+INIT_CONFIG_CHECKS: dict[str, Callable[[object], None]] = {}
 
 
 def register_init(name: str, mutates_base: bool = False, display: str | None = None) -> Callable[[InitFn], InitFn]:
@@ -49,6 +59,24 @@ def register_init(name: str, mutates_base: bool = False, display: str | None = N
         return fn
 
     return wrap
+
+
+def register_init_check(name: str) -> Callable[[Callable[[object], None]], Callable[[object], None]]:
+    """Register ``check(config)`` for the init ``name``: it raises `ConfigError` for knobs the init cannot
+    work with; `check_init_config` runs it when the config is validated."""
+
+    def wrap(check: Callable[[object], None]) -> Callable[[object], None]:
+        INIT_CONFIG_CHECKS[name] = check
+        return check
+
+    return wrap
+
+
+def check_init_config(config) -> None:
+    """Run the config check of ``config.init``, if its init registered one."""
+    check = INIT_CONFIG_CHECKS.get(_lookup(config.init) or "")
+    if check is not None:
+        check(config)
 
 
 def _lookup(name: str) -> str | None:

@@ -22,7 +22,7 @@ from torch import nn
 
 from lora_lab.adapters.base import AdapterLayer
 from lora_lab.adapters.config import AdapterConfig, check_bool, check_positive_int, check_positive_number
-from lora_lab.adapters.init import LORA_FAMILY_INITS, apply_init, init_mutates_base
+from lora_lab.adapters.init import LORA_FAMILY_INITS, apply_init, check_init_config, init_mutates_base
 from lora_lab.adapters.method import AdapterMethod, register_method
 
 
@@ -78,13 +78,17 @@ class LoraLayer(AdapterLayer):
 @dataclass
 class LoraConfig(AdapterConfig):
     """LoRA knobs: the shared ones plus ``r``, ``alpha`` and ``rslora``; ``s = alpha / r``
-    (``alpha / sqrt(r)`` with ``rslora``)."""
+    (``alpha / sqrt(r)`` with ``rslora``). ``init_batches``: how many training batches the data-driven
+    inits (``eva``, ``corda``, ``corda_kpm``, ``lora_ga``; `lora_lab.adapters.calibration`) read; not in
+    ``conf/adapter/*.yaml`` (so it is no part of the identity of runs that do not set it): set it with
+    ``+adapter.init_batches=16``."""
 
     method: str = "lora"
     init: str = "kaiming"
     r: int = 8
     alpha: float = 8.0
     rslora: bool = False
+    init_batches: int = 8
 
     inits: ClassVar[tuple[str, ...]] = LORA_FAMILY_INITS
 
@@ -92,7 +96,9 @@ class LoraConfig(AdapterConfig):
         check_positive_int("r", self.r)
         check_positive_number("alpha", self.alpha)
         check_bool("rslora", self.rslora)
+        check_positive_int("init_batches", self.init_batches)
         super().validate()
+        check_init_config(self)
 
     @property
     def scaling(self) -> float:
