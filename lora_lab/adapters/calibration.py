@@ -19,7 +19,7 @@ dropout) and runs this before quantising the base; `calibrate` forks the torch R
 calibration leaves the generator -- and so everything after it -- as it found it. Which batches are read
 is decided by the trial (`lora_lab.tasks.loaders.calibration_batches`: the training set and collate,
 shuffled by its own seeded generator); a resumed run does not calibrate again (its checkpoint holds
-the result). Notes: docs/algorithms/inits.md.
+the result). Notes: docs/algorithms/README.md.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ The adapter takes ``r`` of these context-oriented components, the frozen residua
 (the ``1/s`` folds the scale in, PEFT's ``corda_init``). ``V_r`` is not orthonormal (it carries
 ``C_d^-1``). Residual and ``(A0, B0)`` are kept like PiSSA's (`lora_lab.adapters.pissa`). The same
 inputs give PEFT 0.21's ``preprocess_corda`` + ``init_lora_weights="corda"`` to rounding
-(docs/algorithms/inits.md, tests/adapters/test_eva_corda_parity.py).
+(docs/algorithms/corda.md, tests/adapters/test_eva_corda_parity.py).
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ What we support of the paper's rank redistribution (section 3.2): none -- ``rho 
 keeps rank ``r`` (PEFT's ``EvaConfig(rho=1.0)``; the paper's default ``rho = 2`` lets layers trade rank
 by explained variance, which changes the adapter's shapes per layer). No whitening (PEFT's
 ``whiten=False``). With these settings ``A`` equals PEFT 0.21's ``initialize_lora_eva_weights`` for the
-same batches to rounding (docs/algorithms/inits.md, tests/adapters/test_eva_corda_parity.py).
+same batches to rounding (docs/algorithms/eva.md, tests/adapters/test_eva_corda_parity.py).
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ not exceed ``min(out, in)``.
 Deliberate differences from PEFT 0.21's ``init_lora_weights="lora_ga"``: PEFT multiplies ``B0`` by the
 singular values ``S[r:2r]`` and applies ``zeta`` to ``B0`` only; we follow the paper (and its reference
 code), scaling both factors by ``zeta`` with orthonormal singular vectors. We take the exact SVD of
-``G`` (PEFT: ``torch.svd_lowrank(q = 4r, niter = 4)``). Notes: docs/algorithms/inits.md.
+``G`` (PEFT: ``torch.svd_lowrank(q = 4r, niter = 4)``). Notes: docs/algorithms/lora_ga.md.
 """
 
 from __future__ import annotations

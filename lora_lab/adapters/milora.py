@@ -15,7 +15,7 @@ It is PiSSA's construction (`lora_lab.adapters.pissa`) with the other end of the
 principal directions, which hold the pretrained knowledge, stay frozen, and training starts in the
 directions the pretrained weight uses least. The ``1/s`` folds the scale in (as PiSSA), so
 ``s B0 A0 = U_m S_m V_m^T`` for any ``alpha``. PEFT 0.21 has no MiLoRA; like PiSSA the residual is
-written into the base and ``(A0, B0)`` are kept for the rank-2r export (docs/algorithms/inits.md).
+written into the base and ``(A0, B0)`` are kept for the rank-2r export (docs/algorithms/milora.md).
 """
 
 from __future__ import annotations

@@ -9,13 +9,13 @@ orthogonal subspaces of ``R^r``, ``Q_e Q_o^T = 0``. With standard normal ``G_in:
     B A = G_out (Q_e Q_o^T) G_in^T / 100 = 0     (to fp32 rounding of the QR)
 
 so the model starts at the base model (as with B = 0) while both factors are non-zero, random and
-mutually orthogonal in the rank space -- both receive a gradient from the first step (the idea of the
-init: https://datta0.github.io/posts/rethink-lora-init/, "orthogonal initialisation"; no paper).
+mutually orthogonal in the rank space -- both receive a gradient from the first step (no paper; PEFT cites
+https://datta0.github.io/posts/rethink-lora-init/#orthogonal-initialisation for the idea).
 ``r`` must be even (a config error otherwise). The draws, in PEFT's order (``Q``'s matrix, ``G_in``,
 ``G_out``), come from the global torch generator on the CPU; PEFT draws them after the default
 ``nn.Linear`` init of its ``lora_A``/``lora_B`` has consumed the generator, so a whole-model seed
 does not give PEFT's numbers -- the same generator state before the init does
-(docs/algorithms/inits.md). The base weight is not touched.
+(docs/algorithms/orthogonal.md). The base weight is not touched.
 """
 
 from __future__ import annotations

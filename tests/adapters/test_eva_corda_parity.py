@@ -1,5 +1,5 @@
 """EVA and CorDA against HF PEFT 0.21 on the same model and the same calibration batches
-(docs/algorithms/inits.md): same A, B and base weight to fp32 rounding, and the same logits.
+(docs/algorithms/README.md): same A, B and base weight to fp32 rounding, and the same logits.
 
 Tolerances: both sides run the same float32 operations on bit-identical layer inputs (our adapter
 adds ``s B A x`` with ``B = 0`` exactly while calibrating, PEFT disables its adapter), so the factors
