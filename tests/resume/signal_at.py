@@ -68,3 +68,17 @@ class RaiseIfLr(Callback):
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if abs(float(pl_module.optim_cfg["lr"]) - self.lr) < 1e-12:
             raise RuntimeError(f"injected failure for lr={self.lr}")
+
+
+class RecordCalibration(Callback):
+    """Append, per fit, whether this process was handed calibration batches and the module's
+    ``init_summary`` (what the data-driven init read) to ``path`` as one JSON line."""
+
+    def __init__(self, path: str):
+        self.path = Path(path)
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        import json
+
+        with open(self.path, "a") as fh:
+            fh.write(json.dumps({"handed_batches": pl_module.calibration_batches is not None, "init_summary": pl_module.init_summary}) + "\n")
