@@ -6,7 +6,8 @@ weight loads (`lora_lab.config.parse`):
   (`lora_lab.models.backbones.generation_model_kind`);
 - an init that factorises the base weight (PiSSA and OLoRA take the top-``r`` singular vectors of
   ``W`` in R^{out x in}, LoftQ a rank-``r`` fit of its quantisation residual; PiSSA paper, Sec. 3)
-  needs ``r <= min(in, out)`` for every targeted layer. The layers and their shapes come from the
+  needs ``r <= min(in, out)`` for every targeted layer (MiLoRA and CorDA likewise; LoRA-GA takes
+  ``2r`` singular directions of the gradient, so ``2r <= min(in, out)``: `lora_lab.adapters.init.factorised_rank`). The layers and their shapes come from the
   model built on PyTorch's ``meta`` device (shapes only, no memory, no weights) and the adapter's
   own target resolution (`lora_lab.adapters.targets.resolve_targets`), so the check sees exactly
   the layers the trial would adapt.
@@ -69,7 +70,7 @@ def _meta_shapes(backbone: BackboneConfig, kind: str, num_labels: int, targets, 
 
 def check_backbone_fits(task: TaskConfig, backbone: BackboneConfig, adapter: AdapterConfig) -> None:
     """Raise `ConfigError` for a task the backbone cannot run or a rank no targeted layer can hold."""
-    from lora_lab.adapters.init import init_mutates_base
+    from lora_lab.adapters.init import factorised_rank, init_mutates_base
 
     if not _readable(backbone):
         return
@@ -85,7 +86,10 @@ def check_backbone_fits(task: TaskConfig, backbone: BackboneConfig, adapter: Ada
         shapes = _target_shapes(backbone, kind, max(int(num_labels), 1), adapter.targets, list(adapter.exclude))
     except OSError:
         return
+    directions = factorised_rank(adapter.init, rank)  # r, or 2r for LoRA-GA
+    factor = directions // rank
     for name, out_features, in_features in shapes:
         limit = min(out_features, in_features)
-        if rank > limit:
-            raise ConfigError("adapter.r", f"{rank} exceeds min(in, out) = {limit} of {name} ({out_features}x{in_features}), which init {adapter.init!r} factorises; allowed: 1 to {min(min(s[1:]) for s in shapes)}")
+        if directions > limit:
+            needed = f"{rank}" if factor == 1 else f"{rank} ({factor}r = {directions})"
+            raise ConfigError("adapter.r", f"{needed} exceeds min(in, out) = {limit} of {name} ({out_features}x{in_features}), which init {adapter.init!r} factorises; allowed: 1 to {min(min(s[1:]) for s in shapes) // factor}")

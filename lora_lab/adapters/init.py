@@ -44,6 +44,9 @@ MUTATING_INITS: set[str] = set()
 INIT_DISPLAY_NAMES: dict[str, str] = {}
 #: registered init (name or pattern) -> a check of the method config it is used with
 INIT_CONFIG_CHECKS: dict[str, Callable[[object], None]] = {}
+#: registered init (name or pattern) -> how many singular directions per unit of rank it factorises
+#: (default 1; LoRA-GA takes 2r directions of its gradient): `factorised_rank`
+INIT_RANK_FACTORS: dict[str, int] = {}
 
 
 def register_init(name: str, mutates_base: bool = False, display: str | None = None) -> Callable[[InitFn], InitFn]:
@@ -77,6 +80,12 @@ def check_init_config(config) -> None:
     check = INIT_CONFIG_CHECKS.get(_lookup(config.init) or "")
     if check is not None:
         check(config)
+
+
+def factorised_rank(init: str, r: int) -> int:
+    """How many directions of a ``[out, in]`` matrix the init ``init`` factorises at rank ``r`` (must
+    not exceed ``min(in, out)``)."""
+    return r * INIT_RANK_FACTORS.get(_lookup(init) or "", 1)
 
 
 def _lookup(name: str) -> str | None:

@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from lora_lab.adapters.calibration import register_calibrator
-from lora_lab.adapters.init import kaiming_init, register_init
+from lora_lab.adapters.init import INIT_RANK_FACTORS, kaiming_init, register_init
 from lora_lab.adapters.pissa import checked_float_weight, install_split
 from lora_lab.errors import ConfigError
 
@@ -46,6 +46,9 @@ def lora_ga_factors(grad: torch.Tensor, r: int, gamma: float = STABLE_GAMMA) -> 
     u, _, vh = torch.linalg.svd(grad, full_matrices=False)
     zeta = grad.shape[0] ** 0.25 / gamma**0.5
     return zeta * vh[:r], zeta * u[:, r : 2 * r]
+
+
+INIT_RANK_FACTORS["lora_ga"] = 2  # A0, B0 take 2r singular directions of G: 2r <= min(in, out)
 
 
 @register_init("lora_ga", mutates_base=True, display="LoRA-GA")

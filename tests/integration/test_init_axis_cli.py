@@ -15,6 +15,8 @@ from tests.integration.test_train_cli import TINY, run_train
     (["adapter=vera", "adapter.init=eva"], "error: adapter.init: 'eva' is not an init of method 'vera'; allowed: kaiming"),
     (["adapter.init=orthogonal", "adapter.r=3"], "error: adapter.r: init 'orthogonal' needs an even rank, got r=3; allowed: even r"),
     (["adapter.init=eva", "+adapter.init_batches=0"], "error: adapter.init_batches: must be a positive integer, got 0"),
+    # tiny_bert is 32 wide: LoRA-GA's 2r = 34 singular directions do not fit, found before any weight loads
+    (["adapter.init=lora_ga", "adapter.r=17"], "error: adapter.r: 17 (2r = 34) exceeds min(in, out) = 32 of "),
 ])
 def test_init_errors_are_one_line_and_write_nothing(tmp_path, overrides, expected):
     proc = run_train(tmp_path, *TINY, *overrides, cli=True)
