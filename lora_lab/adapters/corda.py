@@ -2,7 +2,7 @@
 2406.05223, section 3).
 
 CorDA orients the SVD of the pretrained weight by the covariance of the layer's inputs on task data
-(section 3.1): with ``X_j`` the input rows of calibration example ``j`` (its data tokens),
+(section 3): with ``X_j`` the input rows of calibration example ``j`` (its data tokens),
 each scaled by its largest entry, and ``C = (1/N) sum_j X_j^T X_j`` (``[in, in]``), damped until
 numerically invertible (``C_d = C + d * mean(diag C) * I``, ``d = 0.01`` doubled until
 ``||C_d C_d^-1 - I||_F < 0.05``, as PEFT 0.21):
@@ -10,7 +10,7 @@ numerically invertible (``C_d = C + d * mean(diag C) * I``, ``d = 0.01`` doubled
     W C_d = U S Vh,        W = U S (Vh C_d^-1) =: U S V^T          (exact: C_d C_d^-1 = I)
 
 The adapter takes ``r`` of these context-oriented components, the frozen residual the rest
-(section 3.2):
+(section 3, the IPM and KPM modes):
 
 - ``corda`` -- instruction-previewed mode (IPM, PEFT's default): the ``r`` *largest*, which carry the
   task's context; the adapter starts where the task's inputs act most.

@@ -1,21 +1,22 @@
 """``eva``: explained variance adaptation (Paischer et al. 2024, arXiv 2410.07170, section 3).
 
 EVA initialises ``A`` with the right singular vectors of the layer's *inputs* on the task's data, i.e.
-the directions that explain most of the variance of the activations the layer sees (section 3.1): with ``X`` the matrix of input rows (one per data token) of a layer, centred,
+the directions that explain most of the variance of the activations the layer sees: with ``X`` the
+matrix of input rows (one per data token) of a layer, centred,
 
     X = U S V^T,        A0 = V[:, :r]^T   ([r, in], orthonormal rows),        B0 = 0
 
 so the adapter starts as a no-op (base untouched) and its down-projection spans the input subspace
 of largest variance. The components are computed incrementally over calibration batches
-(`lora_lab.adapters.incremental_pca`, section 3.1 "incremental SVD") and a layer stops updating once
+(`lora_lab.adapters.incremental_pca`; the paper's incremental SVD) and a layer stops updating once
 its components are stable: the cosine similarity of every component with its value one batch earlier
-is at least ``tau = 0.99`` (section 3.1, PEFT's default); the init stops reading batches when every
+is at least ``tau = 0.99`` (PEFT's default); the init stops reading batches when every
 layer has converged or ``adapter.init_batches`` are used (the result records how many layers
 converged). Data tokens are those of the attention mask, and for language modelling also those with
 a label (``labels != -100``: `lora_lab.adapters.calibration.token_mask`).
 
-What we support of the paper's rank redistribution (section 3.2): none -- ``rho = 1``, every layer
-keeps rank ``r`` (PEFT's ``EvaConfig(rho=1.0)``; the paper's default ``rho = 2`` lets layers trade rank
+What we support of the paper's rank redistribution (section 3): none -- ``rho = 1``, every layer
+keeps rank ``r`` (PEFT's ``EvaConfig(rho=1.0)``; PEFT's default ``rho = 2`` lets layers trade rank
 by explained variance, which changes the adapter's shapes per layer). No whitening (PEFT's
 ``whiten=False``). With these settings ``A`` equals PEFT 0.21's ``initialize_lora_eva_weights`` for the
 same batches to rounding (docs/algorithms/eva.md, tests/adapters/test_eva_corda_parity.py).

@@ -1,4 +1,4 @@
-"""Incremental PCA (Ross et al. 2008, "Incremental learning for robust visual tracking", section 3.2;
+"""Incremental PCA (Ross et al. 2008, "Incremental learning for robust visual tracking";
 the scikit-learn ``IncrementalPCA`` update), the part EVA's init needs (`lora_lab.adapters.eva`).
 
 After batches ``X_1 .. X_t`` (rows are samples) it holds the top ``k`` principal directions of all rows
