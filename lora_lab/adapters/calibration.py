@@ -51,6 +51,10 @@ def _calibrator(init: str) -> Calibrator | None:
     return next((fn for key, fn in CALIBRATORS.items() if init_matches(init, key)), None)
 
 
+def calibrated_init_names() -> list[str]:
+    return sorted(CALIBRATORS)
+
+
 def needs_calibration(init: str) -> bool:
     return _calibrator(init) is not None
 

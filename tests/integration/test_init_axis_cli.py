@@ -15,6 +15,8 @@ from tests.integration.test_train_cli import TINY, run_train
     (["adapter=vera", "adapter.init=eva"], "error: adapter.init: 'eva' is not an init of method 'vera'; allowed: kaiming"),
     (["adapter.init=orthogonal", "adapter.r=3"], "error: adapter.r: init 'orthogonal' needs an even rank, got r=3; allowed: even r"),
     (["adapter.init=eva", "+adapter.init_batches=0"], "error: adapter.init_batches: must be a positive integer, got 0"),
+    (["adapter.init=pissa", "+adapter.init_batches=16"],
+     "error: adapter.init_batches: is read only by the data-driven inits (corda, corda_kpm, eva, lora_ga); init 'pissa' reads no calibration batches"),
     # tiny_bert is 32 wide: LoRA-GA's 2r = 34 singular directions do not fit, found before any weight loads
     (["adapter.init=lora_ga", "adapter.r=17"], "error: adapter.r: 17 (2r = 34) exceeds min(in, out) = 32 of "),
 ])
