@@ -2,7 +2,7 @@
 
 ``eva``, ``corda``/``corda_kpm`` and ``lora_ga`` need statistics of the task's data (layer-input
 principal components, input covariances, full-weight gradients). Each registers, besides its init
-function (`lora_lab.adapters.init.register_init`), a *calibrator* here:
+function (`lora_lab.adapters.registry.register_init`), a *calibrator* here:
 
     calibrator(layers, batches, loss_of) -> (stats, summary)
 
@@ -30,7 +30,7 @@ from typing import Callable, Iterable, Iterator
 import torch
 from torch import nn
 
-from lora_lab.adapters.config import init_matches
+from lora_lab.adapters.registry import init_matches
 
 LossOf = Callable[[dict], torch.Tensor]
 Calibrator = Callable[[dict[str, nn.Module], Iterable[dict], LossOf], tuple[dict[str, dict], dict]]

@@ -31,7 +31,8 @@ import torch
 from torch import nn
 
 from lora_lab.adapters.calibration import layer_inputs, register_calibrator, token_mask, token_rows
-from lora_lab.adapters.init import kaiming_init, register_init
+from lora_lab.adapters.init import LORA_FAMILY, kaiming_init
+from lora_lab.adapters.registry import register_init
 from lora_lab.adapters.pissa import checked_float_weight, install_split
 
 
@@ -66,8 +67,8 @@ def corda_init(layer: nn.Module, name: str) -> None:
     install_split(layer, weight, v[:, keep].T * root.view(-1, 1), u[:, keep] * root)
 
 
-register_init("corda", mutates_base=True, display="CorDA")(corda_init)
-register_init("corda_kpm", mutates_base=True, display="CorDA-KPM")(corda_init)
+register_init("corda", families=(LORA_FAMILY,), mutates_base=True, display="CorDA")(corda_init)
+register_init("corda_kpm", families=(LORA_FAMILY,), mutates_base=True, display="CorDA-KPM")(corda_init)
 
 
 @torch.no_grad()

@@ -29,13 +29,14 @@ from torch import nn
 
 from lora_lab.adapters.calibration import layer_inputs, register_calibrator, token_mask, token_rows
 from lora_lab.adapters.incremental_pca import IncrementalPCA
-from lora_lab.adapters.init import kaiming_init, register_init
+from lora_lab.adapters.init import LORA_FAMILY, kaiming_init
+from lora_lab.adapters.registry import register_init
 
 #: a component has converged when its cosine similarity with the previous batch's is at least this
 EVA_TAU = 0.99
 
 
-@register_init("eva", display="EVA")
+@register_init("eva", families=(LORA_FAMILY,), display="EVA")
 @torch.no_grad()
 def eva_init(layer: nn.Module, name: str) -> None:
     """``A`` = the layer's calibrated input components, ``B = 0``; before calibration kaiming/zero."""

@@ -1,4 +1,4 @@
-"""Initialisations of the LoRA family's ``(A, B)`` pair, registered by name.
+"""The weight-independent inits of the LoRA family's ``(A, B)`` pair, and how a layer applies its init.
 
 ``A: [r, in]`` (applied first), ``B: [out, r]``; the adapter adds ``s * B A`` (docs/algorithms/lora.md).
 
@@ -7,19 +7,17 @@
 - ``gaussian`` (PEFT ``"gaussian"``): A ~ N(0, (1/r)^2) -- std 1/r, not 1/sqrt(r); B = 0.
 
 Inits that depend on the pretrained weight (``pissa``, ``pissa_niter_<k>``, ``olora``) live in
-`lora_lab.adapters.pissa` (``loftq_<T>``, for quantised bases, in `lora_lab.adapters.loftq`; ``milora``
-in `lora_lab.adapters.milora`) and register with ``mutates_base=True``: they write the residual
-``W - s B A`` into the base weight, and `LoraLayer` derives its ``mutates_base`` from the init name.
-``orthogonal`` (`lora_lab.adapters.orthogonal`) is random like ``kaiming``. The data-driven inits
-(``eva``, ``corda``, ``corda_kpm``, ``lora_ga``) also register a calibrator
-(`lora_lab.adapters.calibration`) that reads calibration batches once the adapter is attached.
+`lora_lab.adapters.pissa` (``loftq_<T>``, for quantised bases, in `lora_lab.adapters.loftq`) and register
+with ``mutates_base=True``: they write the residual ``W - s B A`` into the base weight, and `LoraLayer`
+derives its ``mutates_base`` from the init. Every init is registered in `lora_lab.adapters.registry`
+(``register_init(name, families=...)``), which also computes the inits a method accepts. Further inits
+of the family, one file each: ``orthogonal``, ``milora``, and the data-driven ``eva``, ``corda`` /
+``corda_kpm`` and ``lora_ga`` (which also register a calibrator, `lora_lab.adapters.calibration`).
 
-An init may also register a config check (`register_init_check`): a constraint on the method's knobs
-(``orthogonal`` needs an even ``r``) reported as one config error before anything runs.
-
-An init is a function ``fn(layer, name) -> None`` that fills ``layer.lora_A`` / ``layer.lora_B``.
-Names ending in ``*`` in the registry are prefixes (``pissa_niter_*`` takes ``pissa_niter_4``). Which
-inits a method accepts is declared by the method's schema (``inits``, `lora_lab.adapters.config`).
+An init of the family may also declare a constraint on the method's knobs (`register_init_check`:
+``orthogonal`` needs an even ``r``), reported as one config error when the config is validated, and
+how many singular directions per unit of rank it factorises (`INIT_RANK_FACTORS`: LoRA-GA takes
+``2r``), which the up-front shape check (`lora_lab.backbone_fit`) reads.
 """
 
 from __future__ import annotations
@@ -30,43 +28,21 @@ from typing import Callable
 import torch
 from torch import nn
 
-from lora_lab.adapters.config import init_matches
-from lora_lab.errors import ConfigError
+from lora_lab.adapters.registry import find_any_init, find_init, get_init, register_init
 
-InitFn = Callable[[nn.Module, str], None]
-#: the inits of the LoRA family (``lora``, ``dora``); the weight-dependent ones live in `lora_lab.adapters.pissa`
-LORA_FAMILY_INITS: tuple[str, ...] = ("kaiming", "gaussian", "pissa", "pissa_niter_*", "olora", "loftq_*", "orthogonal", "milora",
-                                      "eva", "corda", "corda_kpm", "lora_ga")
-_INITS: dict[str, InitFn] = {}
-#: inits that write a residual into the base weight
-MUTATING_INITS: set[str] = set()
-#: registered init (name or pattern) -> its display name in tables
-INIT_DISPLAY_NAMES: dict[str, str] = {}
-#: registered init (name or pattern) -> a check of the method config it is used with
+#: the init family of `LoraLayer` and its subclasses (methods ``lora``, ``loraplus``, ``dora``)
+LORA_FAMILY = "lora"
+
+
+#: init (name or pattern) -> a check of the method config it is used with (`check_init_config`)
 INIT_CONFIG_CHECKS: dict[str, Callable[[object], None]] = {}
-#: registered init (name or pattern) -> how many singular directions per unit of rank it factorises
-#: (default 1; LoRA-GA takes 2r directions of its gradient): `factorised_rank`
+#: init (name or pattern) -> singular directions per unit of rank it factorises (default 1: `factorised_rank`)
 INIT_RANK_FACTORS: dict[str, int] = {}
-
-
-def register_init(name: str, mutates_base: bool = False, display: str | None = None) -> Callable[[InitFn], InitFn]:
-    """Register ``fn`` as the init ``name`` (a name or a ``prefix*`` pattern); ``display`` is how tables
-    print it (default: the name)."""
-
-    def wrap(fn: InitFn) -> InitFn:
-        _INITS[name] = fn
-        if mutates_base:
-            MUTATING_INITS.add(name)
-        if display:
-            INIT_DISPLAY_NAMES[name] = display
-        return fn
-
-    return wrap
 
 
 def register_init_check(name: str) -> Callable[[Callable[[object], None]], Callable[[object], None]]:
     """Register ``check(config)`` for the init ``name``: it raises `ConfigError` for knobs the init cannot
-    work with; `check_init_config` runs it when the config is validated."""
+    work with; `check_init_config` runs it when a LoRA-family config is validated."""
 
     def wrap(check: Callable[[object], None]) -> Callable[[object], None]:
         INIT_CONFIG_CHECKS[name] = check
@@ -77,49 +53,43 @@ def register_init_check(name: str) -> Callable[[Callable[[object], None]], Calla
 
 def check_init_config(config) -> None:
     """Run the config check of ``config.init``, if its init registered one."""
-    check = INIT_CONFIG_CHECKS.get(_lookup(config.init) or "")
+    spec = find_init(config.init, LORA_FAMILY)
+    check = INIT_CONFIG_CHECKS.get(spec.name) if spec is not None else None
     if check is not None:
         check(config)
 
 
 def factorised_rank(init: str, r: int) -> int:
-    """How many directions of a ``[out, in]`` matrix the init ``init`` factorises at rank ``r`` (must
-    not exceed ``min(in, out)``)."""
-    return r * INIT_RANK_FACTORS.get(_lookup(init) or "", 1)
-
-
-def _lookup(name: str) -> str | None:
-    return next((key for key in _INITS if init_matches(name, key)), None)
+    """How many directions of a ``[out, in]`` matrix the init ``init`` factorises at rank ``r`` (must not
+    exceed ``min(in, out)``): ``r``, or ``2r`` for LoRA-GA."""
+    spec = find_init(init, LORA_FAMILY)
+    return r * INIT_RANK_FACTORS.get(spec.name if spec is not None else "", 1)
 
 
 def init_display_name(name: str) -> str:
     """How tables print the init ``name`` (``pissa_niter_4`` -> PiSSA); unregistered names as given."""
-    return INIT_DISPLAY_NAMES.get(_lookup(name) or name, name)
+    spec = find_any_init(name)
+    return (spec.display or spec.name) if spec is not None and spec.display else name
 
 
-def init_names() -> list[str]:
-    return sorted(_INITS)
+def init_mutates_base(name: str, family: str = LORA_FAMILY) -> bool:
+    spec = find_init(name, family)
+    return spec is not None and spec.mutates_base
 
 
-def init_mutates_base(name: str) -> bool:
-    return _lookup(name) in MUTATING_INITS
+def apply_init(layer: nn.Module, name: str, family: str = LORA_FAMILY) -> None:
+    """Run the init ``name`` of ``family`` on ``layer`` (a one-line error for an unregistered one)."""
+    get_init(name, family).fn(layer, name)
 
 
-def apply_init(layer: nn.Module, name: str) -> None:
-    key = _lookup(name)
-    if key is None:
-        raise ConfigError("adapter.init", f"unknown init {name!r}; allowed: {', '.join(init_names())}")
-    _INITS[key](layer, name)
-
-
-@register_init("kaiming")
+@register_init("kaiming", families=(LORA_FAMILY,))
 @torch.no_grad()
 def kaiming_init(layer: nn.Module, name: str) -> None:
     nn.init.kaiming_uniform_(layer.lora_A, a=math.sqrt(5))
     nn.init.zeros_(layer.lora_B)
 
 
-@register_init("gaussian")
+@register_init("gaussian", families=(LORA_FAMILY,))
 @torch.no_grad()
 def gaussian_init(layer: nn.Module, name: str) -> None:
     nn.init.normal_(layer.lora_A, mean=0.0, std=1.0 / layer.r)

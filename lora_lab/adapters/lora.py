@@ -23,7 +23,7 @@ from torch import nn
 from lora_lab.adapters.base import AdapterLayer
 from lora_lab.adapters.calibration import calibrated_init_names, needs_calibration
 from lora_lab.adapters.config import AdapterConfig, check_bool, check_positive_int, check_positive_number
-from lora_lab.adapters.init import LORA_FAMILY_INITS, apply_init, check_init_config, init_mutates_base
+from lora_lab.adapters.init import LORA_FAMILY, apply_init, check_init_config, init_mutates_base
 from lora_lab.adapters.method import AdapterMethod, register_method
 from lora_lab.errors import ConfigError
 
@@ -86,9 +86,8 @@ class LoraConfig(AdapterConfig):
     """LoRA knobs: the shared ones plus ``r``, ``alpha`` and ``rslora``; ``s = alpha / r``
     (``alpha / sqrt(r)`` with ``rslora``). ``init_batches``: how many training batches the data-driven
     inits (``eva``, ``corda``, ``corda_kpm``, ``lora_ga``; `lora_lab.adapters.calibration`) read (set for
-    another init, an error); not in
-    ``conf/adapter/*.yaml`` (so it is no part of the identity of runs that do not set it): set it with
-    ``+adapter.init_batches=16``."""
+    another init, an error); not in ``conf/adapter/*.yaml`` (so it is no part of the identity of runs
+    that do not set it): set it with ``+adapter.init_batches=16``."""
 
     method: str = "lora"
     init: str = "kaiming"
@@ -97,7 +96,7 @@ class LoraConfig(AdapterConfig):
     rslora: bool = False
     init_batches: int = DEFAULT_INIT_BATCHES
 
-    inits: ClassVar[tuple[str, ...]] = LORA_FAMILY_INITS
+    init_family: ClassVar[str] = LORA_FAMILY
 
     def validate(self) -> None:
         check_positive_int("r", self.r)
@@ -122,6 +121,7 @@ class LoraMethod(AdapterMethod):
     table_order = 0
     named_inits = {"pissa": "PiSSA", "olora": "OLoRA"}
     config_cls = LoraConfig
+    examples = ({"r": 4, "alpha": 8}, {"r": 4, "alpha": 8, "rslora": True})
 
     def make_layer(self, base_layer: nn.Module, module_name: str) -> LoraLayer:
         c = self.config

@@ -33,7 +33,8 @@ import torch
 from torch import nn
 
 from lora_lab.adapters.calibration import register_calibrator
-from lora_lab.adapters.init import INIT_RANK_FACTORS, kaiming_init, register_init
+from lora_lab.adapters.init import INIT_RANK_FACTORS, LORA_FAMILY, kaiming_init
+from lora_lab.adapters.registry import register_init
 from lora_lab.adapters.pissa import checked_float_weight, install_split
 from lora_lab.errors import ConfigError
 
@@ -51,7 +52,7 @@ def lora_ga_factors(grad: torch.Tensor, r: int, gamma: float = STABLE_GAMMA) -> 
 INIT_RANK_FACTORS["lora_ga"] = 2  # A0, B0 take 2r singular directions of G: 2r <= min(in, out)
 
 
-@register_init("lora_ga", mutates_base=True, display="LoRA-GA")
+@register_init("lora_ga", families=(LORA_FAMILY,), mutates_base=True, display="LoRA-GA")
 @torch.no_grad()
 def lora_ga_init(layer: nn.Module, name: str) -> None:
     """``A0``, ``B0`` from the calibrated gradient and ``W_res = W - s B0 A0``; before calibration

@@ -23,11 +23,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from lora_lab.adapters.init import register_init
+from lora_lab.adapters.init import LORA_FAMILY
+from lora_lab.adapters.registry import register_init
 from lora_lab.adapters.pissa import checked_float_weight, install_split
 
 
-@register_init("milora", mutates_base=True, display="MiLoRA")
+@register_init("milora", families=(LORA_FAMILY,), mutates_base=True, display="MiLoRA")
 @torch.no_grad()
 def milora_init(layer: nn.Module, name: str) -> None:
     weight = checked_float_weight(layer, name)

@@ -23,7 +23,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from lora_lab.adapters.init import register_init, register_init_check
+from lora_lab.adapters.init import LORA_FAMILY, register_init_check
+from lora_lab.adapters.registry import register_init
 from lora_lab.errors import ConfigError
 
 
@@ -33,7 +34,7 @@ def check_even_rank(config) -> None:
         raise ConfigError("adapter.r", f"init 'orthogonal' needs an even rank, got r={config.r}; allowed: even r (2, 4, 8 ...)")
 
 
-@register_init("orthogonal", display="Orthogonal")
+@register_init("orthogonal", families=(LORA_FAMILY,), display="Orthogonal")
 @torch.no_grad()
 def orthogonal_init(layer: nn.Module, name: str) -> None:
     r = layer.r
