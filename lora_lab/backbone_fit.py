@@ -8,7 +8,8 @@ weight loads (`lora_lab.config.parse`):
   ``model_type``, a hidden size the attention heads do not divide, a negative size) are one line;
 - an init that factorises the base weight (PiSSA and OLoRA take the top-``r`` singular vectors of
   ``W`` in R^{out x in}, LoftQ a rank-``r`` fit of its quantisation residual; PiSSA paper, Sec. 3)
-  needs ``r <= min(in, out)`` for every targeted layer. The layers and their shapes come from the
+  needs ``r <= min(in, out)`` for every targeted layer (MiLoRA and CorDA likewise; LoRA-GA takes
+  ``2r`` singular directions of the gradient, so ``2r <= min(in, out)``: `lora_lab.adapters.init.factorised_rank`). The layers and their shapes come from the
   model built on PyTorch's ``meta`` device (shapes only, no memory, no weights) and the adapter's
   own target resolution (`lora_lab.adapters.targets.resolve_targets`), so the check sees exactly
   the layers the trial would adapt.
@@ -77,7 +78,7 @@ def check_backbone_fits(task: TaskConfig, backbone: BackboneConfig, adapter: Ada
     """Raise `ConfigError` for a task the backbone cannot run, a ``random_init`` config transformers
     cannot build (an unknown ``model_type``, a hidden size the heads do not divide), or a rank a
     targeted layer cannot hold."""
-    from lora_lab.adapters.init import init_mutates_base
+    from lora_lab.adapters.init import factorised_rank, init_mutates_base
 
     if not _readable(backbone):
         return
@@ -107,7 +108,10 @@ def check_backbone_fits(task: TaskConfig, backbone: BackboneConfig, adapter: Ada
         if built_here:
             raise ConfigError("backbone.random_init", _one_line(err)) from None
         return  # e.g. remote code the meta device cannot build: the trial builds it for real
+    directions = factorised_rank(adapter.init, rank) if factorises else 0  # r, or 2r for LoRA-GA
+    factor = directions // rank if factorises else 1
     for name, out_features, in_features in shapes if factorises else ():
         limit = min(out_features, in_features)
-        if rank > limit:
-            raise ConfigError("adapter.r", f"{rank} exceeds min(in, out) = {limit} of {name} ({out_features}x{in_features}), which init {adapter.init!r} factorises; allowed: 1 to {min(min(s[1:]) for s in shapes)}")
+        if directions > limit:
+            needed = f"{rank}" if factor == 1 else f"{rank} ({factor}r = {directions})"
+            raise ConfigError("adapter.r", f"{needed} exceeds min(in, out) = {limit} of {name} ({out_features}x{in_features}), which init {adapter.init!r} factorises; allowed: 1 to {min(min(s[1:]) for s in shapes) // factor}")

@@ -21,9 +21,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from lora_lab.adapters.base import AdapterLayer
+from lora_lab.adapters.calibration import calibrated_init_names, needs_calibration
 from lora_lab.adapters.config import AdapterConfig, check_bool, check_positive_int, check_positive_number
-from lora_lab.adapters.init import LORA_FAMILY, apply_init, init_mutates_base
+from lora_lab.adapters.init import LORA_FAMILY, apply_init, check_init_config, init_mutates_base
 from lora_lab.adapters.method import AdapterMethod, register_method
+from lora_lab.errors import ConfigError
+
+
+#: calibration batches a data-driven init reads unless ``adapter.init_batches`` says otherwise
+DEFAULT_INIT_BATCHES = 8
 
 
 class LoraLayer(AdapterLayer):
@@ -78,13 +84,17 @@ class LoraLayer(AdapterLayer):
 @dataclass
 class LoraConfig(AdapterConfig):
     """LoRA knobs: the shared ones plus ``r``, ``alpha`` and ``rslora``; ``s = alpha / r``
-    (``alpha / sqrt(r)`` with ``rslora``)."""
+    (``alpha / sqrt(r)`` with ``rslora``). ``init_batches``: how many training batches the data-driven
+    inits (``eva``, ``corda``, ``corda_kpm``, ``lora_ga``; `lora_lab.adapters.calibration`) read (set for
+    another init, an error); not in ``conf/adapter/*.yaml`` (so it is no part of the identity of runs
+    that do not set it): set it with ``+adapter.init_batches=16``."""
 
     method: str = "lora"
     init: str = "kaiming"
     r: int = 8
     alpha: float = 8.0
     rslora: bool = False
+    init_batches: int = DEFAULT_INIT_BATCHES
 
     init_family: ClassVar[str] = LORA_FAMILY
 
@@ -92,7 +102,12 @@ class LoraConfig(AdapterConfig):
         check_positive_int("r", self.r)
         check_positive_number("alpha", self.alpha)
         check_bool("rslora", self.rslora)
+        check_positive_int("init_batches", self.init_batches)
         super().validate()
+        check_init_config(self)
+        if self.init_batches != DEFAULT_INIT_BATCHES and not needs_calibration(self.init):
+            raise ConfigError("adapter.init_batches", f"is read only by the data-driven inits ({', '.join(calibrated_init_names())}); "
+                              f"init {self.init!r} reads no calibration batches")
 
     @property
     def scaling(self) -> float:

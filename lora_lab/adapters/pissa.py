@@ -39,7 +39,7 @@ from lora_lab.errors import ConfigError
 FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 
-def _checked_weight(layer: nn.Module, name: str) -> torch.Tensor:
+def checked_float_weight(layer: nn.Module, name: str) -> torch.Tensor:
     """The base weight as fp32 ``[out, in]`` after checking dtype and rank; raises `ConfigError`."""
     w = layer.base_layer.weight
     if w.dtype not in FLOAT_DTYPES:
@@ -55,7 +55,7 @@ def _checked_weight(layer: nn.Module, name: str) -> torch.Tensor:
 
 
 @torch.no_grad()
-def _install(layer: nn.Module, weight: torch.Tensor, a0: torch.Tensor, b0: torch.Tensor) -> None:
+def install_split(layer: nn.Module, weight: torch.Tensor, a0: torch.Tensor, b0: torch.Tensor) -> None:
     """Set ``A = A0``, ``B = B0``, keep them as buffers and write ``W - s B0 A0`` into the base."""
     layer.lora_A.copy_(a0)
     layer.lora_B.copy_(b0)
@@ -67,7 +67,7 @@ def _install(layer: nn.Module, weight: torch.Tensor, a0: torch.Tensor, b0: torch
 @register_init("pissa", families=(LORA_FAMILY,), mutates_base=True, display="PiSSA")
 @torch.no_grad()
 def pissa_init(layer: nn.Module, name: str) -> None:
-    weight = _checked_weight(layer, name)
+    weight = checked_float_weight(layer, name)
     if name == "pissa":
         v, s, uh = torch.linalg.svd(weight, full_matrices=False)
         v_r, s_r, uh_r = v[:, : layer.r], s[: layer.r], uh[: layer.r]
@@ -76,7 +76,7 @@ def pissa_init(layer: nn.Module, name: str) -> None:
         v_r, s_r, u_r = torch.svd_lowrank(weight, q=layer.r, niter=niter)
         uh_r = u_r.T
     root = torch.sqrt(s_r / layer.scaling)
-    _install(layer, weight, root[:, None] * uh_r, v_r * root[None, :])
+    install_split(layer, weight, root[:, None] * uh_r, v_r * root[None, :])
 
 
 register_init("pissa_niter_*", families=(LORA_FAMILY,), mutates_base=True, display="PiSSA", example="pissa_niter_2")(pissa_init)
@@ -85,6 +85,6 @@ register_init("pissa_niter_*", families=(LORA_FAMILY,), mutates_base=True, displ
 @register_init("olora", families=(LORA_FAMILY,), mutates_base=True, display="OLoRA")
 @torch.no_grad()
 def olora_init(layer: nn.Module, name: str) -> None:
-    weight = _checked_weight(layer, name)
+    weight = checked_float_weight(layer, name)
     q, r = torch.linalg.qr(weight)
-    _install(layer, weight, r[: layer.r].contiguous(), q[:, : layer.r].contiguous())
+    install_split(layer, weight, r[: layer.r].contiguous(), q[:, : layer.r].contiguous())

@@ -15,6 +15,13 @@ adapter method through the same two hooks so no user has to remember a call:
 A quantised base (``backbone.quantize``) is quantised after the adapter is attached and initialised on
 the full-precision weights (QLoRA / QPiSSA, `lora_lab.adapters.quant`), with the k-bit preparation.
 
+A data-driven init (``eva``, ``corda``, ``lora_ga``: `lora_lab.adapters.calibration`) reads its
+calibration batches in `configure_model`, right after the adapter is attached (before quantisation),
+from ``calibration_batches()``, which the trial sets for a fresh run only: a run resuming from its
+checkpoint gets the init's result back from it (trained state, frozen state and ``init_summary``) and
+never calibrates again. Fitting such an init without calibration batches and without a checkpoint is
+an error (`on_fit_start`), never a silent placeholder init.
+
 Only adapter and head parameters are optimised. Checkpoints are adapter-only: ``state_dict`` entries
 of the frozen backbone are dropped in `on_save_checkpoint` and method-level state (AdaLoRA's
 allocator) rides along. What PiSSA/OLoRA fix at initialisation (the residual base weight, ``A0``,
@@ -30,9 +37,11 @@ import math
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities import move_data_to_device
 
 from lora_lab.adapters import AdapterConfig, AttachReport, build_method, parse_config
 from lora_lab.adapters.base import is_quantized_base_key
+from lora_lab.adapters.calibration import calibrate, needs_calibration
 from lora_lab.adapters.io import adapter_checkpoint_state, load_checkpoint_state
 from lora_lab.adapters.quant_model import quantize_for_training
 from lora_lab.models.backbones import BackboneConfig, build_backbone, head_modules_for, parse_backbone_config
@@ -83,6 +92,9 @@ class AdapterModule(L.LightningModule):
         self.best: dict | None = None  # the selected evaluation
         self.best_state: dict | None = None  # adapter state at that evaluation
         self.strict_loading = False  # checkpoints are adapter-only
+        #: for a data-driven init: a callable returning the calibration batches (set by the trial on a fresh run)
+        self.calibration_batches = None
+        self.init_summary: dict | None = None  # what the data-driven init read (result.json: method_summary.init)
 
     # ----- building --------------------------------------------------------------------------
     def build_backbone(self) -> torch.nn.Module:
@@ -98,12 +110,24 @@ class AdapterModule(L.LightningModule):
         self.method = build_method(self.adapter_cfg)
         heads = self.head_modules(model)
         self.report = self.method.attach(model, getattr(model.config, "model_type", None), heads)
+        if needs_calibration(self.adapter_cfg.init) and self.calibration_batches is not None:
+            self.init_summary = self.calibrate_init(model)
         self.quantization = quantize_for_training(model, self.method, self.backbone_cfg, heads)
         keep_heads_fp32(model, self.report.head_modules)  # trained like the adapters: fp32 master weights
         model.train()
         self.model = model
         # constant buffers (PiSSA/OLoRA's A0, B0) are identical on every rank: DDP need not broadcast them
         self._ddp_params_and_buffers_to_ignore = [f"model.{k}" for k in self.frozen_state() if ".base_layer.weight" not in k]
+
+    def calibrate_init(self, model: torch.nn.Module) -> dict:
+        """Run the data-driven init on ``calibration_batches()`` (model in eval mode, loss = `task_loss`)."""
+        device = next(model.parameters()).device
+        self.model = model  # task_loss reads self.model
+        model.eval()
+        try:
+            return calibrate(self.method, self.calibration_batches(), lambda batch: self.task_loss(move_data_to_device(batch, device)))
+        finally:
+            self.model = None
 
     # ----- training hooks shared by every method ----------------------------------------------
     def task_loss(self, batch: dict) -> torch.Tensor:
@@ -121,6 +145,8 @@ class AdapterModule(L.LightningModule):
         return loss
 
     def on_fit_start(self) -> None:
+        if needs_calibration(self.adapter_cfg.init) and self.init_summary is None and self.trainer.ckpt_path is None:
+            raise RuntimeError(f"init {self.adapter_cfg.init!r} needs calibration batches: set module.calibration_batches before fitting")
         self.method.check_schedule(self.total_optimizer_steps())
 
     def total_optimizer_steps(self) -> int:
@@ -240,6 +266,7 @@ class AdapterModule(L.LightningModule):
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in keep}
         checkpoint["adapter_method_state"] = {k: v.detach().cpu().clone() for k, v in self.method.state_dict().items()}
         checkpoint["lora_lab_eval"] = {"curve": self.curve, "best": self.best, "best_state": self.best_state}
+        checkpoint["lora_lab_init"] = self.init_summary  # a resumed run reports the calibration it did not redo
         # RNG states (every rank's) travel in the checkpoint through lora_lab.resume.rng.RngState
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
@@ -249,3 +276,4 @@ class AdapterModule(L.LightningModule):
         self.method.load_state_dict(checkpoint.get("adapter_method_state", {}))
         saved = checkpoint.get("lora_lab_eval", {})
         self.curve, self.best, self.best_state = saved.get("curve", []), saved.get("best"), saved.get("best_state")
+        self.init_summary = checkpoint.get("lora_lab_init")

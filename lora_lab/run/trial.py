@@ -64,6 +64,7 @@ from lora_lab.resume.attempts import AttemptHeartbeat, begin_attempt, end_attemp
 from lora_lab.resume.csv_logger import CsvRowsAtCheckpoint
 from lora_lab.resume.signals import RunPreempted, RunStopped, StopOnSignals, hand_over
 from lora_lab.resume.slurm import cluster_plugins
+from lora_lab.tasks.loaders import calibration_batches
 from lora_lab.tasks.registry import family_of
 from lora_lab.tracking import split_logger_nodes, tracker_callback
 from lora_lab.tracking.callback import fail_trackers, finish_trackers, tracker_statuses
@@ -268,6 +269,8 @@ def run_trial(trial: TrialConfig, run_dir: Path, overrides: list[str], interrupt
     record.precision = str(trainer.precision)  # what Lightning runs (after its own substitutions), not what was asked
     record.trackers = tracker_statuses(trainer)
     last = run_dir / "checkpoints" / LAST_NAME
+    if not last.is_file():  # a data-driven init calibrates once; a resumed run has its result in the checkpoint
+        module.calibration_batches = lambda: calibration_batches(datamodule, getattr(trial.adapter, "init_batches", 0), trial.seed)
     stops.phase = "training"
     if getattr(trial.task, "eval_untrained", False) and not last.is_file():
         module.evaluate_untrained(trainer, datamodule)  # a resumed run restores it from the checkpoint
@@ -290,6 +293,8 @@ def run_trial(trial: TrialConfig, run_dir: Path, overrides: list[str], interrupt
         # summary and artifacts describe the trained (final) adapter; restore_best below may load an
         # earlier state (e.g. an AdaLoRA rank pattern from mid-schedule): the scored one
         method_summary = module.method.summary()
+        if module.init_summary is not None:
+            method_summary["init"] = module.init_summary  # what the data-driven init read
         save = resolved.get("save_adapter", True) and trainer.is_global_zero
         if trainer.is_global_zero:
             module.method.save_artifacts(run_dir)

@@ -81,3 +81,17 @@ class SignalOnceAtTest(Callback):
         if not self.marker.exists():
             self.marker.write_text("sent\n")
             os.kill(os.getpid(), self.signum)
+
+
+class RecordCalibration(Callback):
+    """Append, per fit, whether this process was handed calibration batches and the module's
+    ``init_summary`` (what the data-driven init read) to ``path`` as one JSON line."""
+
+    def __init__(self, path: str):
+        self.path = Path(path)
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        import json
+
+        with open(self.path, "a") as fh:
+            fh.write(json.dumps({"handed_batches": pl_module.calibration_batches is not None, "init_summary": pl_module.init_summary}) + "\n")
