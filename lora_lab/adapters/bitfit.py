@@ -5,7 +5,7 @@ biases, as the paper's "all bias terms"), plus the head.
 A reference row beside full fine-tuning in LoRA Table 2. Weight matrices never change, so the matrix
 analyses (subspace, dW vs W, spectrum, decomposition) have nothing to measure for it; learning curves
 apply. The trainable count is ``sum of the backbone's bias sizes + head``. No merge, no PEFT export
-(docs/algorithms/reference.md).
+(docs/algorithms/bitfit.md).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ The reference row ("FT") of LoRA Table 2 and AdaLoRA Table 1, and the baseline o
 decomposition analysis (Liu et al. 2024, section 3). The update is ``dW = W_t - W_0`` of each matrix.
 Its "adapter" (checkpoint, ``adapter/``) is the whole trained backbone; its snapshots keep only the
 weights of the ``targets`` matrices (what the analyses read). No PEFT export and no merge: one line
-says why (docs/algorithms/reference.md).
+says why (docs/algorithms/full.md).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ trained tensors are the method's "adapter state" (`adapter_state_dict`: ``{param
 so checkpoints, resume, best-state selection and ``adapter/`` work unchanged; for full fine-tuning
 that state is the whole backbone. ``targets`` does not choose what trains: it names the matrices that
 snapshots keep and analyses read (``adapted_module_names``). Merging and per-matrix parameter formulas
-have no meaning for these methods and are refused with one line (docs/algorithms/reference.md).
+have no meaning for these methods and are refused with one line (docs/algorithms/full.md).
 """
 
 from __future__ import annotations
