@@ -28,8 +28,9 @@ from pathlib import Path
 import numpy as np
 
 from lora_lab.adapters.rank_heatmap import plot_rank_heatmap
-from lora_lab.results.aggregate import Aggregate, _keys
-from lora_lab.results.costs import fmt_params
+from lora_lab.figure_files import figure_stem, save_figure
+from lora_lab.results.aggregate import Aggregate
+from lora_lab.results.costs import cell_costs, fmt_params
 from lora_lab.results.names import metric_name, row_label, task_name
 from lora_lab.results.tables import DAGGER, Table, fmt_key
 
@@ -66,8 +67,8 @@ def _figure(n_panels: int, n_cols: int | None = None):
 def _save(fig, out_dir: Path, name: str) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / f"{name}.png", out_dir / f"{name}.pdf"]
-    fig.savefig(paths[0], dpi=150)
-    fig.savefig(paths[1])
+    save_figure(fig, paths[0], dpi=150)
+    save_figure(fig, paths[1])
     return paths
 
 
@@ -240,21 +241,6 @@ def score_vs_rank(table: Table, agg: Aggregate, out_dir: Path) -> tuple[list[Pat
     return paths, text + (" Methods at the same r are offset horizontally." if dodged else "")
 
 
-def cell_costs(agg: Aggregate) -> dict[tuple, dict]:
-    """{(row keys..., task): {"time", "memory"}}: medians over the cell's runs."""
-    runs = agg.chosen
-    if runs.empty:
-        return {}
-    out: dict[tuple, dict] = {}
-    for key, rec in zip(_keys(runs[agg.row_keys + ["task"]]), runs.to_dict("records")):
-        entry = out.setdefault(key, {"time": [], "memory": []})
-        if rec.get("wall_time_s") and rec.get("steps"):
-            entry["time"].append(1000 * rec["wall_time_s"] / rec["steps"])
-        if rec.get("peak_memory_mb") == rec.get("peak_memory_mb") and rec.get("peak_memory_mb"):
-            entry["memory"].append(rec["peak_memory_mb"])
-    return {k: {c: float(np.median(v)) if v else None for c, v in e.items()} for k, e in out.items()}
-
-
 def pareto_front(points: list[dict]) -> list[dict]:
     """Points no other point beats on both axes (lower x and higher y), by increasing x."""
     front, best = [], -math.inf
@@ -314,7 +300,7 @@ def rank_heatmaps(table: Table, agg: Aggregate, rank_patterns: dict[int, dict], 
         names = list(dict.fromkeys(n for s in summaries for n in s["rank_pattern"]))
         mean = {n: round(sum(s["rank_pattern"].get(n, 0) for s in summaries) / len(summaries)) for n in names}
         label = row_label(agg.row_keys, values[:-1])
-        stem = "rank_heatmap_" + re.sub(r"[^A-Za-z0-9_.+-]", "-", "_".join(fmt_key(v) for v in values if v == v and v is not None))
+        stem = figure_stem("rank_heatmap", re.sub(r"[^A-Za-z0-9_.+-]", "-", "_".join(fmt_key(v) for v in values if v == v and v is not None)))
         title = f"{label} | {task_name(values[-1])} | n={len(summaries)}"
         for suffix in (".png", ".pdf"):
             paths.append(plot_rank_heatmap(mean, summaries[0].get("model_type"), Path(out_dir) / (stem + suffix), r_init=summaries[0].get("r_init"), title=title))
