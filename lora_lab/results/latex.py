@@ -122,7 +122,7 @@ def _header_rows(table: Table) -> list[str]:
         i = last + 1
     top += [""] * (len(table.columns) + 1 - i)
     rules = " ".join(rf"\cmidrule(lr){{{first}-{last}}}" for _, first, last in groups)
-    second = [latex_escape(c.header) for c in table.columns]
+    second = [latex_escape(c.header + (f" {AT_CHANCE}" if c.at_chance else "")) for c in table.columns]
     return [" & ".join(top) + r" \\", rules, " & ".join(second) + r" \\"] if groups else [" & ".join(second) + r" \\"]
 
 

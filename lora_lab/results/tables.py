@@ -99,6 +99,7 @@ class Column:
     group: str = ""  # the header above it (LaTeX): the task's display name
     task: str | None = None  # a task or cost column: its task column
     cost: str | None = None  # a cost column: which cost (`COST_COLUMNS`)
+    at_chance: bool = False  # a task column where every run stayed at chance (header marked, nothing ranked)
 
 
 @dataclass
@@ -118,7 +119,8 @@ class Table:
     cost_kind: str = "cpu"
     chance_columns: list = field(default_factory=list)  # task columns where every run stayed at chance
     avg_rule: str = ""  # why Avg is (not) shown
-    backbones: list = field(default_factory=list)  # "short_name (pooling p)" of the runs
+    backbones: list = field(default_factory=list)  # "<short_name> with <pooling> pooling" of the runs
+    cost: bool = False  # the study declared its timings comparable (--cost): cost columns and the Pareto figure
 
 
 def _ranks(values: list[float | None]) -> list[int | None]:
@@ -233,10 +235,10 @@ def build_table(agg: Aggregate, references: list[dict] = (), baseline: str | Non
                      "params_init": None, "lr": str(ref.get("lr", "–")), "trainable": None, "cells": ref_cells, "avg": avg, "avg_rank": None, "costs": {},
                      "reference": True})
     for col in columns:
-        if col.kind == "task" and col.id in chance_columns:
-            col.header = f"{col.header} {AT_CHANCE}"
+        col.at_chance = col.kind == "task" and col.id in chance_columns
     table = Table([display_name(k) for k in agg.row_keys], list(agg.tasks), rows, usual_n, [], columns, dict(agg.task_info), comparisons, spread,
                   _n_examples(agg), _cost_kind(agg), chance_columns, avg_note, backbones(agg))
+    table.cost = cost
     table.notes = notes(agg, table)
     return table
 
@@ -389,7 +391,8 @@ def _md_emphasis(text: str, rank: int | None) -> str:
 
 
 def md_header(table: Table) -> list[str]:
-    return [f"{c.group} ({c.header})" if c.kind == "task" else f"{c.group} {c.header}" if c.kind == "cost" else c.header for c in table.columns]
+    return [f"{c.group} ({c.header})" + (f" {AT_CHANCE}" if c.at_chance else "") if c.kind == "task" else f"{c.group} {c.header}" if c.kind == "cost"
+            else c.header for c in table.columns]
 
 
 def to_markdown(table: Table) -> str:
