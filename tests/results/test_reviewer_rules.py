@@ -218,3 +218,20 @@ def test_every_pdf_figure_embeds_truetype_fonts_never_type3(tmp_path, monkeypatc
     for pdf in pdfs:
         fonts = subprocess.run(["pdffonts", str(pdf)], capture_output=True, text=True, check=True).stdout.splitlines()[2:]
         assert fonts and all("TrueType" in line for line in fonts) and not any("Type 3" in line for line in fonts), (pdf.name, fonts)
+
+
+def test_optuna_values_are_rounded_in_run_names_and_table_but_exact_in_files(tmp_path):
+    from lora_lab.naming import adapter_tag, name_number
+
+    assert name_number(0.0005) == "0.0005" and name_number(1e-05) == "1e-05" and name_number(2.0) == "2.0"  # clean values: as before
+    assert name_number(0.0006260326907499736) == "0.000626_b25b"
+    assert name_number(0.17835460015641597) != name_number(0.17835460015641598)  # agree to 4 digits, still two directories
+    assert adapter_tag({"method": "lora", "r": 8, "alpha": 16, "init": "kaiming", "targets": "qv", "dropout": 0.17835460015641597}).endswith(
+        "-dropout0.1784_9c0c")
+    root = tmp_path / "runs"
+    for dropout, values in ((0.17835460015641597, [0.7, 0.72, 0.74]), (0.05123456789, [0.6, 0.62, 0.64])):
+        _write(root, "glue_rte", "lora", values, adapter_extra={"dropout": dropout})
+    md = report([root], out=tmp_path / "out", plots=False, page=False)["markdown"]
+    assert "| LoRA | 0.1784 |" in md and "| LoRA | 0.05123 |" in md and "0.178354" not in md
+    with open(tmp_path / "out" / "table.csv") as fh:
+        assert sorted(float(r["dropout"]) for r in csv.DictReader(fh)) == [0.05123456789, 0.17835460015641597]
