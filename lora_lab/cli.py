@@ -17,6 +17,8 @@ from __future__ import annotations
 import sys
 from typing import Callable
 
+from lora_lab.output_target import prepare_output_dir
+
 
 def _train(argv: list[str]) -> int:
     from lora_lab.gate import check_command_line
@@ -54,7 +56,9 @@ def _export(argv: list[str]) -> int:
     ap.add_argument("run_dir")
     ap.add_argument("out_dir")
     ap.add_argument("--format", dest="fmt", default="peft", help=f"one of: {', '.join(EXPORT_FORMATS)}")
+    ap.add_argument("--overwrite", action="store_true", help="write into OUT_DIR although it is not empty (never into a run dir)")
     args = ap.parse_args(argv)
+    prepare_output_dir(args.out_dir, args.overwrite, "export.out_dir", inputs=(args.run_dir,))
     out = export_run(args.run_dir, args.fmt, args.out_dir)
     print(f"{out}  ({exported_state_line(args.run_dir)})")
     note = json.loads((Path(out) / PROVENANCE_NAME).read_text()).get("not_expressed_by_peft")
@@ -96,7 +100,10 @@ def _merge_adapters(argv: list[str]) -> int:
         help="whose trained heads to keep: an adapter index, or 'none' for the base model's own (untrained) heads; "
         "default: the only adapter's, or the several adapters' when identical (else this flag is required)",
     )
+    ap.add_argument("--overwrite", action="store_true", help="write into OUT_DIR although it is not empty (never into a run dir)")
     args = ap.parse_args(argv)
+    inputs = tuple(item.partition("=")[0] for item in args.adapters)
+    out = prepare_output_dir(args.out_dir, args.overwrite, "merge-adapters.out_dir", inputs=inputs)
     head_from = args.head_from
     if head_from not in (HEAD_AUTO, HEAD_NONE):
         if not head_from.isdigit():
@@ -113,7 +120,6 @@ def _merge_adapters(argv: list[str]) -> int:
         plan_heads([path for path, _ in specs], head_from)  # a missing --head-from fails before the base loads
     model = load_recorded_base(specs[0][0])
     report = merge_adapters(model, specs, head_from=head_from)
-    out = Path(args.out_dir)
     model.save_pretrained(out)
     (out / "lora_lab_merge.json").write_text(json.dumps(report.to_dict(), indent=2))
     print(report.heads.describe())

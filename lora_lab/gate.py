@@ -16,9 +16,14 @@ from pathlib import Path
 
 from lora_lab.config import TrialConfig, compose, parse, run_dir_of, trial_identity, unknown_group_choice
 from lora_lab.errors import ConfigError
-from lora_lab.results.record import ResultRecord, read_record
+from lora_lab.results.record import ResultRecord, UnknownSchema, read_record
+from lora_lab.tracking.settings import probe_trackers
 
 log = logging.getLogger("lora_lab.gate")
+
+
+#: `read_previous`'s status for a record of a schema_version this code cannot read
+UNKNOWN_SCHEMA = "unknown-schema"
 
 
 class RunDirTaken(ConfigError):
@@ -31,6 +36,10 @@ def decide(previous: ResultRecord | None, identity: dict, force: bool, run_dir: 
     finished result of another config without ``force``. Reads nothing, writes nothing."""
     if previous is None:
         return "resume"
+    if previous.status == UNKNOWN_SCHEMA:  # another lora_lab's record: neither finished nor ours to overwrite
+        if force:
+            return "fresh"
+        raise RunDirTaken("run_name", f"{run_dir}/result.json: {previous.reason}; not overwritten (force=true replaces it)")
     same = trial_identity(previous.config) == identity
     if previous.finished:
         if force:
@@ -42,9 +51,12 @@ def decide(previous: ResultRecord | None, identity: dict, force: bool, run_dir: 
 
 
 def read_previous(run_dir: Path) -> ResultRecord | None:
-    """The run dir's record; an unreadable one counts as none of this trial (it never blocks)."""
+    """The run dir's record; an unreadable one counts as none of this trial (it never blocks), one
+    of a schema_version this code cannot read as `UNKNOWN_SCHEMA` (`decide` refuses it)."""
     try:
         return read_record(run_dir)
+    except UnknownSchema as err:
+        return ResultRecord(status=UNKNOWN_SCHEMA, reason=str(err))
     except (OSError, ValueError) as err:
         log.warning("ignoring the unreadable %s/result.json (%s)", run_dir, err)
         return ResultRecord(status="failed", reason=f"unreadable: {err}")
@@ -66,6 +78,7 @@ def preflight(trial: TrialConfig, run_dir: Path) -> str:
     """What `run_in_dir` would do, decided read-only before Hydra creates anything."""
     action = decide(read_previous(run_dir), trial.identity, trial.force, run_dir)
     if action != "skip":
+        probe_trackers(trial.resolved.get("logger"))  # a tracker server that is down: refused before anything loads
         check_writable(run_dir)
     return action
 

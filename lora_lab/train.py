@@ -12,8 +12,11 @@ are written only once the trial owns its directory (`lora_lab.trial.run_in_dir`)
 leaves a finished run byte-identical. A SLURM timeout/preemption signal checkpoints, records the
 stop and ends the process (exit status 128 + signal number) so the job can be requeued; a disk fault
 is one line naming the path and the cause (exit status 1); any other failure is a bug: recorded in
-``result.json`` as ``failed`` with its type and message, then raised (in a multirun sweep the sweep
-goes on with the next trial).
+``result.json`` as ``failed`` with its type and message and printed as one ``error:`` line (exit
+status 1; the traceback with ``HYDRA_FULL_ERROR=1`` or ``LORA_LAB_DEBUG=1``; in a multirun sweep it
+goes to the trial's log and the sweep goes on with the next trial). SIGTERM or Ctrl-C outside
+training's safe points (model loading, the final evaluation) records ``cancelled``, resumable from the
+last checkpoint, and exits with 128 + the signal number.
 
 A finished run prints its summary (`lora_lab.console.print_summary`: status, best validation and test
 metric, trainable parameters, wall time, the path of ``result.json``; the record's own values); a
@@ -48,10 +51,10 @@ from lora_lab.config import (  # noqa: F401  (re-exported: the names callers imp
     unknown_group_choice,
     validate,
 )
-from lora_lab.console import print_summary
+from lora_lab.console import print_summary, summary_text
 from lora_lab.errors import ConfigError
 from lora_lab.launch_ranks import check_local_ddp_sweep
-from lora_lab.resume.signals import RunPreempted
+from lora_lab.resume.signals import RunPreempted, RunStopped
 from lora_lab.run_logging import drop_noise, setup_run_logging
 from lora_lab.gate import RunDirTaken, check_command_line, preflight  # noqa: F401  (re-exported)
 from lora_lab.trial import build_trainer, describe, run_in_dir, run_trial  # noqa: F401
@@ -87,8 +90,16 @@ class _RunFiles:
 
     @staticmethod
     def _loggers() -> list[logging.Logger]:
-        """The root logger and Lightning's, which stop propagating when imported before logging is set up."""
-        return [logging.getLogger()] + [logging.getLogger(n) for n in LIGHTNING_LOGGERS if not logging.getLogger(n).propagate]
+        """The root logger, Lightning's (which stop propagating when imported before logging is set up)
+        and the single run's plain progress lines (`lora_lab.progress.file_log`: the file only)."""
+        from lora_lab.progress import file_log
+
+        return [logging.getLogger(), file_log] + [logging.getLogger(n) for n in LIGHTNING_LOGGERS if not logging.getLogger(n).propagate]
+
+    def summary(self, text: str) -> None:
+        """The run's closing summary, into ``train.log`` as well."""
+        if self.handler is not None:
+            self.handler.emit(logging.LogRecord("lora_lab.summary", logging.INFO, __file__, 0, text, None, None))
 
     def close(self) -> None:
         if self.handler is not None:
@@ -96,6 +107,11 @@ class _RunFiles:
                 logger.removeHandler(self.handler)
             self.handler.close()
             self.handler = None
+
+
+def show_tracebacks() -> bool:
+    """``HYDRA_FULL_ERROR=1`` or ``LORA_LAB_DEBUG=1``: a failure shows its traceback, not one line."""
+    return any(os.environ.get(var, "") not in ("", "0") for var in ("HYDRA_FULL_ERROR", "LORA_LAB_DEBUG"))
 
 
 def _hydra_context():
@@ -135,9 +151,16 @@ def main(cfg: DictConfig):
     try:
         record = run_in_dir(parse(cfg), run_dir, overrides, on_start=files)
         print_summary(record, multirun)  # the values of the result.json just written
+        if record.get("status") != "running":
+            files.summary(summary_text(record))
         return objective(record)
     except RunPreempted as stop:  # recorded by the trial; the job ends here (SLURM/submitit requeue it)
         print(f"stopped: {stop}", file=sys.stderr)
+        sys.exit(128 + stop.signum)
+    except RunStopped as stop:  # SIGTERM / Ctrl-C outside training's safe points: recorded cancelled, resumable
+        print(f"stopped: {stop}; recorded as cancelled in {run_dir / 'result.json'} (a rerun resumes from its last checkpoint)", file=sys.stderr)
+        if multirun:
+            raise KeyboardInterrupt(str(stop)) from None  # the sweep stops too
         sys.exit(128 + stop.signum)
     except ConfigError as err:  # nothing was written for it
         _remove_if_empty(run_dir)
@@ -150,11 +173,15 @@ def main(cfg: DictConfig):
         if multirun:
             return None
         sys.exit(1)
-    except Exception:  # a bug: recorded by the trial, then re-raised (single run) or reported (sweep)
+    except Exception as err:  # a bug: recorded by the trial; one line (single run) or logged (sweep)
         if multirun:
             log.exception("trial failed: %s", run_dir)
             return None
-        raise
+        if show_tracebacks():
+            raise
+        print(f"error: {type(err).__name__}: {describe(err)} (recorded in {run_dir / 'result.json'}; "
+              f"HYDRA_FULL_ERROR=1 shows the traceback)", file=sys.stderr)
+        sys.exit(1)
     finally:
         files.close()
 

@@ -210,17 +210,21 @@ def model_dir(cfg: BackboneConfig) -> str:
     return str(materialize_gguf(cfg)) if cfg.gguf_file else resolve_path(cfg.name)
 
 
-def generation_model_kind(cfg: BackboneConfig) -> str:
-    """``seq2seq`` for encoder-decoder backbones (T5, BART), ``causal_lm`` for decoders (LLaMA, GPT-2);
-    encoder-only backbones (BERT-style, e.g. the default ``minilm``) are refused with a `ConfigError`."""
+def backbone_config(cfg: BackboneConfig):
+    """The backbone's `transformers` config (``config.json`` or ``random_init``; no weights are read)."""
     import transformers
 
     if cfg.random_init is not None:
-        config = transformers.AutoConfig.for_model(**cfg.random_init)
-    else:
-        config = transformers.AutoConfig.from_pretrained(
-            model_dir(cfg), revision=None if is_local(cfg.name) else cfg.revision, trust_remote_code=cfg.trust_remote_code,
-        )
+        return transformers.AutoConfig.for_model(**cfg.random_init)
+    return transformers.AutoConfig.from_pretrained(
+        model_dir(cfg), revision=None if is_local(cfg.name) else cfg.revision, trust_remote_code=cfg.trust_remote_code,
+    )
+
+
+def generation_model_kind(cfg: BackboneConfig) -> str:
+    """``seq2seq`` for encoder-decoder backbones (T5, BART), ``causal_lm`` for decoders (LLaMA, GPT-2);
+    encoder-only backbones (BERT-style, e.g. the default ``minilm``) are refused with a `ConfigError`."""
+    config = backbone_config(cfg)
     if getattr(config, "is_encoder_decoder", False):
         return "seq2seq"
     if getattr(config, "is_decoder", None) is False:

@@ -29,6 +29,7 @@ import lightning as L
 import torch
 
 from lora_lab.adapters import AttachReport, build_method, parse_config
+from lora_lab.adapters.base import is_quantized_base_key
 from lora_lab.adapters.io import adapter_checkpoint_state, load_checkpoint_state
 from lora_lab.adapters.quant_model import quantize_for_training
 from lora_lab.models.backbones import build_backbone, head_modules_for, parse_backbone_config
@@ -83,7 +84,7 @@ class AdapterModule(L.LightningModule):
         model.train()
         self.model = model
         # constant buffers (PiSSA/OLoRA's A0, B0) are identical on every rank: DDP need not broadcast them
-        self._ddp_params_and_buffers_to_ignore = [f"model.{k}" for k in self.frozen_state() if not k.endswith(".base_layer.weight")]
+        self._ddp_params_and_buffers_to_ignore = [f"model.{k}" for k in self.frozen_state() if ".base_layer.weight" not in k]
 
     # ----- training hooks shared by every method ----------------------------------------------
     def task_loss(self, batch: dict) -> torch.Tensor:
@@ -202,10 +203,12 @@ class AdapterModule(L.LightningModule):
         return {k: v for k, v in adapter_checkpoint_state(self.model, self.method).items() if k not in frozen}
 
     def load_frozen_state(self, state: dict[str, torch.Tensor]) -> None:
-        """Put a saved `frozen_state` back (through the layers' own loading: a quantised residual is re-quantised)."""
-        expected = self.frozen_state()
-        if set(state) != set(expected):
-            raise KeyError(f"frozen adapter state mismatch: missing {sorted(set(expected) - set(state))[:5]}, unexpected {sorted(set(state) - set(expected))[:5]}")
+        """Put a saved `frozen_state` back (through the layers' own loading: a quantised residual from its stored form)."""
+        # a quantised residual's stored form is absent from files written before it was kept (then re-quantised)
+        expected = {k for k in self.frozen_state() if not is_quantized_base_key(k)}
+        given = {k for k in state if not is_quantized_base_key(k)}
+        if given != expected:
+            raise KeyError(f"frozen adapter state mismatch: missing {sorted(expected - given)[:5]}, unexpected {sorted(given - expected)[:5]}")
         load_checkpoint_state(self.model, self.method, {**self.trained_state(), **state})
 
     # ----- adapter-only checkpoints ---------------------------------------------------------------

@@ -12,10 +12,15 @@ best-validation adapter state where the task has labels), ``exported_state`` (wh
 ``primary_metric``, ``task_spec``, ``baselines`` (majority-class accuracy; for generation
 ``untrained_val``, the model's validation before training), ``data`` (split sizes, skipped training
 examples), ``curve`` (one entry per evaluation), ``method_summary``, ``quantization`` (the frozen base's, if quantised), ``optimizer_steps``,
-``wall_time_s``, ``cpu_time_s`` (process CPU seconds of the trial), ``torch_threads``,
+``precision`` (what Lightning ran, after its own substitutions), ``wall_time_s`` (summed over every
+process that worked on the trial: ``attempts``, one entry per process with host, pid, start, its wall
+seconds and how it ended -- ``success``, ``failed``, ``cancelled``, ``stopped: <signal>`` or ``killed``),
+``cpu_time_s`` (process CPU seconds of the last attempt), ``torch_threads``,
 ``peak_memory_mb``, ``versions`` and ``git`` (SHA + dirty flag), ``job`` (host, pid, SLURM job /
 array task of the attempt that wrote it), ``interruptions`` (one entry per SLURM stop the run
-survived: signal, step, job id). Keys this version does not know are kept in ``extra`` and written
+survived: signal, step, job id), ``trackers`` (each chosen tracker's ``status``: ``ok``, or
+``failed`` with ``during`` and ``error``: a tracker fault never fails the run). ``success`` means the
+optimizer stepped and the reported validation (and, where expected, test) metrics exist. Keys this version does not know are kept in ``extra`` and written
 back. Written atomically (`lora_lab.atomic`: temp file in the same directory, fsync, ``os.replace``),
 so a reader sees the old file or the new one, never half of one; readers open only the final name,
 never a temp file a killed writer left behind.
@@ -44,12 +49,18 @@ STATUSES = ("success", "failed", "cancelled", "running")
 
 
 class MalformedResult(ValueError):
-    """A result.json whose fields do not have the types this schema writes."""
+    """A result.json whose fields do not have the types this schema writes (or a status it does not know)."""
 
 
-_OBJECTS = ("config", "params", "metrics", "baselines", "data", "method_summary", "versions", "git", "job", "task_spec", "peak_memory_mb")
-_STRINGS = ("status", "reason", "run_dir", "run_name", "primary_metric", "written_at", "exported_state")
-_LISTS = ("overrides", "curve", "interruptions")
+class UnknownSchema(MalformedResult):
+    """A result.json of a ``schema_version`` this code cannot read: never taken as finished, never
+    overwritten without ``force=true`` (`lora_lab.gate.decide`), ``corrupt`` in the report."""
+
+
+_OBJECTS = ("config", "params", "metrics", "baselines", "data", "method_summary", "versions", "git", "job", "task_spec", "peak_memory_mb",
+            "trackers")
+_STRINGS = ("status", "reason", "run_dir", "run_name", "primary_metric", "written_at", "exported_state", "precision")
+_LISTS = ("overrides", "curve", "interruptions", "attempts")
 _KIND_NAMES = {dict: "an object", str: "a string", list: "a list"}
 
 
@@ -75,7 +86,8 @@ class ResultRecord:
     method_summary: dict = field(default_factory=dict)
     quantization: dict | None = None  # the frozen base's quantisation (None: not quantised)
     optimizer_steps: int | None = None
-    wall_time_s: float | None = None
+    precision: str | None = None  # the precision Lightning ran (trainer.precision after its substitutions)
+    wall_time_s: float | None = None  # summed over every process of the trial (attempts)
     cpu_time_s: float | None = None
     torch_threads: int | None = None
     peak_memory_mb: dict = field(default_factory=dict)
@@ -83,6 +95,8 @@ class ResultRecord:
     git: dict = field(default_factory=dict)
     job: dict = field(default_factory=dict)
     interruptions: list = field(default_factory=list)
+    attempts: list = field(default_factory=list)  # one entry per process (lora_lab.resume.attempts)
+    trackers: dict = field(default_factory=dict)  # tracker name -> {"status": "ok" | "failed", "during", "error"}
     written_at: str | None = None
     schema_version: int = SCHEMA_VERSION
     extra: dict = field(default_factory=dict)  # keys this schema version does not know, kept as written
@@ -100,6 +114,12 @@ class ResultRecord:
         for key, value, kind in checks:
             if value is not None and not isinstance(value, kind):
                 raise MalformedResult(f"malformed result.json: '{key}' is {type(value).__name__}, not {_KIND_NAMES[kind]}")
+        version = raw.get("schema_version", 1)
+        if type(version) is not int or version not in READABLE_VERSIONS:
+            raise UnknownSchema(f"result.json has schema_version {version!r}; this lora_lab reads {', '.join(map(str, READABLE_VERSIONS))} "
+                                "(written by another lora_lab version: read it with that one)")
+        if raw.get("status", "running") not in STATUSES:
+            raise MalformedResult(f"malformed result.json: unknown status {raw['status']!r}; known: {', '.join(STATUSES)}")
         known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
         values = {k: v for k, v in raw.items() if k in known and v is not None}
         return cls(**values, extra={k: v for k, v in raw.items() if k not in known})
