@@ -171,8 +171,10 @@ def report(paths, by=None, nuisance=("optim.lr", "lr_scale"), formats=FORMATS, o
     plot_paths = []
     if plots:
         from lora_lab.results.figures import all_figures
+        from lora_lab.results.learning_curves import add_learning_curves
 
         plot_paths = all_figures(agg, table, collection.rank_patterns, out / "plots")
+        plot_paths += add_learning_curves(agg, table, out / "plots")
     meta = {
         "command": cmd,
         "inputs": [str(p) for p in paths],

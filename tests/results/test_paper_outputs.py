@@ -144,14 +144,15 @@ def test_every_figure_is_written_as_png_and_pdf_with_its_caption(tmp_path):
     _rank_sweep(tmp_path / "runs")
     out = tmp_path / "out"
     result = report([tmp_path / "runs"], out=out, plots=True, page=False, cost=True)  # --cost: the study declares its timings (Pareto figure)
-    stems = {"score_vs_params", "score_vs_rank", "pareto", "rank_heatmap_adalora_12_synthetic"}  # adalora (method) = adalora (init): once
+    stems = {"score_vs_params", "score_vs_rank", "pareto", "rank_heatmap_adalora_12_synthetic",  # adalora (method) = adalora (init): once
+             "learning_curves"}
     assert {p.name for p in (out / "plots").iterdir()} == {f"{s}.{ext}" for s in stems for ext in ("png", "pdf")} | {"captions.json"}
     for stem in stems:
         assert (out / "plots" / f"{stem}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert (out / "plots" / f"{stem}.pdf").read_bytes()[:5] == b"%PDF-"
     captions = json.loads((out / "plots" / "captions.json").read_text())
     assert set(captions) == stems
-    for stem in ("score_vs_params", "score_vs_rank", "pareto"):
+    for stem in ("score_vs_params", "score_vs_rank", "pareto"):  # (learning curves: tests/results/test_reviewer_rules.py)
         text = captions[stem]
         assert "n=3 seeds per point" in text and "error bars: ±1 sample standard deviation" in text and "methods: LoRA, PiSSA, DoRA, AdaLoRA" in text
         assert "† / hollow marker: some runs of the cell stayed at chance level" in text
@@ -192,7 +193,7 @@ def test_study_page_is_self_contained(tmp_path):
     page = (out / "index.html").read_text()
     assert page.startswith("<!DOCTYPE html>") and "<style>" in page
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", page) and "<script" not in page and "<link" not in page
-    assert page.count('src="data:image/png;base64,') == 3  # every figure inlined (no Pareto figure without --cost)
+    assert page.count('src="data:image/png;base64,') == 4  # every figure inlined (no Pareto figure without --cost; learning curves)
     assert "<th colspan=\"1\" class=\"group\">Synthetic</th>" in page and "<td class=\"key\">PiSSA</td>" in page
     assert re.search(r"<b>\d\d\.\d\d</b> ± \d\.\d\d", page) and "<u>" in page
     assert '<tr class="failed"><td>failed</td><td>synthetic</td><td>DoRA</td><td>9</td>' in page and "RuntimeError: boom" in page

@@ -235,3 +235,28 @@ def test_optuna_values_are_rounded_in_run_names_and_table_but_exact_in_files(tmp
     assert "| LoRA | 0.1784 |" in md and "| LoRA | 0.05123 |" in md and "0.178354" not in md
     with open(tmp_path / "out" / "table.csv") as fh:
         assert sorted(float(r["dropout"]) for r in csv.DictReader(fh)) == [0.05123456789, 0.17835460015641597]
+
+
+def test_learning_curves_are_the_mean_and_spread_over_seeds_of_each_cell(tmp_path):
+    import json
+
+    from lora_lab.results.learning_curves import curve_lines
+
+    root = tmp_path / "runs"
+    losses = {0: [1.0, 0.8, 0.6], 1: [1.2, 0.9, 0.5], 2: [1.1, 0.7, 0.4]}
+    for seed, loss in losses.items():
+        rec = make_record(task="glue_rte", seed=seed, val=0.7 + 0.01 * seed, curve=[0.6, 0.7 + 0.01 * seed])
+        path = write_record(root, rec)
+        (path.parent / "logs").mkdir()
+        rows = "".join(f"0,{10 * (i + 1)},{v}\n" for i, v in enumerate(loss)) + ("0,40,0.3\n" if seed == 0 else "")  # step 40: one seed only
+        (path.parent / "logs" / "metrics.csv").write_text("epoch,step,train/loss\n" + rows)
+    result = report([root], out=tmp_path / "out", plots=True, page=False)
+    lines = curve_lines(result["aggregate"], result["table"])["glue_rte"]["LoRA"]
+    steps, mean, std = lines["loss"]
+    assert steps == [10, 20, 30]  # step 40 is left out: not every seed logged it
+    np.testing.assert_allclose(mean, [1.1, 0.8, 0.5], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(std, [np.std([1.0, 1.2, 1.1], ddof=1), np.std([0.8, 0.9, 0.7], ddof=1), np.std([0.6, 0.5, 0.4], ddof=1)], atol=1e-12)
+    m_steps, m_mean, _ = lines["metric"]
+    assert m_steps == [10, 20] and list(np.round(m_mean, 9)) == [60.0, 71.0]
+    captions = json.loads((tmp_path / "out" / "plots" / "captions.json").read_text())
+    assert "learning_curves" in captions and (tmp_path / "out" / "plots" / "learning_curves.pdf").is_file()
