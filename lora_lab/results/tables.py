@@ -279,10 +279,10 @@ def split_tasks(agg: Aggregate) -> dict[str, list[str]]:
 def spread_text(table: Table) -> str:
     """What ``±`` (or the bracket) means in this table."""
     n = f"n={table.usual_n} seeds unless marked"
-    few = f"; no spread for cells with fewer than {MIN_SEEDS} seeds (their n is shown)"
+    few = f"; no spread for cells with fewer than {MIN_SEEDS} seeds, which show their n instead"
     if table.spread == "ci":
-        return f"mean [95 % Student-t confidence interval of the cell's mean over seeds, clipped to the metric's range] ({n}{few})"
-    return f"mean ± sample standard deviation over seeds ({n}{few})"
+        return f"mean [95 % Student-t confidence interval of the cell's mean over seeds, clipped to the metric's range] ({n}){few}"
+    return f"mean ± sample standard deviation over seeds ({n}){few}"
 
 
 def significance_note(table: Table) -> str | None:
