@@ -8,7 +8,8 @@ every ``trainer.log_every_n_steps``). A step enters a line only where every seed
 the mean is never over a changing set of runs; the band is ``mean ± sample std`` (ddof 1) over seeds,
 drawn only with at least `MIN_SEEDS` seeds, as in the table. Saved as ``learning_curves.png`` / ``.pdf``
 beside the other figures, its caption added to ``captions.json``; a task whose runs logged neither curve
-is left out and named in the caption.
+is left out and named in the caption. A table of more than `MAX_ROWS` rows (e.g. a rank sweep) gets no
+learning curves: that many lines in one panel cannot be told apart.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from lora_lab.results.names import metric_name, task_name
 from lora_lab.results.tables import MIN_SEEDS, Table
 
 NAME = "learning_curves"
+MAX_ROWS = 12  # more lines than this in one panel are unreadable: the figure is left out
 
 
 def metric_points(run_dir: Path) -> dict[int, float]:
@@ -102,7 +104,10 @@ def _band(ax, line: tuple, marker: str, color: str) -> None:
 
 
 def learning_curves(agg: Aggregate, table: Table, out_dir: Path) -> tuple[list[Path], str]:
-    """Draw the figure (PNG + PDF) into ``out_dir``; returns (paths, caption)."""
+    """Draw the figure (PNG + PDF) into ``out_dir``; returns (paths, caption). Tables of more than
+    `MAX_ROWS` rows get none (nor are their runs' files read)."""
+    if sum(not r["reference"] for r in table.rows) > MAX_ROWS:
+        return [], ""
     lines = curve_lines(agg, table)
     tasks = [t for t in table.tasks if t in lines]
     if not tasks:
