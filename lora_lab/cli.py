@@ -7,7 +7,12 @@
   (`lora_lab.adapters.peft_export`).
 - ``lora-lab merge-adapters OUT_DIR ADAPTER_DIR[=WEIGHT] ...`` -- task arithmetic of saved adapters
   into their base model, written with ``save_pretrained`` (`lora_lab.adapters.compose`).
-- ``lora-lab env`` -- versions, torch build, CUDA, git SHA (`lora_lab.env_info`); ``lora-lab --version``.
+- ``lora-lab env`` -- versions, torch build, CUDA, git SHA (`lora_lab.run.env_info`); ``lora-lab --version``.
+
+Every command that writes a path the user names (export, merge-adapters, report ``--out``) checks it
+first with `lora_lab.output_target`: never inside a run or sweep dir, never a non-empty directory
+without ``--overwrite``. ``train --multirun`` exits 1 when a grid trial did not succeed and 130 on
+Ctrl-C (`lora_lab.sweeps.multirun.multirun_outcome`).
 
 Subcommands register themselves in `COMMANDS` (name -> (help, function taking argv)).
 """
@@ -21,14 +26,20 @@ from lora_lab.output_target import prepare_output_dir
 
 
 def _train(argv: list[str]) -> int:
-    from lora_lab.gate import check_command_line
+    from contextlib import nullcontext
 
-    if check_command_line(argv):  # a bad command line ends here, before the trial code and the model load
+    from lora_lab.run.gate import check_command_line
+    from lora_lab.sweeps.multirun import check_multirun, multirun_outcome, multirun_study
+
+    if check_command_line(argv, check_sweep=check_multirun):  # a bad command line ends here, before the trial code and the model load
         from lora_lab import train
-        from lora_lab.launch_ranks import as_train_module
+        from lora_lab.run.launch_ranks import as_train_module
+        from lora_lab.sweeps.interrupt import SweepInterrupt
 
-        with as_train_module(argv):  # DDP ranks >= 1 re-run this as `python -m lora_lab.train ARGV`
+        sweep = multirun_study(argv) is not None
+        with SweepInterrupt() if sweep else nullcontext() as stop, as_train_module(argv):  # DDP ranks >= 1 re-run this as `python -m lora_lab.train ARGV`
             train.main()
+        return multirun_outcome(argv, stop.started if sweep and stop.hit else None)
     return 0
 
 
@@ -89,7 +100,8 @@ def _merge_adapters(argv: list[str]) -> int:
     import json
     from pathlib import Path
 
-    from lora_lab.adapters.compose import HEAD_AUTO, HEAD_NONE, load_recorded_base, merge_adapters, plan_heads
+    from lora_lab.adapters.compose import HEAD_AUTO, HEAD_NONE, merge_adapters, plan_heads
+    from lora_lab.models.backbones import load_recorded_base
     from lora_lab.errors import ConfigError
 
     ap = argparse.ArgumentParser(prog="lora-lab merge-adapters", description="W + sum_i w_i dW_i of saved adapters, saved as a model")
@@ -128,7 +140,7 @@ def _merge_adapters(argv: list[str]) -> int:
 
 
 def _env(argv: list[str]) -> int:
-    from lora_lab.env_info import env_text
+    from lora_lab.run.env_info import env_text
 
     print(env_text())
     return 0
@@ -156,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         print(usage())
         return 0
     if argv[0] in ("-V", "--version"):
-        from lora_lab.env_info import version_line
+        from lora_lab.run.env_info import version_line
 
         print(version_line())
         return 0

@@ -8,7 +8,7 @@ one `ConfigError` line that names the key, the bad value and the allowed values:
   into one line, with a did-you-mean among the allowed keys;
 - `parse` checks every group (adapter, task + its local data files, backbone, optim, trainer, seed,
   resume, progress, the logger nodes and their tracker packages) and returns a `TrialConfig`: the
-  typed schemas, the resolved dict and the run-control options. The trial (`lora_lab.trial`), the sweep planner (`lora_lab.sweeps.expand`) and the Hydra
+  typed schemas, the resolved dict and the run-control options. The trial (`lora_lab.run.trial`), the sweep planner (`lora_lab.sweeps.expand`) and the Hydra
   entry point (`lora_lab.train`) all call it.
 
 Imports go one way: ``train -> trial -> config``; this module imports neither of the other two.
@@ -30,7 +30,6 @@ from omegaconf import DictConfig, OmegaConf
 from lora_lab.adapters import AdapterConfig, parse_config
 from lora_lab.tasks.base import TaskConfig
 from lora_lab.tasks.registry import parse_task_config
-from lora_lab.console import progress_options
 from lora_lab.errors import ConfigError, did_you_mean
 from lora_lab.models.backbones import BackboneConfig, parse_backbone_config
 from lora_lab.models.optim import OPTIM_KEYS, SCHEDULES
@@ -72,7 +71,7 @@ class TrialConfig:
     seed: int = 0
     force: bool = False
     resume: dict = field(default_factory=dict)
-    progress: dict = field(default_factory=dict)  # `lora_lab.console.progress_options`
+    progress: dict = field(default_factory=dict)  # `progress_options`
 
     @property
     def identity(self) -> dict:
@@ -236,6 +235,17 @@ def check_trainer(trainer: dict, test_after_fit: bool = True) -> None:
     check_trainer_keys(trainer)
     check_precision(trainer.get("precision"))
     check_debug_modes(trainer, test_after_fit)
+    if trainer.get("num_sanity_val_steps") is not None:
+        _number("trainer.num_sanity_val_steps", trainer["num_sanity_val_steps"], integer=True, minimum=0, allow=(-1,))
+    for key in ("min_steps", "min_epochs"):
+        if trainer.get(key) is not None:
+            _number(f"trainer.{key}", trainer[key], integer=True, minimum=0, allow=(-1,))
+    if trainer.get("deterministic") not in (None, True, False, "warn"):
+        raise ConfigError("trainer.deterministic", f"{trainer['deterministic']!r}; allowed: true, false, warn")
+    for key in ("detect_anomaly", "benchmark", "inference_mode", "barebones", "sync_batchnorm", "use_distributed_sampler",
+                "enable_checkpointing", "enable_progress_bar", "enable_model_summary"):
+        if trainer.get(key) is not None and not isinstance(trainer[key], bool):
+            raise ConfigError(f"trainer.{key}", f"must be true or false, got {trainer[key]!r}")
     if "accumulate_grad_batches" in trainer:
         _number("trainer.accumulate_grad_batches", trainer["accumulate_grad_batches"], integer=True, minimum=1)
     if "max_steps" in trainer:
@@ -325,6 +335,25 @@ def check_loggers(loggers) -> None:
 
 #: numpy's seed range (``np.random.seed``, which `lightning.seed_everything` calls): [0, 2**32 - 1]
 MAX_SEED = 2**32 - 1
+
+
+PROGRESS_MODES = ("auto", "bar", "lines", "none")
+PROGRESS_KEYS = ("mode", "every_n_steps")
+
+
+def progress_options(raw: dict | None) -> dict:
+    """Validated ``progress:`` config: ``mode`` in `PROGRESS_MODES`, ``every_n_steps`` a positive int."""
+    raw = dict(raw or {})
+    for key in raw:
+        if key not in PROGRESS_KEYS:
+            raise ConfigError(f"progress.{key}", f"unknown key; allowed: {', '.join(PROGRESS_KEYS)}")
+    mode = raw.get("mode", "auto")
+    if mode not in PROGRESS_MODES:
+        raise ConfigError("progress.mode", f"got {mode!r}; allowed: {', '.join(PROGRESS_MODES)}")
+    every = raw.get("every_n_steps", 10)
+    if isinstance(every, bool) or not isinstance(every, int) or every <= 0:
+        raise ConfigError("progress.every_n_steps", f"must be a positive integer, got {every!r}")
+    return {"mode": mode, "every_n_steps": every}
 
 
 def check_seed(seed) -> int:

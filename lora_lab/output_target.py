@@ -12,6 +12,8 @@ One rule for every such command, checked before anything is read or written (`ch
 - never a path that exists as a file;
 - never a directory one of the command's inputs lives in or under (``merge-adapters A A``).
 
+Paths are compared as written and with symlinks resolved (a link to ``RUN/adapter`` is inside RUN).
+
 A refusal is one `ConfigError` line (the CLI exits 2) naming the path and why; nothing was written.
 """
 
@@ -60,17 +62,18 @@ def check_output_target(path: str | os.PathLike, overwrite: bool, key: str, *, o
 
     ``key`` names the argument in the message (``export.out_dir``); ``inputs`` are the paths the
     command reads, which the output must not contain or be."""
-    target = Path(os.path.abspath(os.path.expanduser(str(path))))
     if str(path).strip() == "":
         raise ConfigError(key, "an empty path; give the directory to write")
-    owner = owning_run_dir(target)
+    target = Path(os.path.abspath(os.path.expanduser(str(path))))
+    real = Path(os.path.realpath(target))  # a symlink into a run dir is inside it
+    owner = owning_run_dir(target) or owning_run_dir(real)
     if owner is not None:
         directory, marker = owner
         where = "is" if directory == target else f"lies inside {directory}, which is"
         raise ConfigError(key, f"{path} {where} a run or sweep directory (it holds {marker}); write the output outside the runs (even --overwrite never writes there)")
     for source in inputs:
-        source_path = Path(os.path.abspath(os.path.expanduser(str(source))))
-        if source_path == target or target in source_path.parents:
+        source_path = Path(os.path.realpath(os.path.expanduser(str(source))))
+        if source_path == real or real in source_path.parents:
             raise ConfigError(key, f"{path} holds the input {source}; write the output to another directory")
     if target.exists() and not target.is_dir():
         raise ConfigError(key, f"{path} is an existing file, not a directory")
@@ -80,20 +83,25 @@ def check_output_target(path: str | os.PathLike, overwrite: bool, key: str, *, o
     return target
 
 
-def make_output_dir(target: Path, key: str) -> Path:
-    """Create the checked ``target`` and probe that a file can be written in it: one `ConfigError`
-    line naming the path and the cause (read-only filesystem, a file where a parent should be, no
-    space) instead of a traceback halfway through the outputs."""
+def probe_writable(target: Path, key: str) -> Path:
+    """That ``target`` can be created and written, tried where it would first be written (the
+    directory itself, else its nearest existing ancestor) with a temp file removed at once, so a
+    refusal leaves no empty directory behind: one `ConfigError` line naming the path and the cause
+    (read-only filesystem, a file where a parent should be, no space) instead of a traceback
+    halfway through the outputs."""
+    existing = next((p for p in (target, *target.parents) if p.exists()), None)
     try:
-        target.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=target, prefix=".probe"):
+        if existing is None or not existing.is_dir():
+            raise NotADirectoryError(20, "Not a directory", str(existing))
+        with tempfile.TemporaryFile(dir=existing, prefix=".probe"):
             pass
     except OSError as err:
-        raise ConfigError(key, f"cannot write {err.filename or target}: {err.strerror or err}") from None
+        raise ConfigError(key, f"cannot write {target}: {err.filename or existing}: {err.strerror or err}") from None
     return target
 
 
 def prepare_output_dir(path: str | os.PathLike, overwrite: bool, key: str, *, own_marker: str | None = None,
                        inputs: tuple[str | os.PathLike, ...] = ()) -> Path:
-    """`check_output_target`, then `make_output_dir`: the directory a command writes its outputs into."""
-    return make_output_dir(check_output_target(path, overwrite, key, own_marker=own_marker, inputs=inputs), key)
+    """`check_output_target`, then `probe_writable`: the directory a command may write its outputs into
+    (created by the writer; nothing is created here)."""
+    return probe_writable(check_output_target(path, overwrite, key, own_marker=own_marker, inputs=inputs), key)

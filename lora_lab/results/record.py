@@ -33,6 +33,7 @@ import json
 import os
 import platform
 import resource
+import socket
 import subprocess
 import sys
 import time
@@ -54,7 +55,7 @@ class MalformedResult(ValueError):
 
 class UnknownSchema(MalformedResult):
     """A result.json of a ``schema_version`` this code cannot read: never taken as finished, never
-    overwritten without ``force=true`` (`lora_lab.gate.decide`), ``corrupt`` in the report."""
+    overwritten without ``force=true`` (`lora_lab.run.gate.decide`), ``corrupt`` in the report."""
 
 
 _OBJECTS = ("config", "params", "metrics", "baselines", "data", "method_summary", "versions", "git", "job", "task_spec", "peak_memory_mb",
@@ -132,6 +133,42 @@ class ResultRecord:
     def finished(self) -> bool:
         return self.status == "success"
 
+    @classmethod
+    def start(cls, resolved: dict, run_dir: str | os.PathLike, overrides: list[str], interruptions: list[dict] = ()) -> "ResultRecord":
+        """The ``running`` record of a trial as it starts: its resolved config, where and by whom."""
+        return cls(run_dir=str(run_dir), run_name=resolved.get("run_name"), study=resolved.get("study"), config=resolved,
+                   overrides=list(overrides), versions=package_versions(), git=git_state(), job=job_info(),
+                   interruptions=list(interruptions))
+
+    def succeed(self, module, trainer, datamodule, spec, *, final: dict, test: dict, method_summary: dict,
+                exported_state: str | None) -> "ResultRecord":
+        """Fill the result fields of a finished trial from what the fit left: the Lightning ``module``
+        (attach report, curve, selected evaluation, baselines, quantisation), the ``trainer`` (optimizer
+        steps), the ``datamodule`` (split sizes, skipped examples) and the task ``spec``."""
+        self.status = "success"
+        self.task_spec = spec.__dict__
+        self.primary_metric = spec.primary_key
+        self.params = module.report.to_dict()
+        self.metrics = {"best_val": module.best or {}, "final": final, "test": test}
+        self.exported_state = exported_state
+        self.baselines = module.baselines(datamodule)
+        self.data = {"sizes": {k: len(v) for k, v in datamodule.splits.items()}, "skipped": dict(getattr(datamodule, "skipped", {}))}
+        self.curve = module.curve
+        self.method_summary = method_summary
+        self.quantization = module.quantization
+        self.optimizer_steps = int(trainer.global_step)
+        return self
+
+    def account(self, wall_time_s: float, started_cpu: float) -> "ResultRecord":
+        """The costs: ``wall_time_s`` (summed over the trial's attempts by the caller), the CPU seconds
+        of this process since ``started_cpu`` (``time.process_time()`` at its start; all threads, so it
+        does not depend on the machine's load as wall time does), torch's threads and peak memory."""
+        self.wall_time_s = wall_time_s
+        self.cpu_time_s = time.process_time() - started_cpu
+        self.torch_threads = _torch_threads()
+        self.peak_memory_mb = peak_memory_mb()
+        return self
+
 
 def write_result(run_dir: str | os.PathLike, record: ResultRecord | dict) -> Path:
     """Write ``run_dir/result.json`` atomically, stamped with the schema version and the time."""
@@ -175,6 +212,19 @@ def _jsonable(obj):
     if isinstance(obj, Path):
         return str(obj)
     return str(obj)
+
+
+def job_info() -> dict:
+    """Where this attempt runs: host, pid and the SLURM job (array job + task) if any."""
+    env = os.environ
+    array = "_".join(filter(None, (env.get("SLURM_ARRAY_JOB_ID"), env.get("SLURM_ARRAY_TASK_ID")))) or None
+    return {"host": socket.gethostname(), "pid": os.getpid(), "slurm_job_id": env.get("SLURM_JOB_ID"), "slurm_array_task": array,
+            "slurm_restart_count": env.get("SLURM_RESTART_COUNT")}
+
+
+def _torch_threads() -> int | None:
+    torch = sys.modules.get("torch")  # loaded by any trial; the record module itself never imports it
+    return torch.get_num_threads() if torch is not None else None
 
 
 def package_versions() -> dict[str, str]:

@@ -155,6 +155,7 @@ def report(paths, by=None, nuisance=("optim.lr", "lr_scale"), formats=FORMATS, o
     agg = aggregate(trials, by=by, nuisance=tuple(n if n.startswith("cfg.") else f"cfg.{n}" for n in nuisance))
     table = build_table(agg, [*collection.references, *references], baseline=baseline, cost=cost, hide=hide, spread=spread)
     out = prepare_output_dir(out if out else default_out(trials), overwrite, "--out", own_marker=REPORT_MARKER)
+    out.mkdir(parents=True, exist_ok=True)
     studies = sorted(trials["study"].dropna().unique().tolist())
     title = f"# {' + '.join(studies) or 'report'}"
     cmd = command or "lora-lab report " + " ".join(map(str, paths))

@@ -4,7 +4,7 @@ Lightning's writer deletes an existing ``metrics.csv`` when it starts ("previous
 deleted"), so after a resume the file held only the rows logged since the restart while
 ``result.json``'s curve was complete. This writer keeps the file and its header (sorted column
 names, as Lightning writes them); new columns rewrite the header as Lightning does. A trial that
-starts over (``force=true``, another config) removes the file first (`lora_lab.trial`).
+starts over (``force=true``, another config) removes the file first (`lora_lab.run.trial`).
 
 A resumed run repeats what ran after its last checkpoint, so a killed attempt's rows logged after
 that checkpoint would appear twice (and a curve plotted from the file would zig-zag). `CsvRowsAtCheckpoint`

@@ -13,7 +13,7 @@ SLURM tells a job to stop in two ways:
 
 The handlers only record the signal: a checkpoint taken inside a signal handler could see the model
 between ``backward`` and ``optimizer.step``. `lora_lab.resume.checkpoint.ResumeCheckpoint` acts on the
-flag at the next safe point and raises `RunPreempted`; `lora_lab.trial` records it in result.json and
+flag at the next safe point and raises `RunPreempted`; `lora_lab.run.trial` records it in result.json and
 calls `hand_over`, which runs the handler that was installed before training (submitit's, which
 dumps the resubmission, requeues and exits).
 """

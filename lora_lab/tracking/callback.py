@@ -23,10 +23,10 @@ from pathlib import Path
 from lightning.pytorch.callbacks import Callback
 
 from lora_lab.atomic import atomic_write_text
-from lora_lab.progress import step_loss
+from lora_lab.models.module import step_loss
 from lora_lab.results.record import git_state
 from lora_lab.resume.signals import RunPreempted
-from lora_lab.run_summary import summary_metrics
+from lora_lab.results.run_summary import summary_metrics
 from lora_lab.tracking.base import Tracker, flatten, run_tags
 
 IDS_NAME = "tracking.json"

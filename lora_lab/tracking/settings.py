@@ -4,7 +4,7 @@ one ``error: logger.<name>.<key>: ...`` line and exit status 2, not a traceback 
 - every key of a tracker node is a parameter of its backend class (``tracker`` names the backend);
 - MLflow: the tracking URI (the node's, else ``$MLFLOW_TRACKING_URI``) has a scheme MLflow has a
   store for (`MLFLOW_SCHEMES`); and, only for a trial that is about to run (`probe_trackers`, from
-  `lora_lab.gate.preflight`: a rerun of a finished trial needs no server), an ``http(s)`` server
+  `lora_lab.run.gate.preflight`: a rerun of a finished trial needs no server), an ``http(s)`` server
   answers a TCP connection within `PROBE_SECONDS` (MLflow itself retries an unreachable server for
   minutes before it fails);
 - W&B: ``mode`` (the node's, else ``$WANDB_MODE``) is one of `WANDB_MODES`;

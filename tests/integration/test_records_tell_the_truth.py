@@ -21,7 +21,7 @@ import pytest
 
 from lora_lab.resume.attempts import begin_attempt, end_attempt, total_wall_time
 from lora_lab.results.record import ResultRecord
-from lora_lab.trial import UntrustworthyRun, check_trustworthy
+from lora_lab.run.trial import UntrustworthyRun, check_trustworthy
 from tests.resume.exact import train_cli
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from lora_lab.cli import main as lora_lab
-from lora_lab.gate import UNKNOWN_SCHEMA, decide, read_previous
+from lora_lab.run.gate import UNKNOWN_SCHEMA, decide, read_previous
 from lora_lab.results.collect import collect
 from lora_lab.results.record import record_status
 from lora_lab.results.report import report

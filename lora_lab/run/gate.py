@@ -2,8 +2,8 @@
 `ResultRecord` (`decide`: start/resume, skip a finished run, refuse a finished run of another
 config), and the check that ``lora-lab train ARGV`` is runnable at all (`check_command_line`).
 
-This module imports no training code (`lora_lab.trial`, no model is built), so a bad command line
-or a finished run is answered after composing the config only; `lora_lab.trial` runs the same `decide` again
+This module imports no training code (`lora_lab.run.trial`, no model is built), so a bad command line
+or a finished run is answered after composing the config only; `lora_lab.run.trial` runs the same `decide` again
 under the run lock. Imports go ``train -> trial -> gate -> config``.
 """
 
@@ -13,6 +13,7 @@ import logging
 import sys
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 from lora_lab.config import TrialConfig, compose, parse, run_dir_of, trial_identity, unknown_group_choice
 from lora_lab.errors import ConfigError
@@ -88,10 +89,24 @@ def _single_run(argv: list[str]) -> bool:
     return all(not arg.startswith("-") for arg in argv)
 
 
-def check_command_line(argv: list[str]) -> bool:
+def check_finished_results(trials) -> None:
+    """Before any trial of a sweep runs: a planned trial whose run dir holds a finished result of
+    another config (or another version's record) is the error its own start would raise (`decide`),
+    raised here so that no other trial of the sweep has started (parallel workers would go on
+    running after the sweep stopped)."""
+    for trial in trials:
+        run_dir = Path(trial.run_dir)
+        if (run_dir / "result.json").is_file():
+            decide(read_previous(run_dir), trial_identity(trial.config), bool(trial.config.get("force")), run_dir)
+
+
+def check_command_line(argv: list[str], check_sweep: Callable[[list[str]], object] | None = None) -> bool:
     """Every input error, a finished run and an unwritable runs root of ``lora-lab train ARGV``,
     answered before Hydra creates the run directory: False (after one ``already finished`` line)
-    when there is nothing to run; a `ConfigError` is one ``error:`` line and exit status 2."""
+    when there is nothing to run; a `ConfigError` is one ``error:`` line and exit status 2. A command
+    line of several trials is checked by ``check_sweep`` (the sweep layer's
+    `lora_lab.sweeps.multirun.check_multirun`, passed in by the entry points: this layer does not
+    import the one above it)."""
     try:
         if _single_run(argv):
             cfg = compose(argv)
@@ -103,6 +118,8 @@ def check_command_line(argv: list[str]) -> bool:
             err = unknown_group_choice(argv)
             if err is not None:
                 raise err
+            if check_sweep is not None:
+                check_sweep(argv)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)

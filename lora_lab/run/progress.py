@@ -18,20 +18,14 @@ import time
 
 from lightning.pytorch.callbacks import Callback
 
-from lora_lab.run_summary import fmt_duration, fmt_metric
+from lora_lab.models.module import step_loss_tensor
+from lora_lab.results.run_summary import fmt_duration, fmt_metric
 
 log = logging.getLogger("lora_lab.progress")
 #: the plain progress lines of a single run, for ``<run dir>/train.log`` only (the console has its own)
 file_log = logging.getLogger("lora_lab.progress.file")
 file_log.propagate = False
 file_log.setLevel(logging.INFO)
-
-
-def step_loss(outputs) -> float | None:
-    """The training loss of the batch that just ended, from ``training_step``'s output."""
-    loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
-    return float(loss) if loss is not None else None
-
 
 
 class ProgressPrinter(Callback):
@@ -45,7 +39,8 @@ class ProgressPrinter(Callback):
         self.started = self.first_step = None
         self.last_draw = 0.0
         self.bar_open = False
-        self.loss = None
+        self.loss = None  # the last batch's loss tensor (on the device)
+        self._loss_read: tuple | None = None  # (step, value) of the one host read per printed step
 
     # ----- output ---------------------------------------------------------------------------------
     def _line(self, text: str, to_file: bool = True) -> None:
@@ -74,7 +69,7 @@ class ProgressPrinter(Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if not trainer.is_global_zero or self.started is None:
             return
-        self.loss = step_loss(outputs)
+        self.loss = step_loss_tensor(outputs)  # read on the host only when a line or the bar is drawn (`_loss_value`)
         step = int(trainer.global_step)
         if step == self.first_step or step == getattr(self, "_shown", None):
             return  # no optimizer step finished in this batch (gradient accumulation) or already shown
@@ -113,18 +108,25 @@ class ProgressPrinter(Callback):
             self.bar_open = False
 
     # ----- formatting -----------------------------------------------------------------------------
+    def _loss_value(self, step: int) -> float | None:
+        """The loss of ``step`` on the host: one device sync per printed step, however many outputs
+        (the console line, ``train.log``, the bar) print it."""
+        if self._loss_read is None or self._loss_read[0] != step:
+            self._loss_read = (step, float(self.loss) if self.loss is not None else None)
+        return self._loss_read[1]
+
     def _status(self, trainer, step: int, now: float, bar: bool) -> str:
         total = trainer.max_steps if trainer.max_steps and trainer.max_steps > 0 else trainer.estimated_stepping_batches
         total = int(total) if total not in (None, float("inf")) else None
         rate = (step - self.first_step) / max(now - self.started, 1e-9)
-        loss = self.loss
+        loss = self._loss_value(step)
         lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else None
         parts = [f"step {step}/{total}" if total else f"step {step}"]
         if bar and total:
             filled = int(20 * step / total)
             parts.insert(0, "[" + "#" * filled + "-" * (20 - filled) + "]")
         if loss is not None:
-            parts.append(f"loss {float(loss):.4f}")
+            parts.append(f"loss {loss:.4f}")
         if lr is not None:
             parts.append(f"lr {lr:.2e}")
         parts.append(f"{rate:.2f} step/s")

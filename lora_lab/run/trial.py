@@ -32,26 +32,26 @@ from __future__ import annotations
 import json
 import logging
 import os
-import socket
+import tempfile
 import time
 from pathlib import Path
 from typing import Callable
 
 import lightning as L
-import torch
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from lora_lab.adapters.io import save_adapter
 from lora_lab.atomic import atomic_write_text
 from lora_lab.config import TrialConfig
-from lora_lab.console import in_sweep
+from lora_lab.run.console import in_sweep
 from lora_lab.errors import ConfigError
-from lora_lab.gate import RunDirTaken, decide, preflight, read_previous  # noqa: F401  (RunDirTaken: re-exported)
-from lora_lab.models.backbones import load_tokenizer, set_offline_env
+from lora_lab.run.gate import RunDirTaken, decide, preflight, read_previous  # noqa: F401  (RunDirTaken: re-exported)
+from lora_lab.locations import set_offline_env
+from lora_lab.models.backbones import load_tokenizer
 from lora_lab.process_rank import is_global_zero
-from lora_lab.progress import ProgressPrinter
-from lora_lab.results.record import ResultRecord, git_state, package_versions, peak_memory_mb, read_record, write_result
+from lora_lab.run.progress import ProgressPrinter
+from lora_lab.results.record import ResultRecord, job_info, read_record, write_result
 from lora_lab.resume.checkpoint import LAST_NAME, ResumeCheckpoint
 from lora_lab.resume.checkpoint_io import AtomicCheckpointIO
 from lora_lab.resume.lock import RunLock
@@ -72,19 +72,6 @@ def is_rank_zero() -> bool:
     return is_global_zero()  # the global rank: NODE_RANK counts under Lightning's multi-node launch
 
 
-def job_info() -> dict:
-    """Where this attempt runs: host, pid and the SLURM job (array job + task) if any."""
-    env = os.environ
-    array = "_".join(filter(None, (env.get("SLURM_ARRAY_JOB_ID"), env.get("SLURM_ARRAY_TASK_ID")))) or None
-    return {"host": socket.gethostname(), "pid": os.getpid(), "slurm_job_id": env.get("SLURM_JOB_ID"), "slurm_array_task": array,
-            "slurm_restart_count": env.get("SLURM_RESTART_COUNT")}
-
-
-def base_record(resolved: dict, run_dir: Path, overrides: list[str]) -> ResultRecord:
-    return ResultRecord(run_dir=str(run_dir), run_name=resolved.get("run_name"), study=resolved.get("study"), config=resolved,
-                        overrides=list(overrides), versions=package_versions(), git=git_state(), job=job_info())
-
-
 # ------------------------------------------------------------------------------------ the gate
 
 
@@ -103,6 +90,7 @@ def run_in_dir(trial: TrialConfig, run_dir: str | os.PathLike, overrides: list[s
     if preflight(trial, run_dir) == "skip":  # read-only: a finished run on a read-only root is still "finished"
         log.info("already finished: %s (force=true reruns it)", run_dir)
         return read_previous(run_dir).to_dict()
+    check_trainer_builds(trial.resolved)  # Lightning's own checks, before the run dir is claimed
     with RunLock(run_dir) as lock:
         if not lock.acquired:
             log.warning("%s is being run by another job (%s); not running it twice", run_dir, lock.holder())
@@ -136,6 +124,20 @@ def run_in_dir(trial: TrialConfig, run_dir: str | os.PathLike, overrides: list[s
             raise
 
 
+def check_trainer_builds(resolved: dict) -> None:
+    """Lightning's own checks of the ``trainer`` settings (devices, strategy, max_time, profiler ...),
+    which it runs when a `Trainer` is constructed: construct one, without callbacks or loggers, before
+    the run dir is claimed or any model loads; what it refuses is one `ConfigError` line."""
+    cfg = dict(resolved["trainer"])
+    plugins = [AtomicCheckpointIO(), *cluster_plugins(), *(cfg.pop("plugins", None) or [])]
+    try:
+        with tempfile.TemporaryDirectory(prefix="lora_lab_trainer_check") as scratch:
+            instantiate(cfg, callbacks=[], logger=False, default_root_dir=scratch, plugins=plugins)
+    except Exception as err:  # noqa: BLE001 -- MisconfigurationException, TypeError, ValueError, ...
+        cause = err.__cause__ or err  # Hydra wraps it: "Error in call to target ...: <the exception>"
+        raise ConfigError("trainer", f"Lightning refuses these settings: {' '.join(str(cause).split())}") from None
+
+
 def describe(err: BaseException) -> str:
     """The message of ``err``, with the OS cause found in its chain (torch reports a full disk as
     ``unexpected pos 64 vs 0``; the ``No space left on device`` underneath is what the user needs)."""
@@ -155,7 +157,7 @@ def record_failure(resolved: dict, run_dir: Path, overrides: list[str], kind: st
     if not is_rank_zero():
         return
     try:
-        record = base_record(resolved, run_dir, overrides)
+        record = ResultRecord.start(resolved, run_dir, overrides)
         record.status, record.reason = status, f"{kind}: {reason}"
         previous = read_record(run_dir) if (run_dir / "result.json").is_file() else None
         if previous is not None:
@@ -238,8 +240,7 @@ def run_trial(trial: TrialConfig, run_dir: Path, overrides: list[str], interrupt
     resolved = trial.resolved
     started_cpu = time.process_time()
     run_dir.mkdir(parents=True, exist_ok=True)
-    record = base_record(resolved, run_dir, overrides)
-    record.interruptions = list(interruptions or [])
+    record = ResultRecord.start(resolved, run_dir, overrides, interruptions or [])
     attempts = attempts if attempts is not None else begin_attempt(None)
     record.attempts = attempts
     stops = stops or StopOnSignals()
@@ -255,7 +256,7 @@ def run_trial(trial: TrialConfig, run_dir: Path, overrides: list[str], interrupt
     L.seed_everything(trial.seed, workers=True, verbose=False)
     spec = trial.task.spec()
     tokenizer = load_tokenizer(trial.backbone)
-    module_args = {"backbone": resolved["backbone"], "adapter": trial.adapter.to_dict(), "optim": resolved["optim"], "task": resolved["task"]}
+    module_args = {"backbone": trial.backbone, "adapter": trial.adapter, "optim": resolved["optim"], "task": resolved["task"]}
     datamodule, module = family_of(trial.task).build(trial.task, spec, tokenizer, trial.backbone, module_args, trial.seed)
     trainer = build_trainer(resolved, run_dir, trial.resume, trial.progress, extra_callbacks=[AttemptHeartbeat(attempts, write_running)])
     record.precision = str(trainer.precision)  # what Lightning runs (after its own substitutions), not what was asked
@@ -299,24 +300,11 @@ def run_trial(trial: TrialConfig, run_dir: Path, overrides: list[str], interrupt
         if spec.has_test and resolved.get("test_after_fit", True) and module.curve:
             test = {k: float(v) for k, v in trainer.test(module, datamodule=datamodule, verbose=False)[0].items()}
 
-        record.status = "success"
-        record.task_spec = spec.__dict__
-        record.primary_metric = spec.primary_key
-        record.params = module.report.to_dict()
-        record.metrics = {"best_val": module.best or {}, "final": final, "test": test}
-        record.exported_state = exported_state if save else None
-        record.baselines = module.baselines(datamodule)
-        record.data = {"sizes": {k: len(v) for k, v in datamodule.splits.items()}, "skipped": dict(getattr(datamodule, "skipped", {}))}
-        record.curve = module.curve
-        record.method_summary = method_summary
-        record.quantization = module.quantization
-        record.optimizer_steps = int(trainer.global_step)
+        record.succeed(module, trainer, datamodule, spec, final=final, test=test, method_summary=method_summary,
+                       exported_state=exported_state if save else None)
         check_trustworthy(record, test_expected=bool(spec.has_test and resolved.get("test_after_fit", True)))
         record.trackers = tracker_statuses(trainer)
-        record.wall_time_s = end_attempt(attempts, "success")  # every process of this trial (lora_lab.resume.attempts)
-        record.cpu_time_s = time.process_time() - started_cpu  # all threads of this process; wall time depends on the machine's load
-        record.torch_threads = torch.get_num_threads()
-        record.peak_memory_mb = peak_memory_mb()
+        record.account(end_attempt(attempts, "success"), started_cpu)  # wall time: every process of this trial (lora_lab.resume.attempts)
         if trainer.is_global_zero:
             _write_predictions(run_dir, getattr(module, "predictions", None))
             write_result(run_dir, record)
