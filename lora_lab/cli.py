@@ -7,6 +7,8 @@
   (`lora_lab.adapters.peft_export`).
 - ``lora-lab merge-adapters OUT_DIR ADAPTER_DIR[=WEIGHT] ...`` -- task arithmetic of saved adapters
   into their base model, written with ``save_pretrained`` (`lora_lab.adapters.compose`).
+- ``lora-lab analyze RUN... --out DIR [--measure M]`` -- the LoRA/DoRA/AdaLoRA papers' analyses of runs
+  (`lora_lab.analysis.command`).
 - ``lora-lab env`` -- versions, torch build, CUDA, git SHA (`lora_lab.run.env_info`); ``lora-lab --version``.
 
 Every command that writes a path the user names (export, merge-adapters, report ``--out``) checks it
@@ -139,6 +141,12 @@ def _merge_adapters(argv: list[str]) -> int:
     return 0
 
 
+def _analyze(argv: list[str]) -> int:
+    from lora_lab.analysis.command import main
+
+    return main(argv)
+
+
 def _env(argv: list[str]) -> int:
     from lora_lab.run.env_info import env_text
 
@@ -152,6 +160,7 @@ COMMANDS: dict[str, tuple[str, Callable[[list[str]], int]]] = {
     "report": ("aggregate result.json files into paper tables and plots", _report),
     "export": ("export RUN_DIR's adapter: lora-lab export RUN_DIR --format peft OUT_DIR", _export),
     "merge-adapters": ("merge weighted saved adapters into their base: OUT_DIR DIR[=W] ...", _merge_adapters),
+    "analyze": ("paper analyses of runs (subspace, dW vs W, spectrum, DoRA decomposition, AdaLoRA budget, curves): RUN... --out DIR", _analyze),
     "env": ("versions, torch build, CUDA and git SHA: paste it into a bug report", _env),
 }
 

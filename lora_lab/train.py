@@ -52,7 +52,7 @@ from lora_lab.config import (  # noqa: F401  (re-exported: the names callers imp
     validate,
 )
 from lora_lab.run.console import print_summary, summary_text
-from lora_lab.errors import ConfigError
+from lora_lab.errors import ConfigError, one_line, show_tracebacks
 from lora_lab.run.launch_ranks import check_local_ddp_sweep
 from lora_lab.resume.signals import RunPreempted, RunStopped
 from lora_lab.run.logs import drop_noise, setup_run_logging
@@ -109,16 +109,6 @@ class _RunFiles:
                 logger.removeHandler(self.handler)
             self.handler.close()
             self.handler = None
-
-
-def one_line(text: str) -> str:
-    """A library's multi-line message (transformers' download errors span three) as one line."""
-    return " ".join(text.split())
-
-
-def show_tracebacks() -> bool:
-    """``HYDRA_FULL_ERROR=1`` or ``LORA_LAB_DEBUG=1``: a failure shows its traceback, not one line."""
-    return any(os.environ.get(var, "") not in ("", "0") for var in ("HYDRA_FULL_ERROR", "LORA_LAB_DEBUG"))
 
 
 def _hydra_context():

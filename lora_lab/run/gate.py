@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 from lora_lab.config import TrialConfig, compose, parse, run_dir_of, trial_identity, unknown_group_choice
-from lora_lab.errors import ConfigError
+from lora_lab.errors import ConfigError, one_line, show_tracebacks
 from lora_lab.results.record import ResultRecord, UnknownSchema, read_record
 from lora_lab.tracking.settings import probe_trackers
 
@@ -123,4 +123,9 @@ def check_command_line(argv: list[str], check_sweep: Callable[[list[str]], objec
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
+    except Exception as err:  # a fault while checking (an unreadable file, a library's error): one line
+        if show_tracebacks():
+            raise
+        print(f"error: {type(err).__name__}: {one_line(err)} (HYDRA_FULL_ERROR=1 shows the traceback)", file=sys.stderr)
+        sys.exit(1)
     return True

@@ -120,6 +120,17 @@ BATTERY = [  # further hostile cases of the same classes
     (["logger=tensorboard", "logger.tensorboard.dir=../../escape"], "logger.tensorboard.dir"),
     (["logger=tensorboard", "logger.tensorboard.dir=/abs/path"], "logger.tensorboard.dir"),
     (["logger=wandb", "logger.wandb.mode=ONLINE"], "logger.wandb.mode"),
+    # found by hand while building this battery: Lightning's and transformers' own checks, once late
+    (["trainer.devices=0", "seed=7"], "trainer"),  # Lightning's checks run for a trial about to run: a new seed
+    (["+trainer.max_time=abc", "seed=7"], "trainer"),
+    (["+trainer.profiler=bogus", "seed=7"], "trainer"),
+    (["backbone.random_init.model_type=bogus"], "backbone.random_init"),
+    (["backbone.random_init.hidden_size=-1"], "backbone.random_init"),
+    (["backbone.random_init.num_attention_heads=3"], "backbone.random_init"),
+    (["trainer.num_sanity_val_steps=-5"], "trainer.num_sanity_val_steps"),
+    (["+trainer.min_steps=-3"], "trainer.min_steps"),
+    (["trainer.deterministic=maybe"], "trainer.deterministic"),
+    (["+trainer.detect_anomaly=maybe"], "trainer.detect_anomaly"),
 ]
 
 
