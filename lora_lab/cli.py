@@ -60,7 +60,10 @@ def _report(argv: list[str]) -> int:
 def _export(argv: list[str]) -> int:
     import argparse
 
-    from lora_lab.adapters.peft_export import EXPORT_FORMATS, export_run
+    import json
+    from pathlib import Path
+
+    from lora_lab.adapters.peft_export import EXPORT_FORMATS, PROVENANCE_NAME, export_run
 
     ap = argparse.ArgumentParser(prog="lora-lab export", description="export a run's adapter (RUN_DIR/adapter)")
     ap.add_argument("run_dir")
@@ -71,6 +74,9 @@ def _export(argv: list[str]) -> int:
     prepare_output_dir(args.out_dir, args.overwrite, "export.out_dir", inputs=(args.run_dir,))
     out = export_run(args.run_dir, args.fmt, args.out_dir)
     print(f"{out}  ({exported_state_line(args.run_dir)})")
+    note = json.loads((Path(out) / PROVENANCE_NAME).read_text()).get("not_expressed_by_peft")
+    if note:
+        print(f"note: {note}")
     return 0
 
 

@@ -7,6 +7,8 @@
   nuisance multiplier ``lr_scale``.
 - ``quant_tag:QUANTIZE`` -- ``""`` for a full-precision base, ``"-nf4"`` etc. for a quantised one (so a
   QLoRA run never shares a run directory with its full-precision twin).
+- ``name_number:X`` -- a number in a run name, at most 4 significant digits (`lora_lab.naming.name_number`:
+  ``lr0.000626_b25b`` never ``lr0.0006260326907499736``).
 - ``ceil_mul:X,FACTOR`` -- ``ceil(X * FACTOR)`` as an int (AdaLoRA's ``init_r = 1.5 x target_r``).
 - ``budget_rank:BUDGET,METHOD,TARGETS,EXCLUDE,BACKBONE`` -- the rank whose adapter parameter count
   is closest to BUDGET (`lora_lab.models.budget`).
@@ -21,7 +23,7 @@ from functools import lru_cache
 from omegaconf import OmegaConf
 
 from lora_lab.errors import ConfigError
-from lora_lab.naming import adapter_tag
+from lora_lab.naming import adapter_tag, name_number
 from lora_lab.models.budget import budget_rank
 
 
@@ -54,6 +56,7 @@ def _cached_budget_rank(args_json: str) -> int:
 
 
 def register_resolvers() -> None:
-    for name, fn in (("adapter_tag", adapter_tag), ("scale_lr", scale_lr), ("ceil_mul", ceil_mul), ("quant_tag", quant_tag), ("budget_rank", _budget_rank)):
+    for name, fn in (("adapter_tag", adapter_tag), ("scale_lr", scale_lr), ("ceil_mul", ceil_mul), ("quant_tag", quant_tag), ("budget_rank", _budget_rank),
+                     ("name_number", name_number)):
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn)

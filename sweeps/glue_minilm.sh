@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The `glue_minilm` study end to end (sweeps/glue_minilm.yaml): the sweep, then its report in
-# results/glue_minilm/ (table with significance marks and cost columns, figures, index.html).
+# results/glue_minilm/ (table with significance marks, figures, index.html).
 #
 #   bash sweeps/glue_minilm.sh /path/to/glue_data [hydra overrides...]
 #   DRY_RUN=1 bash sweeps/glue_minilm.sh /path/to/glue_data     # list the 96 trials, print the report command
@@ -18,7 +18,7 @@ shift
 lab=${LORA_LAB_CLI:-.venv/bin/lora-lab}
 runs=${LORA_LAB_RUNS:-runs}/glue_minilm
 out=${OUT:-results/glue_minilm}
-report=("$lab" report "$runs" --out "$out" --cost --baseline lora)
+report=("$lab" report "$runs" --out "$out" --baseline lora)  # no --cost: shared cores, wall times are no speed measurement
 if [ "${DRY_RUN:-0}" = 1 ]; then
   "$lab" sweep glue_minilm "task.data_dir=$data" hydra/launcher=parallel dry_run=true "$@"
   echo "report: ${report[*]}"

@@ -1,10 +1,11 @@
 """Adapter-only save and load: ``adapter_config.json`` + ``adapter_model.safetensors``.
 
 The JSON records the method config, the exact adapted module names, the head modules saved whole,
-the backbone (name, revision, model_type, quantisation) and the format version; the safetensors file holds every
+the backbone (name, revision, model_type, quantisation, classification pooling) and the format version; the safetensors file holds every
 layer's adapter state (`AdapterLayer.adapter_state`), the head parameters and method-level state
 under ``__method__.``. Loading rebuilds the method on a fresh backbone from the recorded names
-(no target matching, no re-initialisation) and copies the tensors in, strictly.
+(no target matching, no re-initialisation) and copies the tensors in, strictly; a classifier must pool
+as the adapter's was trained to (``backbone.pooling``, `lora_lab.models.pooling`), else loading is refused.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from lora_lab.adapters.method import METHODS, AdapterMethod, build_method, parse
 from lora_lab.adapters.quant import QuantConfig, check_quant_config
 from lora_lab.adapters.quant_model import quantize_base
 from lora_lab.atomic import atomic_write_via_path
+from lora_lab.errors import ConfigError
 
 _atomic_write_bytes = atomic_write_via_path  # the name peft_export imports
 
@@ -105,6 +107,7 @@ def load_adapter(adapter_dir: str | os.PathLike, model: nn.Module, quantize: boo
     """Attach the saved adapter to ``model`` (a freshly loaded, full-precision backbone) and restore its
     state; an adapter trained on a quantised base gets its base quantised the same way (``quantize``)."""
     meta = read_adapter_meta(adapter_dir)
+    check_recorded_pooling(meta, model)
     method = build_method(parse_config(meta["adapter"]))
     method.attach(
         model,
@@ -119,6 +122,26 @@ def load_adapter(adapter_dir: str | os.PathLike, model: nn.Module, quantize: boo
         quantize_base(model, method, quant, skip=meta["head_modules"], initialize=False)
     load_checkpoint_state(model, method, load_file(str(Path(adapter_dir) / WEIGHTS_NAME)))
     return method
+
+
+def recorded_pooling(meta: dict) -> str:
+    """The sequence-classification pooling a saved adapter was trained with (``backbone.pooling``;
+    adapters saved before it existed: ``cls_pooler``, HF's class)."""
+    return (meta.get("backbone") or {}).get("pooling") or "cls_pooler"
+
+
+def check_recorded_pooling(meta: dict, model: nn.Module) -> None:
+    """Refuse to load an adapter onto a classifier that pools differently from the one it was trained
+    on (the attribute `lora_lab.models.pooling.apply_pooling` sets; absent: HF's ``cls_pooler``): its
+    head would read another vector and score differently, silently."""
+    if (meta.get("backbone") or {}).get("model_kind", "classification") != "classification":
+        return
+    want, have = recorded_pooling(meta), getattr(model, "_lora_lab_pooling", "cls_pooler")
+    if want != have:
+        raise ConfigError(
+            "backbone.pooling", f"the adapter was trained with pooling {want!r} but the model pools with {have!r}; build the "
+            f"model with lora_lab.models.backbones.build_backbone or call lora_lab.models.pooling.apply_pooling(model, {want!r}) first",
+        )
 
 
 def recorded_quant_config(meta: dict) -> QuantConfig | None:

@@ -18,7 +18,12 @@ Inits that mutate the base (PiSSA, OLoRA; docs/algorithms/pissa.md) are converte
 For DoRA the same ``V = W_res + s B A`` results, so the magnitude is exported unchanged. The exported
 config says ``init_lora_weights: true`` (PEFT refuses to load a converted adapter marked ``pissa``).
 Our own format (`lora_lab.adapters.io`) stays the one used to resume and evaluate; provenance of an
-export (source, conversion) goes to ``lora_lab_export.json`` next to the PEFT files.
+export (source, conversion, pooling) goes to ``lora_lab_export.json`` next to the PEFT files.
+
+A classifier trained with ``backbone.pooling`` ``cls`` or ``mean`` (`lora_lab.models.pooling`) has a head
+PEFT cannot express: the export holds its classifier as usual, `pooling_note` says in one line what the
+loader must do (``lora-lab export`` prints it; the provenance file records it), and the exported adapter
+reproduces the scored model on a base given that pooling first.
 
 Exporters are registered per method in `lora_lab.adapters.export_registry`: ``lora``, ``loraplus``
 and ``dora`` here; other methods register their own next to their layer (``vera``) or in their export
@@ -38,7 +43,7 @@ from torch import nn
 
 from lora_lab.adapters.export_registry import PEFT_EXPORTERS, PEFT_PREFIX, Exporter, register_peft_exporter, saved_tensor
 from lora_lab.adapters.init import init_mutates_base
-from lora_lab.adapters.io import CONFIG_NAME, _atomic_write_bytes, adapter_checkpoint_state, adapter_meta, read_adapter
+from lora_lab.adapters.io import CONFIG_NAME, _atomic_write_bytes, adapter_checkpoint_state, adapter_meta, read_adapter, recorded_pooling
 from lora_lab.adapters.method import AdapterMethod
 from lora_lab.errors import ConfigError
 from lora_lab.locations import resolve_path
@@ -159,9 +164,23 @@ def write_peft_adapter(out_dir: str | os.PathLike, config: dict, state: dict[str
     return out
 
 
+def pooling_note(meta: dict) -> str | None:
+    """What a PEFT export cannot express about the pooling, as one line (None: nothing). PEFT's
+    ``SEQ_CLS`` model is HF's class, which classifies through its ``cls_pooler``; an adapter trained with
+    ``backbone.pooling`` ``cls`` or ``mean`` reproduces the scored model only on a base given that pooling
+    first."""
+    pooling = recorded_pooling(meta)
+    if pooling == "cls_pooler" or (meta.get("backbone") or {}).get("model_kind", "classification") != "classification":
+        return None
+    return (f"PEFT cannot express backbone.pooling={pooling!r} (its SEQ_CLS model uses HF's pooler): call "
+            f"lora_lab.models.pooling.apply_pooling(base, {pooling!r}) before PeftModel.from_pretrained to reproduce the scored model")
+
+
 def _provenance(meta: dict, config: dict, source: str) -> dict:
     cfg = meta["adapter"]
     return {
+        "pooling": recorded_pooling(meta),
+        "not_expressed_by_peft": pooling_note(meta),
         "source": source,
         "method": cfg["method"],
         "init": cfg.get("init"),

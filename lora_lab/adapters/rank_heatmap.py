@@ -16,6 +16,8 @@ from pathlib import Path
 
 from lora_lab.adapters.targets import MODULE_KINDS
 
+from lora_lab.figure_files import save_figure
+
 KIND_ORDER = ("q", "k", "v", "o", "ffn_gate", "ffn_in", "ffn_out")
 
 
@@ -85,6 +87,6 @@ def plot_rank_heatmap(
     fig.colorbar(im, ax=ax, label="rank")
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
+    save_figure(fig, out, dpi=120)
     plt.close(fig)
     return out

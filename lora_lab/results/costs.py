@@ -1,4 +1,4 @@
-"""Cost columns of the paper table (``--cost``), per row, from the runs behind its cells.
+"""Cost columns of the paper table (``--cost``), per task cell, from the runs behind it (its selected setting).
 
 - ``trainable``: trainable parameters (adapter + head), the median over the row's runs;
 - ``time``: wall seconds per 1000 optimizer steps, ``1000 * wall_time_s / optimizer_steps`` of each run
@@ -7,7 +7,10 @@
   max resident set size), median;
 - ``size``: bytes of the saved adapter directory (``adapter/``: safetensors + JSON), median.
 
-Medians over every chosen run of the row (all tasks), so one slow outlier does not move the column.
+Medians over the cell's runs at its selected setting (never over tasks or learning rates), so one slow
+outlier does not move the column; the Pareto figure (`lora_lab.results.figures`) plots the same numbers.
+Shown only with ``--cost``: the study's declaration that its timings are comparable (one otherwise idle
+machine, one configuration of threads), which a CPU study sharing its cores cannot make.
 """
 
 from __future__ import annotations
@@ -48,13 +51,15 @@ def _median(values) -> float | None:
     return float(np.median(values)) if values else None
 
 
-def row_costs(agg: Aggregate) -> dict[tuple, dict]:
-    """{row keys: {"trainable", "time", "memory", "size"}} (None where the runs lack the value)."""
+def cell_costs(agg: Aggregate) -> dict[tuple, dict]:
+    """{(row keys..., task): {"trainable", "time", "memory", "size"}}: medians over the cell's runs at its
+    selected setting (``agg.chosen``); None where the runs lack the value. The table's cost columns and
+    the Pareto figure both read these."""
     runs = agg.chosen
     if runs.empty:
         return {}
     grouped: dict[tuple, list[dict]] = {}
-    for key, rec in zip(_keys(runs[agg.row_keys]), runs.to_dict("records")):
+    for key, rec in zip(_keys(runs[agg.row_keys + ["task"]]), runs.to_dict("records")):
         grouped.setdefault(key, []).append(rec)
     out = {}
     for key, recs in grouped.items():
@@ -62,7 +67,7 @@ def row_costs(agg: Aggregate) -> dict[tuple, dict]:
         out[key] = {
             "trainable": _median(r.get("trainable_params") for r in recs),
             "time": _median(per_1k),
-            "memory": _median(r.get("peak_memory_mb") for r in recs),
+            "memory": _median(r.get("peak_memory_mb") or None for r in recs),
             "size": _median(adapter_bytes(r["run_dir"]) for r in recs),
         }
     return out

@@ -5,7 +5,9 @@ PDF (vector) side by side, with its caption in ``captions.json`` (the study page
   per method (display names), a line through a method's points (e.g. its ranks);
 - ``score_vs_rank`` -- when ``r`` is a row key: score against r (log2 axis, ticks at the ranks run);
 - ``pareto`` -- cost / quality: score against wall time per 1k steps and against peak memory, one row
-  of panels per task, the Pareto front (no other point is cheaper *and* better) dashed;
+  of panels per task, the Pareto front (no other point is cheaper *and* better) dashed; the x values are
+  the table's cost columns (`lora_lab.results.costs.cell_costs`), drawn only with ``--cost`` (timings
+  the study declares comparable);
 - ``rank_heatmap_<row>_<task>`` -- the final rank per matrix (layers x module) of a method whose summary reports a ``rank_pattern``, mean over seeds
   (`lora_lab.adapters.rank_heatmap`).
 
@@ -14,7 +16,9 @@ span more than a factor 10, otherwise ticks at the values run (``73.7K``, ``78.3
 so they never overlap (`set_axis`);
 points whose x positions would overlap (equal parameter counts: LoRA and PiSSA at the same r) are
 spread horizontally by a few percent of the axis, said in the caption; error bars are the table's
-``±`` (sample std over seeds, or the 95 % t-interval); a hollow marker with ``†`` marks a cell where
+``±`` (sample std over seeds, or the 95 % t-interval clipped to the metric's range; none below 3 seeds);
+a panel with nothing to show (no point, every run at chance, every point at one value) is left out and
+named in the caption; a hollow marker with ``†`` marks a cell where
 some runs never left chance level. Figures are sized for a paper (7 in wide at most, 8 pt text).
 """
 
@@ -28,10 +32,11 @@ from pathlib import Path
 import numpy as np
 
 from lora_lab.adapters.rank_heatmap import plot_rank_heatmap
-from lora_lab.results.aggregate import Aggregate, _keys
-from lora_lab.results.costs import fmt_params
+from lora_lab.figure_files import figure_stem, save_figure
+from lora_lab.results.aggregate import Aggregate
+from lora_lab.results.costs import cell_costs, fmt_params
 from lora_lab.results.names import metric_name, row_label, task_name
-from lora_lab.results.tables import DAGGER, Table, fmt_key
+from lora_lab.results.tables import DAGGER, MIN_SEEDS, Table, fmt_key
 
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22")
@@ -66,8 +71,8 @@ def _figure(n_panels: int, n_cols: int | None = None):
 def _save(fig, out_dir: Path, name: str) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / f"{name}.png", out_dir / f"{name}.pdf"]
-    fig.savefig(paths[0], dpi=150)
-    fig.savefig(paths[1])
+    save_figure(fig, paths[0], dpi=150)
+    save_figure(fig, paths[1])
     return paths
 
 
@@ -145,10 +150,15 @@ def dodge(xs: list[float], log: bool) -> list[float]:
     return list(10**out if log else out)
 
 
-def _error(cell, spread: str) -> float:
+def _error(cell, spread: str) -> tuple[float, float]:
+    """(below, above) the mean, x100: the table's spread -- none below `MIN_SEEDS` seeds; the interval
+    clipped to the metric's range, so possibly asymmetric."""
+    if cell.n < MIN_SEEDS:
+        return 0.0, 0.0
     if spread == "ci" and cell.ci:
-        return 100 * (cell.ci[1] - cell.ci[0]) / 2
-    return 100 * cell.std if cell.std is not None and cell.std == cell.std else 0.0
+        return 100 * (cell.mean - cell.ci[0]), 100 * (cell.ci[1] - cell.mean)
+    std = 100 * cell.std if cell.std is not None and cell.std == cell.std else 0.0
+    return std, std
 
 
 def _points(table: Table, task: str, x_of) -> list[dict]:
@@ -171,7 +181,7 @@ def _draw(ax, points: list[dict], style: dict, log: bool, connect: bool = True) 
     for label in dict.fromkeys(p["label"] for p in points):
         mine = sorted((p for p in points if p["label"] == label), key=lambda p: p["x"])
         marker, color = style[label]
-        ax.errorbar([p["shown_x"] for p in mine], [p["y"] for p in mine], yerr=[p["err"] for p in mine], marker=marker, ms=5, color=color,
+        ax.errorbar([p["shown_x"] for p in mine], [p["y"] for p in mine], yerr=[[p["err"][0] for p in mine], [p["err"][1] for p in mine]], marker=marker, ms=5, color=color,
                     capsize=2, lw=0.9, ls="-" if connect and len(mine) > 1 else "none", alpha=1.0)
         chance = [p for p in mine if p["chance"]]
         if chance:
@@ -197,14 +207,31 @@ def _ylabel(table: Table, task: str) -> str:
 def _bars(table: Table) -> str:
     methods = ", ".join(dict.fromkeys(r["label"] for r in table.rows if not r["reference"]))
     n = f"n={table.usual_n} seeds per point unless the table marks fewer; methods: {methods}"
-    what = "95 % Student-t confidence interval of the mean" if table.spread == "ci" else "±1 sample standard deviation"
-    return f"Points: mean over seeds ({n}); error bars: {what}."
+    what = "95 % Student-t confidence interval of the mean, clipped to the metric's range" if table.spread == "ci" else "±1 sample standard deviation"
+    return f"Points: mean over seeds ({n}); error bars: {what} (none for points of fewer than {MIN_SEEDS} seeds)."
 
 
-def _panel_figure(table: Table, x_of, xlabel: str, formatter, log_base, out_dir: Path, name: str) -> tuple[list[Path], bool]:
-    tasks = [t for t in table.tasks if len(_points(table, t, x_of)) > 0]
+def degenerate(table: Table, task: str, points: list[dict]) -> str | None:
+    """Why a panel of ``task`` would show nothing (None: it shows something): no point, every run of the
+    column at chance, or two or more points all at one value with no spread (markers on a line at one height)."""
+    if not points:
+        return "no finished cell"
+    if task in table.chance_columns:
+        return "every run at chance"
+    if len(points) > 1 and len({round(p["y"], 6) for p in points}) == 1 and all(p["err"] == (0.0, 0.0) for p in points):
+        return f"every point at {points[0]['y']:.2f}"
+    return None
+
+
+def skipped_text(skipped: dict[str, str]) -> str:
+    return (" Not drawn (nothing to show): " + "; ".join(f"{task_name(t)} ({why})" for t, why in skipped.items()) + ".") if skipped else ""
+
+
+def _panel_figure(table: Table, x_of, xlabel: str, formatter, log_base, out_dir: Path, name: str) -> tuple[list[Path], bool, dict[str, str]]:
+    skipped = {t: why for t in table.tasks if (why := degenerate(table, t, _points(table, t, x_of)))}
+    tasks = [t for t in table.tasks if t not in skipped]
     if not tasks:
-        return [], False
+        return [], False, skipped
     style = styles(table)
     fig, axes = _figure(len(tasks))
     dodged, labels = False, []
@@ -220,13 +247,15 @@ def _panel_figure(table: Table, x_of, xlabel: str, formatter, log_base, out_dir:
         ax.grid(alpha=0.3, lw=0.5)
         ax.margins(x=0.12)
     _legend(fig, style, [l for l in style if l in set(labels)])
-    return _save(fig, out_dir, name), dodged
+    return _save(fig, out_dir, name), dodged, skipped
 
 
 def score_vs_params(table: Table, out_dir: Path) -> tuple[list[Path], str]:
-    paths, dodged = _panel_figure(table, lambda r: r["params_n"] if r["params_n"] is not None else r["params_init"], "adapter parameters", tick_params, None, out_dir, "score_vs_params")
+    paths, dodged, skipped = _panel_figure(table, lambda r: r["params_n"] if r["params_n"] is not None else r["params_init"], "adapter parameters",
+                                           tick_params, None, out_dir, "score_vs_params")
     text = ("Score against adapter parameters (heads excluded; the adapter as trained), one panel per task. " + _bars(table)
-            + (" Points with (nearly) equal parameter counts are offset horizontally so none hides another; exact counts in table.csv." if dodged else ""))
+            + (" Points with (nearly) equal parameter counts are offset horizontally so none hides another; exact counts in table.csv." if dodged else "")
+            + skipped_text(skipped))
     return paths, text
 
 
@@ -234,25 +263,10 @@ def score_vs_rank(table: Table, agg: Aggregate, out_dir: Path) -> tuple[list[Pat
     if RANK_KEY not in agg.row_keys:
         return [], ""
     i = agg.row_keys.index(RANK_KEY)
-    paths, dodged = _panel_figure(table, lambda r: r["keys"][i] if isinstance(r["keys"][i], (int, float)) else None, "rank r",
-                                  lambda v: f"{v:g}", 2, out_dir, "score_vs_rank")
-    text = "Score against the adapter rank r (log2 axis), one line per method. " + _bars(table)
+    paths, dodged, skipped = _panel_figure(table, lambda r: r["keys"][i] if isinstance(r["keys"][i], (int, float)) else None, "rank r",
+                                           lambda v: f"{v:g}", 2, out_dir, "score_vs_rank")
+    text = "Score against the adapter rank r (log2 axis), one line per method. " + _bars(table) + skipped_text(skipped)
     return paths, text + (" Methods at the same r are offset horizontally." if dodged else "")
-
-
-def cell_costs(agg: Aggregate) -> dict[tuple, dict]:
-    """{(row keys..., task): {"time", "memory"}}: medians over the cell's runs."""
-    runs = agg.chosen
-    if runs.empty:
-        return {}
-    out: dict[tuple, dict] = {}
-    for key, rec in zip(_keys(runs[agg.row_keys + ["task"]]), runs.to_dict("records")):
-        entry = out.setdefault(key, {"time": [], "memory": []})
-        if rec.get("wall_time_s") and rec.get("steps"):
-            entry["time"].append(1000 * rec["wall_time_s"] / rec["steps"])
-        if rec.get("peak_memory_mb") == rec.get("peak_memory_mb") and rec.get("peak_memory_mb"):
-            entry["memory"].append(rec["peak_memory_mb"])
-    return {k: {c: float(np.median(v)) if v else None for c, v in e.items()} for k, e in out.items()}
 
 
 def pareto_front(points: list[dict]) -> list[dict]:
@@ -265,12 +279,26 @@ def pareto_front(points: list[dict]) -> list[dict]:
     return front
 
 
-def pareto(table: Table, agg: Aggregate, out_dir: Path) -> tuple[list[Path], str]:
+def pareto_points(table: Table, agg: Aggregate) -> tuple[list[tuple[str, str]], dict[str, dict[str, list[dict]]]]:
+    """(the cost axes drawn, {task: {cost kind: points}}) of the Pareto figure: each point's x is the
+    cell's `cell_costs` value, the number the table's cost column shows."""
     costs = cell_costs(agg)
     ours = [r for r in table.rows if not r["reference"]]
     axes_spec = [(kind, label) for kind, label in (("time", "s per 1k steps (wall)"), ("memory", "peak memory (MiB)"))
                  if any(costs.get(tuple(r["keys"]) + (t,), {}).get(kind) for r in ours for t in table.tasks)]
     tasks = [t for t in table.tasks if any(costs.get(tuple(r["keys"]) + (t,), {}).get(axes_spec[0][0]) for r in ours)] if axes_spec else []
+    points = {t: {kind: _points(table, t, lambda r, t=t, kind=kind: costs.get(tuple(r["keys"]) + (t,), {}).get(kind)) for kind, _ in axes_spec}
+              for t in tasks}
+    return axes_spec, points
+
+
+def pareto(table: Table, agg: Aggregate, out_dir: Path) -> tuple[list[Path], str]:
+    """Drawn only when the study declares its timings comparable (``table.cost``, ``--cost``)."""
+    if not table.cost:
+        return [], ""
+    axes_spec, by_task = pareto_points(table, agg)
+    skipped = {t: why for t, kinds in by_task.items() if (why := degenerate(table, t, kinds[axes_spec[0][0]]))}
+    tasks = [t for t in by_task if t not in skipped]
     if not tasks:
         return [], ""
     style = styles(table)
@@ -279,7 +307,7 @@ def pareto(table: Table, agg: Aggregate, out_dir: Path) -> tuple[list[Path], str
     for row_i, task in enumerate(tasks):
         for col_i, (kind, xlabel) in enumerate(axes_spec):
             ax = axes[len(axes_spec) * row_i + col_i]
-            points = _points(table, task, lambda r: costs.get(tuple(r["keys"]) + (task,), {}).get(kind))
+            points = by_task[task][kind]
             if not points:
                 ax.set_visible(False)
                 continue
@@ -298,7 +326,7 @@ def pareto(table: Table, agg: Aggregate, out_dir: Path) -> tuple[list[Path], str
     shown = " and ".join({"time": "whole-trial wall time per 1000 optimizer steps", "memory": f"peak memory ({memory})"}[k] for k, _ in axes_spec)
     text = (f"Cost against quality per task: score against {shown}, one panel each, "
             f"medians over the cell's runs; dashed: the Pareto front (no other method is both cheaper and better). {_bars(table)} "
-            "Wall times depend on the machine's load; compare methods of one study only.")
+            "Wall times depend on the machine's load; compare methods of one study only." + skipped_text(skipped))
     return _save(fig, out_dir, "pareto"), text
 
 
@@ -314,7 +342,7 @@ def rank_heatmaps(table: Table, agg: Aggregate, rank_patterns: dict[int, dict], 
         names = list(dict.fromkeys(n for s in summaries for n in s["rank_pattern"]))
         mean = {n: round(sum(s["rank_pattern"].get(n, 0) for s in summaries) / len(summaries)) for n in names}
         label = row_label(agg.row_keys, values[:-1])
-        stem = "rank_heatmap_" + re.sub(r"[^A-Za-z0-9_.+-]", "-", "_".join(fmt_key(v) for v in values if v == v and v is not None))
+        stem = figure_stem("rank_heatmap", re.sub(r"[^A-Za-z0-9_.+-]", "-", "_".join(fmt_key(v) for v in values if v == v and v is not None)))
         title = f"{label} | {task_name(values[-1])} | n={len(summaries)}"
         for suffix in (".png", ".pdf"):
             paths.append(plot_rank_heatmap(mean, summaries[0].get("model_type"), Path(out_dir) / (stem + suffix), r_init=summaries[0].get("r_init"), title=title))

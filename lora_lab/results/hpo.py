@@ -6,7 +6,8 @@ under a given path is read with Optuna itself. For each study and each method (i
 ``result.json``) the view lists the best
 complete trial (by the study's direction), its objective (the validation selection metric) and its
 sampled parameters, plus how many trials completed / failed; ``hpo.json`` holds the same, and
-``plots/hpo_<study>.png`` shows the objective against the trial number (with the running best) and
+``plots/hpo_<study>.png`` and ``.pdf`` (each word of the name once: study ``hpo_methods`` gives
+``hpo_methods.png``) show the objective against the trial number (with the running best) and
 against each searched parameter (log axis for log-uniform ones). Optuna's parameter importances need
 scikit-learn in Optuna 2.x, which this project does not install, so they are not computed.
 """
@@ -17,6 +18,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lora_lab.figure_files import figure_stem, save_figure
 from lora_lab.results.names import method_label
 from lora_lab.results.record import atomic_write_text
 
@@ -103,6 +105,7 @@ def to_json(views: list[StudyView]) -> list[dict]:
 
 
 def plot(view: StudyView, path: Path) -> Path:
+    """Draw the study's figure into ``path`` and, beside it, the same figure as PDF (TrueType fonts)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -132,7 +135,8 @@ def plot(view: StudyView, path: Path) -> Path:
     fig.suptitle(f"{view.name} ({view.direction})", fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
+    save_figure(fig, path.with_suffix(".pdf"))
     plt.close(fig)
     return path
 
@@ -146,5 +150,5 @@ def hpo_section(paths, out: Path, plots: bool = True) -> list[str]:
     if plots:
         for view in views:
             if view.complete():
-                plot(view, Path(out) / "plots" / f"hpo_{view.name}.png")
+                plot(view, Path(out) / "plots" / f"{figure_stem('hpo', view.name)}.png")
     return markdown(views)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from lora_lab.results.names import row_label
 from lora_lab.results.record import atomic_write_text
-from lora_lab.results.tables import Table, cell_values, key_value
+from lora_lab.results.tables import AT_CHANCE, Table, cell_values, key_value
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222;line-height:1.4}
@@ -43,12 +43,14 @@ def table_html(table: Table) -> str:
     while i < len(table.columns):
         col = table.columns[i]
         span = 1
-        while col.kind == "task" and i + span < len(table.columns) and table.columns[i + span].kind == "task" and table.columns[i + span].group == col.group:
+        while (col.kind in ("task", "cost") and i + span < len(table.columns) and table.columns[i + span].kind == col.kind
+               and table.columns[i + span].group == col.group):
             span += 1
-        groups.append((col.group if col.kind == "task" else "", span))
+        groups.append((col.group if col.kind in ("task", "cost") else "", span))
         i += span
     top = "".join(f'<th colspan="{s}" class="group">{escape(g)}</th>' if g else f'<th colspan="{s}"></th>' for g, s in groups)
-    second = "".join(f'<th class="{"key" if c.kind == "key" else ""}">{escape(c.header)}</th>' for c in table.columns)
+    second = "".join(f'<th class="{"key" if c.kind == "key" else ""}">{escape(c.header + (f" {AT_CHANCE}" if c.at_chance else ""))}</th>'
+                     for c in table.columns)
     body = []
     for row in table.rows:
         values = cell_values(table, row, " ± ", lambda text, rank: "\x00" + str(rank or 0) + text + "\x00")
@@ -66,11 +68,13 @@ def table_html(table: Table) -> str:
 
 
 def comparisons_html(table: Table) -> str:
-    """Every tested cell against the baseline: difference, 95 % t-interval of the cell, p-values, verdict."""
+    """Every tested cell against the baseline: the cell's mean and the 95 % t-interval of that mean (not of
+    the difference), the difference of means, p-values, verdict."""
     comp = table.comparisons
     if comp is None or not comp.by_cell:
         return ""
-    head = "".join(f"<th>{h}</th>" for h in ("row", "task", "seeds", f"diff vs {escape(comp.baseline_label)} (x100)", "95 % CI of the cell (x100)",
+    head = "".join(f"<th>{h}</th>" for h in ("row", "task", "seeds", "the cell's own mean, 95 % t-interval (x100; clipped to the metric's range; n &ge; 3)",
+                                                f"difference of means vs {escape(comp.baseline_label)} (x100)",
                                                 "p (t-test, seeds)", "p (bootstrap, examples)", "p (Holm)", "verdict"))
     body = []
     for row in table.rows:
@@ -80,8 +84,8 @@ def comparisons_html(table: Table) -> str:
             if c is None:
                 continue
             fmt = lambda v: "–" if v is None else f"{v:.3g}"  # noqa: E731
-            ci = f"{100 * cell.ci[0]:.2f} to {100 * cell.ci[1]:.2f}" if cell.ci else "–"
-            values = [row["label"] + "".join(f" {k}" for k in key_suffix(table, row)), task, c.n_pairs, f"{100 * c.diff:+.2f}", ci, fmt(c.p_seed),
+            ci = f"{100 * cell.mean:.2f} [{100 * cell.ci[0]:.2f}, {100 * cell.ci[1]:.2f}]" if cell.ci else f"{100 * cell.mean:.2f} (n={cell.n})"
+            values = [row["label"] + "".join(f" {k}" for k in key_suffix(table, row)), task, c.n_pairs, ci, f"{100 * c.diff:+.2f}", fmt(c.p_seed),
                       fmt(c.boot["p"] if c.boot else None), fmt(c.p_holm), c.verdict or "not significant"]
             body.append("<tr>" + "".join(f"<td>{escape(str(v))}</td>" for v in values) + "</tr>")
     return f'<h3>Comparisons with {escape(comp.baseline_label)}</h3><table class="trials"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'

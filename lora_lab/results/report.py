@@ -7,9 +7,9 @@ Collects every result.json under the given run / sweep dirs (`collect`), aggrega
   the ``--baseline`` row: `stats`), its notes, and the list of failed / cancelled / unfinished /
   corrupt / missing trials and runs stuck at chance level;
 - ``trials.csv`` -- one row per trial (every status), flattened config included;
-- ``plots/`` -- score vs parameters, score vs rank, cost/quality Pareto, rank heatmaps (methods whose summary has a rank pattern), each
+- ``plots/`` -- score vs parameters, score vs rank, cost/quality Pareto (``--cost`` only), learning curves, rank heatmaps (methods whose summary has a rank pattern), each
   as PNG and PDF, and ``captions.json`` (see `figures`);
-- ``hpo.json``, ``plots/hpo_<study>.png`` and a Markdown section -- Optuna studies under the paths
+- ``hpo.json``, ``plots/hpo_<study>.png`` / ``.pdf`` and a Markdown section -- Optuna studies under the paths
   (best trial per method, objective vs trial and vs each searched parameter; see `hpo`);
 - ``meta.json`` -- command, inputs, status counts, package versions and git SHA of the report;
 - ``index.html`` -- the self-contained study page (see `html`), with an Analysis section when
@@ -175,8 +175,10 @@ def report(paths, by=None, nuisance=("optim.lr", "lr_scale"), formats=FORMATS, o
     plot_paths = []
     if plots:
         from lora_lab.results.figures import all_figures
+        from lora_lab.results.learning_curves import add_learning_curves
 
         plot_paths = all_figures(agg, table, collection.rank_patterns, out / "plots")
+        plot_paths += add_learning_curves(agg, table, out / "plots")
     meta = {
         "command": cmd,
         "inputs": [str(p) for p in paths],

@@ -34,7 +34,8 @@ from dataclasses import dataclass, field
 
 from lora_lab.errors import ConfigError
 from lora_lab.results.aggregate import Aggregate, cell_index, display_name, table_rows
-from lora_lab.results.costs import COST_COLUMNS, COST_HEADERS, fmt_cost, fmt_params, row_costs  # noqa: F401 (fmt_params re-exported)
+from lora_lab.results.costs import COST_COLUMNS, COST_HEADERS, cell_costs, fmt_cost, fmt_params  # noqa: F401 (fmt_params re-exported)
+from lora_lab.results.metric_ranges import clip_interval, metric_range
 from lora_lab.results.names import LABEL_KEYS, metric_name, ordered_rows, row_label, task_name
 from lora_lab.results.stats import ALPHA, Comparisons, cell_runs, compare, seed_interval
 
@@ -42,6 +43,8 @@ DAGGER, STAR, UP, DOWN = "†", "*", "↑", "↓"
 ALLOCATED = "(allocated)"  # a #Params cell showing the allocation because the trained count is unknown
 SPREADS = ("std", "ci")
 INFO_COLUMNS = ("params", "lr", "avg")
+MIN_SEEDS = 3  # fewer seeds: no ± (neither std nor interval), the cell shows its n
+AT_CHANCE = "(at chance)"  # header mark of a column where every run stayed at chance
 
 
 def _num(v) -> float | None:
@@ -49,11 +52,20 @@ def _num(v) -> float | None:
 
 
 def fmt_key(v) -> str:
+    """A row-key value as shown: floats at 4 significant digits (an Optuna-sampled ``0.17835460015641597``
+    reads ``0.1784``; table.csv and result.json keep the exact value)."""
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "–"
     if isinstance(v, float) and v.is_integer():
         return str(int(v))
+    if isinstance(v, float):
+        return f"{v:.4g}"
     return str(v)
+
+
+def exact_key(v) -> str:
+    """A row-key value at full precision (table.csv)."""
+    return repr(v) if isinstance(v, float) and not math.isnan(v) and not v.is_integer() else fmt_key(v)
 
 
 @dataclass
@@ -64,7 +76,7 @@ class Cell:
     n_chance: int = 0
     n_unfinished: int = 0
     setting: str = ""
-    ci: tuple[float, float] | None = None  # 95 % t-interval of the mean over seeds
+    ci: tuple[float, float] | None = None  # 95 % t-interval of the mean over seeds (n >= MIN_SEEDS), clipped to the metric's range
     verdict: str | None = None  # "better" / "worse" than the baseline (Holm-adjusted)
     comparison: object = None  # `lora_lab.results.stats.Comparison` or None
     rank: int | None = None  # 1 = best of its column (bold), 2 = second (underlined)
@@ -74,11 +86,11 @@ class Cell:
         if self.mean is None:
             return "–", STAR if self.n_unfinished else ""
         tail = ""
-        half = (self.ci[1] - self.ci[0]) / 2 if spread == "ci" and self.ci else None
-        value = self.std if spread == "std" else half
-        if value is not None and not math.isnan(value):
-            tail += f"{pm}{100 * value:.2f}"
-        if self.n and self.n != usual_n:
+        if self.n >= MIN_SEEDS and spread == "ci" and self.ci:
+            tail += f" [{100 * self.ci[0]:.2f}, {100 * self.ci[1]:.2f}]"
+        elif self.n >= MIN_SEEDS and spread == "std" and self.std is not None and not math.isnan(self.std):
+            tail += f"{pm}{100 * self.std:.2f}"
+        if self.n and (self.n != usual_n or self.n < MIN_SEEDS):
             tail += f" (n={self.n})"
         tail += (DAGGER if self.n_chance else "") + (STAR if self.n_unfinished else "")
         tail += {"better": UP, "worse": DOWN}.get(self.verdict, "")
@@ -94,6 +106,9 @@ class Column:
     header: str
     kind: str  # "key", "info", "task", "avg", "cost"
     group: str = ""  # the header above it (LaTeX): the task's display name
+    task: str | None = None  # a task or cost column: its task column
+    cost: str | None = None  # a cost column: which cost (`COST_COLUMNS`)
+    at_chance: bool = False  # a task column where every run stayed at chance (header marked, nothing ranked)
 
 
 @dataclass
@@ -111,31 +126,49 @@ class Table:
     spread: str = "std"
     n_examples: dict = field(default_factory=dict)  # task -> evaluation examples per run (median)
     cost_kind: str = "cpu"
+    chance_columns: list = field(default_factory=list)  # task columns where every run stayed at chance
+    avg_rule: str = ""  # why Avg is (not) shown
+    backbones: list = field(default_factory=list)  # "<short_name> with <pooling> pooling" of the runs
+    cost: bool = False  # the study declared its timings comparable (--cost): cost columns and the Pareto figure
 
 
 def _ranks(values: list[float | None]) -> list[int | None]:
-    """1 for the best shown value(s), 2 for the next; None for the rest, missing values, or when
-    fewer than two values exist."""
+    """1 for the best shown value(s), 2 for the next; None for the rest, missing values (also cells left
+    out of the ranking, e.g. at chance), when fewer than two values exist, or when every value ties (a
+    mark on all of them says nothing)."""
     shown = [None if v is None else round(100 * v, 2) for v in values]
     distinct = sorted({v for v in shown if v is not None}, reverse=True)
-    if sum(v is not None for v in shown) < 2:
+    if sum(v is not None for v in shown) < 2 or len(distinct) < 2:
         return [None] * len(values)
     best, second = distinct[0], distinct[1] if len(distinct) > 1 else None
     return [None if v is None else 1 if v == best else 2 if v == second else None for v in shown]
 
 
+def avg_rule(agg: Aggregate) -> tuple[bool, str]:
+    """(whether an Avg column is shown, the rule as a note): a plain mean needs at least two task columns of
+    one metric (an accuracy and an MCC are not on one scale; a single column would only repeat itself)."""
+    metrics = {agg.task_info[t]["metric"] for t in agg.tasks}
+    if len(agg.tasks) < 2:
+        return False, ""
+    if len(metrics) > 1 or split_tasks(agg):
+        return False, (f"No Avg column: the columns report different metrics ({', '.join(sorted(map(str, metrics)))}), which a plain mean "
+                       "would put on one scale.")
+    return True, f"Avg = plain mean over the {len(agg.tasks)} task columns (all {metric_name(metrics.pop())}), only for rows with every cell."
+
+
 def table_columns(agg: Aggregate, cost: bool, hide=()) -> list[Column]:
     keys = [Column("method", "Method", "key")] + [Column(display_name(k), display_name(k), "key") for k in agg.row_keys if k not in LABEL_KEYS]
     cols = keys + [Column("params", "#Params", "info"), Column("lr", "lr", "info")]
-    cols += [Column(t, metric_name(agg.task_info[t]["metric"]), "task", task_name(t)) for t in agg.tasks]
-    cols.append(Column("avg", "Avg", "avg"))
-    if cost:
-        cols += [Column(c, COST_HEADERS[c], "cost") for c in COST_COLUMNS]
-    optional = [c.id for c in cols if c.kind in ("info", "avg", "cost") or (c.kind == "key" and c.id != "method")]
+    cols += [Column(t, metric_name(agg.task_info[t]["metric"]), "task", task_name(t), task=t) for t in agg.tasks]
+    if avg_rule(agg)[0]:
+        cols.append(Column("avg", "Avg", "avg"))
+    if cost:  # per task: the cell's runs at its selected setting, the numbers of the Pareto figure
+        cols += [Column(f"{t}_{c}", COST_HEADERS[c], "cost", task_name(t), task=t, cost=c) for t in agg.tasks for c in COST_COLUMNS]
+    optional = list(dict.fromkeys([c.id for c in cols if c.kind in ("info", "key") and c.id != "method"] + ["avg"] + (list(COST_COLUMNS) if cost else [])))
     bad = [h for h in hide if h not in optional]
     if bad:
         raise ConfigError("--hide", f"unknown column {bad[0]!r}; allowed: {', '.join(optional)}")
-    return [c for c in cols if c.id not in set(hide)]
+    return [c for c in cols if c.id not in set(hide) and c.cost not in set(hide)]
 
 
 def _n_examples(agg: Aggregate) -> dict[str, int]:
@@ -157,10 +190,10 @@ def build_table(agg: Aggregate, references: list[dict] = (), baseline: str | Non
     index = cell_index(agg)
     ns = [int(n) for n in agg.cells["n"] if n] if not agg.cells.empty else []
     usual_n = max(set(ns), key=ns.count) if ns else 0
-    averageable = not split_tasks(agg)  # one column per task: otherwise Avg would count a task twice
+    averageable, avg_note = avg_rule(agg)
     comparisons = compare(agg, baseline) if stats and not agg.cells.empty else None
     runs = cell_runs(agg)
-    costs = row_costs(agg) if cost else {}
+    costs = cell_costs(agg) if cost else {}
     rows = []
     for keys in ordered_rows(agg.row_keys, table_rows(agg)):
         row_cells, params, params_init, trainable, lrs = {}, None, None, None, set()
@@ -173,8 +206,9 @@ def build_table(agg: Aggregate, references: list[dict] = (), baseline: str | Non
             std = _num(rec["std"]) if n > 1 else None
             scores = [score for score, _ in runs.get(tuple(keys) + (task,), {}).values()]
             comparison = comparisons.by_cell.get(tuple(keys) + (task,)) if comparisons else None
+            ci = clip_interval(seed_interval(scores), agg.task_info[task]["metric"]) if n >= MIN_SEEDS else None
             row_cells[task] = Cell(_num(rec["mean"]) if n else None, std, n, int(rec["n_chance"]), int(rec["n_unfinished"]), rec.get("setting") or "",
-                                   seed_interval(scores) if n else None, comparison.verdict if comparison else None, comparison)
+                                   ci, comparison.verdict if comparison else None, comparison)
             params = _num(rec["params"]) if params is None else params
             params_init = _num(rec.get("params_init")) if params_init is None else params_init
             trainable = _num(rec["trainable"]) if trainable is None else trainable
@@ -185,10 +219,16 @@ def build_table(agg: Aggregate, references: list[dict] = (), baseline: str | Non
         lr = f"{lrs.pop():g}" if len(lrs) == 1 else ("per task" if lrs else "–")
         shown = fmt_params(params) if params is not None or params_init is None else fmt_params(params_init) + " " + ALLOCATED
         rows.append({"keys": list(keys), "label": row_label(agg.row_keys, keys), "params": shown, "params_n": params, "params_init": params_init, "lr": lr,
-                     "trainable": trainable, "cells": row_cells, "avg": avg, "avg_rank": None, "costs": costs.get(tuple(keys), {}), "reference": False})
+                     "trainable": trainable, "cells": row_cells, "avg": avg, "avg_rank": None, "reference": False,
+                     "costs": {f"{t}_{c}": costs.get(tuple(keys) + (t,), {}).get(c) for t in agg.tasks for c in COST_COLUMNS}})
     ours = [r for r in rows if not r["reference"]]
+    chance_columns = []
     for task in agg.tasks:
-        for row, rank in zip(ours, _ranks([r["cells"][task].mean for r in ours])):
+        cells = [r["cells"][task] for r in ours]
+        if any(c.mean is not None for c in cells) and all(c.mean is None or c.n_chance == c.n for c in cells):
+            chance_columns.append(task)
+        # a cell whose every run stayed at chance is never ranked (nor is any cell of a column at chance)
+        for row, rank in zip(ours, _ranks([None if c.mean is None or c.n_chance == c.n else c.mean for c in cells])):
             row["cells"][task].rank = rank
     for row, rank in zip(ours, _ranks([r["avg"] for r in ours])):
         row["avg_rank"] = rank
@@ -203,10 +243,24 @@ def build_table(agg: Aggregate, references: list[dict] = (), baseline: str | Non
         rows.append({"keys": [label] + [""] * (len(agg.row_keys) - 1), "label": label, "params": str(ref.get("params", "–")), "params_n": None,
                      "params_init": None, "lr": str(ref.get("lr", "–")), "trainable": None, "cells": ref_cells, "avg": avg, "avg_rank": None, "costs": {},
                      "reference": True})
+    for col in columns:
+        col.at_chance = col.kind == "task" and col.id in chance_columns
     table = Table([display_name(k) for k in agg.row_keys], list(agg.tasks), rows, usual_n, [], columns, dict(agg.task_info), comparisons, spread,
-                  _n_examples(agg), _cost_kind(agg))
+                  _n_examples(agg), _cost_kind(agg), chance_columns, avg_note, backbones(agg))
+    table.cost = cost
     table.notes = notes(agg, table)
     return table
+
+
+def backbones(agg: Aggregate) -> list[str]:
+    """``<short_name> with <pooling> pooling`` of every backbone behind the table's cells; pooling ``cls_pooler`` for runs
+    recorded before ``backbone.pooling`` existed (HF's class was the only head then)."""
+    runs = agg.chosen
+    if runs.empty or "cfg.backbone.short_name" not in runs:
+        return []
+    pooling = runs["cfg.backbone.pooling"] if "cfg.backbone.pooling" in runs else None
+    pairs = zip(runs["cfg.backbone.short_name"], pooling if pooling is not None else ["cls_pooler"] * len(runs))
+    return sorted({f"{name} with {p if isinstance(p, str) else 'cls_pooler'} pooling" for name, p in pairs if isinstance(name, str)})
 
 
 def _cost_kind(agg: Aggregate) -> str:
@@ -223,11 +277,12 @@ def split_tasks(agg: Aggregate) -> dict[str, list[str]]:
 
 
 def spread_text(table: Table) -> str:
-    """What ``±`` means in this table."""
+    """What ``±`` (or the bracket) means in this table."""
     n = f"n={table.usual_n} seeds unless marked"
+    few = f"; no spread for cells with fewer than {MIN_SEEDS} seeds, which show their n instead"
     if table.spread == "ci":
-        return f"mean ± half-width of the 95 % Student-t confidence interval of the mean over seeds ({n})"
-    return f"mean ± sample standard deviation over seeds ({n}; 95 % Student-t intervals of the mean in table.csv)"
+        return f"mean [95 % Student-t confidence interval of the cell's mean over seeds, clipped to the metric's range] ({n}){few}"
+    return f"mean ± sample standard deviation over seeds ({n}){few}"
 
 
 def significance_note(table: Table) -> str | None:
@@ -256,8 +311,18 @@ def notes(agg: Aggregate, table: Table) -> list[str]:
         out.append(f"{task}: the runs report different primary metrics ({', '.join(info[c]['metric'] for c in cols)}), one column each, "
                    "never averaged together; Avg left blank.")
     out.append(f"Cells: {spread_text(table)}; #Params = adapter parameters (heads excluded).")
-    if any(r["cells"][t].rank for r in table.rows for t in table.tasks):
-        out.append("Bold: best mean of the column, underlined: second best (as shown, so equal values share the mark; published rows not ranked).")
+    if table.spread == "std" and table.usual_n >= MIN_SEEDS:
+        out.append("table.csv: ci_low / ci_high = the 95 % Student-t interval of the cell's mean over seeds (not of a difference), clipped to the "
+                   f"metric's range; empty below {MIN_SEEDS} seeds. diff / p_* compare the cell with the baseline row.")
+    if table.backbones:
+        out.append(f"Backbone: {'; '.join(table.backbones)} (pooling = the vector the classifier reads; docs/data-and-models.md).")
+    out.append("Bold: best mean of the column, underlined: second best, compared as shown (2 decimals): equal values share the mark; no mark "
+               "when every ranked cell ties, in a column with fewer than two values, for cells whose runs all stayed at chance, or for published rows.")
+    if table.chance_columns:
+        out.append(f"{AT_CHANCE}: every run of the column stayed at chance level ({', '.join(task_name(t) for t in table.chance_columns)}): "
+                   "nothing was learned, so nothing is ranked.")
+    if table.avg_rule:
+        out.append(table.avg_rule)
     sig = significance_note(table)
     if sig:
         out.append(sig)
@@ -278,8 +343,10 @@ def notes(agg: Aggregate, table: Table) -> list[str]:
                    "reported it) and the method's count changes in training; the allocated count is shown.")
     if any(c.kind == "cost" for c in table.columns):
         memory = {"cuda": "GPU max allocated", "cpu": "process max RSS (CPU runs)", "mixed": "GPU max allocated or CPU max RSS (mixed runs)"}[table.cost_kind]
-        out.append(f"Cost columns: median over the row's runs; #Trainable = adapter + head parameters; s / 1k steps = whole-trial wall time per 1000 "
-                   f"optimizer steps (evaluation included); Peak MiB = {memory}; Adapter KiB = size of the saved adapter directory.")
+        out.append(f"Cost columns, per task: median over the cell's runs at its selected setting (the numbers of the Pareto figure); "
+                   f"#Trainable = adapter + head parameters; s / 1k steps = whole-trial wall time per 1000 "
+                   f"optimizer steps (evaluation included); Peak MiB = {memory}; Adapter KiB = size of the saved adapter directory. "
+                   "Shown because the study declares its timings comparable (--cost).")
     out += code_version_notes(agg)
     return out
 
@@ -324,7 +391,7 @@ def cell_values(table: Table, row: dict, pm: str, emphasis) -> list[str]:
         elif col.kind == "avg":
             out.append("–" if row["avg"] is None else emphasis(f"{100 * row['avg']:.2f}", row["avg_rank"]))
         else:
-            out.append(fmt_cost(col.id, row["costs"].get(col.id)))
+            out.append(fmt_cost(col.cost, row["costs"].get(col.id)))
     return out
 
 
@@ -333,7 +400,8 @@ def _md_emphasis(text: str, rank: int | None) -> str:
 
 
 def md_header(table: Table) -> list[str]:
-    return [f"{c.group} ({c.header})" if c.kind == "task" else c.header for c in table.columns]
+    return [f"{c.group} ({c.header})" + (f" {AT_CHANCE}" if c.at_chance else "") if c.kind == "task" else f"{c.group} {c.header}" if c.kind == "cost"
+            else c.header for c in table.columns]
 
 
 def to_markdown(table: Table) -> str:
@@ -365,7 +433,7 @@ def to_csv(table: Table) -> str:
     for row in table.rows:
         exact = ["" if row[k] is None else int(row[k]) for k in ("params_n", "params_init", "trainable")]
         named = dict(zip(table.key_names, row["keys"]))
-        values = [fmt_key(named.get(k)) for k in keys] + [row["label"]]
+        values = [exact_key(named.get(k)) for k in keys] + [row["label"]]
         values += [row["params"], exact[0], exact[1]] if "params" in shown else []
         values += [row["lr"]] if "lr" in shown else []
         values += [exact[2], int(row["reference"])]

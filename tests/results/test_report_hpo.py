@@ -44,5 +44,6 @@ def test_hpo_view_matches_the_storage(tmp_path):
     assert saved["hpo-up"]["states"] == {"COMPLETE": 5, "FAIL": 1} and saved["hpo-down"]["direction"] == "minimize"
     assert saved["hpo-up"]["best"]["DoRA"] == {"number": 4, "value": 0.72, "params": {"optim.lr": 0.02, "adapter.r": 2},
                                               "run_dir": "synthetic/tiny_bert/dora-r2-kaiming/lr0.02-seed0"}
-    assert (tmp_path / "out" / "plots" / "hpo_hpo-up.png").stat().st_size > 1000
+    assert (tmp_path / "out" / "plots" / "hpo_hpo-up.png").stat().st_size > 1000  # "hpo-up" is one word: kept
+    assert (tmp_path / "out" / "plots" / "hpo_hpo-up.pdf").read_bytes()[:5] == b"%PDF-"  # HPO plots as PDF too
     assert hpo_section([tmp_path / "out"], tmp_path / "none") == []  # no storage, no section
