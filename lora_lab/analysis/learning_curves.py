@@ -10,28 +10,10 @@ logged every ``trainer.log_every_n_steps``), the validation metric from ``result
 
 from __future__ import annotations
 
-import csv
 import math
-from pathlib import Path
 
-
-def loss_points(run_dir: Path) -> dict[int, float]:
-    """``{step: train/loss}`` from the run's metrics.csv (empty without one)."""
-    path = Path(run_dir) / "logs" / "metrics.csv"
-    if not path.is_file():
-        return {}
-    out = {}
-    with path.open() as f:
-        for row in csv.DictReader(f):
-            value = row.get("train/loss")
-            if value not in (None, "") and row.get("step") not in (None, ""):
-                out[int(float(row["step"]))] = float(value)
-    return out
-
-
-def metric_points(record: dict) -> dict[int, float]:
-    key = record.get("primary_metric")
-    return {int(p["step"]): float(p[key]) for p in record.get("curve") or [] if key in p and p.get(key) is not None}
+from lora_lab.results.learning_curves import loss_points  # noqa: F401  (the study page's reader, re-used)
+from lora_lab.results.learning_curves import record_metric_points as metric_points  # noqa: F401
 
 
 def mean_and_spread(series: list[dict[int, float]]) -> list[dict]:

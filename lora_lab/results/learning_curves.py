@@ -36,6 +36,11 @@ def metric_points(run_dir: Path) -> dict[int, float]:
         record = json.loads((Path(run_dir) / "result.json").read_bytes())
     except (OSError, ValueError):
         return {}
+    return record_metric_points(record)
+
+
+def record_metric_points(record: dict) -> dict[int, float]:
+    """``{step: primary validation metric}`` of a read ``result.json`` (finite values only)."""
     primary = record.get("primary_metric")
     out = {}
     for point in record.get("curve") or []:
