@@ -35,9 +35,10 @@ from lora_lab.errors import ConfigError, did_you_mean
 from lora_lab.models.backbones import BackboneConfig, parse_backbone_config
 from lora_lab.models.optim import OPTIM_KEYS, SCHEDULES
 from lora_lab.resolvers import register_resolvers
+from lora_lab.resources import config_dir
 from lora_lab.tracking import load_tracker_class, split_logger_nodes
 
-CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
+CONF_DIR = str(config_dir())
 register_resolvers()
 
 RESUME_KEYS = ("every_n_minutes",)
@@ -110,19 +111,32 @@ def container(node) -> dict:
 # ---------------------------------------------------------------------------------------- compose
 
 
+def search_dirs(argv: list[str], conf_dir: str | os.PathLike = CONF_DIR) -> list[Path]:
+    """``conf_dir`` and the user's config directories that a ``hydra.searchpath=[file://...]`` override
+    adds (Hydra's search path: their options extend every group, `lora_lab.resources`)."""
+    dirs = [Path(conf_dir)]
+    for arg in argv:
+        key, _, value = arg.partition("=")
+        if key.lstrip("+") == "hydra.searchpath":
+            dirs += [Path(item.strip().strip("'\"")[len("file://"):]) for item in value.strip("[]").split(",")
+                     if item.strip().strip("'\"").startswith("file://")]
+    return dirs
+
+
 def unknown_group_choice(argv: list[str], conf_dir: str | os.PathLike = CONF_DIR) -> ConfigError | None:
-    """The first ``group=option`` command-line override naming an option that ``conf/<group>/`` lacks,
-    as a one-line `ConfigError` listing the allowed options (Hydra's own message spans ~20 lines)."""
-    root = Path(conf_dir)
+    """The first ``group=option`` command-line override naming an option that no ``<group>/`` of the
+    config search path holds, as a one-line `ConfigError` listing the allowed options (Hydra's own
+    message spans ~20 lines)."""
+    roots = search_dirs(argv, conf_dir)
     for arg in argv:
         key, sep, value = arg.partition("=")
         key = key.lstrip("+~")
-        if not sep or key.startswith("hydra") or "." in key or not (root / key).is_dir():
+        if not sep or key.startswith("hydra") or "." in key or not any((root / key).is_dir() for root in roots):
             continue
-        allowed = sorted(p.stem for p in (root / key).glob("*.yaml"))
+        allowed = sorted({p.stem for root in roots for p in (root / key).glob("*.yaml")})
         for option in value.strip("[]").split(","):  # a multirun list names several options; [a,b] selects both
             option = option.strip()
-            if option and option != "null" and not (root / key / f"{option}.yaml").is_file():
+            if option and option != "null" and not any((root / key / f"{option}.yaml").is_file() for root in roots):
                 return ConfigError(key, f"unknown option {option!r}{did_you_mean(option, allowed)}; allowed: {', '.join(allowed)}")
     return None
 
