@@ -1,10 +1,12 @@
 """Hydra sweeper plugin ``hydra/sweeper=optuna`` of lora_lab (resumable, shareable Optuna studies).
 
 Hydra only loads plugins from the ``hydra_plugins`` package, so this thin class lives here; the
-work is done by `lora_lab.sweeps.optuna_study.OptunaStudyRun`. The search space is written as in
-the Hydra Optuna sweeper (`lora_lab.sweeps.search_space`), whose samplers (``tpe``, ``random``,
-``cmaes``) are reused. Its config ``hydra/sweeper/optuna`` is replaced by `SWEEPER_CONFIG` (stored
-once Hydra has scanned every plugin, so it wins whatever order the plugins were found in).
+work is done by `lora_lab.sweeps.optuna_study.OptunaStudyRun`, on current Optuna (>= 5). The search
+space is written in the syntax of Hydra's Optuna sweeper (`lora_lab.sweeps.search_space`), which
+this plugin replaces and does not import. Its configs -- ``hydra/sweeper/optuna`` (`SWEEPER_CONFIG`)
+and the samplers ``hydra/sweeper/sampler=tpe|random|cmaes|gp|qmc`` (`SAMPLERS`: Optuna's own
+classes, any of their constructor arguments settable as ``hydra.sweeper.sampler.<arg>=...``) -- are
+stored once Hydra has scanned every plugin, so they win whatever order the plugins were found in.
 """
 
 from __future__ import annotations
@@ -27,6 +29,16 @@ SWEEPER_CONFIG = {
     "n_trials": 20,  # the study's total, over every process and rerun
     "n_jobs": "${oc.select:hydra.launcher.n_jobs,1}",  # trials launched together: the joblib launcher's n_jobs, else 1
     "params": None,
+}
+
+
+#: ``hydra/sweeper/sampler`` options: Optuna's sampler classes, built per trial (``seed`` + trial number)
+SAMPLERS = {
+    "tpe": {"_target_": "optuna.samplers.TPESampler", "seed": None, "n_startup_trials": 10, "multivariate": False},
+    "random": {"_target_": "optuna.samplers.RandomSampler", "seed": None},
+    "cmaes": {"_target_": "optuna.samplers.CmaEsSampler", "seed": None, "n_startup_trials": 1},
+    "gp": {"_target_": "optuna.samplers.GPSampler", "seed": None, "n_startup_trials": 10},
+    "qmc": {"_target_": "optuna.samplers.QMCSampler", "seed": None, "qmc_type": "sobol"},
 }
 
 
@@ -56,8 +68,11 @@ class OptunaStudySweeper(Sweeper):
 
 
 class OptunaStudyConfig(SearchPathPlugin):
-    """Stores `SWEEPER_CONFIG` as ``hydra/sweeper/optuna``; Hydra calls this after scanning every
-    plugin and before composing (it adds nothing to the search path)."""
+    """Stores `SWEEPER_CONFIG` as ``hydra/sweeper/optuna`` and `SAMPLERS` under ``hydra/sweeper/sampler``;
+    Hydra calls this after scanning every plugin and before composing (it adds nothing to the search path)."""
 
     def manipulate_search_path(self, search_path) -> None:
-        ConfigStore.instance().store(group="hydra/sweeper", name="optuna", node=SWEEPER_CONFIG, provider="lora_lab")
+        store = ConfigStore.instance()
+        store.store(group="hydra/sweeper", name="optuna", node=SWEEPER_CONFIG, provider="lora_lab")
+        for name, node in SAMPLERS.items():
+            store.store(group="hydra/sweeper/sampler", name=name, node=node, provider="lora_lab")

@@ -4,10 +4,9 @@ holds) and the end-of-sweep summary read back from the study's storage."""
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 from lora_lab.sweeps.expand import Plan
-from lora_lab.sweeps.optuna_study import storage_url
+from lora_lab.optuna_storage import exists, open_storage, storage_url
 from lora_lab.sweeps.search_space import describe, metric_direction
 
 
@@ -29,17 +28,12 @@ def direction(plan: Plan) -> str:
     return metric_direction(parse_task_config(plan.trials[0].config["task"]).spec().primary_key)
 
 
-def _readable(url: str) -> bool:
-    """Only an existing SQLite file is read by a dry run (connecting would create one; an RDB server is not contacted)."""
-    return url.startswith("sqlite:///") and Path(url[len("sqlite:///"):]).is_file()
-
-
 def load_trials(url: str, name: str) -> list | None:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
-        return optuna.load_study(study_name=name, storage=url).get_trials(deepcopy=False)
+        return optuna.load_study(study_name=name, storage=open_storage(url)).get_trials(deepcopy=False)
     except KeyError:  # no such study in this storage yet
         return None
 
@@ -61,7 +55,7 @@ def print_plan(plan: Plan, out=None) -> None:
     for key, value in plan.fixed.items():
         print(f"  fixed  {key}={value}", file=out)
     print(f"  {len(plan.trials)} corner points composed and schema-checked, e.g. {plan.trials[0].subdir}", file=out)
-    trials = load_trials(url, name) if _readable(url) else None
+    trials = load_trials(url, name) if exists(url) else None  # a dry run creates no storage
     print(f"  storage holds: {_states(trials) if trials else 'nothing yet'}", file=out)
 
 

@@ -1,8 +1,9 @@
 """Run an Optuna study to ``n_trials`` trials through a Hydra launcher: resumable and shareable.
 
-The study lives in durable storage: by default ``sqlite:///<sweep dir>/optuna.db`` (the sweep dir is
-``runs/<study>``), or any RDB URL (``hydra.sweeper.storage=postgresql://...``) that many processes,
-e.g. several SLURM jobs running ``lora-lab sweep``, open together. Each process repeats:
+The study lives in durable storage (`lora_lab.optuna_storage`): by default
+``sqlite:///<sweep dir>/optuna.db`` (the sweep dir is ``runs/<study>``); ``journal`` (Optuna's journal
+file, ``<sweep dir>/optuna.journal``), the storage for several SLURM jobs running ``lora-lab sweep``
+on a shared filesystem; or any RDB URL (``hydra.sweeper.storage=postgresql://...``). Each process repeats:
 
 1. under the study lock (``flock`` on ``<sweep dir>/.optuna/<study name>.lock``) claim up to
    ``n_jobs`` trials: first every RUNNING trial no live process holds (an interrupted trial: it is
@@ -14,6 +15,13 @@ e.g. several SLURM jobs running ``lora-lab sweep``, open together. Each process 
 3. tell Optuna each trial's objective, which the training task returns: the task's selection metric
    on validation (never test). A trial that failed (result.json ``failed``, an exception, no number)
    is told FAIL, never a score; a trial whose run another job holds is left RUNNING for its holder.
+
+Why our own claims rather than Optuna's heartbeat (``heartbeat_interval`` + ``fail_stale_trials`` +
+``RetryFailedTrialCallback``): in Optuna 5.1 the heartbeat exists for RDB storages only, not for the
+journal file storage that clusters use; it notices a dead process only after its grace period (a
+``flock`` is released by the kernel the moment the process dies); and it marks the interrupted trial
+FAIL and retries its parameters as a new trial, so the study would count a failure that did not
+happen and give the resumed run a second trial number. The claim keeps one trial number per run.
 
 Sampling: the sampler is built for each new trial with seed ``sampler.seed + trial number`` (TPE by
 default, seed 0), so a resumed or shared study never repeats the random draws of its first trials,
@@ -38,20 +46,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lora_lab.errors import ConfigError
+from lora_lab.optuna_storage import open_storage, storage_url
 from lora_lab.results.record import load_record
 from lora_lab.run_summary import fmt_duration
 from lora_lab.sweeps.trial_lines import eta_s, trial_line
 
 LOCK_DIR = ".optuna"
-STORAGE_NAME = "optuna.db"
-
-
-def default_storage(sweep_dir: str | os.PathLike) -> str:
-    return f"sqlite:///{Path(sweep_dir).resolve() / STORAGE_NAME}"
-
-
-def storage_url(storage, sweep_dir) -> str:
-    return str(storage) if storage else default_storage(sweep_dir)
 
 
 class FileLock:
@@ -163,7 +163,7 @@ class OptunaStudyRun:
         logging.getLogger("alembic").setLevel(logging.WARNING)  # storage schema checks, every start
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         with FileLock(self.lock_dir / f"{self.study_name}.lock"):
-            study = optuna.create_study(study_name=self.study_name, storage=self.storage, direction=self.direction,
+            study = optuna.create_study(study_name=self.study_name, storage=open_storage(self.storage), direction=self.direction,
                                         sampler=self._sampler(0), load_if_exists=True)
         self.say(f"{self.storage} ({self.direction}): {len(study.get_trials(deepcopy=False))} of {self.n_trials} trials exist")
         return study
