@@ -19,8 +19,9 @@ from typing import Callable
 
 
 def _train(argv: list[str]) -> int:
-    from lora_lab.gate import check_command_line
+    from lora_lab.gate import check_command_line, settable_argv
 
+    argv = settable_argv(argv)  # every schema key settable as group.key=value, no `+`
     if check_command_line(argv):  # a bad command line ends here, before the trial code and the model load
         from lora_lab import train
         from lora_lab.launch_ranks import as_train_module

@@ -36,6 +36,7 @@ from lora_lab.models.backbones import BackboneConfig, parse_backbone_config
 from lora_lab.models.optim import OPTIM_KEYS, SCHEDULES
 from lora_lab.resolvers import register_resolvers
 from lora_lab.resources import config_dir
+from lora_lab.schema_keys import SCHEMA_GROUPS, schema_keys, settable
 from lora_lab.tracking import load_tracker_class, split_logger_nodes
 
 CONF_DIR = str(config_dir())
@@ -44,7 +45,7 @@ register_resolvers()
 RESUME_KEYS = ("every_n_minutes",)
 #: how to run a trial, not which trial: ignored when matching results (a rerun with another progress
 #: display or other trackers is the same trial)
-RUN_CONTROL_KEYS = ("force", "resume", "progress", "logger")
+RUN_CONTROL_KEYS = ("force", "resume", "progress", "logger", "optuna_trial")
 #: inputs whose whole effect the resolved config already holds: ``method_lr`` (each method's default
 #: lr) only matters through ``optim.lr``, so giving a new method its default does not make every
 #: finished run of the other methods "a different config"
@@ -152,12 +153,53 @@ def _compose(overrides: list[str], config_name: str, config_dir: str) -> DictCon
         return hydra_compose(config_name, overrides=list(overrides), return_hydra_config=True)
 
 
+def _base(overrides: list[str], config_name: str, config_dir: str) -> DictConfig | None:
+    """The config composed from the group choices (and search path) of ``overrides`` only: what the
+    value overrides apply to. A swept choice (``task=a,b``) composes its first option; None when the
+    choices themselves fail (Hydra's message is then reported)."""
+    chosen = []
+    for item in overrides:
+        key, _, value = item.partition("=")
+        if key.lstrip("+") == "hydra.searchpath":
+            chosen.append(item)
+        elif _is_group_choice(item, Path(config_dir)):
+            chosen.append(f"{key}={value.split(',')[0]}" if "," in value and "[" not in value else item)
+    try:
+        return _compose(chosen, config_name, config_dir)
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def _schema_node(node: DictConfig) -> dict:
+    """What picks a group option's schema: its task ``kind`` or adapter ``method``."""
+    return {k: node.get(k) for k in ("kind", "method") if k in node}
+
+
+def schema_settable(overrides: list[str], config_name: str = "train", config_dir: str = CONF_DIR) -> list[str]:
+    """``overrides`` with each ``group.key=value`` whose key a schema of the group has (any option:
+    a study may sweep the option, e.g. ``task.data_dir`` for GLUE tasks while the default task is
+    synthetic) but the composed option's YAML lacks written as Hydra's ``++group.key=value``
+    (`lora_lab.schema_keys`); the schema check of each trial then judges it against its own option.
+    Overrides of keys the YAML has are left as given. Composes once, only when a candidate is present."""
+    candidates = {i for i, item in enumerate(overrides) if settable([item]) != [item]}
+    base = _base(overrides, config_name, config_dir) if candidates else None
+    if base is None:
+        return list(overrides)
+    out = list(overrides)
+    for i in candidates:
+        group, _, name = out[i].partition("=")[0].partition(".")
+        node = base.get(group)
+        if isinstance(node, DictConfig) and name not in node.keys():  # (`in node` is False for a ``???`` value)
+            out[i] = f"++{out[i]}"
+    return out
+
+
 def unknown_override_key(overrides: list[str], config_name: str = "train", config_dir: str = CONF_DIR) -> ConfigError | None:
     """For an override ``a.b=v`` (no ``+``) whose key the composed config lacks: one line naming
-    the allowed keys at ``a`` and the closest one."""
-    try:
-        base = _compose([o for o in overrides if _is_group_choice(o, Path(config_dir))], config_name, config_dir)
-    except Exception:  # noqa: BLE001 -- the group choices themselves fail: Hydra's message is reported
+    the allowed keys at ``a`` (for a group with a schema: the schema's keys, `lora_lab.schema_keys`)
+    and the closest one."""
+    base = _base(overrides, config_name, config_dir)
+    if base is None:
         return None
     for item in overrides:
         key, sep, _ = item.partition("=")
@@ -169,6 +211,8 @@ def unknown_override_key(overrides: list[str], config_name: str = "train", confi
             if parent_path == "adapter":  # the method schema's message: whose knob it is, the closest one
                 parse_config({**OmegaConf.to_container(parent, resolve=False), name: None})
             allowed = [k for k in parent if str(k) != "hydra"]
+            if parent_path in SCHEMA_GROUPS:
+                allowed = schema_keys(parent_path, _schema_node(parent))
             return unknown_key(key, allowed)
     return None
 

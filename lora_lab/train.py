@@ -53,7 +53,7 @@ from lora_lab.errors import ConfigError
 from lora_lab.launch_ranks import check_local_ddp_sweep
 from lora_lab.resume.signals import RunPreempted
 from lora_lab.run_logging import drop_noise, setup_run_logging
-from lora_lab.gate import RunDirTaken, check_command_line, preflight  # noqa: F401  (re-exported)
+from lora_lab.gate import RunDirTaken, check_command_line, preflight, settable_argv  # noqa: F401  (re-exported)
 from lora_lab.trial import build_trainer, describe, run_in_dir, run_trial  # noqa: F401
 
 log = logging.getLogger("lora_lab.train")
@@ -162,7 +162,9 @@ def main(cfg: DictConfig):
 def cli_main(argv: list[str] | None = None) -> None:
     """``python -m lora_lab.train`` / ``lora-lab train``: every input error, a finished run and an
     unwritable runs root are answered before Hydra creates the run directory (`lora_lab.gate`)."""
-    if check_command_line(sys.argv[1:] if argv is None else argv):
+    if argv is None:  # every schema key settable as group.key=value, no `+` (Hydra reads sys.argv)
+        sys.argv[1:] = argv = settable_argv(sys.argv[1:])
+    if check_command_line(argv):
         main()
 
 

@@ -51,6 +51,7 @@ from lora_lab.gate import RunDirTaken, decide, preflight, read_previous  # noqa:
 from lora_lab.models.backbones import load_tokenizer, set_offline_env
 from lora_lab.process_rank import is_global_zero
 from lora_lab.progress import ProgressPrinter
+from lora_lab.pruning import pruned_reason, pruning_callbacks
 from lora_lab.results.record import ResultRecord, git_state, package_versions, peak_memory_mb, read_record, write_result
 from lora_lab.resume.checkpoint import LAST_NAME, ResumeCheckpoint
 from lora_lab.resume.checkpoint_io import AtomicCheckpointIO
@@ -175,7 +176,7 @@ def record_stop(run_dir: Path, record: ResultRecord, stop, trainer) -> None:
 # ----------------------------------------------------------------------------------- the trial
 
 
-def build_trainer(resolved: dict, run_dir: Path, resume: dict | None = None, progress: dict | None = None):
+def build_trainer(resolved: dict, run_dir: Path, resume: dict | None = None, progress: dict | None = None, extra_callbacks=()):
     """The Lightning trainer of one trial: configured callbacks and loggers, plus what every run gets
     (`lora_lab.resume`): `ResumeCheckpoint` (owns checkpoints/last.ckpt and SLURM stop signals),
     `RngState`, `LoaderStateRestore` (mid-epoch data position), atomic checkpoint writes and, on SLURM,
@@ -198,6 +199,7 @@ def build_trainer(resolved: dict, run_dir: Path, resume: dict | None = None, pro
     callbacks += [ResumeCheckpoint(run_dir / "checkpoints", every_n_minutes=resume.get("every_n_minutes")), RngState(), LoaderStateRestore()]
     callbacks += [ProgressPrinter(**(progress or {}), multirun=in_sweep())]
     callbacks += tracker_callback(trackers, resolved, run_dir, resuming=(run_dir / "checkpoints" / LAST_NAME).is_file())
+    callbacks += list(extra_callbacks)
     trainer_cfg = dict(resolved["trainer"])
     plugins = [AtomicCheckpointIO(), *cluster_plugins(), *(trainer_cfg.pop("plugins", None) or [])]
     return instantiate(trainer_cfg, callbacks=callbacks, logger=loggers or False, default_root_dir=str(run_dir), plugins=plugins)
@@ -218,7 +220,8 @@ def run_trial(trial: TrialConfig, run_dir: Path, overrides: list[str], interrupt
     tokenizer = load_tokenizer(trial.backbone)
     module_args = {"backbone": resolved["backbone"], "adapter": trial.adapter.to_dict(), "optim": resolved["optim"], "task": resolved["task"]}
     datamodule, module = family_of(trial.task).build(trial.task, spec, tokenizer, trial.backbone, module_args, trial.seed)
-    trainer = build_trainer(resolved, run_dir, trial.resume, trial.progress)
+    pruning = pruning_callbacks(resolved.get("optuna_trial"), spec.primary_key)  # [] unless a study with a pruner runs it
+    trainer = build_trainer(resolved, run_dir, trial.resume, trial.progress, extra_callbacks=pruning)
     last = run_dir / "checkpoints" / LAST_NAME
     if getattr(trial.task, "eval_untrained", False) and not last.is_file():
         module.evaluate_untrained(trainer, datamodule)  # a resumed run restores it from the checkpoint
@@ -230,6 +233,8 @@ def run_trial(trial: TrialConfig, run_dir: Path, overrides: list[str], interrupt
         raise
     if trainer.interrupted:
         raise KeyboardInterrupt("training was interrupted")
+    if pruned_reason(trainer) is not None:
+        return record_pruned(run_dir, record, module, trainer, spec, started)
 
     try:  # a fault after fit (evaluation, saving, writing) closes the tracker runs as failed, then propagates
         if module.best is None and not resolved["trainer"].get("fast_dev_run", False):
@@ -279,6 +284,22 @@ def run_trial(trial: TrialConfig, run_dir: Path, overrides: list[str], interrupt
         fail_trackers(trainer, err)
         raise
     finish_trackers(trainer, record.to_dict())  # after result.json: the trackers' final summary is the record's
+    return record
+
+
+def record_pruned(run_dir: Path, record: ResultRecord, module, trainer, spec, started: float) -> ResultRecord:
+    """A trial its Optuna study's pruner stopped (`lora_lab.pruning`): result.json ``pruned`` with the
+    curve so far (no test evaluation, no adapter saved: the trial is not scored)."""
+    record.status, record.reason = "pruned", pruned_reason(trainer)
+    record.task_spec = spec.__dict__
+    record.primary_metric = spec.primary_key
+    record.metrics = {"best_val": module.best or {}, "final": module.curve[-1] if module.curve else {}, "test": {}}
+    record.curve = module.curve
+    record.optimizer_steps = int(trainer.global_step)
+    record.wall_time_s = time.time() - started
+    if trainer.is_global_zero:
+        write_result(run_dir, record)
+    finish_trackers(trainer, record.to_dict())
     return record
 
 

@@ -4,8 +4,10 @@ Hydra only loads plugins from the ``hydra_plugins`` package, so this thin class 
 work is done by `lora_lab.sweeps.optuna_study.OptunaStudyRun`, on current Optuna (>= 5). The search
 space is written in the syntax of Hydra's Optuna sweeper (`lora_lab.sweeps.search_space`), which
 this plugin replaces and does not import. Its configs -- ``hydra/sweeper/optuna`` (`SWEEPER_CONFIG`)
-and the samplers ``hydra/sweeper/sampler=tpe|random|cmaes|gp|qmc`` (`SAMPLERS`: Optuna's own
-classes, any of their constructor arguments settable as ``hydra.sweeper.sampler.<arg>=...``) -- are
+the samplers ``hydra/sweeper/sampler=tpe|random|cmaes|gp|qmc`` (`SAMPLERS`: Optuna's own
+classes, any of their constructor arguments settable as ``hydra.sweeper.sampler.<arg>=...``) and the
+pruners ``hydra/sweeper/pruner=median|percentile|successive_halving|hyperband|threshold`` (`PRUNERS`,
+none by default) -- are
 stored once Hydra has scanned every plugin, so they win whatever order the plugins were found in.
 """
 
@@ -21,7 +23,7 @@ from hydra.plugins.sweeper import Sweeper
 SWEEPER_CONFIG = {
     "_target_": "hydra_plugins.lora_lab_sweeper.optuna_study_sweeper.OptunaStudySweeper",
     "_recursive_": False,  # the sampler is built per trial, seeded with sampler.seed + trial number
-    "defaults": [{"sampler": "tpe"}, "_self_"],
+    "defaults": [{"sampler": "tpe"}, {"pruner": None}, "_self_"],  # pruning off unless hydra/sweeper/pruner=...
     "sampler": {"seed": 0},
     "direction": "auto",  # from the task's selection metric: accuracy/MCC/Pearson up, a loss down
     "storage": None,  # sqlite:///<sweep dir>/optuna.db; an RDB URL shares one study between jobs
@@ -42,11 +44,22 @@ SAMPLERS = {
 }
 
 
+#: ``hydra/sweeper/pruner`` options (none by default): Optuna's pruners, asked after every selectable
+#: validation of a trial (`lora_lab.pruning`); their constructor arguments settable as ``hydra.sweeper.pruner.<arg>=...``
+PRUNERS = {
+    "median": {"_target_": "optuna.pruners.MedianPruner", "n_startup_trials": 5, "n_warmup_steps": 0},
+    "percentile": {"_target_": "optuna.pruners.PercentilePruner", "percentile": 25.0, "n_startup_trials": 5, "n_warmup_steps": 0},
+    "successive_halving": {"_target_": "optuna.pruners.SuccessiveHalvingPruner", "min_resource": "auto", "reduction_factor": 4},
+    "hyperband": {"_target_": "optuna.pruners.HyperbandPruner", "min_resource": 1, "max_resource": "auto", "reduction_factor": 3},
+    "threshold": {"_target_": "optuna.pruners.ThresholdPruner", "lower": None, "upper": None, "n_warmup_steps": 0},
+}
+
+
 class OptunaStudySweeper(Sweeper):
     def __init__(self, sampler: Any, direction: str = "auto", storage: Any = None, study_name: str | None = None,
-                 n_trials: int = 20, n_jobs: int = 1, params: Any = None) -> None:
+                 n_trials: int = 20, n_jobs: int = 1, params: Any = None, pruner: Any = None) -> None:
         self.options = {"sampler": sampler, "direction": direction, "storage": storage, "study_name": study_name,
-                        "n_trials": n_trials, "n_jobs": n_jobs}
+                        "n_trials": n_trials, "n_jobs": n_jobs, "pruner": pruner}
         self.params = params
         self.config = self.launcher = None
 
@@ -76,3 +89,5 @@ class OptunaStudyConfig(SearchPathPlugin):
         store.store(group="hydra/sweeper", name="optuna", node=SWEEPER_CONFIG, provider="lora_lab")
         for name, node in SAMPLERS.items():
             store.store(group="hydra/sweeper/sampler", name=name, node=node, provider="lora_lab")
+        for name, node in PRUNERS.items():
+            store.store(group="hydra/sweeper/pruner", name=name, node=node, provider="lora_lab")

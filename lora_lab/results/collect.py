@@ -5,7 +5,8 @@ validation metric (``val``: best evaluation; ``val_max``: best point of the curv
 where the task has labelled test data, the chance level and whether the run never left it, parameter
 counts, steps, wall time, and every leaf of the resolved config flattened as ``cfg.<dotted key>``
 (lists joined with ``+``). Statuses: ``success``, ``failed``, ``cancelled``, ``running`` (a job
-killed mid-run leaves this), plus ``corrupt`` (unreadable, truncated or wrongly shaped file, e.g.
+killed mid-run leaves this), ``pruned`` (stopped early by an Optuna pruner: not averaged in, not a
+failure), plus ``corrupt`` (unreadable, truncated or wrongly shaped file, e.g.
 ``metrics`` a list or ``config.task`` a string: see `shape_problem`) and ``missing`` (a trial in a
 ``sweep_plan.json`` with no result.json). Nothing is ever dropped silently.
 
@@ -37,7 +38,7 @@ CHANCE_TOL = 0.005
 #: metrics whose chance level is 0 (correlations); accuracy uses the majority-class baseline,
 #: generation metrics the untrained model's value
 ZERO_CHANCE = ("mcc", "pearson", "spearman")
-STATUSES = ("success", "failed", "cancelled", "running", "corrupt", "missing")
+STATUSES = ("success", "failed", "cancelled", "running", "pruned", "corrupt", "missing")
 
 
 @dataclass

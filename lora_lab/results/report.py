@@ -75,7 +75,8 @@ def problem_lines(trials, agg) -> list[str]:
     """Human-readable list of everything not averaged in, and of runs stuck at chance."""
     lines = []
     counts = trials["status"].value_counts().to_dict()
-    summary = ", ".join(f"{counts.get(s, 0)} {s}" for s in ("success", "failed", "cancelled", "running", "corrupt", "missing"))
+    shown = ("success", *(("pruned",) if counts.get("pruned") else ()), "failed", "cancelled", "running", "corrupt", "missing")
+    summary = ", ".join(f"{counts.get(s, 0)} {s}" for s in shown)  # pruned (Optuna studies with a pruner) only when there are some
     lines.append(f"Trials: {len(trials)} ({summary}; running = started but never finished, e.g. killed).")
     bad = trials[trials["status"] != "success"]
     for row in bad.head(MAX_LISTED).itertuples():

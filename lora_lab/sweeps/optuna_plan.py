@@ -60,7 +60,8 @@ def print_plan(plan: Plan, out=None) -> None:
 
 
 def report_outcome(plan: Plan, err=None) -> int:
-    """Print the study's state after the sweep; 0 when every trial in it is complete."""
+    """Print the study's state after the sweep; 0 when every trial in it is complete or pruned (a
+    pruned trial is the pruner doing its job, not a fault)."""
     err = err or sys.stderr
     name = study_name(plan)
     trials = load_trials(storage_url(plan.sweeper.get("storage"), plan.sweep_dir), name) or []
@@ -68,8 +69,9 @@ def report_outcome(plan: Plan, err=None) -> int:
     print(f"study {plan.study.name}: Optuna study {name!r}: {len(complete)}/{len(trials)} trials complete ({_states(trials)})", file=err)
     for t in trials:
         if t.state.name != "COMPLETE":
-            print(f"  {t.state.name.lower()}: trial {t.number} {t.user_attrs.get('run_dir', '')} {t.user_attrs.get('fail_reason', '')}", file=err)
+            why = t.user_attrs.get("fail_reason") or t.user_attrs.get("pruned_reason") or ""
+            print(f"  {t.state.name.lower()}: trial {t.number} {t.user_attrs.get('run_dir', '')} {why}", file=err)
     if complete:
         best = max(complete, key=lambda t: t.value) if direction(plan) == "maximize" else min(complete, key=lambda t: t.value)
         print(f"  best: trial {best.number} value {best.value:.4f} {best.params}", file=err)
-    return 0 if trials and len(complete) == len(trials) else 1
+    return 0 if trials and all(t.state.name in ("COMPLETE", "PRUNED") for t in trials) else 1

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from lora_lab.errors import ConfigError
+from lora_lab.errors import ConfigError, did_you_mean
 from lora_lab.tasks.base import TaskConfig, TaskFamily
 from lora_lab.tasks.classification.family import FAMILY as CLASSIFICATION
 from lora_lab.tasks.generation.family import FAMILY as GENERATION
@@ -39,7 +39,7 @@ def parse_task_config(raw: dict) -> TaskConfig:
     allowed = [f.name for f in dataclasses.fields(schema)]
     for key in raw:
         if key not in allowed:
-            raise ConfigError(f"task.{key}", f"is not a field of task kind {kind!r}; allowed: {', '.join(allowed)}")
+            raise ConfigError(f"task.{key}", f"is not a field of task kind {kind!r}{did_you_mean(key, allowed)}; allowed: {', '.join(allowed)}")
     cfg = schema(**raw)
     cfg.validate()
     return cfg

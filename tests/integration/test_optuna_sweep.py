@@ -173,3 +173,42 @@ def test_two_processes_share_one_study_and_a_raising_trial_fails(tmp_path):
     ks = sorted(int(k) for k in re.findall(r"^\[(\d)/4\] ", printed, re.M))  # one line per trial, either process
     assert len(ks) == 4 and ks[-1] == 4 and ks[0] >= 1  # k counts both processes' trials (two may read the same k)
     assert re.search(r"^\[\d/4\] \S+ failed: RuntimeError: The size of tensor a \(16\).*\(optuna #0", printed, re.M)
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+def test_pruner_stops_trials_on_selectable_evaluations_only(tmp_path):
+    """A pruner that stops every reported trial (ThresholdPruner, lower bound above any accuracy):
+    the LoRA trial stops after its first validation (step 4 of 8), the AdaLoRA trial (tfinal 1: only
+    its step-8 evaluation is selectable) is never reported its step-4 evaluation, so it runs to the end
+    and is pruned on its last one. Both are ``pruned`` in result.json and PRUNED in Optuna; the report
+    counts them; without a pruner nothing is linked to Optuna (the default)."""
+    study = tmp_path / "prune.yaml"
+    study.write_text(STUDY.format(n=2, name="prune", extra="", params="").replace("      adapter.r: choice(2, 4)\n", ""))
+    sweep_dir = tmp_path / "runs" / "prune"
+    seeded = optuna.create_study(study_name="prune", storage=open_storage(storage_url(None, sweep_dir)), direction="maximize")
+    seeded.enqueue_trial({"optim.lr": 0.01, "adapter": "lora"})
+    seeded.enqueue_trial({"optim.lr": 0.01, "adapter": "adalora"})
+    args = ["sweep", str(study), "hydra/sweeper/pruner=threshold", "hydra.sweeper.pruner.lower=1.5", "hydra.sweeper.params.adapter=choice(lora, adalora)"]
+    proc = subprocess.run([sys.executable, "-m", "lora_lab.cli", *args], cwd=ROOT, env=_env(tmp_path), capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]  # pruned trials are not faults
+    trials = _trials(sweep_dir / "optuna.db", "prune")
+    assert [t.state.name for t in trials] == ["PRUNED", "PRUNED"]
+    by_method = {t.params["adapter"]: t for t in trials}
+    assert set(by_method) == {"lora", "adalora"}
+    for method, step in (("lora", 4), ("adalora", 8)):
+        t = by_method[method]
+        record = _record(sweep_dir, t)
+        assert record["status"] == "pruned" and record["optimizer_steps"] == step
+        assert record["reason"].startswith(f"pruned by the Optuna pruner after step {step} (val/accuracy ")
+        assert record["config"]["optuna_trial"]["number"] == t.number and record["metrics"]["test"] == {}
+        reported = {p["step"]: p["val/accuracy"] for p in record["curve"] if p["selectable"]}
+        assert t.intermediate_values == reported and list(reported) == [step]  # only selectable evaluations reported
+    assert [p["selectable"] for p in _record(sweep_dir, by_method["adalora"])["curve"]] == [False, True]
+    assert "2/2 trials complete" not in proc.stderr and "(2 pruned)" in proc.stderr
+
+    from lora_lab.results.report import report
+
+    markdown = report([sweep_dir], out=tmp_path / "rep")["markdown"]
+    assert "Trials: 2 (0 success, 2 pruned, 0 failed" in markdown
+    assert json.loads((tmp_path / "rep" / "hpo.json").read_text())[0]["states"] == {"PRUNED": 2}

