@@ -7,7 +7,12 @@
   (`lora_lab.adapters.peft_export`).
 - ``lora-lab merge-adapters OUT_DIR ADAPTER_DIR[=WEIGHT] ...`` -- task arithmetic of saved adapters
   into their base model, written with ``save_pretrained`` (`lora_lab.adapters.compose`).
-- ``lora-lab env`` -- versions, torch build, CUDA, git SHA (`lora_lab.env_info`); ``lora-lab --version``.
+- ``lora-lab env`` -- versions, torch build, CUDA, git SHA (`lora_lab.run.env_info`); ``lora-lab --version``.
+
+Every command that writes a path the user names (export, merge-adapters, report ``--out``) checks it
+first with `lora_lab.output_target`: never inside a run or sweep dir, never a non-empty directory
+without ``--overwrite``. ``train --multirun`` exits 1 when a grid trial did not succeed and 130 on
+Ctrl-C (`lora_lab.run.gate.multirun_outcome`).
 
 Subcommands register themselves in `COMMANDS` (name -> (help, function taking argv)).
 """
@@ -17,17 +22,24 @@ from __future__ import annotations
 import sys
 from typing import Callable
 
+from lora_lab.output_target import prepare_output_dir
+
 
 def _train(argv: list[str]) -> int:
-    from lora_lab.gate import check_command_line, settable_argv
+    from contextlib import nullcontext
+
+    from lora_lab.run.gate import check_command_line, multirun_outcome, multirun_study, settable_argv
 
     argv = settable_argv(argv)  # every schema key settable as group.key=value, no `+`
     if check_command_line(argv):  # a bad command line ends here, before the trial code and the model load
         from lora_lab import train
-        from lora_lab.launch_ranks import as_train_module
+        from lora_lab.run.launch_ranks import as_train_module
+        from lora_lab.sweeps.interrupt import SweepInterrupt
 
-        with as_train_module(argv):  # DDP ranks >= 1 re-run this as `python -m lora_lab.train ARGV`
+        sweep = multirun_study(argv) is not None
+        with SweepInterrupt() if sweep else nullcontext() as stop, as_train_module(argv):  # DDP ranks >= 1 re-run this as `python -m lora_lab.train ARGV`
             train.main()
+        return multirun_outcome(argv, stop.started if sweep and stop.hit else None)
     return 0
 
 
@@ -52,7 +64,9 @@ def _export(argv: list[str]) -> int:
     ap.add_argument("run_dir")
     ap.add_argument("out_dir")
     ap.add_argument("--format", dest="fmt", default="peft", help=f"one of: {', '.join(EXPORT_FORMATS)}")
+    ap.add_argument("--overwrite", action="store_true", help="write into OUT_DIR although it is not empty (never into a run dir)")
     args = ap.parse_args(argv)
+    prepare_output_dir(args.out_dir, args.overwrite, "export.out_dir", inputs=(args.run_dir,))
     out = export_run(args.run_dir, args.fmt, args.out_dir)
     print(f"{out}  ({exported_state_line(args.run_dir)})")
     return 0
@@ -80,7 +94,8 @@ def _merge_adapters(argv: list[str]) -> int:
     import json
     from pathlib import Path
 
-    from lora_lab.adapters.compose import HEAD_AUTO, HEAD_NONE, load_recorded_base, merge_adapters, plan_heads
+    from lora_lab.adapters.compose import HEAD_AUTO, HEAD_NONE, merge_adapters, plan_heads
+    from lora_lab.models.backbones import load_recorded_base
     from lora_lab.errors import ConfigError
 
     ap = argparse.ArgumentParser(prog="lora-lab merge-adapters", description="W + sum_i w_i dW_i of saved adapters, saved as a model")
@@ -91,7 +106,10 @@ def _merge_adapters(argv: list[str]) -> int:
         help="whose trained heads to keep: an adapter index, or 'none' for the base model's own (untrained) heads; "
         "default: the only adapter's, or the several adapters' when identical (else this flag is required)",
     )
+    ap.add_argument("--overwrite", action="store_true", help="write into OUT_DIR although it is not empty (never into a run dir)")
     args = ap.parse_args(argv)
+    inputs = tuple(item.partition("=")[0] for item in args.adapters)
+    out = prepare_output_dir(args.out_dir, args.overwrite, "merge-adapters.out_dir", inputs=inputs)
     head_from = args.head_from
     if head_from not in (HEAD_AUTO, HEAD_NONE):
         if not head_from.isdigit():
@@ -108,7 +126,6 @@ def _merge_adapters(argv: list[str]) -> int:
         plan_heads([path for path, _ in specs], head_from)  # a missing --head-from fails before the base loads
     model = load_recorded_base(specs[0][0])
     report = merge_adapters(model, specs, head_from=head_from)
-    out = Path(args.out_dir)
     model.save_pretrained(out)
     (out / "lora_lab_merge.json").write_text(json.dumps(report.to_dict(), indent=2))
     print(report.heads.describe())
@@ -117,7 +134,7 @@ def _merge_adapters(argv: list[str]) -> int:
 
 
 def _env(argv: list[str]) -> int:
-    from lora_lab.env_info import env_text
+    from lora_lab.run.env_info import env_text
 
     print(env_text())
     return 0
@@ -145,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         print(usage())
         return 0
     if argv[0] in ("-V", "--version"):
-        from lora_lab.env_info import version_line
+        from lora_lab.run.env_info import version_line
 
         print(version_line())
         return 0

@@ -8,7 +8,7 @@ one `ConfigError` line that names the key, the bad value and the allowed values:
   into one line, with a did-you-mean among the allowed keys;
 - `parse` checks every group (adapter, task + its local data files, backbone, optim, trainer, seed,
   resume, progress, the logger nodes and their tracker packages) and returns a `TrialConfig`: the
-  typed schemas, the resolved dict and the run-control options. The trial (`lora_lab.trial`), the sweep planner (`lora_lab.sweeps.expand`) and the Hydra
+  typed schemas, the resolved dict and the run-control options. The trial (`lora_lab.run.trial`), the sweep planner (`lora_lab.sweeps.expand`) and the Hydra
   entry point (`lora_lab.train`) all call it.
 
 Imports go one way: ``train -> trial -> config``; this module imports neither of the other two.
@@ -30,14 +30,17 @@ from omegaconf import DictConfig, OmegaConf
 from lora_lab.adapters import AdapterConfig, parse_config
 from lora_lab.tasks.base import TaskConfig
 from lora_lab.tasks.registry import parse_task_config
-from lora_lab.console import progress_options
 from lora_lab.errors import ConfigError, did_you_mean
 from lora_lab.models.backbones import BackboneConfig, parse_backbone_config
 from lora_lab.models.optim import OPTIM_KEYS, SCHEDULES
+from lora_lab.path_names import check_run_path_names
 from lora_lab.resolvers import register_resolvers
 from lora_lab.resources import config_dir
 from lora_lab.schema_keys import SCHEMA_GROUPS, schema_keys, settable
 from lora_lab.tracking import load_tracker_class, split_logger_nodes
+from lora_lab.tracking.settings import check_tracker_settings
+from lora_lab.trainer_checks import check_accelerator, check_debug_modes, check_trainer_keys, check_val_check_interval
+from lora_lab.backbone_fit import check_backbone_fits
 
 CONF_DIR = str(config_dir())
 register_resolvers()
@@ -46,6 +49,9 @@ RESUME_KEYS = ("every_n_minutes",)
 #: how to run a trial, not which trial: ignored when matching results (a rerun with another progress
 #: display or other trackers is the same trial)
 RUN_CONTROL_KEYS = ("force", "resume", "progress", "logger", "optuna_trial")
+#: where a trial writes, not what it computes: a copied or moved runs dir, or ``runs`` spelled
+#: ``runs/`` or absolute, holds the same trials
+LOCATION_KEYS = ("paths",)
 #: inputs whose whole effect the resolved config already holds: ``method_lr`` (each method's default
 #: lr) only matters through ``optim.lr``, so giving a new method its default does not make every
 #: finished run of the other methods "a different config"
@@ -67,7 +73,7 @@ class TrialConfig:
     seed: int = 0
     force: bool = False
     resume: dict = field(default_factory=dict)
-    progress: dict = field(default_factory=dict)  # `lora_lab.console.progress_options`
+    progress: dict = field(default_factory=dict)  # `progress_options`
 
     @property
     def identity(self) -> dict:
@@ -75,9 +81,9 @@ class TrialConfig:
 
 
 def trial_identity(config: dict | None) -> dict | None:
-    """The resolved config without run-control and derived-only keys: two configs equal here are the
-    same trial."""
-    return None if config is None else {k: v for k, v in config.items() if k not in RUN_CONTROL_KEYS + DERIVED_KEYS}
+    """The resolved config without run-control, location and derived-only keys: two configs equal
+    here are the same trial (what changes the result, not where it is written)."""
+    return None if config is None else {k: v for k, v in config.items() if k not in RUN_CONTROL_KEYS + LOCATION_KEYS + DERIVED_KEYS}
 
 
 def unknown_key(path: str, allowed) -> ConfigError:
@@ -281,9 +287,23 @@ def check_precision(precision) -> None:
         raise ConfigError("trainer.precision", f"{precision!r} would cast the adapter weights to 16 bits; allowed: {', '.join(ALLOWED_PRECISIONS)} (bf16-mixed: frozen base in bf16 under autocast, adapters fp32)")
 
 
-def check_trainer(trainer: dict) -> None:
-    """Lightning accepts (or crashes later on) values that cannot train: refuse them up front."""
+def check_trainer(trainer: dict, test_after_fit: bool = True) -> None:
+    """Lightning accepts (or crashes later on) values that cannot train, or that train something the
+    record would misreport: refuse them up front (`lora_lab.trainer_checks`)."""
+    check_trainer_keys(trainer)
     check_precision(trainer.get("precision"))
+    check_debug_modes(trainer, test_after_fit)
+    if trainer.get("num_sanity_val_steps") is not None:
+        _number("trainer.num_sanity_val_steps", trainer["num_sanity_val_steps"], integer=True, minimum=0, allow=(-1,))
+    for key in ("min_steps", "min_epochs"):
+        if trainer.get(key) is not None:
+            _number(f"trainer.{key}", trainer[key], integer=True, minimum=0, allow=(-1,))
+    if trainer.get("deterministic") not in (None, True, False, "warn"):
+        raise ConfigError("trainer.deterministic", f"{trainer['deterministic']!r}; allowed: true, false, warn")
+    for key in ("detect_anomaly", "benchmark", "inference_mode", "barebones", "sync_batchnorm", "use_distributed_sampler",
+                "enable_checkpointing", "enable_progress_bar", "enable_model_summary"):
+        if trainer.get(key) is not None and not isinstance(trainer[key], bool):
+            raise ConfigError(f"trainer.{key}", f"must be true or false, got {trainer[key]!r}")
     if "accumulate_grad_batches" in trainer:
         _number("trainer.accumulate_grad_batches", trainer["accumulate_grad_batches"], integer=True, minimum=1)
     if "max_steps" in trainer:
@@ -295,8 +315,7 @@ def check_trainer(trainer: dict) -> None:
     for key in ("log_every_n_steps", "check_val_every_n_epoch", "num_nodes"):
         if key in trainer and trainer[key] is not None:
             _number(f"trainer.{key}", trainer[key], integer=True, minimum=1)
-    if trainer.get("val_check_interval") is not None:
-        _number("trainer.val_check_interval", trainer["val_check_interval"], minimum=0, strict_min=True)
+    check_val_check_interval(trainer.get("val_check_interval"))
     if trainer.get("gradient_clip_val") is not None:
         _number("trainer.gradient_clip_val", trainer["gradient_clip_val"], minimum=0)
 
@@ -364,26 +383,68 @@ def check_backbone(backbone: BackboneConfig) -> None:
 
 
 def check_loggers(loggers) -> None:
-    """Every ``logger`` node is a mapping; each tracker's package is importable (a missing one is one
+    """Every ``logger`` node is a mapping; each tracker's package is importable and its settings are valid
+    (`lora_lab.tracking.settings`; a missing package or a bad setting is one
     line naming ``logger.<name>.tracker`` before anything runs, not an ImportError after the model loaded)."""
     for name, node in split_logger_nodes(loggers or {})[1].items():
         load_tracker_class(node["tracker"], key=f"logger.{name}.tracker")
+        check_tracker_settings(name, node)
+
+
+#: numpy's seed range (``np.random.seed``, which `lightning.seed_everything` calls): [0, 2**32 - 1]
+MAX_SEED = 2**32 - 1
+
+
+PROGRESS_MODES = ("auto", "bar", "lines", "none")
+PROGRESS_KEYS = ("mode", "every_n_steps")
+
+
+def progress_options(raw: dict | None) -> dict:
+    """Validated ``progress:`` config: ``mode`` in `PROGRESS_MODES`, ``every_n_steps`` a positive int."""
+    raw = dict(raw or {})
+    for key in raw:
+        if key not in PROGRESS_KEYS:
+            raise ConfigError(f"progress.{key}", f"unknown key; allowed: {', '.join(PROGRESS_KEYS)}")
+    mode = raw.get("mode", "auto")
+    if mode not in PROGRESS_MODES:
+        raise ConfigError("progress.mode", f"got {mode!r}; allowed: {', '.join(PROGRESS_MODES)}")
+    every = raw.get("every_n_steps", 10)
+    if isinstance(every, bool) or not isinstance(every, int) or every <= 0:
+        raise ConfigError("progress.every_n_steps", f"must be a positive integer, got {every!r}")
+    return {"mode": mode, "every_n_steps": every}
 
 
 def check_seed(seed) -> int:
-    return _number("seed", seed, integer=True, minimum=0)
+    seed = _number("seed", seed, integer=True, minimum=0)
+    if seed > MAX_SEED:
+        raise ConfigError("seed", f"must be an integer in [0, {MAX_SEED}] (numpy's seed range), got {seed!r}")
+    return seed
 
 
-def parse(cfg: DictConfig, *, read_data: bool = True) -> TrialConfig:
-    """Check every group of ``cfg`` and parse it into the typed schemas (raises `ConfigError`)."""
+def check_metric_list(task: dict) -> None:
+    """``task.metrics: []`` leaves nothing to select or report."""
+    metrics = task.get("metrics")
+    if metrics is not None and (not isinstance(metrics, (list, tuple)) or len(metrics) == 0):
+        raise ConfigError("task.metrics", f"must be null (the task's default metrics) or a non-empty list of metric names, got {metrics!r}")
+
+
+def parse(cfg: DictConfig, *, read_data: bool = True, here: bool = True) -> TrialConfig:
+    """Check every group of ``cfg`` and parse it into the typed schemas (raises `ConfigError`).
+
+    ``here``: the trial runs on this machine (``lora-lab train``, a sweep job), so its accelerator
+    must exist here; a sweep planner on a SLURM login node passes False."""
     resolved = container(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]) if "hydra" in cfg else cfg)
     seed = check_seed(resolved.get("seed", 0))
     adapter = parse_config(resolved.get("adapter") or {})
+    check_metric_list(resolved.get("task") or {})
     task = parse_task_config(resolved.get("task") or {})
     backbone = parse_backbone_config(resolved.get("backbone") or {})
     check_backbone(backbone)
+    check_run_path_names(resolved)
     check_optim(resolved.get("optim") or {})
-    check_trainer(resolved.get("trainer") or {})
+    check_trainer(resolved.get("trainer") or {}, test_after_fit=bool(resolved.get("test_after_fit", True)))
+    if here:
+        check_accelerator(resolved.get("trainer") or {})
     resume = resume_options(resolved)
     progress = progress_options(resolved.get("progress"))
     check_loggers(resolved.get("logger"))
@@ -392,12 +453,14 @@ def parse(cfg: DictConfig, *, read_data: bool = True) -> TrialConfig:
         raise ConfigError("force", f"must be true or false, got {force!r}")
     if read_data:
         check_local_data(task)
+    check_backbone_fits(task, backbone, adapter)
     return TrialConfig(adapter, task, backbone, resolved, seed, force, resume, progress)
 
 
-def validate(cfg: DictConfig):
-    """``(adapter, task, backbone)`` of a checked config (the sweep planner's and tests' view)."""
-    trial = parse(cfg)
+def validate(cfg: DictConfig, here: bool = False):
+    """``(adapter, task, backbone)`` of a checked config (the sweep planner's and tests' view; the
+    accelerator is checked where the trial runs unless ``here``)."""
+    trial = parse(cfg, here=here)
     return trial.adapter, trial.task, trial.backbone
 
 

@@ -9,7 +9,7 @@
   QLoRA run never shares a run directory with its full-precision twin).
 - ``ceil_mul:X,FACTOR`` -- ``ceil(X * FACTOR)`` as an int (AdaLoRA's ``init_r = 1.5 x target_r``).
 - ``budget_rank:BUDGET,METHOD,TARGETS,EXCLUDE,BACKBONE`` -- the rank whose adapter parameter count
-  is closest to BUDGET (`lora_lab.sweeps.budget`).
+  is closest to BUDGET (`lora_lab.models.budget`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from omegaconf import OmegaConf
 
 from lora_lab.errors import ConfigError
 from lora_lab.naming import adapter_tag
-from lora_lab.sweeps.budget import budget_rank
+from lora_lab.models.budget import budget_rank
 
 
 def scale_lr(base, scale) -> float:

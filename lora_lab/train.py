@@ -1,21 +1,24 @@
 """Training entry point: ``python -m lora_lab.train [overrides]`` or ``lora-lab train [overrides]``.
 
 The Hydra wrapper only: configuration (`lora_lab.config`: compose, check, parse) then the trial
-(`lora_lab.trial`: claim the run dir, build, fit, evaluate, record). One run = one deterministic run
+(`lora_lab.run.trial`: claim the run dir, build, fit, evaluate, record). One run = one deterministic run
 directory (see `lora_lab.naming`) holding ``result.json``, ``adapter/``, ``checkpoints/last.ckpt`` and
 ``logs/metrics.csv``.
 
 Input errors never touch a run directory: `cli_main` composes and checks the whole config before
 Hydra creates anything, and prints one line ``error: <key>: ...`` (exit status 2); inside a multirun
 the same check runs per trial and writes nothing either. Hydra's ``.hydra/`` files and ``train.log``
-are written only once the trial owns its directory (`lora_lab.trial.run_in_dir`), so a refused rerun
+are written only once the trial owns its directory (`lora_lab.run.trial.run_in_dir`), so a refused rerun
 leaves a finished run byte-identical. A SLURM timeout/preemption signal checkpoints, records the
 stop and ends the process (exit status 128 + signal number) so the job can be requeued; a disk fault
 is one line naming the path and the cause (exit status 1); any other failure is a bug: recorded in
-``result.json`` as ``failed`` with its type and message, then raised (in a multirun sweep the sweep
-goes on with the next trial).
+``result.json`` as ``failed`` with its type and message and printed as one ``error:`` line (exit
+status 1; the traceback with ``HYDRA_FULL_ERROR=1`` or ``LORA_LAB_DEBUG=1``; in a multirun sweep it
+goes to the trial's log and the sweep goes on with the next trial). SIGTERM or Ctrl-C outside
+training's safe points (model loading, the final evaluation) records ``cancelled``, resumable from the
+last checkpoint, and exits with 128 + the signal number.
 
-A finished run prints its summary (`lora_lab.console.print_summary`: status, best validation and test
+A finished run prints its summary (`lora_lab.run.console.print_summary`: status, best validation and test
 metric, trainable parameters, wall time, the path of ``result.json``; the record's own values); a
 sweep whose launcher prints one line per trial (`lora_lab.sweeps.trial_lines`) prints those instead.
 """
@@ -48,13 +51,14 @@ from lora_lab.config import (  # noqa: F401  (re-exported: the names callers imp
     unknown_group_choice,
     validate,
 )
-from lora_lab.console import print_summary
+from lora_lab.run.console import print_summary, summary_text
 from lora_lab.errors import ConfigError
-from lora_lab.launch_ranks import check_local_ddp_sweep
-from lora_lab.resume.signals import RunPreempted
-from lora_lab.run_logging import drop_noise, setup_run_logging
-from lora_lab.gate import RunDirTaken, check_command_line, preflight, settable_argv  # noqa: F401  (re-exported)
-from lora_lab.trial import build_trainer, describe, run_in_dir, run_trial  # noqa: F401
+from lora_lab.run.launch_ranks import check_local_ddp_sweep
+from lora_lab.resume.signals import RunPreempted, RunStopped
+from lora_lab.run.logs import drop_noise, setup_run_logging
+from lora_lab.sweeps.parent_watch import watch_sweep_process
+from lora_lab.run.gate import RunDirTaken, check_command_line, preflight, settable_argv  # noqa: F401  (re-exported)
+from lora_lab.run.trial import build_trainer, describe, run_in_dir, run_trial  # noqa: F401
 
 log = logging.getLogger("lora_lab.train")
 LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"
@@ -87,8 +91,16 @@ class _RunFiles:
 
     @staticmethod
     def _loggers() -> list[logging.Logger]:
-        """The root logger and Lightning's, which stop propagating when imported before logging is set up."""
-        return [logging.getLogger()] + [logging.getLogger(n) for n in LIGHTNING_LOGGERS if not logging.getLogger(n).propagate]
+        """The root logger, Lightning's (which stop propagating when imported before logging is set up)
+        and the single run's plain progress lines (`lora_lab.run.progress.file_log`: the file only)."""
+        from lora_lab.run.progress import file_log
+
+        return [logging.getLogger(), file_log] + [logging.getLogger(n) for n in LIGHTNING_LOGGERS if not logging.getLogger(n).propagate]
+
+    def summary(self, text: str) -> None:
+        """The run's closing summary, into ``train.log`` as well."""
+        if self.handler is not None:
+            self.handler.emit(logging.LogRecord("lora_lab.summary", logging.INFO, __file__, 0, text, None, None))
 
     def close(self) -> None:
         if self.handler is not None:
@@ -96,6 +108,16 @@ class _RunFiles:
                 logger.removeHandler(self.handler)
             self.handler.close()
             self.handler = None
+
+
+def one_line(text: str) -> str:
+    """A library's multi-line message (transformers' download errors span three) as one line."""
+    return " ".join(text.split())
+
+
+def show_tracebacks() -> bool:
+    """``HYDRA_FULL_ERROR=1`` or ``LORA_LAB_DEBUG=1``: a failure shows its traceback, not one line."""
+    return any(os.environ.get(var, "") not in ("", "0") for var in ("HYDRA_FULL_ERROR", "LORA_LAB_DEBUG"))
 
 
 def _hydra_context():
@@ -131,14 +153,21 @@ def main(cfg: DictConfig):
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
     setup_run_logging(multirun)
+    if multirun:
+        watch_sweep_process()  # a parallel worker ends when its sweep process is killed
     files = _RunFiles(cfg, overrides)
     try:
         record = run_in_dir(parse(cfg), run_dir, overrides, on_start=files)
         print_summary(record, multirun)  # the values of the result.json just written
+        if record.get("status") != "running":
+            files.summary(summary_text(record))
         return objective(record)
     except RunPreempted as stop:  # recorded by the trial; the job ends here (SLURM/submitit requeue it)
         print(f"stopped: {stop}", file=sys.stderr)
         sys.exit(128 + stop.signum)
+    except RunStopped as stop:  # SIGTERM / Ctrl-C outside training's safe points: recorded cancelled, resumable
+        print(f"stopped: {stop}; recorded as cancelled in {run_dir / 'result.json'} (a rerun resumes from its last checkpoint)", file=sys.stderr)
+        sys.exit(128 + stop.signum)  # in a sweep too: the user stopped it, not this trial alone
     except ConfigError as err:  # nothing was written for it
         _remove_if_empty(run_dir)
         print(f"error: {err}", file=sys.stderr)
@@ -146,22 +175,26 @@ def main(cfg: DictConfig):
             return None
         sys.exit(2)
     except OSError as err:  # a disk fault (full, read-only): recorded where possible by the trial
-        print(f"error: {describe(err)}", file=sys.stderr)
+        print(f"error: {one_line(describe(err))}", file=sys.stderr)
         if multirun:
             return None
         sys.exit(1)
-    except Exception:  # a bug: recorded by the trial, then re-raised (single run) or reported (sweep)
+    except Exception as err:  # a bug: recorded by the trial; one line (single run) or logged (sweep)
         if multirun:
             log.exception("trial failed: %s", run_dir)
             return None
-        raise
+        if show_tracebacks():
+            raise
+        print(f"error: {type(err).__name__}: {one_line(describe(err))} (recorded in {run_dir / 'result.json'}; "
+              f"HYDRA_FULL_ERROR=1 shows the traceback)", file=sys.stderr)
+        sys.exit(1)
     finally:
         files.close()
 
 
 def cli_main(argv: list[str] | None = None) -> None:
     """``python -m lora_lab.train`` / ``lora-lab train``: every input error, a finished run and an
-    unwritable runs root are answered before Hydra creates the run directory (`lora_lab.gate`)."""
+    unwritable runs root are answered before Hydra creates the run directory (`lora_lab.run.gate`)."""
     if argv is None:  # every schema key settable as group.key=value, no `+` (Hydra reads sys.argv)
         sys.argv[1:] = argv = settable_argv(sys.argv[1:])
     if check_command_line(argv):

@@ -1,4 +1,4 @@
-"""Checking a command's config (`lora_lab.gate`, run by every `lora-lab` command before anything is
+"""Checking a command's config (`lora_lab.run.gate`, run by every `lora-lab` command before anything is
 written) imports no training code: task families name their data and Lightning modules by import path
 and import them only when a trial builds. Lightning and torchmetrics took ~6 s of every mistyped command."""
 
@@ -11,7 +11,7 @@ HEAVY = ("lightning", "torchmetrics", "rouge_score", "datasets", "lora_lab.tasks
 
 
 def test_the_gate_imports_no_training_code():
-    code = f"import sys, lora_lab.gate; print(sorted(m for m in {HEAVY!r} if m in sys.modules))"
+    code = f"import sys, lora_lab.run.gate; print(sorted(m for m in {HEAVY!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "[]"

@@ -1,13 +1,16 @@
-"""Imports inside ``lora_lab/`` go one way: the graph of module-level imports (read from the source with
-`ast`, so nothing is imported) has no cycle. Imports under ``if TYPE_CHECKING:`` are annotations only
-and do not count; imports inside functions are not module-level."""
+"""Imports inside ``lora_lab/`` go one way: the graph of every import (read from the source with `ast`,
+so nothing is imported; module-level and inside functions alike) has no cycle, and no module imports a
+layer below its own in the table of docs/architecture.md. Imports under ``if TYPE_CHECKING:`` are
+annotations only and do not count."""
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1] / "lora_lab"
+ARCHITECTURE = PACKAGE_DIR.parent / "docs" / "architecture.md"
 
 
 def module_name(path: Path) -> str:
@@ -33,6 +36,20 @@ def top_level_imports(tree: ast.Module):
             pending.extend(node.body)
 
 
+def all_imports(tree: ast.Module):
+    """Every import statement of the module, in functions and classes too, except under
+    ``if TYPE_CHECKING:`` (annotations only, never run)."""
+    pending = list(tree.body)
+    while pending:
+        node = pending.pop()
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            yield node
+        elif isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            pending.extend(node.orelse)
+        else:
+            pending.extend(ast.iter_child_nodes(node))
+
+
 def imported_names(node: ast.Import | ast.ImportFrom, package: str) -> list[str]:
     """Dotted names an import statement may refer to (``from a import b`` names both ``a`` and ``a.b``)."""
     if isinstance(node, ast.Import):
@@ -44,16 +61,44 @@ def imported_names(node: ast.Import | ast.ImportFrom, package: str) -> list[str]
     return [base, *(f"{base}.{alias.name}" for alias in node.names)]
 
 
-def import_graph() -> dict[str, set[str]]:
-    """Module -> the ``lora_lab`` modules it imports at module level."""
+def import_graph(reader=top_level_imports) -> dict[str, set[str]]:
+    """Module -> the ``lora_lab`` modules it imports (``reader``: which import statements count)."""
     files = {module_name(p): p for p in PACKAGE_DIR.rglob("*.py")}
     graph: dict[str, set[str]] = {}
     for name, path in files.items():
         package = name if path.name == "__init__.py" else name.rpartition(".")[0]
         tree = ast.parse(path.read_text(), filename=str(path))
-        targets = {t for node in top_level_imports(tree) for t in imported_names(node, package)}
+        targets = {t for node in reader(tree) for t in imported_names(node, package)}
         graph[name] = {t for t in targets if t in files and t != name}
     return graph
+
+
+def documented_layers() -> dict[str, int]:
+    """Module prefix -> its layer number, from the table in docs/architecture.md (rows
+    ``| number | name | `prefix`, `prefix` | ... |``)."""
+    layers = {}
+    for line in ARCHITECTURE.read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) >= 3 and cells[0].isdigit():
+            for prefix in re.findall(r"`([\w.]+)`", cells[2]):
+                layers[prefix] = int(cells[0])
+    return layers
+
+
+def layer_of(module: str, layers: dict[str, int]) -> int | None:
+    """The layer of the longest documented prefix of ``module`` (the bare package matches only itself)."""
+    matches = [p for p in layers if module == p or (p != "lora_lab" and module.startswith(p + "."))]
+    return layers[max(matches, key=len)] if matches else None
+
+
+def upward_imports(graph: dict[str, set[str]], layers: dict[str, int]) -> list[str]:
+    """``a (layer i) -> b (layer j)`` for every import of a higher-numbered layer (j > i)."""
+    return sorted(
+        f"{a} ({layer_of(a, layers)}) -> {b} ({layer_of(b, layers)})"
+        for a, targets in graph.items()
+        for b in targets
+        if layer_of(b, layers) > layer_of(a, layers)
+    )
 
 
 def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
@@ -78,11 +123,30 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
-def test_module_level_imports_of_lora_lab_are_acyclic():
-    graph = import_graph()
-    assert {"lora_lab.train", "lora_lab.trial", "lora_lab.config", "lora_lab.results.record"} <= set(graph)
-    assert {"lora_lab.gate", "lora_lab.config"} <= graph["lora_lab.trial"]  # edges are really read
+def test_imports_of_lora_lab_are_acyclic_including_function_level():
+    graph = import_graph(all_imports)
+    assert {"lora_lab.train", "lora_lab.run.trial", "lora_lab.config", "lora_lab.results.record"} <= set(graph)
+    assert {"lora_lab.run.gate", "lora_lab.config"} <= graph["lora_lab.run.trial"]  # edges are really read
+    assert "lora_lab.run.gate" in graph["lora_lab.cli"]  # an import inside a function counts
     assert find_cycle(graph) is None, " -> ".join(find_cycle(graph))
+
+
+def test_every_module_is_in_a_documented_layer_and_nothing_imports_upward():
+    layers = documented_layers()
+    assert layers["lora_lab"] == 1 and layers["lora_lab.cli"] == max(layers.values())
+    graph = import_graph(all_imports)
+    unplaced = sorted(m for m in graph if layer_of(m, layers) is None)
+    assert not unplaced, f"modules in no layer of docs/architecture.md: {unplaced}"
+    assert not upward_imports(graph, layers), "imports of a lower layer:\n" + "\n".join(upward_imports(graph, layers))
+
+
+def test_layer_check_sees_an_upward_import_inside_a_function():
+    source = "import lora_lab.errors\ndef f():\n    from lora_lab.run import trial\nif TYPE_CHECKING:\n    import lora_lab.cli\n"
+    names = {n for node in all_imports(ast.parse(source)) for n in imported_names(node, "lora_lab.adapters")}
+    assert names == {"lora_lab.errors", "lora_lab.run", "lora_lab.run.trial"}
+    layers = {"lora_lab.errors": 1, "lora_lab.adapters": 2, "lora_lab.run": 9}
+    graph = {"lora_lab.adapters.x": {"lora_lab.errors", "lora_lab.run.trial"}}
+    assert upward_imports(graph, layers) == ["lora_lab.adapters.x (2) -> lora_lab.run.trial (9)"]
 
 
 def test_cycle_finder_sees_a_cycle_and_a_relative_import():

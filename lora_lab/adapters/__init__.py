@@ -1,23 +1,28 @@
 """The adapter interface (layer level in `base`, method level in `method`) and its methods.
 
-Importing this package registers every method, init and PEFT exporter: the plug-ins are listed here
-once, each registering itself on import (`register_method`, `register_init`,
-`lora_lab.adapters.export_registry.register_peft_exporter`). `build_method` / `parse_config` are the
-entry points.
+Importing this package registers every method, init and PEFT exporter: `registry.discover` imports
+every module of this package and every ``lora_lab.plugins`` entry point, each registering itself on
+import (`register_method`, `lora_lab.adapters.registry.register_init`,
+`lora_lab.adapters.export_registry.register_peft_exporter`); there is no list of them to edit.
+`build_method` / `parse_config` are the entry points.
 """
 
-from lora_lab.adapters import pissa  # noqa: F401  (registers the inits "pissa", "pissa_niter_*", "olora")
-from lora_lab.adapters import loftq  # noqa: F401  (registers the init "loftq_*", for quantised bases)
-from lora_lab.adapters import lora  # noqa: F401  (registers "lora")
-from lora_lab.adapters import loraplus  # noqa: F401  (registers "loraplus")
-from lora_lab.adapters import dora  # noqa: F401  (registers "dora")
-from lora_lab.adapters import adalora  # noqa: F401  (registers "adalora")
-from lora_lab.adapters import vera  # noqa: F401  (registers "vera" and its PEFT exporter)
-from lora_lab.adapters import peft_export  # noqa: F401  (registers the "lora", "loraplus", "dora" exporters)
-from lora_lab.adapters import adalora_export  # noqa: F401  (registers the "adalora" exporter)
 from lora_lab.adapters.base import AdapterLayer, adapters_disabled
 from lora_lab.adapters.config import AdapterConfig
-from lora_lab.adapters.method import METHODS, AdapterMethod, AttachReport, build_method, config_registry, parse_config
+from lora_lab.adapters.method import (
+    METHODS,
+    AdapterMethod,
+    AttachReport,
+    allowed_inits,
+    build_method,
+    check_methods,
+    config_registry,
+    parse_config,
+)
+from lora_lab.adapters.registry import discover
+
+discover()
+check_methods()
 
 __all__ = [
     "AdapterConfig",
@@ -26,6 +31,7 @@ __all__ = [
     "AttachReport",
     "METHODS",
     "adapters_disabled",
+    "allowed_inits",
     "build_method",
     "config_registry",
     "parse_config",

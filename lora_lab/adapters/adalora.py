@@ -49,7 +49,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -59,10 +58,21 @@ from lora_lab.adapters.base import AdapterLayer
 from lora_lab.adapters.config import AdapterConfig, check_positive_int, check_positive_number, is_int
 from lora_lab.adapters.method import AdapterMethod, register_method
 from lora_lab.adapters.rank_allocator import RankAllocator, budget_schedule
+from lora_lab.adapters.registry import get_init, register_init
 from lora_lab.errors import ConfigError
 
 ADALORA_INIT = "adalora"
 ORTH_REG_FORMS = ("code", "paper")
+
+
+@register_init(ADALORA_INIT, families=(ADALORA_INIT,))
+@torch.no_grad()
+def adalora_init(layer: nn.Module, name: str) -> None:
+    """PEFT's AdaLoRA init: ``lambda = 0`` (an exact no-op at init), ``P, Q ~ N(0, 0.02^2)``, every rank kept."""
+    nn.init.zeros_(layer.lora_E)
+    nn.init.normal_(layer.lora_A, mean=0.0, std=0.02)
+    nn.init.normal_(layer.lora_B, mean=0.0, std=0.02)
+    layer.rank_mask.fill_(True)
 
 
 class AdaLoraLayer(AdapterLayer):
@@ -87,12 +97,8 @@ class AdaLoraLayer(AdapterLayer):
     def scaling(self) -> float:
         return self.alpha / float(self.ranknum)
 
-    @torch.no_grad()
     def reset_from_base(self) -> None:
-        nn.init.zeros_(self.lora_E)
-        nn.init.normal_(self.lora_A, mean=0.0, std=0.02)
-        nn.init.normal_(self.lora_B, mean=0.0, std=0.02)
-        self.rank_mask.fill_(True)
+        get_init(ADALORA_INIT, ADALORA_INIT).fn(self, ADALORA_INIT)
 
     def delta_weight(self) -> torch.Tensor:
         return self.lora_B @ (self.lora_A * self.lora_E[:, None]) * self.alpha / self.ranknum
@@ -153,8 +159,6 @@ class AdaLoraConfig(AdapterConfig):
     orth_reg_weight: float = 0.5
     orth_reg_form: str = "code"
 
-    inits: ClassVar[tuple[str, ...]] = (ADALORA_INIT,)
-
     def validate(self) -> None:
         check_positive_int("r", self.r)
         check_positive_number("alpha", self.alpha)
@@ -196,6 +200,7 @@ class AdaLoraMethod(AdapterMethod):
     display_name = "AdaLoRA"
     table_order = 7
     config_cls = AdaLoraConfig
+    examples = ({"r": 6, "target_r": 3},)
 
     def __init__(self, config: AdaLoraConfig):
         super().__init__(config)

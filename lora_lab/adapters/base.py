@@ -31,7 +31,7 @@ from typing import ClassVar, Iterator
 import torch
 from torch import nn
 
-from lora_lab.adapters.quant import dequantized_weight, is_quantized, merge_refusal, requantize_
+from lora_lab.adapters.quant import dequantized_weight, is_quantized, load_quantized_state_, merge_refusal, quantized_state, requantize_
 
 
 def conv1d_class():
@@ -41,6 +41,12 @@ def conv1d_class():
     except ImportError:  # pragma: no cover - transformers is a hard dependency
         return None
     return Conv1D
+
+
+#: adapter-state keys of a quantised residual base's stored form (`lora_lab.adapters.quant.quantized_state`),
+#: saved beside its dequantised ``base_layer.weight`` and restored bit for bit; adapters and resume files
+#: written before it was kept lack them, and their residual is re-quantised instead
+QUANTIZED_BASE_PREFIX = "base_layer.weight.quantized."
 
 
 def is_adaptable(module: nn.Module) -> bool:
@@ -176,7 +182,8 @@ class AdapterLayer(nn.Module):
         ``A0``/``B0``): saved once per run, outside the per-step checkpoint and best-state copies."""
         if not self.mutates_base:
             return ()
-        return (*(n for n in self.adapter_buffer_names if n in self.frozen_buffer_names), "base_layer.weight")
+        stored = tuple(QUANTIZED_BASE_PREFIX + k for k in quantized_state(self.base_layer)) if is_quantized(self.base_layer) else ()
+        return (*(n for n in self.adapter_buffer_names if n in self.frozen_buffer_names), "base_layer.weight", *stored)
 
     def adapter_state(self) -> dict[str, torch.Tensor]:
         """Everything needed to restore this layer on a fresh base: trainable parameters, declared
@@ -187,26 +194,41 @@ class AdapterLayer(nn.Module):
         state = {name: p for name, p in self.adapter_parameters()}
         for name in self.adapter_buffer_names:
             state[name] = getattr(self, name)
-        if self.mutates_base:  # a quantised residual is saved dequantised and re-quantised on load
-            state["base_layer.weight"] = self.base_weight() if is_quantized(self.base_layer) else self.base_layer.weight
+        if self.mutates_base and is_quantized(self.base_layer):  # the matrix, and its stored form for an exact reload
+            state["base_layer.weight"] = self.base_weight()
+            state.update({QUANTIZED_BASE_PREFIX + k: v for k, v in quantized_state(self.base_layer).items()})
+        elif self.mutates_base:
+            state["base_layer.weight"] = self.base_layer.weight
         return state
 
     @torch.no_grad()
     def load_adapter_state(self, state: dict[str, torch.Tensor]) -> None:
         if self.merged:
             raise RuntimeError("unmerge the adapter before loading a state into it")
-        expected = set(self.adapter_state())
-        missing, unexpected = expected - set(state), set(state) - expected
+        stored = {k[len(QUANTIZED_BASE_PREFIX) :]: v for k, v in state.items() if is_quantized_base_key(k)}
+        state = {k: v for k, v in state.items() if not is_quantized_base_key(k)}
+        own = {k: v for k, v in self.adapter_state().items() if not is_quantized_base_key(k)}
+        missing, unexpected = set(own) - set(state), set(state) - set(own)
         if missing or unexpected:
             raise KeyError(f"adapter state mismatch: missing {sorted(missing)}, unexpected {sorted(unexpected)}")
-        for name, target in self.adapter_state().items():
+        for name, target in own.items():
             if name == "base_layer.weight" and is_quantized(self.base_layer):
-                requantize_(self.base_layer, state[name])
+                if stored:  # bit for bit
+                    load_quantized_state_(self.base_layer, stored)
+                else:  # saved before the stored form was kept: re-quantise the dequantised matrix (not exact)
+                    requantize_(self.base_layer, state[name])
                 continue
+            # a full-precision base takes the dequantised matrix itself (its stored form has no use there)
             target.copy_(state[name].to(device=target.device, dtype=target.dtype))
 
     def extra_repr(self) -> str:
         return f"in={self.in_features}, out={self.out_features}, fan_in_fan_out={self.fan_in_fan_out}"
+
+
+def is_quantized_base_key(name: str) -> bool:
+    """True for a key of a quantised residual base's stored form (`QUANTIZED_BASE_PREFIX`), with or
+    without the layer's module-name prefix."""
+    return name.startswith(QUANTIZED_BASE_PREFIX) or ("." + QUANTIZED_BASE_PREFIX) in name
 
 
 @contextlib.contextmanager

@@ -194,22 +194,3 @@ def merge_adapters(
             prefix = head + "."
             model.get_submodule(head).load_state_dict({k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)})
     return ComposeReport([str(p) for p, _ in adapters], [float(w) for _, w in adapters], counts, heads)
-
-
-def load_recorded_base(adapter_dir: str | os.PathLike) -> nn.Module:
-    """The original backbone an adapter was trained on, from the ``backbone`` record it was saved with,
-    in full precision from the original weights (also for an adapter trained on a quantised base)."""
-    from lora_lab.adapters.io import read_adapter_meta
-    from lora_lab.models.backbones import BackboneConfig, build_backbone, parse_backbone_config
-
-    record = dict(read_adapter_meta(adapter_dir).get("backbone") or {})
-    # "family" is the key adapters saved before it was renamed model_kind
-    model_kind = record.pop("model_kind", None) or record.pop("family", "classification")
-    record.pop("family", None)
-    num_labels = record.pop("num_labels", None)
-    if not record.get("name"):
-        raise ConfigError("compose.adapters", f"{str(adapter_dir)!r} records no backbone name; use merge_adapters() on the model")
-    if record.get("random_init"):
-        raise ConfigError("compose.adapters", f"{str(adapter_dir)!r} was trained on a randomly initialised backbone, which cannot be rebuilt")
-    known = set(BackboneConfig.__dataclass_fields__) - {"quantize"}  # a merged model is full precision
-    return build_backbone(parse_backbone_config({k: v for k, v in record.items() if k in known}), model_kind, num_labels).eval()

@@ -6,9 +6,10 @@ lives only in that method's dataclass: LoRA's ``r``, ``alpha``, ``rslora`` (`lor
 AdaLoRA's ``target_r``, ``tinit`` ..., VeRA's ``d_initial`` ... A method without ``alpha`` does not
 carry one, and setting a knob the chosen method does not have is an error naming the methods that do.
 
-Inits are declared per method (``inits``, names or ``prefix*`` patterns such as ``pissa_niter_*``
-that take a decimal suffix): an init the method does not declare is a one-line error listing the
-allowed ones. The field default of ``init`` is the method's default init.
+The inits a method accepts are computed from the init registry (`lora_lab.adapters.registry`): those
+registered for the method's ``init_family`` (default: the method's name; LoRA, LoRA+ and DoRA share
+``lora``). An init not registered there is a one-line error listing the allowed ones. The field default
+of ``init`` is the method's default init.
 
 ``targets`` takes three forms (see `lora_lab.adapters.targets`): a preset name (``qv``, ``attn``,
 ``attn_mlp``, ``all_linear`` ...), a list of module names matched as dotted suffixes, or any other
@@ -21,15 +22,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from lora_lab.adapters.registry import init_matches, inits_for
 from lora_lab.errors import ConfigError, did_you_mean
-
-
-def init_matches(name: str, pattern: str) -> bool:
-    """``name`` is ``pattern``, or ``pattern`` ends in ``*`` and ``name`` is its prefix plus digits."""
-    if pattern.endswith("*"):
-        prefix = pattern[:-1]
-        return name.startswith(prefix) and name[len(prefix) :].isdigit()
-    return name == pattern
 
 
 def is_int(value) -> bool:
@@ -57,8 +51,8 @@ def check_bool(key: str, value) -> None:
 
 @dataclass
 class AdapterConfig:
-    """Knobs every method has. Subclasses set ``method`` and ``init`` defaults, declare ``inits``
-    and extend `validate` for their own knobs."""
+    """Knobs every method has. Subclasses set ``method`` and ``init`` defaults, may name their
+    ``init_family`` and extend `validate` for their own knobs."""
 
     method: str = ""
     dropout: float = 0.0
@@ -66,8 +60,17 @@ class AdapterConfig:
     exclude: list = field(default_factory=list)
     init: str = ""
 
-    #: the inits this method accepts (names or ``prefix*`` patterns); every method declares its own
-    inits: ClassVar[tuple[str, ...]] = ()
+    #: the family whose registered inits this method accepts (empty: the method's own name)
+    init_family: ClassVar[str] = ""
+
+    @classmethod
+    def family(cls) -> str:
+        return cls.init_family or knob_defaults(cls)["method"]
+
+    @classmethod
+    def allowed_inits(cls) -> tuple[str, ...]:
+        """The inits (names or ``prefix*`` patterns) registered for this method's family."""
+        return inits_for(cls.family())
 
     def validate(self) -> None:
         if not is_number(self.dropout) or not 0.0 <= self.dropout < 1.0:
@@ -78,8 +81,9 @@ class AdapterConfig:
             raise ConfigError("adapter.targets", f"must be a preset name, a regex or a non-empty list of names, got {self.targets!r}")
         if not isinstance(self.exclude, (list, tuple)) or not all(isinstance(t, str) for t in self.exclude):
             raise ConfigError("adapter.exclude", f"must be a list of module names, got {self.exclude!r}")
-        if not isinstance(self.init, str) or not any(init_matches(self.init, p) for p in self.inits):
-            raise ConfigError("adapter.init", f"{self.init!r} is not an init of method {self.method!r}; allowed: {', '.join(self.inits)}")
+        allowed = self.allowed_inits()
+        if not isinstance(self.init, str) or not any(init_matches(self.init, p) for p in allowed):
+            raise ConfigError("adapter.init", f"{self.init!r} is not an init of method {self.method!r}; allowed: {', '.join(allowed)}")
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -101,15 +105,21 @@ def knob_defaults(config_cls: type[AdapterConfig]) -> dict[str, Any]:
 
 
 def check_schema(config_cls: type[AdapterConfig], method: str) -> None:
-    """The contract a method's schema must meet to be registered: its ``method`` default is its name,
-    it declares its inits and its default init is one of them."""
+    """The contract a method's schema must meet to be registered: its ``method`` default is its name
+    and it names a default init."""
     defaults = knob_defaults(config_cls)
     if defaults["method"] != method:
         raise TypeError(f"{config_cls.__name__}.method defaults to {defaults['method']!r}, not {method!r}")
-    if not config_cls.inits:
-        raise TypeError(f"{config_cls.__name__} declares no inits")
-    if not any(init_matches(defaults["init"], p) for p in config_cls.inits):
-        raise TypeError(f"{config_cls.__name__}: default init {defaults['init']!r} is not in its inits {config_cls.inits}")
+    if not isinstance(defaults["init"], str) or not defaults["init"]:
+        raise TypeError(f"{config_cls.__name__} names no default init")
+
+
+def check_default_init(config_cls: type[AdapterConfig]) -> None:
+    """After discovery: the schema's default init is registered for its family (else every run of
+    the method would fail its own config check)."""
+    default, allowed = knob_defaults(config_cls)["init"], config_cls.allowed_inits()
+    if not any(init_matches(default, p) for p in allowed):
+        raise TypeError(f"{config_cls.__name__}: default init {default!r} is not registered for family {config_cls.family()!r} (registered: {allowed})")
 
 
 def parse_adapter_config(raw: dict, registry: dict[str, type[AdapterConfig]]) -> AdapterConfig:

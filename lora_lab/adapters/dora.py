@@ -54,7 +54,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lora_lab.adapters.init import LORA_FAMILY_INITS
+from lora_lab.adapters.init import LORA_FAMILY
 from lora_lab.adapters.lora import LoraConfig, LoraLayer
 from lora_lab.adapters.method import AdapterMethod, register_method
 from lora_lab.adapters.quant import is_quantized
@@ -184,7 +184,7 @@ class DoraConfig(LoraConfig):
     """DoRA knobs: exactly LoRA's (``r``, ``alpha``, ``rslora``, ``dropout``, ``targets``, ``init`` ...)."""
 
     method: str = "dora"
-    inits: ClassVar[tuple[str, ...]] = LORA_FAMILY_INITS
+    init_family: ClassVar[str] = LORA_FAMILY
 
 
 @register_method
@@ -193,6 +193,7 @@ class DoraMethod(AdapterMethod):
     display_name = "DoRA"
     table_order = 5
     config_cls = DoraConfig
+    examples = ({"r": 4, "alpha": 8},)
 
     def make_layer(self, base_layer: nn.Module, module_name: str) -> DoraLayer:
         c = self.config

@@ -1,4 +1,4 @@
-"""Initialisations of the LoRA family's ``(A, B)`` pair, registered by name.
+"""The weight-independent inits of the LoRA family's ``(A, B)`` pair, and how a layer applies its init.
 
 ``A: [r, in]`` (applied first), ``B: [out, r]``; the adapter adds ``s * B A`` (docs/algorithms/lora.md).
 
@@ -7,82 +7,49 @@
 - ``gaussian`` (PEFT ``"gaussian"``): A ~ N(0, (1/r)^2) -- std 1/r, not 1/sqrt(r); B = 0.
 
 Inits that depend on the pretrained weight (``pissa``, ``pissa_niter_<k>``, ``olora``) live in
-`lora_lab.adapters.pissa` (``loftq_<T>``, for quantised bases, in `lora_lab.adapters.loftq`) and register with ``mutates_base=True``: they write the residual
-``W - s B A`` into the base weight, and `LoraLayer` derives its ``mutates_base`` from the init name.
-
-An init is a function ``fn(layer, name) -> None`` that fills ``layer.lora_A`` / ``layer.lora_B``.
-Names ending in ``*`` in the registry are prefixes (``pissa_niter_*`` takes ``pissa_niter_4``). Which
-inits a method accepts is declared by the method's schema (``inits``, `lora_lab.adapters.config`).
+`lora_lab.adapters.pissa` (``loftq_<T>``, for quantised bases, in `lora_lab.adapters.loftq`) and register
+with ``mutates_base=True``: they write the residual ``W - s B A`` into the base weight, and `LoraLayer`
+derives its ``mutates_base`` from the init. Every init is registered in `lora_lab.adapters.registry`
+(``register_init(name, families=...)``), which also computes the inits a method accepts.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Callable
 
 import torch
 from torch import nn
 
-from lora_lab.adapters.config import init_matches
-from lora_lab.errors import ConfigError
+from lora_lab.adapters.registry import find_any_init, find_init, get_init, register_init
 
-InitFn = Callable[[nn.Module, str], None]
-#: the inits of the LoRA family (``lora``, ``dora``); the weight-dependent ones live in `lora_lab.adapters.pissa`
-LORA_FAMILY_INITS: tuple[str, ...] = ("kaiming", "gaussian", "pissa", "pissa_niter_*", "olora", "loftq_*")
-_INITS: dict[str, InitFn] = {}
-#: inits that write a residual into the base weight
-MUTATING_INITS: set[str] = set()
-#: registered init (name or pattern) -> its display name in tables
-INIT_DISPLAY_NAMES: dict[str, str] = {}
-
-
-def register_init(name: str, mutates_base: bool = False, display: str | None = None) -> Callable[[InitFn], InitFn]:
-    """Register ``fn`` as the init ``name`` (a name or a ``prefix*`` pattern); ``display`` is how tables
-    print it (default: the name)."""
-
-    def wrap(fn: InitFn) -> InitFn:
-        _INITS[name] = fn
-        if mutates_base:
-            MUTATING_INITS.add(name)
-        if display:
-            INIT_DISPLAY_NAMES[name] = display
-        return fn
-
-    return wrap
-
-
-def _lookup(name: str) -> str | None:
-    return next((key for key in _INITS if init_matches(name, key)), None)
+#: the init family of `LoraLayer` and its subclasses (methods ``lora``, ``loraplus``, ``dora``)
+LORA_FAMILY = "lora"
 
 
 def init_display_name(name: str) -> str:
     """How tables print the init ``name`` (``pissa_niter_4`` -> PiSSA); unregistered names as given."""
-    return INIT_DISPLAY_NAMES.get(_lookup(name) or name, name)
+    spec = find_any_init(name)
+    return (spec.display or spec.name) if spec is not None and spec.display else name
 
 
-def init_names() -> list[str]:
-    return sorted(_INITS)
+def init_mutates_base(name: str, family: str = LORA_FAMILY) -> bool:
+    spec = find_init(name, family)
+    return spec is not None and spec.mutates_base
 
 
-def init_mutates_base(name: str) -> bool:
-    return _lookup(name) in MUTATING_INITS
+def apply_init(layer: nn.Module, name: str, family: str = LORA_FAMILY) -> None:
+    """Run the init ``name`` of ``family`` on ``layer`` (a one-line error for an unregistered one)."""
+    get_init(name, family).fn(layer, name)
 
 
-def apply_init(layer: nn.Module, name: str) -> None:
-    key = _lookup(name)
-    if key is None:
-        raise ConfigError("adapter.init", f"unknown init {name!r}; allowed: {', '.join(init_names())}")
-    _INITS[key](layer, name)
-
-
-@register_init("kaiming")
+@register_init("kaiming", families=(LORA_FAMILY,))
 @torch.no_grad()
 def kaiming_init(layer: nn.Module, name: str) -> None:
     nn.init.kaiming_uniform_(layer.lora_A, a=math.sqrt(5))
     nn.init.zeros_(layer.lora_B)
 
 
-@register_init("gaussian")
+@register_init("gaussian", families=(LORA_FAMILY,))
 @torch.no_grad()
 def gaussian_init(layer: nn.Module, name: str) -> None:
     nn.init.normal_(layer.lora_A, mean=0.0, std=1.0 / layer.r)

@@ -113,10 +113,11 @@ def load_adapter(adapter_dir: str | os.PathLike, model: nn.Module, quantize: boo
         module_names=meta["adapted_modules"],
         initialize=False,
     )
-    load_checkpoint_state(model, method, load_file(str(Path(adapter_dir) / WEIGHTS_NAME)))
     quant = recorded_quant_config(meta) if quantize else None
-    if quant is not None:  # the base it was trained on was quantised: quantise this one the same way
+    if quant is not None:  # the base it was trained on was quantised: quantise this one the same way, then a
+        # residual base (QPiSSA) is restored from its saved stored form, bit for bit
         quantize_base(model, method, quant, skip=meta["head_modules"], initialize=False)
+    load_checkpoint_state(model, method, load_file(str(Path(adapter_dir) / WEIGHTS_NAME)))
     return method
 
 

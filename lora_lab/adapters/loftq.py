@@ -23,7 +23,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from lora_lab.adapters.init import register_init
+from lora_lab.adapters.init import LORA_FAMILY
+from lora_lab.adapters.registry import register_init
 from lora_lab.adapters.pissa import pissa_init
 from lora_lab.adapters.quant import QuantConfig, dequantized_weight, quantize_linear
 from lora_lab.adapters.quant_model import register_quant_aware_init
@@ -32,7 +33,7 @@ from lora_lab.errors import ConfigError
 LOFTQ_PREFIX = "loftq_"
 
 
-@register_init("loftq_*", mutates_base=True, display="LoftQ")
+@register_init("loftq_*", families=(LORA_FAMILY,), mutates_base=True, display="LoftQ", example="loftq_1")
 @torch.no_grad()
 def loftq_start(layer: nn.Module, name: str) -> None:
     """The full-precision start: PiSSA's ``W = W_res + s B0 A0`` (exact SVD); ``T >= 1``."""

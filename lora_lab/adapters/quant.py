@@ -26,8 +26,14 @@ This module holds the layer-level pieces (quantise one linear, dequantise, re-qu
 merge); `lora_lab.adapters.quant_model` quantises a whole model under its adapters.
 
 Merging into a quantised base would re-quantise ``W + dW`` (lossy): `merge_refusal` is the error.
-A PiSSA/OLoRA residual on a quantised base is saved dequantised (fp32) and re-quantised on load
-(exactly the same codes without double quantisation; within ~1e-5 of the absmax with it).
+A PiSSA/OLoRA residual on a quantised base is saved in its stored form (`quantized_state`: the packed
+4-bit codes with bitsandbytes' own serialised ``QuantState`` -- block absmaxes, code book, and with double
+quantisation the 8-bit absmaxes, their code book and offset --, or LLM.int8's ``CB``/``SCB``) beside its
+dequantised fp32 matrix, and restored from it bit for bit (`load_quantized_state_`). Re-quantising the
+dequantised matrix instead is *not* exact with double quantisation: ``deq(Q(W_res))`` has new block absmaxes
+``c_max * deq8(absmax)``, and their second 8-bit quantisation rounds differently, so every weight of a block
+moves by up to ``|c| * (deq8 step)``, i.e. ~1e-4 relative (how the rounding falls depends on the CPU's
+arithmetic paths); `requantize_` remains only for adapters saved before the stored form was kept.
 """
 
 from __future__ import annotations
@@ -170,6 +176,30 @@ def requantize_(module: nn.Module, weight_out_in: torch.Tensor) -> None:
     else:
         cfg = QuantConfig(w.quant_type, bool(w.compress_statistics), blocksize=w.blocksize)
     module.weight = _quantized_param(weight_out_in.to(w.device), cfg)
+
+
+def quantized_state(module: nn.Module) -> dict[str, torch.Tensor]:
+    """The stored form of a bitsandbytes layer's weight, exactly (tensors only, for safetensors): 4-bit:
+    ``data`` (packed codes) and ``QuantState.as_dict(packed=True)``; int8: ``CB`` and ``SCB``."""
+    w = module.weight
+    if type(w).__name__ == "Int8Params":
+        scb = w.SCB if w.SCB is not None else module.state.SCB
+        return {"CB": w.data, "SCB": scb}
+    return {"data": w.data, **w.quant_state.as_dict(packed=True)}
+
+
+@torch.no_grad()
+def load_quantized_state_(module: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Put a `quantized_state` back into a bitsandbytes layer of the same kind and shape, bit for bit."""
+    bnb = bitsandbytes()
+    device = module.weight.device
+    if type(module.weight).__name__ == "Int8Params":
+        cb, scb = state["CB"].to(device), state["SCB"].to(device)
+        module.weight = bnb.nn.Int8Params(cb, requires_grad=False, has_fp16_weights=False, CB=cb, SCB=scb)
+        module.state.SCB, module.state.CB = None, None
+        return
+    stats = {k: v for k, v in state.items() if k != "data"}
+    module.weight = bnb.nn.Params4bit.from_prequantized(state["data"], stats, requires_grad=False, device=device, module=module)
 
 
 def bnb_config(cfg: QuantConfig, skip: list[str] = ("lm_head",)):

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -35,6 +34,7 @@ from lora_lab.adapters.config import AdapterConfig, check_positive_int, is_int, 
 from lora_lab.adapters.export_registry import PEFT_PREFIX, register_peft_exporter, saved_tensor
 from lora_lab.adapters.io import METHOD_STATE_PREFIX
 from lora_lab.adapters.method import AdapterMethod, register_method
+from lora_lab.adapters.registry import get_init, register_init
 from lora_lab.errors import ConfigError
 
 
@@ -54,6 +54,18 @@ class VeraProjections(nn.Module):
         self.register_buffer("vera_B", kaiming_uniform((out_max, r), generator).to(device))
 
 
+VERA_FAMILY = "vera"
+VERA_INIT = "kaiming"  # the shared projections are kaiming-uniform (`VeraProjections`)
+
+
+@register_init(VERA_INIT, families=(VERA_FAMILY,))
+@torch.no_grad()
+def vera_init(layer: nn.Module, name: str) -> None:
+    """PEFT's VeRA init of the scaling vectors: ``lambda_d = d_initial``, ``lambda_b = 0`` (a no-op at init)."""
+    layer.vera_lambda_d.fill_(layer.d_initial)
+    layer.vera_lambda_b.zero_()
+
+
 class VeraLayer(AdapterLayer):
     """One frozen linear map plus ``lambda_b * (B[:out] (lambda_d * (A[:, :in] x)))``."""
 
@@ -69,10 +81,8 @@ class VeraLayer(AdapterLayer):
         self.vera_lambda_b = nn.Parameter(torch.zeros(self.out_features, device=device, dtype=torch.float32))
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
 
-    @torch.no_grad()
     def reset_from_base(self) -> None:
-        self.vera_lambda_d.fill_(self.d_initial)
-        self.vera_lambda_b.zero_()
+        get_init(VERA_INIT, VERA_FAMILY).fn(self, VERA_INIT)
 
     def sliced_projections(self) -> tuple[torch.Tensor, torch.Tensor]:
         """``(A[:, :in], B[:out, :])`` of the shared pair."""
@@ -98,12 +108,10 @@ class VeraConfig(AdapterConfig):
     ``projection_prng_key = 0``). ``r`` is the rank of the shared projections."""
 
     method: str = "vera"
-    init: str = "kaiming"
+    init: str = VERA_INIT
     r: int = 256
     d_initial: float = 0.1
     projection_prng_key: int = 0
-
-    inits: ClassVar[tuple[str, ...]] = ("kaiming",)
 
     def validate(self) -> None:
         check_positive_int("r", self.r)
@@ -120,6 +128,7 @@ class VeraMethod(AdapterMethod):
     display_name = "VeRA"
     table_order = 6
     config_cls = VeraConfig
+    examples = ({"r": 8, "d_initial": 0.1},)
 
     def __init__(self, config: VeraConfig):
         super().__init__(config)

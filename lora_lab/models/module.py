@@ -1,7 +1,9 @@
 """`AdapterModule`: the LightningModule every task family shares.
 
-It receives plain config dicts (never ``nn.Module`` objects, so hparams and checkpoints stay small
-and picklable), builds the backbone and attaches the adapter in `configure_model`, and drives every
+It receives the trial's parsed configs (`BackboneConfig`, `AdapterConfig`: the objects
+`lora_lab.config.parse` made at the entry point, never parsed again; a plain dict, as a test or a
+notebook may pass, is parsed once here), keeps them as plain dicts in its hparams (never ``nn.Module``
+objects, so hparams and checkpoints stay small and picklable), builds the backbone and attaches the adapter in `configure_model`, and drives every
 adapter method through the same two hooks so no user has to remember a call:
 
 - training loss = task loss + ``method.regularization_loss()`` (logged as ``train/reg_loss``);
@@ -23,18 +25,34 @@ are kept in fp32 (`lora_lab.models.fp32_heads`).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import lightning as L
 import torch
 
-from lora_lab.adapters import AttachReport, build_method, parse_config
+from lora_lab.adapters import AdapterConfig, AttachReport, build_method, parse_config
+from lora_lab.adapters.base import is_quantized_base_key
 from lora_lab.adapters.io import adapter_checkpoint_state, load_checkpoint_state
 from lora_lab.adapters.quant_model import quantize_for_training
-from lora_lab.models.backbones import build_backbone, head_modules_for, parse_backbone_config
+from lora_lab.models.backbones import BackboneConfig, build_backbone, head_modules_for, parse_backbone_config
 from lora_lab.models.fp32_heads import keep_heads_fp32
 from lora_lab.models.optim import build_optimizer
 
+
+
+def step_loss_tensor(outputs):
+    """The training loss of the batch that just ended, from ``training_step``'s output, as the
+    (detached) tensor it is: reading it on the host is a device sync, so callers read it only when
+    they print or log it."""
+    loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+    return loss.detach() if hasattr(loss, "detach") else loss
+
+
+def step_loss(outputs) -> float | None:
+    """`step_loss_tensor` read on the host (one device sync)."""
+    loss = step_loss_tensor(outputs)
+    return float(loss) if loss is not None else None
 
 
 def is_better(value: float, best: float | None) -> bool:
@@ -48,11 +66,13 @@ def is_better(value: float, best: float | None) -> bool:
 class AdapterModule(L.LightningModule):
     model_kind: str = "classification"  # which Auto class builds the backbone: classification, causal_lm, seq2seq
 
-    def __init__(self, backbone: dict, adapter: dict, optim: dict, task: dict, num_labels: int | None = None, pad_token_id: int | None = None):
+    def __init__(self, backbone: BackboneConfig | dict, adapter: AdapterConfig | dict, optim: dict, task: dict,
+                 num_labels: int | None = None, pad_token_id: int | None = None):
         super().__init__()
-        self.save_hyperparameters()
-        self.backbone_cfg = parse_backbone_config(backbone)
-        self.adapter_cfg = parse_config(adapter)
+        self.backbone_cfg = backbone if isinstance(backbone, BackboneConfig) else parse_backbone_config(backbone)
+        self.adapter_cfg = adapter if isinstance(adapter, AdapterConfig) else parse_config(adapter)
+        self.save_hyperparameters(ignore=["backbone", "adapter"])
+        self.hparams.update(backbone=dataclasses.asdict(self.backbone_cfg), adapter=self.adapter_cfg.to_dict())
         self.optim_cfg = dict(optim)
         self.model: torch.nn.Module | None = None
         self.method = None
@@ -83,7 +103,7 @@ class AdapterModule(L.LightningModule):
         model.train()
         self.model = model
         # constant buffers (PiSSA/OLoRA's A0, B0) are identical on every rank: DDP need not broadcast them
-        self._ddp_params_and_buffers_to_ignore = [f"model.{k}" for k in self.frozen_state() if not k.endswith(".base_layer.weight")]
+        self._ddp_params_and_buffers_to_ignore = [f"model.{k}" for k in self.frozen_state() if ".base_layer.weight" not in k]
 
     # ----- training hooks shared by every method ----------------------------------------------
     def task_loss(self, batch: dict) -> torch.Tensor:
@@ -202,10 +222,12 @@ class AdapterModule(L.LightningModule):
         return {k: v for k, v in adapter_checkpoint_state(self.model, self.method).items() if k not in frozen}
 
     def load_frozen_state(self, state: dict[str, torch.Tensor]) -> None:
-        """Put a saved `frozen_state` back (through the layers' own loading: a quantised residual is re-quantised)."""
-        expected = self.frozen_state()
-        if set(state) != set(expected):
-            raise KeyError(f"frozen adapter state mismatch: missing {sorted(set(expected) - set(state))[:5]}, unexpected {sorted(set(state) - set(expected))[:5]}")
+        """Put a saved `frozen_state` back (through the layers' own loading: a quantised residual from its stored form)."""
+        # a quantised residual's stored form is absent from files written before it was kept (then re-quantised)
+        expected = {k for k in self.frozen_state() if not is_quantized_base_key(k)}
+        given = {k for k in state if not is_quantized_base_key(k)}
+        if given != expected:
+            raise KeyError(f"frozen adapter state mismatch: missing {sorted(expected - given)[:5]}, unexpected {sorted(given - expected)[:5]}")
         load_checkpoint_state(self.model, self.method, {**self.trained_state(), **state})
 
     # ----- adapter-only checkpoints ---------------------------------------------------------------

@@ -31,6 +31,8 @@ import pandas as pd
 from lora_lab.errors import ConfigError
 from lora_lab.results.columns import NO_TEST, TASK_ORDER, by_time_written, task_columns, task_order  # noqa: F401 (re-exported)
 
+NON_FINITE = "non-finite score"  # why a success whose val or test is Infinity/NaN (`collect.trial_row`) is left out
+
 DEFAULT_NUISANCE = ("cfg.optim.lr", "cfg.lr_scale")
 #: config keys that never split rows: bookkeeping, not science
 IGNORED = (
@@ -97,7 +99,10 @@ def _pending(df: pd.DataFrame, finished: pd.Series, task_info: dict) -> pd.DataF
     running, successful without a validation value, or (test columns) without a test value."""
     no_test = finished & df["test"].isna() & df["task"].map(lambda t: task_info[t]["split"] == "test")
     pending = df[df["status"].isin(UNFINISHED) | ((df["status"] == "success") & ~finished) | no_test].copy()
-    pending["why"] = [NO_TEST if flag else (st if st != "success" else "no validation value") for st, flag in zip(pending["status"], no_test[pending.index])]
+    bad = pending["nonfinite"] if "nonfinite" in pending else pd.Series(None, index=pending.index, dtype=object)
+    pending["why"] = [f"{NON_FINITE} ({nf}), never averaged" if isinstance(nf, str) and st == "success"
+                      else NO_TEST if flag else (st if st != "success" else "no validation value")
+                      for st, flag, nf in zip(pending["status"], no_test[pending.index], bad)]
     return pending
 
 
@@ -169,7 +174,8 @@ def aggregate(trials: pd.DataFrame, by: list[str] | None = None, nuisance=DEFAUL
     cells = cells.merge(setting_text, on=cell_keys, how="left")
     cells = _with_empty_cells(cells, pending, cell_keys)
     cells = _sorted(cells, row_keys, tasks)
-    incomplete = [(d, NO_TEST) for d, why in zip(pending["run_dir"], pending["why"]) if why == NO_TEST]
+    incomplete = [(d, why) for d, why, st in zip(pending["run_dir"], pending["why"], pending["status"])
+                  if why == NO_TEST or (st == "success" and why.startswith(NON_FINITE))]
     return Aggregate(cells, row_keys, tasks, task_info, setting_keys, chosen, duplicates, incomplete)
 
 

@@ -4,10 +4,12 @@ One row per trial (``trials``): status, reason, task, method, seed, learning rat
 validation metric (``val``: best evaluation; ``val_max``: best point of the curve), the test metric
 where the task has labelled test data, the chance level and whether the run never left it, parameter
 counts, steps, wall time, and every leaf of the resolved config flattened as ``cfg.<dotted key>``
-(lists joined with ``+``). Statuses: ``success``, ``failed``, ``cancelled``, ``running`` (a job
+(lists joined with ``+``). A score that is a number but not finite (``Infinity``, ``NaN``) is kept out
+of ``val`` / ``test`` (never averaged) and named in ``nonfinite``. Statuses: ``success``, ``failed``, ``cancelled``, ``running`` (a job
 killed mid-run leaves this), ``pruned`` (stopped early by an Optuna pruner: not averaged in, not a
 failure), plus ``corrupt`` (unreadable, truncated or wrongly shaped file, e.g.
-``metrics`` a list or ``config.task`` a string: see `shape_problem`) and ``missing`` (a trial in a
+``metrics`` a list or ``config.task`` a string, a status this version does not know, a
+``schema_version`` it cannot read: see `shape_problem`) and ``missing`` (a trial in a
 ``sweep_plan.json`` with no result.json). Nothing is ever dropped silently.
 
 Parameter counts: ``adapter_params`` is what the run attached (the allocation);
@@ -24,6 +26,7 @@ Speed (thousands of runs): one directory walk that stops descending at a run dir
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,7 +114,16 @@ def chance_level(baselines: dict, metric: str | None, primary: str | None) -> fl
 
 
 def _num(value):
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    """``value`` as a finite float; None for anything else (text, bool, ``NaN``, ``Infinity``: never averaged)."""
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) else None
+
+
+def _nonfinite(**scores) -> str | None:
+    """``"val=inf"`` for the scores that are numbers but not finite (``json`` reads ``Infinity`` and
+    ``NaN``): the row keeps no value for them, and the report says why."""
+    bad = [f"{name}={value}" for name, value in scores.items()
+           if isinstance(value, float) and not math.isfinite(value)]
+    return ", ".join(bad) or None
 
 
 def shape_problem(record: dict) -> str | None:
@@ -142,11 +154,11 @@ def trial_row(record: dict, path: Path) -> dict:
     metrics = record.get("metrics") or {}
     primary = record.get("primary_metric")
     best = metrics.get("best_val") or {}
+    raw_test = (metrics.get("test") or {}).get("test/" + primary.split("/", 1)[1]) if primary and "/" in primary else None
+    nonfinite = _nonfinite(val=best.get(primary) if primary else None, test=raw_test)
     val = _num(best.get(primary)) if primary else None
     curve_vals = [v for v in (p.get(primary) for p in record.get("curve") or [] if type(p) is dict) if _num(v) is not None]
-    test = None
-    if primary and "/" in primary:
-        test = _num((metrics.get("test") or {}).get("test/" + primary.split("/", 1)[1]))
+    test = _num(raw_test)
     metric = primary.split("/", 1)[1] if primary and "/" in primary else primary
     chance = chance_level(record.get("baselines") or {}, metric, primary)
     val_max = max(curve_vals) if curve_vals else val
@@ -167,6 +179,7 @@ def trial_row(record: dict, path: Path) -> dict:
         "val": val,
         "val_max": val_max,
         "test": test,
+        "nonfinite": nonfinite,
         "chance": chance,
         "at_chance": bool(val_max is not None and chance is not None and val_max <= chance + CHANCE_TOL),
         "adapter_params": recorded,

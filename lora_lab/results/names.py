@@ -38,7 +38,7 @@ def _inits_not_shown(method: str) -> tuple[str, ...]:
     cls = METHODS.get(method)
     if cls is None:
         return ("kaiming",)
-    declared = tuple(cls.config_cls.inits)
+    declared = cls.config_cls.allowed_inits()
     return (cls.config_cls.init, *declared) if len(declared) == 1 else (cls.config_cls.init,)
 
 

@@ -12,10 +12,15 @@ best-validation adapter state where the task has labels), ``exported_state`` (wh
 ``primary_metric``, ``task_spec``, ``baselines`` (majority-class accuracy; for generation
 ``untrained_val``, the model's validation before training), ``data`` (split sizes, skipped training
 examples), ``curve`` (one entry per evaluation), ``method_summary``, ``quantization`` (the frozen base's, if quantised), ``optimizer_steps``,
-``wall_time_s``, ``cpu_time_s`` (process CPU seconds of the trial), ``torch_threads``,
+``precision`` (what Lightning ran, after its own substitutions), ``wall_time_s`` (summed over every
+process that worked on the trial: ``attempts``, one entry per process with host, pid, start, its wall
+seconds and how it ended -- ``success``, ``failed``, ``cancelled``, ``stopped: <signal>`` or ``killed``),
+``cpu_time_s`` (process CPU seconds of the last attempt), ``torch_threads``,
 ``peak_memory_mb``, ``versions`` and ``git`` (SHA + dirty flag), ``job`` (host, pid, SLURM job /
 array task of the attempt that wrote it), ``interruptions`` (one entry per SLURM stop the run
-survived: signal, step, job id). Keys this version does not know are kept in ``extra`` and written
+survived: signal, step, job id), ``trackers`` (each chosen tracker's ``status``: ``ok``, or
+``failed`` with ``during`` and ``error``: a tracker fault never fails the run). ``success`` means the
+optimizer stepped and the reported validation (and, where expected, test) metrics exist. Keys this version does not know are kept in ``extra`` and written
 back. Written atomically (`lora_lab.atomic`: temp file in the same directory, fsync, ``os.replace``),
 so a reader sees the old file or the new one, never half of one; readers open only the final name,
 never a temp file a killed writer left behind.
@@ -28,6 +33,7 @@ import json
 import os
 import platform
 import resource
+import socket
 import subprocess
 import sys
 import time
@@ -44,12 +50,18 @@ STATUSES = ("success", "failed", "cancelled", "running", "pruned")  # pruned: st
 
 
 class MalformedResult(ValueError):
-    """A result.json whose fields do not have the types this schema writes."""
+    """A result.json whose fields do not have the types this schema writes (or a status it does not know)."""
 
 
-_OBJECTS = ("config", "params", "metrics", "baselines", "data", "method_summary", "versions", "git", "job", "task_spec", "peak_memory_mb")
-_STRINGS = ("status", "reason", "run_dir", "run_name", "primary_metric", "written_at", "exported_state")
-_LISTS = ("overrides", "curve", "interruptions")
+class UnknownSchema(MalformedResult):
+    """A result.json of a ``schema_version`` this code cannot read: never taken as finished, never
+    overwritten without ``force=true`` (`lora_lab.run.gate.decide`), ``corrupt`` in the report."""
+
+
+_OBJECTS = ("config", "params", "metrics", "baselines", "data", "method_summary", "versions", "git", "job", "task_spec", "peak_memory_mb",
+            "trackers")
+_STRINGS = ("status", "reason", "run_dir", "run_name", "primary_metric", "written_at", "exported_state", "precision")
+_LISTS = ("overrides", "curve", "interruptions", "attempts")
 _KIND_NAMES = {dict: "an object", str: "a string", list: "a list"}
 
 
@@ -75,7 +87,8 @@ class ResultRecord:
     method_summary: dict = field(default_factory=dict)
     quantization: dict | None = None  # the frozen base's quantisation (None: not quantised)
     optimizer_steps: int | None = None
-    wall_time_s: float | None = None
+    precision: str | None = None  # the precision Lightning ran (trainer.precision after its substitutions)
+    wall_time_s: float | None = None  # summed over every process of the trial (attempts)
     cpu_time_s: float | None = None
     torch_threads: int | None = None
     peak_memory_mb: dict = field(default_factory=dict)
@@ -83,6 +96,8 @@ class ResultRecord:
     git: dict = field(default_factory=dict)
     job: dict = field(default_factory=dict)
     interruptions: list = field(default_factory=list)
+    attempts: list = field(default_factory=list)  # one entry per process (lora_lab.resume.attempts)
+    trackers: dict = field(default_factory=dict)  # tracker name -> {"status": "ok" | "failed", "during", "error"}
     written_at: str | None = None
     schema_version: int = SCHEMA_VERSION
     extra: dict = field(default_factory=dict)  # keys this schema version does not know, kept as written
@@ -100,6 +115,12 @@ class ResultRecord:
         for key, value, kind in checks:
             if value is not None and not isinstance(value, kind):
                 raise MalformedResult(f"malformed result.json: '{key}' is {type(value).__name__}, not {_KIND_NAMES[kind]}")
+        version = raw.get("schema_version", 1)
+        if type(version) is not int or version not in READABLE_VERSIONS:
+            raise UnknownSchema(f"result.json has schema_version {version!r}; this lora_lab reads {', '.join(map(str, READABLE_VERSIONS))} "
+                                "(written by another lora_lab version: read it with that one)")
+        if raw.get("status", "running") not in STATUSES:
+            raise MalformedResult(f"malformed result.json: unknown status {raw['status']!r}; known: {', '.join(STATUSES)}")
         known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
         values = {k: v for k, v in raw.items() if k in known and v is not None}
         return cls(**values, extra={k: v for k, v in raw.items() if k not in known})
@@ -111,6 +132,42 @@ class ResultRecord:
     @property
     def finished(self) -> bool:
         return self.status == "success"
+
+    @classmethod
+    def start(cls, resolved: dict, run_dir: str | os.PathLike, overrides: list[str], interruptions: list[dict] = ()) -> "ResultRecord":
+        """The ``running`` record of a trial as it starts: its resolved config, where and by whom."""
+        return cls(run_dir=str(run_dir), run_name=resolved.get("run_name"), study=resolved.get("study"), config=resolved,
+                   overrides=list(overrides), versions=package_versions(), git=git_state(), job=job_info(),
+                   interruptions=list(interruptions))
+
+    def succeed(self, module, trainer, datamodule, spec, *, final: dict, test: dict, method_summary: dict,
+                exported_state: str | None) -> "ResultRecord":
+        """Fill the result fields of a finished trial from what the fit left: the Lightning ``module``
+        (attach report, curve, selected evaluation, baselines, quantisation), the ``trainer`` (optimizer
+        steps), the ``datamodule`` (split sizes, skipped examples) and the task ``spec``."""
+        self.status = "success"
+        self.task_spec = spec.__dict__
+        self.primary_metric = spec.primary_key
+        self.params = module.report.to_dict()
+        self.metrics = {"best_val": module.best or {}, "final": final, "test": test}
+        self.exported_state = exported_state
+        self.baselines = module.baselines(datamodule)
+        self.data = {"sizes": {k: len(v) for k, v in datamodule.splits.items()}, "skipped": dict(getattr(datamodule, "skipped", {}))}
+        self.curve = module.curve
+        self.method_summary = method_summary
+        self.quantization = module.quantization
+        self.optimizer_steps = int(trainer.global_step)
+        return self
+
+    def account(self, wall_time_s: float, started_cpu: float) -> "ResultRecord":
+        """The costs: ``wall_time_s`` (summed over the trial's attempts by the caller), the CPU seconds
+        of this process since ``started_cpu`` (``time.process_time()`` at its start; all threads, so it
+        does not depend on the machine's load as wall time does), torch's threads and peak memory."""
+        self.wall_time_s = wall_time_s
+        self.cpu_time_s = time.process_time() - started_cpu
+        self.torch_threads = _torch_threads()
+        self.peak_memory_mb = peak_memory_mb()
+        return self
 
 
 def write_result(run_dir: str | os.PathLike, record: ResultRecord | dict) -> Path:
@@ -155,6 +212,19 @@ def _jsonable(obj):
     if isinstance(obj, Path):
         return str(obj)
     return str(obj)
+
+
+def job_info() -> dict:
+    """Where this attempt runs: host, pid and the SLURM job (array job + task) if any."""
+    env = os.environ
+    array = "_".join(filter(None, (env.get("SLURM_ARRAY_JOB_ID"), env.get("SLURM_ARRAY_TASK_ID")))) or None
+    return {"host": socket.gethostname(), "pid": os.getpid(), "slurm_job_id": env.get("SLURM_JOB_ID"), "slurm_array_task": array,
+            "slurm_restart_count": env.get("SLURM_RESTART_COUNT")}
+
+
+def _torch_threads() -> int | None:
+    torch = sys.modules.get("torch")  # loaded by any trial; the record module itself never imports it
+    return torch.get_num_threads() if torch is not None else None
 
 
 def package_versions() -> dict[str, str]:

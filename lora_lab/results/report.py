@@ -26,8 +26,10 @@ import time
 from pathlib import Path
 
 from lora_lab.errors import ConfigError
+from lora_lab.output_target import prepare_output_dir
 
 FORMATS = ("md", "latex", "csv")
+REPORT_MARKER = "meta.json"  # every report writes it: a directory holding it is a previous report
 MAX_LISTED = 50
 FIRST_COLUMNS = ["status", "study", "task", "method", "seed", "lr", "metric", "val", "val_max", "test", "chance", "at_chance",
                  "adapter_params", "adapter_params_final", "trainable_params", "steps", "wall_time_s", "cpu_time_s", "torch_threads", "reason",
@@ -41,6 +43,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--nuisance", default="optim.lr,lr_scale", help="keys to take the best over, chosen on validation (default: optim.lr,lr_scale; '' for none)")
     p.add_argument("--format", default="md,latex,csv", help=f"table formats to write, comma-separated from {', '.join(FORMATS)}")
     p.add_argument("--out", default=None, help="output directory (default: results/<study>)")
+    p.add_argument("--overwrite", action="store_true", help="write into a non-empty --out that is not a previous report (never into a run dir)")
     p.add_argument("--reference", action="append", default=[], help="YAML/JSON file of published rows: [{label, params, scores: {task: value}}]")
     p.add_argument("--no-plots", action="store_true", help="skip the plots")
     p.add_argument("--baseline", default=None, help="row the others are tested against (display name or method key, e.g. lora; default: the first row)")
@@ -57,10 +60,14 @@ def _split(text: str | None) -> list[str]:
 def load_references(paths: list[str]) -> list[dict]:
     import yaml
 
+    from lora_lab.strict_read import AmbiguousInput, load_yaml
+
     refs = []
     for path in paths:
         try:
-            data = yaml.safe_load(Path(path).read_text())
+            data = load_yaml(Path(path).read_text())
+        except AmbiguousInput as err:
+            raise ConfigError("--reference", f"{path}: {err}") from None
         except (OSError, yaml.YAMLError) as err:
             raise ConfigError("--reference", f"cannot read {path}: {err}") from None
         data = data if isinstance(data, list) else [data]
@@ -75,17 +82,20 @@ def problem_lines(trials, agg) -> list[str]:
     """Human-readable list of everything not averaged in, and of runs stuck at chance."""
     lines = []
     counts = trials["status"].value_counts().to_dict()
-    shown = ("success", *(("pruned",) if counts.get("pruned") else ()), "failed", "cancelled", "running", "corrupt", "missing")
-    summary = ", ".join(f"{counts.get(s, 0)} {s}" for s in shown)  # pruned (Optuna studies with a pruner) only when there are some
+    known = ("success", *(("pruned",) if counts.get("pruned") else ()), "failed", "cancelled", "running", "corrupt", "missing")
+    summary = ", ".join([f"{counts.get(s, 0)} {s}" for s in known] + [f"{n} {s}" for s, n in sorted(counts.items()) if s not in known])
     lines.append(f"Trials: {len(trials)} ({summary}; running = started but never finished, e.g. killed).")
     bad = trials[trials["status"] != "success"]
     for row in bad.head(MAX_LISTED).itertuples():
         lines.append(f"- {row.status}: `{row.run_dir}`" + (f" -- {row.reason}" if isinstance(row.reason, str) and row.reason else ""))
     if len(bad) > MAX_LISTED:
         lines.append(f"- ... and {len(bad) - MAX_LISTED} more (see trials.csv)")
+    nonfinite = trials["nonfinite"] if "nonfinite" in trials else None
     no_metric = trials[(trials["status"] == "success") & (trials["val"].isna() | trials["task"].isna())]
     for row in no_metric.head(MAX_LISTED).itertuples():
-        lines.append(f"- success without a validation value (not in the table): `{row.run_dir}`")
+        why = nonfinite[row.Index] if nonfinite is not None and isinstance(nonfinite[row.Index], str) else None
+        what = f"a non-finite validation score ({why})" if why else "a validation value"
+        lines.append(f"- success {'with' if why else 'without'} {what} (not in the table): `{row.run_dir}`")
     stuck = trials[(trials["status"] == "success") & trials["at_chance"].fillna(False).astype(bool)]
     if len(stuck):
         lines.append(f"At chance level on validation ({len(stuck)} run(s), best val <= majority/chance + 0.5 points):")
@@ -119,8 +129,11 @@ def write_trials_csv(trials, path: Path) -> None:
 
 
 def report(paths, by=None, nuisance=("optim.lr", "lr_scale"), formats=FORMATS, out=None, references=(), plots=True, command=None,
-           baseline=None, cost=False, hide=(), spread="std", page=True) -> dict:
-    """Write the report; returns {"out": dir, "markdown": text, "aggregate": Aggregate, "trials": DataFrame}."""
+           baseline=None, cost=False, hide=(), spread="std", page=True, overwrite=False) -> dict:
+    """Write the report; returns {"out": dir, "markdown": text, "aggregate": Aggregate, "trials": DataFrame}.
+
+    ``out`` follows `lora_lab.output_target`: never inside a run or sweep dir, and a non-empty
+    directory only when it is a previous report (it holds ``meta.json``) or ``overwrite``."""
     from lora_lab.results.aggregate import aggregate
     from lora_lab.results.collect import collect
     from lora_lab.results.hpo import hpo_section
@@ -141,7 +154,7 @@ def report(paths, by=None, nuisance=("optim.lr", "lr_scale"), formats=FORMATS, o
         raise ConfigError("PATH", f"no result.json under {', '.join(map(str, paths))}")
     agg = aggregate(trials, by=by, nuisance=tuple(n if n.startswith("cfg.") else f"cfg.{n}" for n in nuisance))
     table = build_table(agg, [*collection.references, *references], baseline=baseline, cost=cost, hide=hide, spread=spread)
-    out = Path(out) if out else default_out(trials)
+    out = prepare_output_dir(out if out else default_out(trials), overwrite, "--out", own_marker=REPORT_MARKER)
     out.mkdir(parents=True, exist_ok=True)
     studies = sorted(trials["study"].dropna().unique().tolist())
     title = f"# {' + '.join(studies) or 'report'}"
@@ -189,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     result = report(
         args.paths, by=_split(args.by) or None, nuisance=_split(args.nuisance), formats=_split(args.format), out=args.out,
         references=load_references(args.reference), plots=not args.no_plots, baseline=args.baseline, cost=args.cost, hide=_split(args.hide),
-        spread=args.pm,
+        spread=args.pm, overwrite=args.overwrite,
         command="lora-lab report " + " ".join(sys.argv[1:] if argv is None else argv),
     )
     print(result["markdown"], end="")

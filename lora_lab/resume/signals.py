@@ -13,7 +13,7 @@ SLURM tells a job to stop in two ways:
 
 The handlers only record the signal: a checkpoint taken inside a signal handler could see the model
 between ``backward`` and ``optimizer.step``. `lora_lab.resume.checkpoint.ResumeCheckpoint` acts on the
-flag at the next safe point and raises `RunPreempted`; `lora_lab.trial` records it in result.json and
+flag at the next safe point and raises `RunPreempted`; `lora_lab.run.trial` records it in result.json and
 calls `hand_over`, which runs the handler that was installed before training (submitit's, which
 dumps the resubmission, requeues and exits).
 """
@@ -110,3 +110,43 @@ def hand_over(stop: RunPreempted) -> None:
     if callable(handler):
         log.warning("handing the stopped run to the job's own requeue handler")
         handler(stop.signum, None)
+
+
+class RunStopped(BaseException):
+    """SIGTERM or SIGINT (Ctrl-C) outside the training loop's safe points: while the model loads, during
+    the final evaluation, while saving. The trial records ``cancelled`` (resumable from ``last.ckpt``)
+    and the process exits with 128 + the signal number.
+
+    A `BaseException`: Lightning turns a `KeyboardInterrupt` into ``sys.exit(1)`` before the trial could
+    record anything, and the generic ``except Exception`` that records a failure must not see it."""
+
+    def __init__(self, signum: int, where: str = "the trial"):
+        self.signum = int(signum)
+        super().__init__(f"{signal.Signals(signum).name} during {where}")
+
+
+class StopOnSignals:
+    """For the whole trial (main thread only): SIGTERM and SIGINT raise `RunStopped`. During fit
+    `lora_lab.resume.checkpoint.ResumeCheckpoint` puts its flag-only SIGTERM handler over this one (and
+    back), so a stop while training still checkpoints at the next safe point first."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self) -> None:
+        self.previous: dict[int, Any] = {}
+        self.phase = "the trial"
+
+    def _raise(self, signum: int, frame: Any) -> None:
+        raise RunStopped(signum, self.phase)
+
+    def __enter__(self) -> "StopOnSignals":
+        if threading.current_thread() is threading.main_thread():
+            for signum in self.SIGNALS:
+                self.previous[signum] = signal.getsignal(signum)
+                signal.signal(signum, self._raise)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+        self.previous.clear()

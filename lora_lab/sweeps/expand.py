@@ -191,6 +191,8 @@ def plan_study(study: Study, overrides: list[str] = (), exact: bool = False, val
             sweeper = OmegaConf.to_container(master.hydra.sweeper, resolve=True)
             launcher = OmegaConf.to_container(master.hydra.launcher, resolve=False)
             sweep_dir = str(master.hydra.sweep.dir)
+            if kind == "optuna" and validate:
+                check_optuna_plan(study, compose, master, hydra_overrides, parser, space, fixed, points[0], sweeper, sweep_dir)
     except ConfigError:
         raise
     except Exception as err:  # Hydra's own errors name the bad override or config
@@ -198,6 +200,27 @@ def plan_study(study: Study, overrides: list[str] = (), exact: bool = False, val
     if validate:
         validate_trials(study, trials)
     return Plan(study, kind, trials, space, fixed, sweeper, launcher, sweep_dir)
+
+
+def check_optuna_plan(study, compose, master, hydra_overrides, parser, space, fixed, base, sweeper, sweep_dir) -> None:
+    """The settings of an Optuna study and that every searched key shows in the run dir
+    (`lora_lab.sweeps.optuna_checks`): the base corner point against one probe per searched key with
+    only that key moved to its other end."""
+    from lora_lab.sweeps.optuna_checks import check_storage, check_sweeper_numbers, search_key_collision
+    from lora_lab.sweeps.optuna_study import storage_url
+    from lora_lab.sweeps.search_space import corner_values, format_value
+
+    check_sweeper_numbers(sweeper)
+    check_storage(storage_url(sweeper.get("storage"), sweep_dir), write=False)
+    fixed_part = [f"{k}={v}" for k, v in fixed.items()]
+    moved = [(key, next((v for v in corner_values(dist) if v != base[key]), None)) for key, dist in space.items()]
+    moved = [(key, other) for key, other in moved if other is not None]
+    points = [base] + [{**base, key: other} for key, other in moved]
+    batches = [fixed_part + [f"{k}={format_value(v)}" for k, v in point.items()] for point in points]
+    probes = _compose_trials(study, compose, master, hydra_overrides, batches, parser, False, None)
+    err = search_key_collision(probes[0].run_dir, [(key, base[key], other, trial.run_dir) for (key, other), trial in zip(moved, probes[1:])])
+    if err is not None:
+        raise err
 
 
 def _compose_trials(study, compose, master, hydra_overrides, batches, parser, exact, only) -> list[Trial]:

@@ -10,7 +10,8 @@
    a result as *missing*) and hand the same overrides to Hydra's multirun, with the launcher the
    study or the command line picks (``hydra/launcher=sequential|parallel|submitit|slurm_cpu|slurm_gpu|slurm_ddp``).
 
-Exit status: 0 when every planned trial ended ``success``, 1 otherwise (the report lists which).
+Exit status: 0 when every planned trial ended ``success`` (or runs in another live sweep of the same
+study: `lora_lab.sweeps.outcome`), 1 otherwise (the report lists which).
 """
 
 from __future__ import annotations
@@ -20,10 +21,13 @@ import sys
 import time
 from pathlib import Path
 
-from lora_lab.config import overlay_conflict, trial_identity
+from lora_lab.config import overlay_conflict
 from lora_lab.errors import ConfigError
-from lora_lab.gate import decide, read_previous
-from lora_lab.results.record import PLAN_NAME, RESULT_NAME, atomic_write_text, git_state, record_status
+from lora_lab.run.gate import check_finished_results
+from lora_lab.results.record import PLAN_NAME, atomic_write_text, git_state, record_status
+from lora_lab.sweeps.interrupt import SweepInterrupt, report_interrupt
+from lora_lab.sweeps.outcome import grid_outcome
+from lora_lab.sweeps.parent_watch import mark_sweep_process
 
 USAGE = """usage: lora-lab sweep NAME [hydra overrides] [dry_run=true] [storage=<Optuna storage URL>]
 
@@ -91,6 +95,7 @@ def run_multirun(study, overrides: list[str]) -> None:
         argv.append("hydra/hydra_logging=disabled")  # the launcher's "#k : overrides" lines; TrialLines reports trials
     saved = sys.argv
     sys.argv = argv
+    mark_sweep_process()  # the trials of a parallel launcher watch this process
     try:
         train.main()
     finally:
@@ -99,23 +104,19 @@ def run_multirun(study, overrides: list[str]) -> None:
 
 def optuna_sweep(plan, overrides: list[str], dry_run: bool) -> int:
     """An Optuna study (`lora_lab.sweeps.optuna_plan`): no plan file (trials are sampled as it runs)."""
+    from lora_lab.sweeps.optuna_checks import check_storage
     from lora_lab.sweeps.optuna_plan import print_plan, report_outcome
+    from lora_lab.sweeps.optuna_study import storage_url
 
     if dry_run:
         print_plan(plan)
         return 0
-    run_multirun(plan.study, overrides)
+    check_storage(storage_url(plan.sweeper.get("storage"), plan.sweep_dir), write=True)  # creates the sweep dir
+    with SweepInterrupt() as stop:
+        run_multirun(plan.study, overrides)
+    if stop.hit:
+        return report_interrupt(plan.study.name, [plan.sweep_dir], stop.started)
     return report_outcome(plan)
-
-
-def check_finished_results(trials) -> None:
-    """Before anything runs: a planned trial whose run dir holds a finished result of another config is
-    the error its own start would raise (`lora_lab.gate.decide`), raised here so that no other trial
-    of the sweep has started (parallel workers would go on running after the sweep stopped)."""
-    for trial in trials:
-        run_dir = Path(trial.run_dir)
-        if (run_dir / RESULT_NAME).is_file():
-            decide(read_previous(run_dir), trial_identity(trial.config), bool(trial.config.get("force")), run_dir)
 
 
 def sweep(argv: list[str]) -> int:
@@ -145,11 +146,8 @@ def sweep(argv: list[str]) -> int:
     check_finished_results(trials)
     for plan in write_plans(study, trials, overrides):
         print(f"study {study.name}: {len(trials)} trials; plan in {plan}", file=sys.stderr)
-    with TrialLines([(t.run_dir, t.subdir) for t in trials]):
+    with SweepInterrupt() as stop, TrialLines([(t.run_dir, t.subdir) for t in trials]):
         run_multirun(study, overrides)
-    statuses = [_status(Path(t.run_dir)) for t in trials]
-    bad = [(t.run_dir, s) for t, s in zip(trials, statuses) if s != "success"]
-    print(f"study {study.name}: {len(trials) - len(bad)}/{len(trials)} trials succeeded", file=sys.stderr)
-    for run_dir, status in bad:
-        print(f"  {status}: {run_dir}", file=sys.stderr)
-    return 1 if bad else 0
+    if stop.hit:
+        return report_interrupt(study.name, sorted({t.sweep_dir for t in trials}), stop.started)
+    return grid_outcome(study.name, [t.run_dir for t in trials])

@@ -53,7 +53,7 @@ from pathlib import Path
 from lora_lab.errors import ConfigError
 from lora_lab.optuna_storage import open_storage, storage_url
 from lora_lab.results.record import load_record
-from lora_lab.run_summary import fmt_duration
+from lora_lab.results.run_summary import fmt_duration
 from lora_lab.sweeps.trial_lines import eta_s, trial_line
 
 LOCK_DIR = ".optuna"

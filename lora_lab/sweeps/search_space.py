@@ -51,7 +51,8 @@ def split_space(parsed: list) -> tuple[dict, dict]:
     return space, fixed
 
 
-def _ends(dist) -> list:
+def corner_values(dist) -> list:
+    """The values `corner_points` takes for one parameter: every choice, or both ends of an interval."""
     from optuna.distributions import CategoricalDistribution
 
     if isinstance(dist, CategoricalDistribution):
@@ -61,7 +62,7 @@ def _ends(dist) -> list:
 
 def corner_points(space: dict) -> list[dict]:
     """max(2, largest choice count) points: point i takes each parameter's i-th end/choice (cycling)."""
-    ends = {key: _ends(dist) for key, dist in space.items()}
+    ends = {key: corner_values(dist) for key, dist in space.items()}
     n = max([2, *(len(v) for v in ends.values())]) if ends else 1
     return [{key: values[i % len(values)] for key, values in ends.items()} for i in range(n)]
 

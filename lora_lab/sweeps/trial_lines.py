@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from lora_lab.results.record import RESULT_NAME, load_record
-from lora_lab.run_summary import TRIAL_LINES_ENV, fmt_duration, fmt_metric, summarize
+from lora_lab.results.run_summary import TRIAL_LINES_ENV, fmt_duration, fmt_metric, summarize
 
 FINAL = ("success", "failed", "cancelled")
 LOG_NAME = "train.log"  # Hydra's job log: <run dir>/<job name>.log

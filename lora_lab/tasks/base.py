@@ -89,7 +89,8 @@ class TaskFamily:
     config never imports Lightning: the bad-input gate answers in seconds), the metric names it can
     report, and ``pair``, which makes the (data module, Lightning module) of a trial from the two
     classes: ``pair(data_cls, module_cls, task_cfg, spec, tokenizer, backbone_cfg, module_args, seed)``,
-    where ``module_args`` holds the plain config dicts (``backbone``, ``adapter``, ``optim``, ``task``)."""
+    where ``module_args`` holds the trial's parsed ``backbone`` and ``adapter`` configs and the plain
+    ``optim`` and ``task`` dicts."""
 
     name: str
     schemas: tuple[type[TaskConfig], ...]

@@ -1,32 +1,54 @@
-"""The task families and the task kinds they accept: the one place a new family is added.
+"""The task families and the task kinds they accept, discovered: a new family is a new package.
 
 A trial never names a family: `parse_task_config` picks the schema by ``task.kind``, the schema names
 its family, and `family_of` gives the `TaskFamily` whose ``build`` makes the data module and the
-Lightning module. Adding a family = a package under `lora_lab.tasks` with its schema, data module,
-Lightning module and metrics, plus one entry in `FAMILIES`; a new task of an existing family on
-your own files is a config file only (``conf/task/*.yaml`` with ``kind: text_classification`` or
-``text_generation``).
+Lightning module. Adding a family = a package under `lora_lab.tasks` whose ``family`` module defines
+``FAMILY`` (its schema, data module, Lightning module and metrics), found here by ``pkgutil`` with no
+list to edit; a plug-in (`lora_lab.plugins`) calls `register_family` instead. A new task of an existing
+family on your own files is a config file only (``conf/task/*.yaml`` with ``kind: text_classification``
+or ``text_generation``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import importlib.util
+import pkgutil
 
 from lora_lab.errors import ConfigError, did_you_mean
+from lora_lab.plugins import load_plugins
 from lora_lab.tasks.base import TaskConfig, TaskFamily
-from lora_lab.tasks.classification.family import FAMILY as CLASSIFICATION
-from lora_lab.tasks.generation.family import FAMILY as GENERATION
-from lora_lab.tasks.text_to_sql.family import FAMILY as TEXT_TO_SQL
 
-FAMILIES: dict[str, TaskFamily] = {f.name: f for f in (CLASSIFICATION, GENERATION, TEXT_TO_SQL)}
+#: family name -> family, in discovery order
+FAMILIES: dict[str, TaskFamily] = {}
+#: ``task.kind`` -> its schema
+TASK_SCHEMAS: dict[str, type[TaskConfig]] = {}
 
 
 def _kind(schema: type[TaskConfig]) -> str:
     return next(f.default for f in dataclasses.fields(schema) if f.name == "kind")
 
 
-#: ``task.kind`` -> its schema
-TASK_SCHEMAS: dict[str, type[TaskConfig]] = {_kind(s): s for family in FAMILIES.values() for s in family.schemas}
+def register_family(family: TaskFamily) -> TaskFamily:
+    """Add ``family`` and its task kinds; a kind claimed by two families is an error."""
+    for schema in family.schemas:
+        kind = _kind(schema)
+        owner = TASK_SCHEMAS.get(kind)
+        if owner is not None and owner is not schema:
+            raise ValueError(f"task kind {kind!r} of family {family.name!r} is already the kind of {owner.__qualname__}")
+    FAMILIES[family.name] = family
+    TASK_SCHEMAS.update({_kind(s): s for s in family.schemas})
+    return family
+
+
+def discover_families() -> None:
+    """Register the ``FAMILY`` of every ``lora_lab.tasks.<package>.family`` module, then the plug-ins."""
+    package = importlib.import_module("lora_lab.tasks")
+    for info in pkgutil.iter_modules(package.__path__, "lora_lab.tasks."):
+        if info.ispkg and importlib.util.find_spec(info.name + ".family") is not None:
+            register_family(importlib.import_module(info.name + ".family").FAMILY)
+    load_plugins()
 
 
 def parse_task_config(raw: dict) -> TaskConfig:
@@ -48,3 +70,6 @@ def parse_task_config(raw: dict) -> TaskConfig:
 def family_of(task_cfg: TaskConfig) -> TaskFamily:
     """The family whose data module and Lightning module run this task."""
     return FAMILIES[task_cfg.family]
+
+
+discover_families()

@@ -28,6 +28,7 @@ import pyarrow
 import pyarrow.parquet
 
 from lora_lab.errors import ConfigError
+from lora_lab.strict_read import AmbiguousInput, check_header, loads_json
 from lora_lab.tasks.base import TaskConfig
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".json": "json", ".jsonl": "jsonl", ".parquet": "parquet"}
@@ -59,6 +60,10 @@ def _csv_rows(path: Path, delimiter: str, key: str) -> Iterator[Row]:
         with open(path, encoding="utf-8-sig", newline="") as fh:
             reader = csv.DictReader(fh, delimiter=delimiter)
             header = reader.fieldnames or []
+            try:
+                check_header(header)
+            except AmbiguousInput as err:
+                raise ConfigError(key, f"{path}: line 1: {err}") from None
             for cells in reader:
                 where = f"{path}: line {reader.line_num}"
                 if None in cells:
@@ -79,19 +84,24 @@ def _jsonl_rows(path: Path, key: str) -> Iterator[Row]:
                 continue
             where = f"{path}: line {lineno}"
             try:
-                cells = json.loads(line)
+                cells = loads_json(line)
             except json.JSONDecodeError as err:
                 raise ConfigError(key, f"{where}: not valid JSON ({err.msg})") from None
+            except AmbiguousInput as err:
+                raise ConfigError(key, f"{where}: {err}") from None
             if not isinstance(cells, dict):
                 raise ConfigError(key, f"{where}: not a JSON object")
             yield Row(where, cells)
 
 
 def _json_rows(path: Path, key: str) -> Iterator[Row]:
+    text = path.read_text(encoding="utf-8")
     try:
-        records = json.loads(path.read_text(encoding="utf-8"))
+        records = loads_json(text)
     except json.JSONDecodeError as err:
         raise ConfigError(key, f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
+    except AmbiguousInput as err:
+        raise ConfigError(key, f"{path}: line {_repeated_key_line(text, err)}: {err}") from None
     if not isinstance(records, list):
         raise ConfigError(key, f"{path}: must hold a JSON list of objects (one per row), got a {type(records).__name__}")
     for i, cells in enumerate(records, 1):
@@ -100,9 +110,35 @@ def _json_rows(path: Path, key: str) -> Iterator[Row]:
         yield Row(f"{path}: record {i}", cells)
 
 
+def _repeated_key_line(text: str, err: AmbiguousInput) -> int:
+    """The line of a JSON document where the object holding the repeated key closes: the hook runs
+    when an object closes, so the shortest prefix of lines that fails the same way ends there (a
+    shorter one is cut mid-document); found by bisection over the lines."""
+    lines = text.splitlines(keepends=True)
+    lo, hi = 1, len(lines)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        prefix = "".join(lines[:mid])
+        try:
+            loads_json(prefix)
+            failed = False
+        except AmbiguousInput as inner:
+            failed = str(inner) == str(err)
+        except json.JSONDecodeError:  # cut before the object closed
+            failed = False
+        if failed:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
 def _parquet_rows(path: Path, key: str) -> Iterator[Row]:
     try:
+        check_header(pyarrow.parquet.read_schema(path).names)
         table = pyarrow.parquet.read_table(path)
+    except AmbiguousInput as err:
+        raise ConfigError(key, f"{path}: {err}") from None
     except pyarrow.ArrowException as err:
         raise ConfigError(key, f"{path}: not a readable Parquet file ({str(err).splitlines()[0]})") from None
     for i, cells in enumerate(table.to_pylist(), 1):

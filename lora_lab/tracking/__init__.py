@@ -9,7 +9,7 @@ instead of a Lightning ``_target_``; `split_logger_nodes` separates the two kind
 Every tracker receives the same things, from the same record the run writes to ``result.json``:
 the flattened resolved config as hyperparameters, tags (study, task, backbone, method, init, seed,
 git SHA), the train loss and lr every ``trainer.log_every_n_steps`` optimizer steps, every validation
-point of the curve, the test metrics, the final summary (`lora_lab.run_summary.summary_metrics`) and,
+point of the curve, the test metrics, the final summary (`lora_lab.results.run_summary.summary_metrics`) and,
 where the tracker stores files, the adapter directory and ``result.json``. Only global rank 0 logs.
 A trial that resumes from ``checkpoints/last.ckpt`` continues the tracker run it started (ids are kept
 in ``<run dir>/tracking.json``); a fresh start (or ``force=true``) opens a new one.

@@ -7,6 +7,11 @@ module appends it to its curve (the same dict that goes into ``result.json``), a
 `finish` with the final record: test metrics, `summary_metrics`, status and artifacts. A run stopped
 by a SLURM signal keeps its tracker runs open for the requeued job; any other exception closes them
 as failed.
+
+A tracker is an observer: any exception from one of its calls (a server that died, a full disk, an
+expired login) is one warning line, the tracker is dropped for the rest of the process, and
+`statuses` says so (``{name: {"status": "failed", "during": "log_metrics", "error": "..."}}``), which
+the trial writes into ``result.json: trackers``; training and the other trackers go on.
 """
 
 from __future__ import annotations
@@ -18,10 +23,10 @@ from pathlib import Path
 from lightning.pytorch.callbacks import Callback
 
 from lora_lab.atomic import atomic_write_text
-from lora_lab.progress import step_loss
+from lora_lab.models.module import step_loss
 from lora_lab.results.record import git_state
 from lora_lab.resume.signals import RunPreempted
-from lora_lab.run_summary import summary_metrics
+from lora_lab.results.run_summary import summary_metrics
 from lora_lab.tracking.base import Tracker, flatten, run_tags
 
 IDS_NAME = "tracking.json"
@@ -39,28 +44,52 @@ def numeric(values: dict) -> dict[str, float]:
     return {k: float(v) for k, v in values.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
+def one_line(err: BaseException) -> str:
+    """``Type: message`` on one line (an HTTP client's message can span many)."""
+    text = " ".join(str(err).split())
+    return f"{type(err).__name__}: {text[:300]}" if text else type(err).__name__
+
+
 class TrackerCallback(Callback):
     def __init__(self, trackers: list[Tracker], run_dir: Path, resuming: bool):
         self.trackers, self.run_dir, self.resuming = trackers, Path(run_dir), resuming
+        self.all_names = [t.name for t in trackers]
+        self.failures: dict[str, dict] = {}
         self.started = False
         self.last_train_step = -1
+
+    def _call(self, tracker: Tracker, what: str, *args):
+        """``tracker.<what>(*args)``; a fault drops the tracker (one warning line), never the run."""
+        try:
+            return getattr(tracker, what)(*args)
+        except Exception as err:  # noqa: BLE001 -- whatever a tracker raises, the run goes on
+            self.failures[tracker.name] = {"status": "failed", "during": what, "error": one_line(err)}
+            self.trackers = [t for t in self.trackers if t is not tracker]
+            log.warning("tracker %s failed during %s (%s); the run goes on without it", tracker.name, what, one_line(err))
+            return None
+
+    def statuses(self) -> dict[str, dict]:
+        """``{name: {"status": "ok" | "failed", ...}}`` of every chosen tracker (written to result.json)."""
+        return {name: self.failures.get(name, {"status": "ok"}) for name in self.all_names}
 
     def on_fit_start(self, trainer, pl_module) -> None:
         if not trainer.is_global_zero or self.started:
             return
-        config = self.trackers[0].config
+        config = self.trackers[0].config if self.trackers else {}
         ids = read_ids(self.run_dir) if self.resuming else {}
         params, tags = flatten(config), run_tags(config, git_state().get("sha"))
-        for tracker in self.trackers:
-            ids[tracker.name] = tracker.start(ids.get(tracker.name), params, tags)
+        for tracker in list(self.trackers):
+            run_id = self._call(tracker, "start", ids.get(tracker.name), params, tags)
+            if run_id is not None:
+                ids[tracker.name] = run_id
         atomic_write_text(self.run_dir / IDS_NAME, json.dumps(ids, indent=1))
         self.started = True
 
     def _emit(self, values: dict, step: int) -> None:
         values = numeric(values)
         if self.started and values:
-            for tracker in self.trackers:
-                tracker.log_metrics(values, step)
+            for tracker in list(self.trackers):
+                self._call(tracker, "log_metrics", values, step)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         step = int(trainer.global_step)
@@ -88,14 +117,11 @@ class TrackerCallback(Callback):
         if not self.started:
             return
         status = "cancelled" if isinstance(exception, KeyboardInterrupt) else "failed"
-        for tracker in self.trackers:
-            try:
-                if isinstance(exception, RunPreempted):
-                    tracker.suspend()
-                else:
-                    tracker.finish(status, {}, None)
-            except Exception:  # never mask the run's own error
-                log.exception("tracker %s could not close", tracker.name)
+        for tracker in list(self.trackers):  # never masks the run's own error
+            if isinstance(exception, RunPreempted):
+                self._call(tracker, "suspend")
+            else:
+                self._call(tracker, "finish", status, {}, None)
         self.started = False
 
     def finish(self, record: dict) -> None:
@@ -105,11 +131,8 @@ class TrackerCallback(Callback):
         step = int(record.get("optimizer_steps") or 0)
         self._emit((record.get("metrics") or {}).get("test") or {}, step)
         summary = summary_metrics(record)
-        for tracker in self.trackers:
-            try:
-                tracker.finish(str(record.get("status")), summary, record)
-            except Exception:  # a tracker outage never fails a finished run
-                log.exception("tracker %s could not finish", tracker.name)
+        for tracker in list(self.trackers):  # a tracker outage never fails a finished run
+            self._call(tracker, "finish", str(record.get("status")), summary, record)
         self.started = False
 
 
@@ -118,6 +141,15 @@ def finish_trackers(trainer, record: dict) -> None:
     for callback in trainer.callbacks:
         if isinstance(callback, TrackerCallback):
             callback.finish(record)
+
+
+def tracker_statuses(trainer) -> dict[str, dict]:
+    """What each tracker of ``trainer`` came to (`TrackerCallback.statuses`); ``{}`` without trackers."""
+    out: dict[str, dict] = {}
+    for callback in trainer.callbacks:
+        if isinstance(callback, TrackerCallback):
+            out.update(callback.statuses())
+    return out
 
 
 def fail_trackers(trainer, exception: BaseException) -> None:

@@ -6,6 +6,19 @@ with ``mlflow ui --backend-store-uri sqlite:///runs/mlflow.db``). Params: the fl
 `run_tags` plus ``run_dir``; metrics with their optimizer step; at the end the summary metrics, a
 ``status`` tag, the adapter directory and ``result.json`` as artifacts, and the run status
 (FINISHED / FAILED). A resumed trial sets its run back to RUNNING and continues it.
+
+A server that stops answering must not hold the run: MLflow retries an HTTP request 7 times with
+exponential backoff and a 120 s timeout (minutes per call); unless the user set them, this tracker
+sets ``MLFLOW_HTTP_REQUEST_MAX_RETRIES``, ``..._BACKOFF_FACTOR`` and ``..._TIMEOUT`` to `HTTP_LIMITS`
+(a dead server fails a call in seconds, and `lora_lab.tracking.callback` then drops the tracker).
+
+Why not Lightning's ``MLFlowLogger``: it opens a new MLflow run for every process, so a trial resumed
+from its checkpoint (a SLURM requeue, a rerun after kill -9) becomes several runs; it marks the run
+FINISHED from ``finalize`` whatever happened (a run that raised is not FAILED, a preempted one is not
+left RUNNING for its requeued job); it cannot attach the run's own ``result.json`` and scored adapter
+as the run ends; and an MLflow fault inside it is an exception in the training loop, failing the run.
+Here one MLflow run per trial (its id kept in ``tracking.json``), rank 0 only, status from the record,
+and every fault confined to the tracker.
 """
 
 from __future__ import annotations
@@ -21,6 +34,8 @@ from lora_lab.tracking.base import Tracker
 
 MLFLOW_STATUS = {"success": "FINISHED", "failed": "FAILED", "cancelled": "KILLED"}
 PARAM_BATCH = 100  # MLflow's limit of params per log_batch call
+#: MLflow's HTTP retry settings while this tracker runs (environment variables the user set win)
+HTTP_LIMITS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1", "MLFLOW_HTTP_REQUEST_TIMEOUT": "20"}
 
 
 def default_tracking_uri(runs_root: str | os.PathLike) -> str:
@@ -66,8 +81,11 @@ class MlflowTracker(Tracker):
         from mlflow import MlflowClient
         from mlflow.entities import Param
 
+        for name, value in HTTP_LIMITS.items():
+            os.environ.setdefault(name, value)
         for noisy in ("alembic", "mlflow"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
+        logging.getLogger("urllib3").setLevel(logging.ERROR)  # its "Retrying ..." lines: a fault is reported once, by the callback
         with store_lock(self.runs_root):
             self.client = MlflowClient(tracking_uri=self.tracking_uri)
             experiment_id = self._experiment_id()

@@ -5,6 +5,14 @@ study directory is the group). Scalars: ``train/*``, ``val/*``, ``test/*`` and `
 flattened config goes to the HParams dashboard (written with the summary metrics when the run ends);
 the tags as a text summary. A resumed trial appends a new event file to the same directory: one run.
 TensorBoard has no artifact store, so the adapter stays in the run directory.
+
+Why not Lightning's ``TensorBoardLogger``: it writes into a new ``version_N`` directory per process,
+so a resumed trial shows up as several runs; it logs hparams at the start, before the metrics the
+HParams dashboard should show exist, and never records whether the run succeeded; it logs on
+whatever rank calls it unless every call site guards it; and a write error inside it (a full disk)
+propagates into the training loop. Here one directory per trial across resumes, the HParams entry
+written with the final summary and status, rank 0 only, and faults confined to the tracker
+(`lora_lab.tracking.callback`).
 """
 
 from __future__ import annotations

@@ -6,6 +6,13 @@ Mode: the node's ``mode``, else ``$WANDB_MODE``, else ``online`` when the user h
 ``<run dir>/wandb/``. Config: the flattened resolved config; tags ``key:value`` of `run_tags`;
 metrics with their optimizer step; the summary into the run summary; the adapter directory and
 ``result.json`` as a ``model`` artifact. A resumed trial reopens the same run id (``resume="allow"``).
+
+Why not Lightning's ``WandbLogger``: it starts a fresh W&B run per process unless the caller manages
+run ids across restarts (here kept in ``tracking.json``, so a resumed trial is one run); it finishes
+the run with exit code 0 whatever happened (a failed trial is not marked failed); it cannot log the
+run's final ``result.json`` with the scored adapter; and a W&B fault (an expired key, a network
+error in online mode) raises inside the training loop and fails the run. Here one run per trial,
+rank 0 only, exit code from the record, and faults confined to the tracker (`lora_lab.tracking.callback`).
 """
 
 from __future__ import annotations

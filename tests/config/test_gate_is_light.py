@@ -1,5 +1,5 @@
-"""``lora-lab train`` answers a bad command line from `lora_lab.gate`, which imports no training code
-(`lora_lab.trial`, `lora_lab.train`): the error costs a config compose, never a model load.
+"""``lora-lab train`` answers a bad command line from `lora_lab.run.gate`, which imports no training code
+(`lora_lab.run.trial`, `lora_lab.train`): the error costs a config compose, never a model load.
 (Lightning itself still comes in through the task registry, whose families hold their Lightning
 data modules: `lora_lab.config` -> `lora_lab.tasks.registry`.)"""
 
@@ -16,7 +16,7 @@ try:
     main(["train", "debug=tiny", "adapter.r=0"])
 except SystemExit as stop:
     print("exit", stop.code)
-print("loaded", sorted(m for m in ("lora_lab.trial", "lora_lab.train", "lora_lab.launch_ranks") if m in sys.modules))
+print("loaded", sorted(m for m in ("lora_lab.run.trial", "lora_lab.train", "lora_lab.run.launch_ranks") if m in sys.modules))
 """
 
 

@@ -4,8 +4,8 @@ import dataclasses
 
 import pytest
 
-from lora_lab.adapters import parse_config
-from lora_lab.adapters.config import AdapterConfig, parse_adapter_config
+from lora_lab.adapters import METHODS, allowed_inits, parse_config
+from lora_lab.adapters.config import AdapterConfig, check_default_init, parse_adapter_config
 from lora_lab.adapters.lora import LoraConfig
 from lora_lab.adapters.method import AdapterMethod, register_method
 from lora_lab.tasks.registry import parse_task_config
@@ -27,12 +27,12 @@ from lora_lab.models.backbones import parse_backbone_config
         ({"method": "lora", "init": "xavier"}, "adapter.init", "allowed: "),
         ({"method": "lora", "targets": []}, "adapter.targets", "non-empty"),
         # each method declares exactly its own knobs and inits
-        ({"method": "vera", "alpha": 8}, "adapter.alpha", "not a knob of method 'vera' (a knob of adalora, dora, lora, loraplus only)"),
+        ({"method": "vera", "alpha": 8}, "adapter.alpha", f"not a knob of method 'vera' (a knob of {', '.join(sorted(m for m, c in METHODS.items() if 'alpha' in c.config_cls.__dataclass_fields__))} only)"),
         ({"method": "vera", "rslora": True}, "adapter.rslora", "not a knob of method 'vera'"),
         ({"method": "adalora", "rslora": True}, "adapter.rslora", "not a knob of method 'adalora'"),
-        ({"method": "vera", "init": "pissa"}, "adapter.init", "'pissa' is not an init of method 'vera'; allowed: kaiming"),
-        ({"method": "adalora", "init": "kaiming"}, "adapter.init", "allowed: adalora"),
-        ({"method": "lora", "init": "pissa_niter_"}, "adapter.init", "allowed: kaiming, gaussian, pissa, pissa_niter_*, olora, loftq_*"),
+        ({"method": "vera", "init": "pissa"}, "adapter.init", f"'pissa' is not an init of method 'vera'; allowed: {', '.join(allowed_inits('vera'))}"),
+        ({"method": "adalora", "init": "kaiming"}, "adapter.init", f"allowed: {', '.join(allowed_inits('adalora'))}"),
+        ({"method": "lora", "init": "pissa_niter_"}, "adapter.init", f"allowed: {', '.join(allowed_inits('lora'))}"),
         ({"method": "loraplus", "loraplus_lr_ratio": 0}, "adapter.loraplus_lr_ratio", "positive number"),
         ({"method": "vera", "r": 0}, "adapter.r", "positive integer"),
         ({"method": "vera", "projection_prng_key": -1}, "adapter.projection_prng_key", ">= 0"),
@@ -57,18 +57,35 @@ def test_method_only_knob_on_other_method_names_owner():
     assert parse_adapter_config({"method": "budgeted", "target_r": 2}, registry).target_r == 2
 
 
-def test_a_method_without_declared_inits_cannot_register():
+def test_allowed_inits_are_the_registered_ones_of_the_family():
+    """The gate's list is the registry's: pissa is LoRA's and DoRA's (family ``lora``), not VeRA's."""
+    assert "pissa" in allowed_inits("lora") and allowed_inits("dora") == allowed_inits("lora") == allowed_inits("loraplus")
+    assert "pissa" not in allowed_inits("vera") and allowed_inits("adalora") == ("adalora",)
+
+
+def test_a_method_whose_default_init_is_not_registered_is_refused():
+    """A schema whose family has no registered init named like its default cannot pass the check
+    that runs after discovery; one without a default init cannot register at all."""
+
     @dataclasses.dataclass
     class NoInits(AdapterConfig):
         method: str = "noinits"
         init: str = "kaiming"
 
-    class NoInitsMethod(AdapterMethod):
-        name = "noinits"
-        config_cls = NoInits
+    with pytest.raises(TypeError, match="default init 'kaiming' is not registered for family 'noinits'"):
+        check_default_init(NoInits)
 
-    with pytest.raises(TypeError, match="declares no inits"):
-        register_method(NoInitsMethod)
+    @dataclasses.dataclass
+    class NoDefault(AdapterConfig):
+        method: str = "nodefault"
+
+    class NoDefaultMethod(AdapterMethod):
+        name = "nodefault"
+        config_cls = NoDefault
+
+    with pytest.raises(TypeError, match="names no default init"):
+        register_method(NoDefaultMethod)
+    assert "nodefault" not in METHODS
 
 
 def test_task_and_backbone_schema_errors():

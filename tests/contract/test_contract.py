@@ -27,7 +27,7 @@ from tests.contract.table import PEFT_SLOW_BACKBONES, ROWS, TARGETS
 from tests.helpers import perturb_adapters
 
 CELLS = [
-    pytest.param(row, BACKBONES[b], id=f"{row.id}-{b}", marks=[pytest.mark.slow] if b in row.slow_on else [])
+    pytest.param(row, BACKBONES[b], id=f"{row.id}-{b}", marks=[pytest.mark.slow] if row.slow or b in row.slow_on else [])
     for row in ROWS
     for b in BACKBONES
 ]
@@ -264,3 +264,20 @@ def test_optimizer_groups_equal_peft(row, backbone):
     )
     assert ours == theirs
     assert len(ours) >= 2 and ours[0][0] != ours[-1][0]  # the ratio really splits the learning rates
+
+
+# ----- the table itself ---------------------------------------------------------------------------
+def test_every_method_and_init_has_a_row():
+    """Rows exist by construction for every registered method x allowed init; a method that declares
+    no example config (``AdapterMethod.examples``) has none, and this test names it."""
+    from lora_lab.adapters import METHODS, allowed_inits
+    from lora_lab.adapters.registry import init_matches
+
+    missing = [
+        f"{method} x {pattern}"
+        for method in METHODS
+        for pattern in allowed_inits(method)
+        if not any(row.adapter["method"] == method and init_matches(row.adapter["init"], pattern) for row in ROWS)
+    ]
+    assert not missing, f"no contract row (declare AdapterMethod.examples): {', '.join(missing)}"
+    assert len({row.id for row in ROWS}) == len(ROWS)

@@ -1,7 +1,7 @@
 """Bad input, as users type it: every case is a real ``.venv/bin/lora-lab`` call on a tiny model and
 must end with exit status 2, exactly one ``error:`` line naming the key, no traceback, and every file
 of the previously finished run (whose run name most cases share) byte-identical afterwards. A bad
-``train`` command line is answered by `lora_lab.gate` before the trial code is imported or any model
+``train`` command line is answered by `lora_lab.run.gate` before the trial code is imported or any model
 loads, so each case costs one interpreter start-up and a config compose (run 2 at a time). The one
 exception is ``adapter.targets`` matching no module: module names are known only once the model is
 built, so that case alone gets as far as the trial (and records its failure in its own run dir).

@@ -14,7 +14,7 @@ import pytest
 from lightning.fabric.strategies.launchers.subprocess_script import _basic_subprocess_cmd
 from omegaconf import OmegaConf
 
-from lora_lab.launch_ranks import as_train_module
+from lora_lab.run.launch_ranks import as_train_module
 from lora_lab.models.backbones import load_tokenizer
 from lora_lab.process_rank import is_global_zero, rank_tag
 from lora_lab.tasks.registry import family_of

@@ -1,4 +1,4 @@
-"""Fabricated result.json files with the schema `lora_lab.trial` writes (for report tests)."""
+"""Fabricated result.json files with the schema `lora_lab.run.trial` writes (for report tests)."""
 
 from __future__ import annotations
 

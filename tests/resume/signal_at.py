@@ -68,3 +68,16 @@ class RaiseIfLr(Callback):
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if abs(float(pl_module.optim_cfg["lr"]) - self.lr) < 1e-12:
             raise RuntimeError(f"injected failure for lr={self.lr}")
+
+
+class SignalOnceAtTest(Callback):
+    """The process sends itself ``signal_name`` at the first test batch, once per ``marker`` file (a rerun
+    with the same config, which must resume and finish, does not signal again)."""
+
+    def __init__(self, marker: str, signal_name: str = "SIGTERM"):
+        self.marker, self.signum = Path(marker), getattr(signal, signal_name)
+
+    def on_test_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:
+        if not self.marker.exists():
+            self.marker.write_text("sent\n")
+            os.kill(os.getpid(), self.signum)

@@ -5,7 +5,7 @@ from hydra import compose, initialize_config_dir
 
 from lora_lab.errors import ConfigError
 from lora_lab.resolvers import ceil_mul, scale_lr
-from lora_lab.sweeps.budget import adapter_param_count, budget_rank, parse_budget
+from lora_lab.models.budget import adapter_param_count, budget_rank, parse_budget
 from lora_lab.train import CONF_DIR
 
 TINY = {"name": "tiny-bert-random", "short_name": "tiny_bert", "random_init": {

@@ -21,24 +21,24 @@ from lora_lab.tasks.text_to_sql.data import TextToSqlDataModule
 from lora_lab.train import CONF_DIR, validate
 from tests.integration.test_train_cli import write_rte
 
-BYO_KINDS = ("text_classification", "text_generation")
-#: one row with every column the shipped bring-your-own-data configs read
-ROW = {"text": "a fine film", "label": "positive", "prompt": "Say hi", "target": "hi", "document": "A long article.", "summary": "Short."}
-
-
 def byo_overrides(task: str, root: Path) -> list[str]:
-    """Overrides pointing a bring-your-own-data task option at JSONL files written under ``root``."""
+    """Overrides pointing a bring-your-own-data task option (a schema with ``example_row``) at JSONL
+    files written under ``root``, whose rows are the schema's own `example_row` (the columns and labels
+    the option configures, so a config-only task with other columns is exercised as configured)."""
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        node = compose("train", overrides=[f"task={task}"]).task
-    if node.kind not in BYO_KINDS:
+        node = OmegaConf.to_container(compose("train", overrides=[f"task={task}"]).task, resolve=True)
+    schema = TASK_SCHEMAS[node["kind"]]
+    if not hasattr(schema, "example_row"):
         return []
     overrides = [f"task.data_dir={root}"]
-    for split in ("train", "val", "test"):
-        name = node.data_files.get(split) or f"{split}.jsonl"
-        (root / name).write_text("".join(json.dumps(ROW) + "\n" for _ in range(3)))
-        overrides.append(f"task.data_files.{split}={name}")
-    if node.kind == "text_classification" and node.labels is None:
+    if "labels" in node and node["labels"] is None and not node.get("regression"):
+        node["labels"] = ["negative", "positive"]
         overrides.append("task.labels=[negative,positive]")
+    row = schema(**node).example_row()
+    for split in ("train", "val", "test"):
+        name = node["data_files"].get(split) or f"{split}.jsonl"
+        (root / name).write_text("".join(json.dumps(row) + "\n" for _ in range(3)))
+        overrides.append(f"task.data_files.{split}={name}")
     return overrides
 
 
@@ -51,7 +51,7 @@ def test_every_task_option_parses_into_its_familys_schema(task, tmp_path):
     family = family_of(task_cfg)
     assert type(task_cfg) in family.schemas and task_cfg.spec().family == family.name
     assert set(task_cfg.spec().metrics) <= set(family.metrics) | {"commonprefix"}
-    if task_cfg.kind in BYO_KINDS:  # the shipped example configs read real rows
+    if hasattr(task_cfg, "example_row"):  # the shipped example configs read real rows
         examples = task_cfg.load_examples()
         assert list(examples) == ["train", "val", "test"] and all(len(v) == 3 for v in examples.values())
 
@@ -62,7 +62,7 @@ def test_summarization_example_is_config_only(tmp_path):
         cfg = compose("train", overrides=overrides)
     task = parse_task_config(OmegaConf.to_container(cfg.task, resolve=True))
     example = task.load_examples()["train"][0]
-    assert example.prompt == "Summarize the article in one sentence.\n\nArticle: A long article.\n\nSummary:" and example.target == "Short."
+    assert example.prompt == "Summarize the article in one sentence.\n\nArticle: some document\n\nSummary:" and example.target == "some summary"
     assert task.spec().primary == "rouge_l" and cfg.run_name.startswith("summarization_example/")
 
 

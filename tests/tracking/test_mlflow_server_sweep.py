@@ -33,6 +33,7 @@ hydra:
     params:
       seed: 0,1
 """
+LAST_SERVER_PID = None
 LINE = re.compile(r"^\[(\d+)/2\] (\S+) success val=(\d\.\d{4}) test=(\d\.\d{4}) \d+ s")
 
 
@@ -64,11 +65,16 @@ def mlflow_server(tmp_path):
         [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
          "--artifacts-destination", str(tmp_path / "server_artifacts"), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    global LAST_SERVER_PID
+    LAST_SERVER_PID = server.pid  # its process group id (start_new_session): a test may kill it mid-run
     try:
         wait_healthy(url, server)
         yield url
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            os.killpg(server.pid, signal.SIGTERM)
+        except ProcessLookupError:  # killed by the test already
+            pass
         try:
             server.wait(5)
         except subprocess.TimeoutExpired:  # uvicorn's graceful shutdown can take long; the test is done

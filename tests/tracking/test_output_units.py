@@ -11,8 +11,9 @@ import time
 import pytest
 from hydra import compose, initialize_config_dir
 
-from lora_lab.console import progress_options, summary_text
-from lora_lab.progress import ProgressPrinter
+from lora_lab.config import progress_options
+from lora_lab.run.console import summary_text
+from lora_lab.run.progress import ProgressPrinter
 from lora_lab.errors import ConfigError
 from lora_lab.results.record import write_result
 from lora_lab.sweeps.trial_lines import TrialLines
@@ -147,8 +148,8 @@ def test_eta_counts_parallel_jobs_and_time_already_spent():
 
 
 def test_summary_printed_unless_a_sweep_prints_trial_lines_or_another_job_holds_the_trial(tmp_path, monkeypatch, capsys):
-    from lora_lab.console import print_summary
-    from lora_lab.run_summary import TRIAL_LINES_ENV
+    from lora_lab.run.console import print_summary
+    from lora_lab.results.run_summary import TRIAL_LINES_ENV
 
     done = record(tmp_path / "t")
     monkeypatch.delenv(TRIAL_LINES_ENV, raising=False)

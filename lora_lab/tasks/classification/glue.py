@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lora_lab.errors import ConfigError
+from lora_lab.strict_read import AmbiguousInput, check_header
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,10 @@ def read_glue_tsv(task: GlueTask, path: Path) -> list[Example]:
         if not rows:
             raise ConfigError("task.data_dir", f"{path} is empty")
         header, body, first_line = rows[0], rows[1:], 2
+        try:
+            check_header(header)
+        except AmbiguousInput as err:
+            raise ConfigError("task.data_dir", f"{path}:1: {err}") from None
         needed = list(task.tsv_columns) + [task.label_tsv_column]
         missing = [c for c in needed if c not in header]
         if missing:

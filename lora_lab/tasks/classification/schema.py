@@ -125,9 +125,20 @@ class TextClassificationConfig(UserDataConfig):
         primary = self.primary_metric or self.metric_names[0]
         return TaskSpec(self.family, num_labels, self.metric_names, primary, ("val",), "test" in self.splits, names)
 
+    @property
+    def columns(self) -> list[str]:
+        """The columns each row must have: the text, the label and (when set) the second text."""
+        return [self.text_column, self.label_column] + ([self.text_pair_column] if self.text_pair_column else [])
+
+    def example_row(self) -> dict:
+        """One valid row with exactly `columns` (made-up text; the first label, or 0.5 for regression):
+        what tests write to exercise a task configured this way."""
+        row = {c: f"some {c}" for c in self.columns}
+        row[self.label_column] = 0.5 if self.regression else self.labels[0]
+        return row
+
     def load_examples(self) -> dict[str, list]:
-        columns = [self.text_column, self.label_column] + ([self.text_pair_column] if self.text_pair_column else [])
-        return {split: [self.example(row, split) for row in self.split_rows(split, columns)] for split in self.splits}
+        return {split: [self.example(row, split) for row in self.split_rows(split, self.columns)] for split in self.splits}
 
     def example(self, row, split: str) -> tuple:
         key = f"task.data_files.{split}" if self.files else "task.hub_dataset"

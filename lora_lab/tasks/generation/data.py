@@ -73,6 +73,9 @@ def collate(items: list[dict], model_kind: str, pad_id: int, evaluation: bool = 
         "input_ids": pad(list(inputs), pad_id, left=left),
         "attention_mask": pad([[1] * len(s) for s in inputs], 0, left=left),
         "labels": pad(list(labels), -100, left=left),
+        # the longest answer, counted here on the host: left-padded causal-LM answers all end at the
+        # last column, so the loss needs only the last answer_width + 1 positions (read with no sync)
+        "answer_width": max(len(it["target"]) for it in items),
     }
     if evaluation:
         prompts = [it["prompt"] for it in items]

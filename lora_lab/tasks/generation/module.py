@@ -68,8 +68,7 @@ class GenerationModule(AdapterModule):
         ids, mask, labels = batch["input_ids"], batch["attention_mask"], batch["labels"]
         position_ids = (mask.long().cumsum(-1) - 1).clamp(min=0)
         width = labels.shape[1]
-        first = int((labels != -100).float().argmax(dim=1).min())  # earliest answer column in the batch
-        keep = min(width, width - first + 1)
+        keep = min(width, batch["answer_width"] + 1)  # from just before the earliest answer column (a host int: no sync)
         logits = self.model(input_ids=ids, attention_mask=mask, position_ids=position_ids, use_cache=False, logits_to_keep=keep).logits
         targets = labels[:, width - keep + 1 :]  # logits at column j predict the token at j + 1
         return F.cross_entropy(logits[:, :-1].float().reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100)

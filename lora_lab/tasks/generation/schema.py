@@ -98,10 +98,19 @@ class TextGenerationConfig(GenerationTaskConfig, UserDataConfig):
     def spec(self) -> TaskSpec:
         return TaskSpec(self.family, 0, self.metric_names, self.primary_metric, ("val",), "test" in self.splits)
 
+    @property
+    def prompt_columns(self) -> list[str]:
+        """The columns the prompt is made of: those ``prompt_template`` names, else ``prompt_column``."""
+        return self.template_columns if self.prompt_template is not None else [self.prompt_column]
+
+    def example_row(self) -> dict:
+        """One valid row with every column this task reads (made-up text): what tests write to
+        exercise a task configured this way."""
+        return {c: f"some {c}" for c in (*self.prompt_columns, self.target_column)}
+
     def load_examples(self) -> dict[str, list]:
-        prompt_columns = self.template_columns if self.prompt_template is not None else [self.prompt_column]
-        columns = [*prompt_columns, self.target_column]
-        return {split: [self.example(row, split, prompt_columns) for row in self.split_rows(split, columns)] for split in self.splits}
+        prompt_columns = self.prompt_columns
+        return {split: [self.example(row, split, prompt_columns) for row in self.split_rows(split, [*prompt_columns, self.target_column])] for split in self.splits}
 
     def example(self, row, split: str, prompt_columns: list[str]) -> TextExample:
         key = f"task.data_files.{split}" if self.files else "task.hub_dataset"

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from lora_lab.errors import ConfigError
+from lora_lab.strict_read import AmbiguousInput, loads_json
 
 AGG_OPS = ("", "MAX", "MIN", "COUNT", "SUM", "AVG")
 COND_OPS = ("=", ">", "<", "OP")  # "OP" is a placeholder in the original release, never used
@@ -158,9 +159,11 @@ def _read_jsonl(path: Path) -> list[dict]:
             if not line.strip():
                 continue
             try:
-                out.append(json.loads(line))
+                out.append(loads_json(line))
             except json.JSONDecodeError as err:
                 raise ConfigError("task.data_dir", f"{path}:{lineno} is not valid JSON ({err.msg})") from None
+            except AmbiguousInput as err:
+                raise ConfigError("task.data_dir", f"{path}:{lineno}: {err}") from None
     return out
 
 

@@ -32,56 +32,45 @@ from __future__ import annotations
 import json
 import logging
 import os
-import socket
+import tempfile
 import time
 from pathlib import Path
 from typing import Callable
 
 import lightning as L
-import torch
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from lora_lab.adapters.io import save_adapter
 from lora_lab.atomic import atomic_write_text
 from lora_lab.config import TrialConfig
-from lora_lab.console import in_sweep
+from lora_lab.run.console import in_sweep
 from lora_lab.errors import ConfigError
-from lora_lab.gate import RunDirTaken, decide, preflight, read_previous  # noqa: F401  (RunDirTaken: re-exported)
-from lora_lab.models.backbones import load_tokenizer, set_offline_env
+from lora_lab.run.gate import RunDirTaken, decide, preflight, read_previous  # noqa: F401  (RunDirTaken: re-exported)
+from lora_lab.locations import set_offline_env
+from lora_lab.models.backbones import load_tokenizer
 from lora_lab.process_rank import is_global_zero
-from lora_lab.progress import ProgressPrinter
 from lora_lab.pruning import pruned_reason, pruning_callbacks
-from lora_lab.results.record import ResultRecord, git_state, package_versions, peak_memory_mb, read_record, write_result
+from lora_lab.run.progress import ProgressPrinter
+from lora_lab.results.record import ResultRecord, job_info, read_record, write_result
 from lora_lab.resume.checkpoint import LAST_NAME, ResumeCheckpoint
 from lora_lab.resume.checkpoint_io import AtomicCheckpointIO
 from lora_lab.resume.lock import RunLock
 from lora_lab.resume.rng import RngState
 from lora_lab.resume.sampler import LoaderStateRestore
-from lora_lab.resume.signals import RunPreempted, hand_over
+from lora_lab.resume.attempts import AttemptHeartbeat, begin_attempt, end_attempt, tick
+from lora_lab.resume.csv_logger import CsvRowsAtCheckpoint
+from lora_lab.resume.signals import RunPreempted, RunStopped, StopOnSignals, hand_over
 from lora_lab.resume.slurm import cluster_plugins
 from lora_lab.tasks.registry import family_of
 from lora_lab.tracking import split_logger_nodes, tracker_callback
-from lora_lab.tracking.callback import fail_trackers, finish_trackers
+from lora_lab.tracking.callback import fail_trackers, finish_trackers, tracker_statuses
 
 log = logging.getLogger("lora_lab.trial")
 
 
 def is_rank_zero() -> bool:
     return is_global_zero()  # the global rank: NODE_RANK counts under Lightning's multi-node launch
-
-
-def job_info() -> dict:
-    """Where this attempt runs: host, pid and the SLURM job (array job + task) if any."""
-    env = os.environ
-    array = "_".join(filter(None, (env.get("SLURM_ARRAY_JOB_ID"), env.get("SLURM_ARRAY_TASK_ID")))) or None
-    return {"host": socket.gethostname(), "pid": os.getpid(), "slurm_job_id": env.get("SLURM_JOB_ID"), "slurm_array_task": array,
-            "slurm_restart_count": env.get("SLURM_RESTART_COUNT")}
-
-
-def base_record(resolved: dict, run_dir: Path, overrides: list[str]) -> ResultRecord:
-    return ResultRecord(run_dir=str(run_dir), run_name=resolved.get("run_name"), study=resolved.get("study"), config=resolved,
-                        overrides=list(overrides), versions=package_versions(), git=git_state(), job=job_info())
 
 
 # ------------------------------------------------------------------------------------ the gate
@@ -102,6 +91,7 @@ def run_in_dir(trial: TrialConfig, run_dir: str | os.PathLike, overrides: list[s
     if preflight(trial, run_dir) == "skip":  # read-only: a finished run on a read-only root is still "finished"
         log.info("already finished: %s (force=true reruns it)", run_dir)
         return read_previous(run_dir).to_dict()
+    check_trainer_builds(trial.resolved)  # Lightning's own checks, before the run dir is claimed
     with RunLock(run_dir) as lock:
         if not lock.acquired:
             log.warning("%s is being run by another job (%s); not running it twice", run_dir, lock.holder())
@@ -120,16 +110,33 @@ def run_in_dir(trial: TrialConfig, run_dir: str | os.PathLike, overrides: list[s
         if trial.task.data_is_local:
             set_offline_env(trial.backbone.name, trial.backbone.tokenizer)
         history = list(previous.interruptions) if previous is not None else []
+        attempts = begin_attempt(previous.attempts if previous is not None else None)
         try:
-            return run_trial(trial, run_dir, overrides or [], interruptions=history).to_dict()
+            with StopOnSignals() as stops:
+                return run_trial(trial, run_dir, overrides or [], interruptions=history, attempts=attempts, stops=stops).to_dict()
         except RunPreempted:
             raise  # recorded by run_trial
-        except KeyboardInterrupt:
-            record_failure(trial.resolved, run_dir, overrides or [], "cancelled", "interrupted", status="cancelled")
+        except (KeyboardInterrupt, RunStopped) as stop:
+            reason = f"{stop}; resumes from checkpoints/last.ckpt on a rerun" if isinstance(stop, RunStopped) else "interrupted"
+            record_failure(trial.resolved, run_dir, overrides or [], "cancelled", reason, status="cancelled")
             raise
         except Exception as err:  # a bug or a fault (disk full): recorded with its type and message, then re-raised
             record_failure(trial.resolved, run_dir, overrides or [], type(err).__name__, describe(err))
             raise
+
+
+def check_trainer_builds(resolved: dict) -> None:
+    """Lightning's own checks of the ``trainer`` settings (devices, strategy, max_time, profiler ...),
+    which it runs when a `Trainer` is constructed: construct one, without callbacks or loggers, before
+    the run dir is claimed or any model loads; what it refuses is one `ConfigError` line."""
+    cfg = dict(resolved["trainer"])
+    plugins = [AtomicCheckpointIO(), *cluster_plugins(), *(cfg.pop("plugins", None) or [])]
+    try:
+        with tempfile.TemporaryDirectory(prefix="lora_lab_trainer_check") as scratch:
+            instantiate(cfg, callbacks=[], logger=False, default_root_dir=scratch, plugins=plugins)
+    except Exception as err:  # noqa: BLE001 -- MisconfigurationException, TypeError, ValueError, ...
+        cause = err.__cause__ or err  # Hydra wraps it: "Error in call to target ...: <the exception>"
+        raise ConfigError("trainer", f"Lightning refuses these settings: {' '.join(str(cause).split())}") from None
 
 
 def describe(err: BaseException) -> str:
@@ -146,14 +153,18 @@ def describe(err: BaseException) -> str:
 
 
 def record_failure(resolved: dict, run_dir: Path, overrides: list[str], kind: str, reason: str, status: str = "failed") -> None:
+    """Rewrite the running record as ``status``, keeping its interruptions, attempts (this process's
+    closed as ``status``) and tracker statuses."""
     if not is_rank_zero():
         return
     try:
-        record = base_record(resolved, run_dir, overrides)
+        record = ResultRecord.start(resolved, run_dir, overrides)
         record.status, record.reason = status, f"{kind}: {reason}"
         previous = read_record(run_dir) if (run_dir / "result.json").is_file() else None
         if previous is not None:
-            record.interruptions = previous.interruptions
+            record.interruptions, record.trackers = previous.interruptions, previous.trackers
+            record.attempts = previous.attempts
+            record.wall_time_s = end_attempt(record.attempts, status)
         write_result(run_dir, record)
     except Exception as err:  # never mask the original error
         log.error("could not write the failure record in %s: %s", run_dir, describe(err))
@@ -164,6 +175,7 @@ def record_stop(run_dir: Path, record: ResultRecord, stop, trainer) -> None:
     entry = {"signal": stop.signal_name, "step": stop.step, "epoch": int(trainer.current_epoch),
              "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **job_info()}
     record.interruptions = [*record.interruptions, entry]
+    record.wall_time_s = end_attempt(record.attempts, f"stopped: {stop.signal_name}")
     requeued = stop.requeue and callable(stop.previous_handler)
     if requeued:
         record.status, record.reason = "running", f"requeue requested after {stop}"
@@ -176,7 +188,7 @@ def record_stop(run_dir: Path, record: ResultRecord, stop, trainer) -> None:
 # ----------------------------------------------------------------------------------- the trial
 
 
-def build_trainer(resolved: dict, run_dir: Path, resume: dict | None = None, progress: dict | None = None, extra_callbacks=()):
+def build_trainer(resolved: dict, run_dir: Path, resume: dict | None = None, progress: dict | None = None, extra_callbacks: list | None = None):
     """The Lightning trainer of one trial: configured callbacks and loggers, plus what every run gets
     (`lora_lab.resume`): `ResumeCheckpoint` (owns checkpoints/last.ckpt and SLURM stop signals),
     `RngState`, `LoaderStateRestore` (mid-epoch data position), atomic checkpoint writes and, on SLURM,
@@ -196,33 +208,63 @@ def build_trainer(resolved: dict, run_dir: Path, resume: dict | None = None, pro
         if isinstance(callback, ModelCheckpoint) and callback.save_last:
             raise ConfigError(f"callbacks.{name}.save_last", "last.ckpt is written by lora_lab's resume checkpoint; set save_last: false")
         callbacks.append(callback)
-    callbacks += [ResumeCheckpoint(run_dir / "checkpoints", every_n_minutes=resume.get("every_n_minutes")), RngState(), LoaderStateRestore()]
+    callbacks += [ResumeCheckpoint(run_dir / "checkpoints", every_n_minutes=resume.get("every_n_minutes")), RngState(), LoaderStateRestore(),
+                  CsvRowsAtCheckpoint(), *(extra_callbacks or [])]
     callbacks += [ProgressPrinter(**(progress or {}), multirun=in_sweep())]
     callbacks += tracker_callback(trackers, resolved, run_dir, resuming=(run_dir / "checkpoints" / LAST_NAME).is_file())
-    callbacks += list(extra_callbacks)
     trainer_cfg = dict(resolved["trainer"])
     plugins = [AtomicCheckpointIO(), *cluster_plugins(), *(trainer_cfg.pop("plugins", None) or [])]
     return instantiate(trainer_cfg, callbacks=callbacks, logger=loggers or False, default_root_dir=str(run_dir), plugins=plugins)
 
 
-def run_trial(trial: TrialConfig, run_dir: Path, overrides: list[str], interruptions: list[dict] | None = None) -> ResultRecord:
-    """Build, fit, evaluate and record one trial in ``run_dir`` (already claimed by `run_in_dir`)."""
+class UntrustworthyRun(RuntimeError):
+    """Training ended without what a ``success`` record claims: optimizer steps, validation metrics,
+    test metrics where the task has a labelled test split."""
+
+
+def check_trustworthy(record: ResultRecord, test_expected: bool) -> None:
+    """A record is only ``success`` when the optimizer stepped and the metrics it reports exist."""
+    if not record.optimizer_steps:
+        raise UntrustworthyRun("training ran 0 optimizer steps; nothing was trained")
+    if not (record.metrics.get("best_val") or {}):
+        raise UntrustworthyRun("no validation metric was computed; there is nothing to report")
+    if test_expected and not (record.metrics.get("test") or {}):
+        raise UntrustworthyRun("the test split was not evaluated (test_after_fit=true)")
+
+
+def run_trial(trial: TrialConfig, run_dir: Path, overrides: list[str], interruptions: list[dict] | None = None,
+              attempts: list[dict] | None = None, stops: StopOnSignals | None = None) -> ResultRecord:
+    """Build, fit, evaluate and record one trial in ``run_dir`` (already claimed by `run_in_dir`).
+
+    ``attempts`` (`lora_lab.resume.attempts`): every process of this trial so far, this one last;
+    ``stops`` names the phase a SIGTERM/SIGINT would interrupt."""
     resolved = trial.resolved
-    started, started_cpu = time.time(), time.process_time()
+    started_cpu = time.process_time()
     run_dir.mkdir(parents=True, exist_ok=True)
-    record = base_record(resolved, run_dir, overrides)
-    record.interruptions = list(interruptions or [])
+    record = ResultRecord.start(resolved, run_dir, overrides, interruptions or [])
+    attempts = attempts if attempts is not None else begin_attempt(None)
+    record.attempts = attempts
+    stops = stops or StopOnSignals()
+
+    def write_running(wall_time_s: float) -> None:
+        record.wall_time_s = wall_time_s
+        write_result(run_dir, record)
+
     if is_rank_zero():
-        write_result(run_dir, record)  # status "running"
+        write_running(tick(attempts))  # status "running"
+    stops.phase = "model loading"
 
     L.seed_everything(trial.seed, workers=True, verbose=False)
     spec = trial.task.spec()
     tokenizer = load_tokenizer(trial.backbone)
-    module_args = {"backbone": resolved["backbone"], "adapter": trial.adapter.to_dict(), "optim": resolved["optim"], "task": resolved["task"]}
+    module_args = {"backbone": trial.backbone, "adapter": trial.adapter, "optim": resolved["optim"], "task": resolved["task"]}
     datamodule, module = family_of(trial.task).build(trial.task, spec, tokenizer, trial.backbone, module_args, trial.seed)
     pruning = pruning_callbacks(resolved.get("optuna_trial"), spec.primary_key)  # [] unless a study with a pruner runs it
-    trainer = build_trainer(resolved, run_dir, trial.resume, trial.progress, extra_callbacks=pruning)
+    trainer = build_trainer(resolved, run_dir, trial.resume, trial.progress, extra_callbacks=[AttemptHeartbeat(attempts, write_running), *pruning])
+    record.precision = str(trainer.precision)  # what Lightning runs (after its own substitutions), not what was asked
+    record.trackers = tracker_statuses(trainer)
     last = run_dir / "checkpoints" / LAST_NAME
+    stops.phase = "training"
     if getattr(trial.task, "eval_untrained", False) and not last.is_file():
         module.evaluate_untrained(trainer, datamodule)  # a resumed run restores it from the checkpoint
     try:
@@ -234,7 +276,8 @@ def run_trial(trial: TrialConfig, run_dir: Path, overrides: list[str], interrupt
     if trainer.interrupted:
         raise KeyboardInterrupt("training was interrupted")
     if pruned_reason(trainer) is not None:
-        return record_pruned(run_dir, record, module, trainer, spec, started)
+        return record_pruned(run_dir, record, module, trainer, spec, attempts, started_cpu)
+    stops.phase = "the final evaluation and saving"
 
     try:  # a fault after fit (evaluation, saving, writing) closes the tracker runs as failed, then propagates
         if module.best is None and not resolved["trainer"].get("fast_dev_run", False):
@@ -261,22 +304,11 @@ def run_trial(trial: TrialConfig, run_dir: Path, overrides: list[str], interrupt
         if spec.has_test and resolved.get("test_after_fit", True) and module.curve:
             test = {k: float(v) for k, v in trainer.test(module, datamodule=datamodule, verbose=False)[0].items()}
 
-        record.status = "success"
-        record.task_spec = spec.__dict__
-        record.primary_metric = spec.primary_key
-        record.params = module.report.to_dict()
-        record.metrics = {"best_val": module.best or {}, "final": final, "test": test}
-        record.exported_state = exported_state if save else None
-        record.baselines = module.baselines(datamodule)
-        record.data = {"sizes": {k: len(v) for k, v in datamodule.splits.items()}, "skipped": dict(getattr(datamodule, "skipped", {}))}
-        record.curve = module.curve
-        record.method_summary = method_summary
-        record.quantization = module.quantization
-        record.optimizer_steps = int(trainer.global_step)
-        record.wall_time_s = time.time() - started
-        record.cpu_time_s = time.process_time() - started_cpu  # all threads of this process; wall time depends on the machine's load
-        record.torch_threads = torch.get_num_threads()
-        record.peak_memory_mb = peak_memory_mb()
+        record.succeed(module, trainer, datamodule, spec, final=final, test=test, method_summary=method_summary,
+                       exported_state=exported_state if save else None)
+        check_trustworthy(record, test_expected=bool(spec.has_test and resolved.get("test_after_fit", True)))
+        record.trackers = tracker_statuses(trainer)
+        record.account(end_attempt(attempts, "success"), started_cpu)  # wall time: every process of this trial (lora_lab.resume.attempts)
         if trainer.is_global_zero:
             _write_predictions(run_dir, getattr(module, "predictions", None))
             write_result(run_dir, record)
@@ -284,10 +316,13 @@ def run_trial(trial: TrialConfig, run_dir: Path, overrides: list[str], interrupt
         fail_trackers(trainer, err)
         raise
     finish_trackers(trainer, record.to_dict())  # after result.json: the trackers' final summary is the record's
+    if tracker_statuses(trainer) != record.trackers and trainer.is_global_zero:
+        record.trackers = tracker_statuses(trainer)  # a tracker that failed while closing: the record says so
+        write_result(run_dir, record)
     return record
 
 
-def record_pruned(run_dir: Path, record: ResultRecord, module, trainer, spec, started: float) -> ResultRecord:
+def record_pruned(run_dir: Path, record: ResultRecord, module, trainer, spec, attempts: list[dict], started_cpu: float) -> ResultRecord:
     """A trial its Optuna study's pruner stopped (`lora_lab.pruning`): result.json ``pruned`` with the
     curve so far (no test evaluation, no adapter saved: the trial is not scored)."""
     record.status, record.reason = "pruned", pruned_reason(trainer)
@@ -296,7 +331,7 @@ def record_pruned(run_dir: Path, record: ResultRecord, module, trainer, spec, st
     record.metrics = {"best_val": module.best or {}, "final": module.curve[-1] if module.curve else {}, "test": {}}
     record.curve = module.curve
     record.optimizer_steps = int(trainer.global_step)
-    record.wall_time_s = time.time() - started
+    record.account(end_attempt(attempts, "pruned"), started_cpu)
     if trainer.is_global_zero:
         write_result(run_dir, record)
     finish_trackers(trainer, record.to_dict())

@@ -1,6 +1,6 @@
 """What one finished run amounts to, read from its ``result.json`` record: the few numbers a person
 looks at first (status, best validation metric and its step, test metric, trainable parameters, wall
-time). The end-of-run summary (`lora_lab.console`), a sweep's per-trial lines
+time). The end-of-run summary (`lora_lab.run.console`), a sweep's per-trial lines
 (`lora_lab.sweeps.trial_lines`) and every tracker's final summary (`lora_lab.tracking`) are all
 printed from this one function, so they cannot disagree with ``result.json``.
 """

@@ -1,11 +1,9 @@
-"""What a run prints besides its progress (`lora_lab.progress`): one end-of-run summary; and the
-validated ``progress:`` options. (Quiet logging: `lora_lab.run_logging`.)
+"""What a run prints besides its progress (`lora_lab.run.progress`): one end-of-run summary (the
+validated ``progress:`` options are `lora_lab.config.progress_options`). (Quiet logging: `lora_lab.run.logs`.)
 
 - **Summary** (`summary_text`): status, best validation metric and its step, test metric, trainable
   parameters, wall time, the path of ``result.json``; every value read from the record written there.
   A sweep that prints one line per trial (`lora_lab.sweeps.trial_lines`) replaces the trials' summaries.
-- **Options** (`progress_options`): the validated ``progress:`` config (``mode``: auto = a bar on a
-  terminal, plain lines elsewhere; ``every_n_steps``).
 """
 
 from __future__ import annotations
@@ -16,26 +14,7 @@ import sys
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 
-from lora_lab.errors import ConfigError
-from lora_lab.run_summary import TRIAL_LINES_ENV, fmt_duration, fmt_metric, summarize
-
-PROGRESS_MODES = ("auto", "bar", "lines", "none")
-PROGRESS_KEYS = ("mode", "every_n_steps")
-
-
-def progress_options(raw: dict | None) -> dict:
-    """Validated ``progress:`` config: ``mode`` in `PROGRESS_MODES`, ``every_n_steps`` a positive int."""
-    raw = dict(raw or {})
-    for key in raw:
-        if key not in PROGRESS_KEYS:
-            raise ConfigError(f"progress.{key}", f"unknown key; allowed: {', '.join(PROGRESS_KEYS)}")
-    mode = raw.get("mode", "auto")
-    if mode not in PROGRESS_MODES:
-        raise ConfigError("progress.mode", f"got {mode!r}; allowed: {', '.join(PROGRESS_MODES)}")
-    every = raw.get("every_n_steps", 10)
-    if isinstance(every, bool) or not isinstance(every, int) or every <= 0:
-        raise ConfigError("progress.every_n_steps", f"must be a positive integer, got {every!r}")
-    return {"mode": mode, "every_n_steps": every}
+from lora_lab.results.run_summary import TRIAL_LINES_ENV, fmt_duration, fmt_metric, summarize
 
 
 def in_sweep() -> bool:

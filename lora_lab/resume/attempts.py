@@ -1,0 +1,73 @@
+"""Every process that worked on a trial, and the trial's total wall time across them.
+
+A trial can take several processes: one killed (kill -9, a lost node), stopped by a signal (SLURM
+preemption, Ctrl-C) or failed, then a rerun or requeued job that resumes from ``last.ckpt``. Its
+cost is the sum of all of them, not the last one's. ``result.json: attempts`` lists one entry per
+process::
+
+    {"host": ..., "pid": ..., "slurm_job_id": ..., "started": "2026-...", "started_unix": 1.7e9,
+     "wall_s": 61.2, "ended": "success" | "failed" | "cancelled" | "stopped: SIGUSR2" | "killed" | null}
+
+and ``wall_time_s`` is the sum of their ``wall_s``. A running process updates its entry every time
+``last.ckpt`` is written (`AttemptHeartbeat`), so a process that was killed without a word counts
+up to its last checkpoint, and the next attempt marks it ``killed`` when it starts.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+
+from lightning.pytorch.callbacks import Callback
+
+
+def _iso(unix: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(unix))
+
+
+def begin_attempt(previous: list[dict] | None) -> list[dict]:
+    """The earlier attempts (an unfinished one marked ``killed``) plus this process's new entry."""
+    attempts = [dict(a, ended=a.get("ended") or "killed") for a in (previous or []) if isinstance(a, dict)]
+    now = time.time()
+    attempts.append({"host": socket.gethostname(), "pid": os.getpid(), "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+                     "started": _iso(now), "started_unix": now, "wall_s": 0.0, "ended": None})
+    return attempts
+
+
+def _mine(attempts: list[dict]) -> dict | None:
+    last = attempts[-1] if attempts else None
+    return last if last is not None and last.get("pid") == os.getpid() and last.get("ended") is None else None
+
+
+def tick(attempts: list[dict]) -> float:
+    """Update this process's ``wall_s``; returns the total over every attempt."""
+    mine = _mine(attempts)
+    if mine is not None:
+        mine["wall_s"] = round(time.time() - float(mine["started_unix"]), 3)
+    return total_wall_time(attempts)
+
+
+def end_attempt(attempts: list[dict], how: str) -> float:
+    """Close this process's entry as ``how``; returns the total wall time."""
+    mine = _mine(attempts)
+    total = tick(attempts)
+    if mine is not None:
+        mine["ended"] = how
+    return total
+
+
+def total_wall_time(attempts: list[dict]) -> float:
+    return round(sum(float(a.get("wall_s") or 0.0) for a in attempts), 3)
+
+
+class AttemptHeartbeat(Callback):
+    """Each ``last.ckpt`` save also rewrites the running record with this process's time so far
+    (``write(wall_time_s)`` is the trial's writer; rank 0 only)."""
+
+    def __init__(self, attempts: list[dict], write):
+        self.attempts, self.write = attempts, write
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        if trainer.is_global_zero:
+            self.write(tick(self.attempts))

@@ -1,0 +1,232 @@
+"""The gate before a trial: what to do with its run directory, decided read-only from the previous
+`ResultRecord` (`decide`: start/resume, skip a finished run, refuse a finished run of another
+config), and the check that ``lora-lab train ARGV`` is runnable at all (`check_command_line`).
+
+This module imports no training code (`lora_lab.run.trial`, no model is built), so a bad command line
+or a finished run is answered after composing the config only; `lora_lab.run.trial` runs the same `decide` again
+under the run lock. Imports go ``train -> trial -> gate -> config``.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import tempfile
+from pathlib import Path
+
+from lora_lab.config import TrialConfig, compose, parse, run_dir_of, schema_settable, trial_identity, unknown_group_choice
+from lora_lab.errors import ConfigError
+from lora_lab.results.record import ResultRecord, UnknownSchema, read_record
+from lora_lab.tracking.settings import probe_trackers
+
+log = logging.getLogger("lora_lab.gate")
+
+
+#: `read_previous`'s status for a record of a schema_version this code cannot read
+UNKNOWN_SCHEMA = "unknown-schema"
+
+
+class RunDirTaken(ConfigError):
+    """The run dir holds a finished result of another config; that result is never overwritten."""
+
+
+
+def decide(previous: ResultRecord | None, identity: dict, force: bool, run_dir: Path) -> str:
+    """``skip``, ``resume`` (from last.ckpt where there is one) or ``fresh``; `RunDirTaken` for a
+    finished result of another config without ``force``. Reads nothing, writes nothing."""
+    if previous is None:
+        return "resume"
+    if previous.status == UNKNOWN_SCHEMA:  # another lora_lab's record: neither finished nor ours to overwrite
+        if force:
+            return "fresh"
+        raise RunDirTaken("run_name", f"{run_dir}/result.json: {previous.reason}; not overwritten (force=true replaces it)")
+    same = trial_identity(previous.config) == identity
+    if previous.finished:
+        if force:
+            return "fresh"
+        if same:
+            return "skip"
+        raise RunDirTaken("run_name", f"{run_dir} already holds a finished result of a different config; give the run a distinct name (or force=true to replace it)")
+    return "resume" if same else "fresh"
+
+
+def read_previous(run_dir: Path) -> ResultRecord | None:
+    """The run dir's record; an unreadable one counts as none of this trial (it never blocks), one
+    of a schema_version this code cannot read as `UNKNOWN_SCHEMA` (`decide` refuses it)."""
+    try:
+        return read_record(run_dir)
+    except UnknownSchema as err:
+        return ResultRecord(status=UNKNOWN_SCHEMA, reason=str(err))
+    except (OSError, ValueError) as err:
+        log.warning("ignoring the unreadable %s/result.json (%s)", run_dir, err)
+        return ResultRecord(status="failed", reason=f"unreadable: {err}")
+
+
+def check_writable(run_dir: Path) -> None:
+    """Create ``run_dir`` and a probe file in it (removed at once); one line naming the path and the
+    cause (read-only filesystem, permission denied, no space) when that fails. Called only for a
+    trial that is about to run there."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=run_dir, prefix=".probe"):
+            pass
+    except OSError as err:
+        raise ConfigError("paths.runs_root", f"cannot write {err.filename or run_dir}: {err.strerror or err}") from None
+
+
+def preflight(trial: TrialConfig, run_dir: Path) -> str:
+    """What `run_in_dir` would do, decided read-only before Hydra creates anything."""
+    action = decide(read_previous(run_dir), trial.identity, trial.force, run_dir)
+    if action != "skip":
+        probe_trackers(trial.resolved.get("logger"))  # a tracker server that is down: refused before anything loads
+        check_writable(run_dir)
+    return action
+
+
+def _single_run(argv: list[str]) -> bool:
+    """Plain overrides (no ``--multirun``, ``--cfg``, ``--config-dir`` ...): one trial, checkable up front."""
+    return all(not arg.startswith("-") for arg in argv)
+
+
+def check_finished_results(trials) -> None:
+    """Before any trial of a sweep runs: a planned trial whose run dir holds a finished result of
+    another config (or another version's record) is the error its own start would raise (`decide`),
+    raised here so that no other trial of the sweep has started (parallel workers would go on
+    running after the sweep stopped)."""
+    for trial in trials:
+        run_dir = Path(trial.run_dir)
+        if (run_dir / "result.json").is_file():
+            decide(read_previous(run_dir), trial_identity(trial.config), bool(trial.config.get("force")), run_dir)
+
+
+MULTIRUN_FLAGS = ("-m", "--multirun")
+CONFIG_FLAGS = {"--config-dir": "dir", "-cd": "dir", "--config-name": "name", "-cn": "name"}
+
+
+def multirun_study(argv: list[str]):
+    """``(Study, overrides)`` of ``lora-lab train --multirun [--config-dir D] [--config-name N] OVERRIDES``;
+    None for any other command line (a single run, ``--cfg``, ``--info``, ...)."""
+    from lora_lab.config import CONF_DIR
+    from lora_lab.sweeps.studies import Study
+
+    chosen, overrides, multirun, args = {}, [], False, list(argv)
+    while args:
+        arg = args.pop(0)
+        flag, eq, value = arg.partition("=")
+        if arg in MULTIRUN_FLAGS:
+            multirun = True
+        elif flag in CONFIG_FLAGS:
+            if not eq:
+                if not args:
+                    return None
+                value = args.pop(0)
+            chosen[CONFIG_FLAGS[flag]] = value
+        elif arg.startswith("-"):
+            return None
+        else:
+            overrides.append(arg)
+    if not multirun:
+        return None
+    name = chosen.get("name", "train")
+    config_dir = Path(chosen["dir"]).resolve() if "dir" in chosen else None
+    path = (config_dir or Path(CONF_DIR)) / f"{name}.yaml"
+    return Study(name, path, name, config_dir), overrides
+
+
+def check_multirun(argv: list[str]):
+    """Every trial of ``lora-lab train --multirun ...`` composed and checked like ``lora-lab sweep``
+    plans them (`lora_lab.sweeps.expand.plan_study`: schema, distinct run dirs, an Optuna study's
+    settings and searched keys) and no finished result of another config in the way, before Hydra
+    writes anything (``multirun.yaml``, run dirs). Returns the plan (None: not a checkable multirun)."""
+    found = multirun_study(argv)
+    if found is None:
+        return None
+    from lora_lab.sweeps.expand import plan_study
+
+    study, overrides = found
+    plan = plan_study(study, overrides)
+    if plan.kind == "grid":
+        check_finished_results(plan.trials)
+    else:
+        from lora_lab.sweeps.optuna_checks import check_storage
+        from lora_lab.sweeps.optuna_study import storage_url
+
+        check_storage(storage_url(plan.sweeper.get("storage"), plan.sweep_dir), write=True)
+    return plan
+
+
+def multirun_outcome(argv: list[str], interrupted_since: float | None = None) -> int:
+    """After ``lora-lab train --multirun``: stopped by Ctrl-C (``interrupted_since``: when the launch
+    started), its stopped trials recorded cancelled and exit status 130
+    (`lora_lab.sweeps.interrupt`); else for a grid how its trials ended, and 1 when one did not
+    succeed, as ``lora-lab sweep``; 0 for anything else (an Optuna study reports its trials as it
+    tells them)."""
+    found = multirun_study(argv)
+    if found is None:
+        return 0
+    from lora_lab.sweeps.expand import plan_study
+    from lora_lab.sweeps.interrupt import report_interrupt
+    from lora_lab.sweeps.outcome import grid_outcome
+
+    study, overrides = found
+    try:
+        plan = plan_study(study, overrides, validate=False)
+    except ConfigError:
+        return 0
+    if interrupted_since is not None:
+        return report_interrupt(study.name, sorted({plan.sweep_dir, *(t.sweep_dir for t in plan.trials)}), interrupted_since)
+    return grid_outcome(study.name, [t.run_dir for t in plan.trials]) if plan.kind == "grid" else 0
+
+
+#: Hydra's command-line flags that take a value
+_VALUE_FLAGS = ("--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd", "--cfg", "-c", "--package", "-p")
+
+
+def settable_argv(argv: list[str]) -> list[str]:
+    """``lora-lab train ARGV`` with each ``group.key=value`` whose key the group option's YAML lacks
+    but its schema has written ``++group.key=value`` (`lora_lab.config.schema_settable`), so every
+    schema key is settable without ``+``; flags (``--multirun``, ``--config-dir D``, ...) are kept."""
+    positions, overrides, head, name = [], [], [], "train"
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg in _VALUE_FLAGS and i + 1 < len(argv):
+            if arg in ("--config-dir", "-cd"):
+                head.append(f"hydra.searchpath=[file://{Path(argv[i + 1]).resolve()}]")
+            elif arg in ("--config-name", "-cn"):
+                name = argv[i + 1]
+            i += 2
+            continue
+        if not arg.startswith("-"):
+            positions.append(i)
+            overrides.append(arg)
+        i += 1
+    out = list(argv)
+    for i, item in zip(positions, schema_settable(head + overrides, name)[len(head):]):
+        out[i] = item
+    return out
+
+
+def check_command_line(argv: list[str]) -> bool:
+    """Every input error, a finished run and an unwritable runs root of ``lora-lab train ARGV``,
+    answered before Hydra creates the run directory: False (after one ``already finished`` line)
+    when there is nothing to run; a `ConfigError` is one ``error:`` line and exit status 2."""
+    try:
+        if _single_run(argv):
+            cfg = compose(argv)
+            run_dir = run_dir_of(cfg)
+            if preflight(parse(cfg), run_dir) == "skip":
+                print(f"already finished: {run_dir} (force=true reruns it)", file=sys.stderr)
+                return False
+        else:
+            err = unknown_group_choice(argv)
+            if err is not None:
+                raise err
+            check_multirun(argv)
+            from lora_lab.sweeps.parent_watch import mark_sweep_process
+
+            mark_sweep_process()  # the trials of a parallel launcher watch this process
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    return True
