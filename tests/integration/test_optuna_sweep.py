@@ -184,12 +184,13 @@ def test_pruner_stops_trials_on_selectable_evaluations_only(tmp_path):
     and is pruned on its last one. Both are ``pruned`` in result.json and PRUNED in Optuna; the report
     counts them; without a pruner nothing is linked to Optuna (the default)."""
     study = tmp_path / "prune.yaml"
-    study.write_text(STUDY.format(n=2, name="prune", extra="", params="").replace("      adapter.r: choice(2, 4)\n", ""))
+    study.write_text(STUDY.format(n=2, name="prune", extra="", params="      adapter: choice(lora, adalora)\n").replace("      adapter.r: choice(2, 4)\n", ""))
     sweep_dir = tmp_path / "runs" / "prune"
+    sweep_dir.mkdir(parents=True)
     seeded = optuna.create_study(study_name="prune", storage=open_storage(storage_url(None, sweep_dir)), direction="maximize")
     seeded.enqueue_trial({"optim.lr": 0.01, "adapter": "lora"})
     seeded.enqueue_trial({"optim.lr": 0.01, "adapter": "adalora"})
-    args = ["sweep", str(study), "hydra/sweeper/pruner=threshold", "hydra.sweeper.pruner.lower=1.5", "hydra.sweeper.params.adapter=choice(lora, adalora)"]
+    args = ["sweep", str(study), "hydra/sweeper/pruner=threshold", "hydra.sweeper.pruner.lower=1.5"]
     proc = subprocess.run([sys.executable, "-m", "lora_lab.cli", *args], cwd=ROOT, env=_env(tmp_path), capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]  # pruned trials are not faults
     trials = _trials(sweep_dir / "optuna.db", "prune")
