@@ -103,13 +103,14 @@ def importances(view: StudyView) -> dict[str, float]:
     """Each searched parameter's share of the objective's variance over the complete trials: Optuna's
     fANOVA (``FanovaImportanceEvaluator``: a random forest on (params -> objective), then the variance
     of each parameter's marginal over the total, Hutter et al. 2014, sec. 3), normalised to sum to 1,
-    seeded so a report is reproducible. Empty with fewer than two complete trials or nothing searched."""
+    seeded so a report is reproducible. Empty with fewer than two complete trials, nothing searched,
+    or one objective value for all (no variance to apportion)."""
     import optuna
     from optuna.importance import FanovaImportanceEvaluator
 
     done = view.complete()
-    if len(done) < 2 or not any(t.distributions for t in done):
-        return {}
+    if len(done) < 2 or not any(t.distributions for t in done) or len({t.value for t in done}) < 2:
+        return {}  # nothing to apportion: fANOVA needs a varying objective
     return dict(optuna.importance.get_param_importances(view.study, evaluator=FanovaImportanceEvaluator(seed=0)))
 
 

@@ -149,7 +149,7 @@ def check_multirun(argv: list[str]):
         check_finished_results(plan.trials)
     else:
         from lora_lab.sweeps.optuna_checks import check_storage
-        from lora_lab.sweeps.optuna_study import storage_url
+        from lora_lab.optuna_storage import storage_url
 
         check_storage(storage_url(plan.sweeper.get("storage"), plan.sweep_dir), write=True)
     return plan
