@@ -130,7 +130,8 @@ def test_study_runs_resumes_after_kill_and_reports(tmp_path):
     params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(best.params.items()))
     assert f"| hpo6 | LoRA | {best.number} | {best.value:.4f} | {params} | 6 | 0 | 0 |" in markdown
     assert (tmp_path / "rep" / "plots" / "hpo_hpo6_history.png").stat().st_size > 1000
-    assert set(hpo[0]["importances"]) == {"optim.lr", "adapter.r"}
+    varies = len({t.value for t in trials}) > 1  # tiny runs may all sit at chance: no variance to apportion
+    assert set(hpo[0]["importances"]) == ({"optim.lr", "adapter.r"} if varies else set())
 
 
 @pytest.mark.slow
