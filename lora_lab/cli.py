@@ -7,12 +7,14 @@
   (`lora_lab.adapters.peft_export`).
 - ``lora-lab merge-adapters OUT_DIR ADAPTER_DIR[=WEIGHT] ...`` -- task arithmetic of saved adapters
   into their base model, written with ``save_pretrained`` (`lora_lab.adapters.compose`).
+- ``lora-lab analyze RUN... --out DIR [--measure M]`` -- the LoRA/DoRA/AdaLoRA papers' analyses of runs
+  (`lora_lab.analysis.command`).
 - ``lora-lab env`` -- versions, torch build, CUDA, git SHA (`lora_lab.run.env_info`); ``lora-lab --version``.
 
 Every command that writes a path the user names (export, merge-adapters, report ``--out``) checks it
 first with `lora_lab.output_target`: never inside a run or sweep dir, never a non-empty directory
 without ``--overwrite``. ``train --multirun`` exits 1 when a grid trial did not succeed and 130 on
-Ctrl-C (`lora_lab.run.gate.multirun_outcome`).
+Ctrl-C (`lora_lab.sweeps.multirun.multirun_outcome`).
 
 Subcommands register themselves in `COMMANDS` (name -> (help, function taking argv)).
 """
@@ -28,10 +30,11 @@ from lora_lab.output_target import prepare_output_dir
 def _train(argv: list[str]) -> int:
     from contextlib import nullcontext
 
-    from lora_lab.run.gate import check_command_line, multirun_outcome, multirun_study, settable_argv
+    from lora_lab.run.gate import check_command_line, settable_argv
+    from lora_lab.sweeps.multirun import check_multirun, multirun_outcome, multirun_study
 
     argv = settable_argv(argv)  # every schema key settable as group.key=value, no `+`
-    if check_command_line(argv):  # a bad command line ends here, before the trial code and the model load
+    if check_command_line(argv, check_sweep=check_multirun):  # a bad command line ends here, before the trial code and the model load
         from lora_lab import train
         from lora_lab.run.launch_ranks import as_train_module
         from lora_lab.sweeps.interrupt import SweepInterrupt
@@ -133,6 +136,12 @@ def _merge_adapters(argv: list[str]) -> int:
     return 0
 
 
+def _analyze(argv: list[str]) -> int:
+    from lora_lab.analysis.command import main
+
+    return main(argv)
+
+
 def _env(argv: list[str]) -> int:
     from lora_lab.run.env_info import env_text
 
@@ -146,6 +155,7 @@ COMMANDS: dict[str, tuple[str, Callable[[list[str]], int]]] = {
     "report": ("aggregate result.json files into paper tables and plots", _report),
     "export": ("export RUN_DIR's adapter: lora-lab export RUN_DIR --format peft OUT_DIR", _export),
     "merge-adapters": ("merge weighted saved adapters into their base: OUT_DIR DIR[=W] ...", _merge_adapters),
+    "analyze": ("paper analyses of runs (subspace, dW vs W, spectrum, DoRA decomposition, AdaLoRA budget, curves): RUN... --out DIR", _analyze),
     "env": ("versions, torch build, CUDA and git SHA: paste it into a bug report", _env),
 }
 

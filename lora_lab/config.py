@@ -28,6 +28,7 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, OmegaConf
 
 from lora_lab.adapters import AdapterConfig, parse_config
+from lora_lab.analysis.snapshot_schedule import analysis_options
 from lora_lab.tasks.base import TaskConfig
 from lora_lab.tasks.registry import parse_task_config
 from lora_lab.errors import ConfigError, did_you_mean
@@ -48,7 +49,7 @@ register_resolvers()
 RESUME_KEYS = ("every_n_minutes",)
 #: how to run a trial, not which trial: ignored when matching results (a rerun with another progress
 #: display or other trackers is the same trial)
-RUN_CONTROL_KEYS = ("force", "resume", "progress", "logger", "optuna_trial")
+RUN_CONTROL_KEYS = ("force", "resume", "progress", "logger", "analysis", "optuna_trial")
 #: where a trial writes, not what it computes: a copied or moved runs dir, or ``runs`` spelled
 #: ``runs/`` or absolute, holds the same trials
 LOCATION_KEYS = ("paths",)
@@ -74,6 +75,7 @@ class TrialConfig:
     force: bool = False
     resume: dict = field(default_factory=dict)
     progress: dict = field(default_factory=dict)  # `progress_options`
+    analysis: dict = field(default_factory=dict)  # `lora_lab.analysis.snapshot_schedule.analysis_options`
 
     @property
     def identity(self) -> dict:
@@ -447,6 +449,7 @@ def parse(cfg: DictConfig, *, read_data: bool = True, here: bool = True) -> Tria
         check_accelerator(resolved.get("trainer") or {})
     resume = resume_options(resolved)
     progress = progress_options(resolved.get("progress"))
+    analysis = analysis_options(resolved.get("analysis"))
     check_loggers(resolved.get("logger"))
     force = resolved.get("force", False)
     if not isinstance(force, bool):
@@ -454,7 +457,7 @@ def parse(cfg: DictConfig, *, read_data: bool = True, here: bool = True) -> Tria
     if read_data:
         check_local_data(task)
     check_backbone_fits(task, backbone, adapter)
-    return TrialConfig(adapter, task, backbone, resolved, seed, force, resume, progress)
+    return TrialConfig(adapter, task, backbone, resolved, seed, force, resume, progress, analysis)
 
 
 def validate(cfg: DictConfig, here: bool = False):

@@ -7,6 +7,7 @@ line and exits with status 2 instead of showing a traceback.
 """
 
 import difflib
+import os
 
 
 class ConfigError(ValueError):
@@ -25,3 +26,13 @@ def did_you_mean(name: str, allowed) -> str:
     if not close:
         close = sorted((a for a in allowed if name.startswith(a)), key=len, reverse=True)[:1]
     return f" (did you mean `{close[0]}`?)" if close else ""
+
+
+def one_line(text: str) -> str:
+    """A library's multi-line message (transformers' download errors span three) as one line."""
+    return " ".join(str(text).split())
+
+
+def show_tracebacks() -> bool:
+    """``HYDRA_FULL_ERROR=1`` or ``LORA_LAB_DEBUG=1``: a failure shows its traceback, not one line."""
+    return any(os.environ.get(var, "") not in ("", "0") for var in ("HYDRA_FULL_ERROR", "LORA_LAB_DEBUG"))

@@ -52,10 +52,11 @@ from lora_lab.config import (  # noqa: F401  (re-exported: the names callers imp
     validate,
 )
 from lora_lab.run.console import print_summary, summary_text
-from lora_lab.errors import ConfigError
+from lora_lab.errors import ConfigError, one_line, show_tracebacks
 from lora_lab.run.launch_ranks import check_local_ddp_sweep
 from lora_lab.resume.signals import RunPreempted, RunStopped
 from lora_lab.run.logs import drop_noise, setup_run_logging
+from lora_lab.sweeps.multirun import check_multirun
 from lora_lab.sweeps.parent_watch import watch_sweep_process
 from lora_lab.run.gate import RunDirTaken, check_command_line, preflight, settable_argv  # noqa: F401  (re-exported)
 from lora_lab.run.trial import build_trainer, describe, run_in_dir, run_trial  # noqa: F401
@@ -108,16 +109,6 @@ class _RunFiles:
                 logger.removeHandler(self.handler)
             self.handler.close()
             self.handler = None
-
-
-def one_line(text: str) -> str:
-    """A library's multi-line message (transformers' download errors span three) as one line."""
-    return " ".join(text.split())
-
-
-def show_tracebacks() -> bool:
-    """``HYDRA_FULL_ERROR=1`` or ``LORA_LAB_DEBUG=1``: a failure shows its traceback, not one line."""
-    return any(os.environ.get(var, "") not in ("", "0") for var in ("HYDRA_FULL_ERROR", "LORA_LAB_DEBUG"))
 
 
 def _hydra_context():
@@ -197,7 +188,7 @@ def cli_main(argv: list[str] | None = None) -> None:
     unwritable runs root are answered before Hydra creates the run directory (`lora_lab.run.gate`)."""
     if argv is None:  # every schema key settable as group.key=value, no `+` (Hydra reads sys.argv)
         sys.argv[1:] = argv = settable_argv(sys.argv[1:])
-    if check_command_line(argv):
+    if check_command_line(argv, check_sweep=check_multirun):
         main()
 
 

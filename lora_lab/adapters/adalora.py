@@ -309,6 +309,10 @@ class AdaLoraMethod(AdapterMethod):
         run_dir.mkdir(parents=True, exist_ok=True)
         heatmap = plot_rank_heatmap(self.rank_pattern(), self.model_type, run_dir / "adalora_rank_heatmap.png", r_init=self.config.r)
         history = run_dir / "adalora_budget_history.json"
-        rows = [{"step": s, "budget": b, "kept": k} for s, b, k in self.allocator.history]
-        history.write_text(json.dumps({"budget_init": self.allocator.b0, "budget_target": self.allocator.bT, "allocations": rows}, indent=1))
+        a = self.allocator
+        ranks = a.rank_history if len(a.rank_history) == len(a.history) else [None] * len(a.history)
+        rows = [{"step": s, "budget": b, "kept": k, "ranks": r} for (s, b, k), r in zip(a.history, ranks)]
+        history.write_text(json.dumps({"budget_init": a.b0, "budget_target": a.bT, "modules": list(self.layers), "total_steps": self.total_steps,
+                                       "tinit": self.config.tinit, "tfinal": self.config.tfinal, "delta_t": self.config.delta_t,
+                                       "allocations": rows}, indent=1))
         return [heatmap, history]

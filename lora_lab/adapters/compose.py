@@ -154,9 +154,19 @@ def choose_heads(adapter_dirs: list[str], saved: list[tuple[dict, dict]], head_f
     return HeadChoice(chosen, adapter_dirs[chosen], list(saved[chosen][0]["head_modules"]), reason)
 
 
+def refuse_reference_rows(saved: list[tuple[dict, dict]]) -> None:
+    """Full fine-tuning and BitFit carry no adapter to add: one `ConfigError` line (their method's own)."""
+    for meta, _ in saved:
+        method = build_method(parse_config(meta["adapter"]))
+        if method.reference_row:
+            method.merge()  # raises the method's one-line refusal
+
+
 def plan_heads(adapter_dirs: list[str | os.PathLike], head_from: int | str = HEAD_AUTO) -> HeadChoice:
     """`choose_heads` from the adapter directories alone (a command checks it before loading a model)."""
-    return choose_heads([str(d) for d in adapter_dirs], [read_adapter(d) for d in adapter_dirs], head_from)
+    saved = [read_adapter(d) for d in adapter_dirs]
+    refuse_reference_rows(saved)
+    return choose_heads([str(d) for d in adapter_dirs], saved, head_from)
 
 
 @torch.no_grad()
@@ -173,6 +183,7 @@ def merge_adapters(
         if not Path(path).is_dir():
             raise ConfigError("compose.adapters", f"{str(path)!r} is not a directory")
     saved = [read_adapter(path) for path, _ in adapters]
+    refuse_reference_rows(saved)
     keys = {_backbone_key(meta) for meta, _ in saved}
     if len(keys) > 1:
         raise ConfigError("compose.adapters", f"adapters were trained on different backbones: {sorted(map(str, keys))}")

@@ -61,7 +61,7 @@ def adapter_meta(method: AdapterMethod, backbone: dict | None = None) -> dict:
         "format": "lora_lab.adapter",
         "format_version": FORMAT_VERSION,
         "adapter": method.config.to_dict(),
-        "adapted_modules": list(method.layers),
+        "adapted_modules": method.adapted_module_names(),
         "head_modules": list(method.head_modules),
         "model_type": method.model_type,
         "backbone": backbone or {},

@@ -115,6 +115,9 @@ class AdapterMethod:
     #: inits that make a run of this method a method of its own in tables, ``{init: row label}``
     #: (LoRA with ``init=pissa`` is PiSSA); other non-default inits are shown as ``(X init)``
     named_inits: ClassVar[dict[str, str]] = {}
+    #: a reference row of the papers' tables (full fine-tuning, BitFit): trains the backbone's own
+    #: parameters, attaches no adapter layer (`lora_lab.adapters.reference_method`)
+    reference_row: ClassVar[bool] = False
     #: example configs: the method's own knobs (no ``method``, ``init`` or ``targets``) for small
     #: layers; the contract table (tests/contract/) runs the first with every allowed init and the
     #: others with the default init, and fails for a method that declares none
@@ -177,6 +180,14 @@ class AdapterMethod:
         """Adapter parameters of the trained adapter. Default: those attached (the count is fixed in
         training); a method that prunes (e.g. rank reallocation) counts what it keeps."""
         return count_parameters(p for layer in self.layers.values() for _, p in layer.adapter_parameters())
+
+    def adapted_module_names(self) -> list[str]:
+        """The matrices this method adapts (the saved adapter's ``adapted_modules``, what analyses read)."""
+        return list(self.layers)
+
+    def snapshot_keys(self) -> set[str] | None:
+        """Keys of the adapter state an analysis snapshot keeps (None: all of it, the same as ``adapter/``)."""
+        return None
 
     def save_artifacts(self, run_dir) -> list:
         """Write method-specific files (figures, tables) into ``run_dir`` at the end of a run;

@@ -85,6 +85,7 @@ class RankAllocator:
         self._skipped: torch.Tensor | None = None  # device counter of skipped EMA updates (this process)
         self._skipped_loaded = 0  # skipped updates restored from a checkpoint
         self.history: list[tuple[int, int, int]] = []  # (step, budget, kept triplets) at each allocation
+        self.rank_history: list[list[int]] = []  # kept rank of every layer (in `layers` order) at each allocation
 
     # ----- importance ----------------------------------------------------------------------
     def _tracked(self):
@@ -195,6 +196,13 @@ class RankAllocator:
         """Kept triplets over all layers (one host sync)."""
         return int(torch.stack([layer.rank_mask.sum() for layer in self.layers.values()]).sum())
 
+    def record_allocation(self, step: int, budget: int) -> None:
+        """Append ``(step, budget, kept)`` to `history` and every layer's kept rank to `rank_history`
+        (one host sync, at allocation steps only: what `lora-lab analyze` plots over training)."""
+        ranks = [int(v) for v in torch.stack([layer.rank_mask.sum() for layer in self.layers.values()]).tolist()]
+        self.history.append((step, budget, sum(ranks)))
+        self.rank_history.append(ranks)
+
     # ----- the per-step entry point ----------------------------------------------------------
     def step(self, step: int, total_steps: int) -> None:
         """PEFT ``AdaLoraModel.update_and_allocate(step)`` with the deviations in the module doc."""
@@ -209,12 +217,12 @@ class RankAllocator:
             self.last_budget = budget
             if mask_now:
                 self.mask_to_budget(budget)
-                self.history.append((step, budget, self.kept_total()))
+                self.record_allocation(step, budget)
             return
         # step == T - t_f (or the first step seen past it): fix the final pattern, drop the EMAs
         self.mask_to_budget(self.bT)
         self.last_budget = self.bT
-        self.history.append((step, self.bT, self.kept_total()))
+        self.record_allocation(step, self.bT)
         self.final = True
         self.exp_avg_ipt.clear()
         self.exp_avg_unc.clear()
@@ -227,11 +235,12 @@ class RankAllocator:
         state["last_budget"] = torch.tensor(self.last_budget, dtype=torch.int64)
         state["skipped_updates"] = torch.tensor(self.skipped_updates, dtype=torch.int64)
         state["history"] = torch.tensor(self.history, dtype=torch.int64).view(-1, 3)
+        state["rank_history"] = torch.tensor(self.rank_history, dtype=torch.int64).view(-1, len(self.layers))
         return state
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         known = {f"{kind}.{k}" for kind in ("ema_ipt", "ema_unc") for k, _ in self._tracked()}
-        known |= {"final", "last_budget", "skipped_updates", "history"}
+        known |= {"final", "last_budget", "skipped_updates", "history", "rank_history"}
         unexpected = sorted(set(state) - known)
         if unexpected:
             raise KeyError(f"unexpected AdaLoRA allocator state: {unexpected[:5]}")
@@ -247,3 +256,5 @@ class RankAllocator:
         self._skipped = None
         hist = state.get("history")
         self.history = [tuple(int(v) for v in row) for row in hist.tolist()] if hist is not None else []
+        ranks = state.get("rank_history")  # absent from checkpoints written before it was recorded
+        self.rank_history = [[int(v) for v in row] for row in ranks.tolist()] if ranks is not None else []

@@ -141,7 +141,7 @@ def provenance_html(meta: dict) -> str:
     return "<dl>" + "".join(f"<dt><b>{k}</b></dt><dd>{v}</dd>" for k, v in items) + "</dl>"
 
 
-def page(table: Table, markdown: str, trials, meta: dict, figures: str) -> str:
+def page(table: Table, markdown: str, trials, meta: dict, figures: str, extra: str = "") -> str:
     title = escape(" + ".join(meta.get("studies") or []) or "report")
     notes = "".join(f"<li>{_md_inline(n)}</li>" for n in table.notes)
     problems = [line for line in markdown.split("\n\n")[-1].splitlines() if line.strip()]
@@ -149,12 +149,13 @@ def page(table: Table, markdown: str, trials, meta: dict, figures: str) -> str:
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{title}</title><style>{CSS}</style></head><body>'
             f"<h1>Study: {title}</h1><p><code>{escape(meta.get('command', ''))}</code></p>"
             f"<h2>Table</h2>{table_html(table)}<ul class=\"notes\">{notes}</ul>{comparisons_html(table)}"
-            f"<h2>Figures</h2>{figures}"
+            f"<h2>Figures</h2>{figures}{extra}"
             f"<h2>Trials</h2>{problem_html}{trials_html(trials)}"
             f"<h2>Provenance</h2>{provenance_html(meta)}</body></html>\n")
 
 
-def write_page(out: Path, table: Table, markdown: str, trials, meta: dict, plot_paths: list[Path]) -> Path:
+def write_page(out: Path, table: Table, markdown: str, trials, meta: dict, plot_paths: list[Path], extra: str = "") -> Path:
+    """``extra``: HTML sections placed after the figures (the analysis section, `lora_lab.analysis.page_section`)."""
     path = Path(out) / "index.html"
-    atomic_write_text(path, page(table, markdown, trials, meta, figures_html(Path(out), plot_paths)))
+    atomic_write_text(path, page(table, markdown, trials, meta, figures_html(Path(out), plot_paths), extra))
     return path

@@ -69,7 +69,7 @@ def method_order() -> list[str]:
     labels = []
     for cls in sorted(METHODS.values(), key=lambda c: (c.table_order, c.name)):
         labels.append(_display(cls.name))
-        if len(labels) == 1:  # the baseline's rank-stabilised variant follows it
+        if cls.name == "lora":  # the baseline's rank-stabilised variant follows it
             labels.append(RSLORA)
         labels.extend(label for label in cls.named_inits.values() if label not in labels)
     return labels

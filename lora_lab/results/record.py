@@ -19,7 +19,8 @@ seconds and how it ended -- ``success``, ``failed``, ``cancelled``, ``stopped: <
 ``peak_memory_mb``, ``versions`` and ``git`` (SHA + dirty flag), ``job`` (host, pid, SLURM job /
 array task of the attempt that wrote it), ``interruptions`` (one entry per SLURM stop the run
 survived: signal, step, job id), ``trackers`` (each chosen tracker's ``status``: ``ok``, or
-``failed`` with ``during`` and ``error``: a tracker fault never fails the run). ``success`` means the
+``failed`` with ``during`` and ``error``: a tracker fault never fails the run), ``snapshots`` (the adapter snapshots on disk, ``[{step, path}]``,
+when ``analysis.snapshot_*`` asked for them). ``success`` means the
 optimizer stepped and the reported validation (and, where expected, test) metrics exist. Keys this version does not know are kept in ``extra`` and written
 back. Written atomically (`lora_lab.atomic`: temp file in the same directory, fsync, ``os.replace``),
 so a reader sees the old file or the new one, never half of one; readers open only the final name,
@@ -61,7 +62,7 @@ class UnknownSchema(MalformedResult):
 _OBJECTS = ("config", "params", "metrics", "baselines", "data", "method_summary", "versions", "git", "job", "task_spec", "peak_memory_mb",
             "trackers")
 _STRINGS = ("status", "reason", "run_dir", "run_name", "primary_metric", "written_at", "exported_state", "precision")
-_LISTS = ("overrides", "curve", "interruptions", "attempts")
+_LISTS = ("overrides", "curve", "interruptions", "snapshots", "attempts")
 _KIND_NAMES = {dict: "an object", str: "a string", list: "a list"}
 
 
@@ -98,6 +99,7 @@ class ResultRecord:
     interruptions: list = field(default_factory=list)
     attempts: list = field(default_factory=list)  # one entry per process (lora_lab.resume.attempts)
     trackers: dict = field(default_factory=dict)  # tracker name -> {"status": "ok" | "failed", "during", "error"}
+    snapshots: list = field(default_factory=list)  # adapter snapshots kept: [{"step", "path"}] (`lora_lab.analysis.snapshots`)
     written_at: str | None = None
     schema_version: int = SCHEMA_VERSION
     extra: dict = field(default_factory=dict)  # keys this schema version does not know, kept as written

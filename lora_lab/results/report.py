@@ -12,7 +12,8 @@ Collects every result.json under the given run / sweep dirs (`collect`), aggrega
 - ``hpo.json``, ``plots/hpo_<study>.png`` and a Markdown section -- Optuna studies under the paths
   (best trial per method, objective vs trial and vs each searched parameter; see `hpo`);
 - ``meta.json`` -- command, inputs, status counts, package versions and git SHA of the report;
-- ``index.html`` -- the self-contained study page (see `html`).
+- ``index.html`` -- the self-contained study page (see `html`), with an Analysis section when
+  ``lora-lab analyze`` output (``analysis.json``) is in ``--out``/analysis or a PATH (`lora_lab.analysis.page_section`).
 
 The Markdown table and notes are printed to stdout.
 """
@@ -154,8 +155,10 @@ def report(paths, by=None, nuisance=("optim.lr", "lr_scale"), formats=FORMATS, o
         raise ConfigError("PATH", f"no result.json under {', '.join(map(str, paths))}")
     agg = aggregate(trials, by=by, nuisance=tuple(n if n.startswith("cfg.") else f"cfg.{n}" for n in nuisance))
     table = build_table(agg, [*collection.references, *references], baseline=baseline, cost=cost, hide=hide, spread=spread)
-    out = prepare_output_dir(out if out else default_out(trials), overwrite, "--out", own_marker=REPORT_MARKER)
-    out.mkdir(parents=True, exist_ok=True)
+    out = out if out else default_out(trials)
+    # `lora-lab analyze ... --out OUT/analysis` before the first report: OUT holds only that (lora_lab.analysis.page_section)
+    only_analysis = Path(out).is_dir() and [p.name for p in Path(out).iterdir()] == ["analysis"]
+    out = prepare_output_dir(out, overwrite, "--out", own_marker="analysis/analysis.json" if only_analysis else REPORT_MARKER)
     studies = sorted(trials["study"].dropna().unique().tolist())
     title = f"# {' + '.join(studies) or 'report'}"
     cmd = command or "lora-lab report " + " ".join(map(str, paths))
@@ -193,7 +196,9 @@ def report(paths, by=None, nuisance=("optim.lr", "lr_scale"), formats=FORMATS, o
     if page:
         from lora_lab.results.html import write_page
 
-        write_page(out, table, markdown, trials, meta, plot_paths)
+        from lora_lab.analysis.page_section import analysis_section
+
+        write_page(out, table, markdown, trials, meta, plot_paths, analysis_section(paths, out))
     return {"out": out, "markdown": markdown, "aggregate": agg, "trials": trials, "table": table}
 
 

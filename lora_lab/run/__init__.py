@@ -5,6 +5,6 @@
 - `progress`, `console`, `logs` -- what a run prints (live progress, end-of-run summary, quiet logging);
 - `launch_ranks` -- one process per device for multi-GPU trials; `env_info` -- ``lora-lab env``.
 
-It imports the layers below it (config, tracking, results, tasks, resume, models, adapters, base;
+It imports the layers under it (config, tracking, results, tasks, resume, models, adapters, base;
 docs/architecture.md) and is imported only by the entry points (`lora_lab.train`, the sweeps, the CLI).
 """

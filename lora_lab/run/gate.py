@@ -13,9 +13,10 @@ import logging
 import sys
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 from lora_lab.config import TrialConfig, compose, parse, run_dir_of, schema_settable, trial_identity, unknown_group_choice
-from lora_lab.errors import ConfigError
+from lora_lab.errors import ConfigError, one_line, show_tracebacks
 from lora_lab.results.record import ResultRecord, UnknownSchema, read_record
 from lora_lab.tracking.settings import probe_trackers
 
@@ -99,85 +100,6 @@ def check_finished_results(trials) -> None:
             decide(read_previous(run_dir), trial_identity(trial.config), bool(trial.config.get("force")), run_dir)
 
 
-MULTIRUN_FLAGS = ("-m", "--multirun")
-CONFIG_FLAGS = {"--config-dir": "dir", "-cd": "dir", "--config-name": "name", "-cn": "name"}
-
-
-def multirun_study(argv: list[str]):
-    """``(Study, overrides)`` of ``lora-lab train --multirun [--config-dir D] [--config-name N] OVERRIDES``;
-    None for any other command line (a single run, ``--cfg``, ``--info``, ...)."""
-    from lora_lab.config import CONF_DIR
-    from lora_lab.sweeps.studies import Study
-
-    chosen, overrides, multirun, args = {}, [], False, list(argv)
-    while args:
-        arg = args.pop(0)
-        flag, eq, value = arg.partition("=")
-        if arg in MULTIRUN_FLAGS:
-            multirun = True
-        elif flag in CONFIG_FLAGS:
-            if not eq:
-                if not args:
-                    return None
-                value = args.pop(0)
-            chosen[CONFIG_FLAGS[flag]] = value
-        elif arg.startswith("-"):
-            return None
-        else:
-            overrides.append(arg)
-    if not multirun:
-        return None
-    name = chosen.get("name", "train")
-    config_dir = Path(chosen["dir"]).resolve() if "dir" in chosen else None
-    path = (config_dir or Path(CONF_DIR)) / f"{name}.yaml"
-    return Study(name, path, name, config_dir), overrides
-
-
-def check_multirun(argv: list[str]):
-    """Every trial of ``lora-lab train --multirun ...`` composed and checked like ``lora-lab sweep``
-    plans them (`lora_lab.sweeps.expand.plan_study`: schema, distinct run dirs, an Optuna study's
-    settings and searched keys) and no finished result of another config in the way, before Hydra
-    writes anything (``multirun.yaml``, run dirs). Returns the plan (None: not a checkable multirun)."""
-    found = multirun_study(argv)
-    if found is None:
-        return None
-    from lora_lab.sweeps.expand import plan_study
-
-    study, overrides = found
-    plan = plan_study(study, overrides)
-    if plan.kind == "grid":
-        check_finished_results(plan.trials)
-    else:
-        from lora_lab.sweeps.optuna_checks import check_storage
-        from lora_lab.optuna_storage import storage_url
-
-        check_storage(storage_url(plan.sweeper.get("storage"), plan.sweep_dir), write=True)
-    return plan
-
-
-def multirun_outcome(argv: list[str], interrupted_since: float | None = None) -> int:
-    """After ``lora-lab train --multirun``: stopped by Ctrl-C (``interrupted_since``: when the launch
-    started), its stopped trials recorded cancelled and exit status 130
-    (`lora_lab.sweeps.interrupt`); else for a grid how its trials ended, and 1 when one did not
-    succeed, as ``lora-lab sweep``; 0 for anything else (an Optuna study reports its trials as it
-    tells them)."""
-    found = multirun_study(argv)
-    if found is None:
-        return 0
-    from lora_lab.sweeps.expand import plan_study
-    from lora_lab.sweeps.interrupt import report_interrupt
-    from lora_lab.sweeps.outcome import grid_outcome
-
-    study, overrides = found
-    try:
-        plan = plan_study(study, overrides, validate=False)
-    except ConfigError:
-        return 0
-    if interrupted_since is not None:
-        return report_interrupt(study.name, sorted({plan.sweep_dir, *(t.sweep_dir for t in plan.trials)}), interrupted_since)
-    return grid_outcome(study.name, [t.run_dir for t in plan.trials]) if plan.kind == "grid" else 0
-
-
 #: Hydra's command-line flags that take a value
 _VALUE_FLAGS = ("--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd", "--cfg", "-c", "--package", "-p")
 
@@ -207,10 +129,13 @@ def settable_argv(argv: list[str]) -> list[str]:
     return out
 
 
-def check_command_line(argv: list[str]) -> bool:
+def check_command_line(argv: list[str], check_sweep: Callable[[list[str]], object] | None = None) -> bool:
     """Every input error, a finished run and an unwritable runs root of ``lora-lab train ARGV``,
     answered before Hydra creates the run directory: False (after one ``already finished`` line)
-    when there is nothing to run; a `ConfigError` is one ``error:`` line and exit status 2."""
+    when there is nothing to run; a `ConfigError` is one ``error:`` line and exit status 2. A command
+    line of several trials is checked by ``check_sweep`` (the sweep layer's
+    `lora_lab.sweeps.multirun.check_multirun`, passed in by the entry points: this layer does not
+    import the one above it)."""
     try:
         if _single_run(argv):
             cfg = compose(argv)
@@ -222,11 +147,14 @@ def check_command_line(argv: list[str]) -> bool:
             err = unknown_group_choice(argv)
             if err is not None:
                 raise err
-            check_multirun(argv)
-            from lora_lab.sweeps.parent_watch import mark_sweep_process
-
-            mark_sweep_process()  # the trials of a parallel launcher watch this process
+            if check_sweep is not None:
+                check_sweep(argv)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
+    except Exception as err:  # a fault while checking (an unreadable file, a library's error): one line
+        if show_tracebacks():
+            raise
+        print(f"error: {type(err).__name__}: {one_line(err)} (HYDRA_FULL_ERROR=1 shows the traceback)", file=sys.stderr)
+        sys.exit(1)
     return True

@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -42,6 +43,8 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from lora_lab.adapters.io import save_adapter
+from lora_lab.analysis.snapshot_schedule import snapshots_on
+from lora_lab.analysis.snapshots import SNAPSHOT_DIR, AdapterSnapshots, list_snapshots
 from lora_lab.atomic import atomic_write_text
 from lora_lab.config import TrialConfig
 from lora_lab.run.console import in_sweep
@@ -79,6 +82,7 @@ def is_rank_zero() -> bool:
 def _start_fresh(run_dir: Path) -> None:
     (run_dir / "checkpoints" / LAST_NAME).unlink(missing_ok=True)
     (run_dir / "logs" / "metrics.csv").unlink(missing_ok=True)
+    shutil.rmtree(run_dir / SNAPSHOT_DIR, ignore_errors=True)  # another config's (or a forced rerun's) snapshots
 
 
 def run_in_dir(trial: TrialConfig, run_dir: str | os.PathLike, overrides: list[str] | None = None,
@@ -259,8 +263,10 @@ def run_trial(trial: TrialConfig, run_dir: Path, overrides: list[str], interrupt
     tokenizer = load_tokenizer(trial.backbone)
     module_args = {"backbone": trial.backbone, "adapter": trial.adapter, "optim": resolved["optim"], "task": resolved["task"]}
     datamodule, module = family_of(trial.task).build(trial.task, spec, tokenizer, trial.backbone, module_args, trial.seed)
+    backbone_info = {**resolved["backbone"], "model_kind": module.model_kind, "num_labels": spec.num_labels}
+    snapshots = [AdapterSnapshots(run_dir, trial.analysis, backbone_info)] if snapshots_on(trial.analysis) else []
     pruning = pruning_callbacks(resolved.get("optuna_trial"), spec.primary_key)  # [] unless a study with a pruner runs it
-    trainer = build_trainer(resolved, run_dir, trial.resume, trial.progress, extra_callbacks=[AttemptHeartbeat(attempts, write_running), *pruning])
+    trainer = build_trainer(resolved, run_dir, trial.resume, trial.progress, extra_callbacks=[AttemptHeartbeat(attempts, write_running), *snapshots, *pruning])
     record.precision = str(trainer.precision)  # what Lightning runs (after its own substitutions), not what was asked
     record.trackers = tracker_statuses(trainer)
     last = run_dir / "checkpoints" / LAST_NAME
@@ -288,7 +294,6 @@ def run_trial(trial: TrialConfig, run_dir: Path, overrides: list[str], interrupt
         # summary and artifacts describe the trained (final) adapter; restore_best below may load an
         # earlier state (e.g. an AdaLoRA rank pattern from mid-schedule): the scored one
         method_summary = module.method.summary()
-        backbone_info = {**resolved["backbone"], "model_kind": module.model_kind, "num_labels": spec.num_labels}
         save = resolved.get("save_adapter", True) and trainer.is_global_zero
         if trainer.is_global_zero:
             module.method.save_artifacts(run_dir)
@@ -306,6 +311,7 @@ def run_trial(trial: TrialConfig, run_dir: Path, overrides: list[str], interrupt
 
         record.succeed(module, trainer, datamodule, spec, final=final, test=test, method_summary=method_summary,
                        exported_state=exported_state if save else None)
+        record.snapshots = list_snapshots(run_dir) if snapshots else []
         check_trustworthy(record, test_expected=bool(spec.has_test and resolved.get("test_after_fit", True)))
         record.trackers = tracker_statuses(trainer)
         record.account(end_attempt(attempts, "success"), started_cpu)  # wall time: every process of this trial (lora_lab.resume.attempts)

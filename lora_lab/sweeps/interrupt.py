@@ -1,10 +1,12 @@
 """Ctrl-C on a sweep: one line, the trials it stopped recorded ``cancelled``, exit status 130.
 
 Lightning answers a ``KeyboardInterrupt`` inside ``fit`` with its own ``exit(1)`` (a ``SystemExit``,
-not the interrupt), so without this the sweep printed nothing, exited 1 and left the trial it was
-running ``running``. `SweepInterrupt` wraps the launch: its SIGINT handler notes the interrupt and
-raises ``KeyboardInterrupt`` as Python's does; when the launch then ends by ``KeyboardInterrupt`` or
-``SystemExit``, the interrupt is taken as the reason. `cancel_stopped` records as ``cancelled`` the
+not the interrupt), so a sweep used to print nothing, exit 1 and leave the trial it was running
+``running``. A running trial now records its own stop and exits 130
+(`lora_lab.resume.signals.StopOnSignals`); `SweepInterrupt` wraps the whole launch, so a Ctrl-C between
+trials counts too: its SIGINT handler notes the interrupt and raises ``KeyboardInterrupt`` as
+Python's does, and a launch that ends by ``KeyboardInterrupt``, or by ``SystemExit`` with status 130,
+was interrupted. `cancel_stopped` records as ``cancelled`` the
 trials of this sweep (result.json written since it started, under its sweep dir) still ``running``
 that no live process holds (`lora_lab.sweeps.outcome.held_elsewhere`): a concurrent sweep's live
 trial is left alone. A rerun of the same command resumes them from their checkpoints.
@@ -41,13 +43,14 @@ class SweepInterrupt:
 
     def __exit__(self, exc_type, exc, tb) -> bool:
         signal.signal(signal.SIGINT, self._previous if self._previous is not None else signal.default_int_handler)
-        if exc_type is KeyboardInterrupt:
-            self.hit = True
+        if exc_type is KeyboardInterrupt or (exc_type is SystemExit and getattr(exc, "code", None) == EXIT_INTERRUPTED):
+            self.hit = True  # the trial's own SIGINT handler (`lora_lab.resume.signals.StopOnSignals`) ends with 130
         return self.hit and exc_type is not None and issubclass(exc_type, (KeyboardInterrupt, SystemExit))
 
 
 def cancel_stopped(sweep_dirs, since: float) -> list[str]:
-    """Mark this sweep's stopped trials ``cancelled`` (see the module docstring); their run dirs."""
+    """Mark this sweep's stopped trials ``cancelled`` (see the module docstring); the run dirs of its
+    cancelled trials (those marked here and those that recorded their own stop since ``since``)."""
     cancelled = []
     for sweep_dir in sweep_dirs:
         for path in sorted(Path(sweep_dir).rglob(RESULT_NAME)) if Path(sweep_dir).is_dir() else []:
@@ -56,6 +59,9 @@ def cancel_stopped(sweep_dirs, since: float) -> list[str]:
                     continue
                 record = read_record(path.parent)
             except (OSError, ValueError):
+                continue
+            if record is not None and record.status == "cancelled":
+                cancelled.append(str(path.parent))  # the trial recorded its own stop
                 continue
             if record is None or record.status != "running" or held_elsewhere(path.parent) is not None:
                 continue

@@ -4,9 +4,11 @@ holds) and the end-of-sweep summary read back from the study's storage."""
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from lora_lab.sweeps.expand import Plan
 from lora_lab.optuna_storage import exists, open_storage, storage_url
+from lora_lab.sweeps.optuna_study import LOCK_DIR, FileLock
 from lora_lab.sweeps.search_space import describe, metric_direction
 
 
@@ -60,18 +62,34 @@ def print_plan(plan: Plan, out=None) -> None:
 
 
 def report_outcome(plan: Plan, err=None) -> int:
-    """Print the study's state after the sweep; 0 when every trial in it is complete or pruned (a
-    pruned trial is the pruner doing its job, not a fault)."""
+    """Print the study's state after the sweep; 0 when every trial in it is complete, pruned (the
+    pruner doing its job, not a fault) or runs in another live process sharing the study."""
     err = err or sys.stderr
     name = study_name(plan)
     trials = load_trials(storage_url(plan.sweeper.get("storage"), plan.sweep_dir), name) or []
     complete = [t for t in trials if t.state.name == "COMPLETE"]
+    elsewhere = [t for t in trials if t.state.name == "RUNNING" and _claimed_elsewhere(plan, name, t.number)]
     print(f"study {plan.study.name}: Optuna study {name!r}: {len(complete)}/{len(trials)} trials complete ({_states(trials)})", file=err)
     for t in trials:
         if t.state.name != "COMPLETE":
+            state = "running elsewhere" if t in elsewhere else t.state.name.lower()
             why = t.user_attrs.get("fail_reason") or t.user_attrs.get("pruned_reason") or ""
-            print(f"  {t.state.name.lower()}: trial {t.number} {t.user_attrs.get('run_dir', '')} {why}", file=err)
+            print(f"  {state}: trial {t.number} {t.user_attrs.get('run_dir', '')} {why}", file=err)
     if complete:
         best = max(complete, key=lambda t: t.value) if direction(plan) == "maximize" else min(complete, key=lambda t: t.value)
         print(f"  best: trial {best.number} value {best.value:.4f} {best.params}", file=err)
-    return 0 if trials and all(t.state.name in ("COMPLETE", "PRUNED") for t in trials) else 1
+    pruned = [t for t in trials if t.state.name == "PRUNED"]
+    return 0 if trials and len(complete) + len(elsewhere) + len(pruned) == len(trials) else 1
+
+
+def _claimed_elsewhere(plan: Plan, name: str, number: int) -> bool:
+    """A RUNNING trial whose claim another live process holds (a second sweep sharing the study):
+    that process's trial, not a failure of this one (`lora_lab.sweeps.optuna_study`'s claim locks)."""
+    path = Path(plan.sweep_dir) / LOCK_DIR / f"{name}-trial{number}.lock"
+    if not path.is_file():
+        return False
+    lock = FileLock(path)
+    if lock.acquire(blocking=False):
+        lock.release()
+        return False
+    return True

@@ -23,6 +23,7 @@ from pathlib import Path
 from lightning.pytorch.callbacks import Callback
 
 from lora_lab.atomic import atomic_write_text
+from lora_lab.errors import one_line
 from lora_lab.models.module import step_loss
 from lora_lab.results.record import git_state
 from lora_lab.resume.signals import RunPreempted
@@ -44,10 +45,10 @@ def numeric(values: dict) -> dict[str, float]:
     return {k: float(v) for k, v in values.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
-def one_line(err: BaseException) -> str:
-    """``Type: message`` on one line (an HTTP client's message can span many)."""
-    text = " ".join(str(err).split())
-    return f"{type(err).__name__}: {text[:300]}" if text else type(err).__name__
+def fault_text(err: BaseException) -> str:
+    """``Type: message`` on one line (an HTTP client's message can span many), at most 300 characters."""
+    text = one_line(err)[:300]
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 
 class TrackerCallback(Callback):
@@ -63,9 +64,9 @@ class TrackerCallback(Callback):
         try:
             return getattr(tracker, what)(*args)
         except Exception as err:  # noqa: BLE001 -- whatever a tracker raises, the run goes on
-            self.failures[tracker.name] = {"status": "failed", "during": what, "error": one_line(err)}
+            self.failures[tracker.name] = {"status": "failed", "during": what, "error": fault_text(err)}
             self.trackers = [t for t in self.trackers if t is not tracker]
-            log.warning("tracker %s failed during %s (%s); the run goes on without it", tracker.name, what, one_line(err))
+            log.warning("tracker %s failed during %s (%s); the run goes on without it", tracker.name, what, fault_text(err))
             return None
 
     def statuses(self) -> dict[str, dict]:

@@ -6,29 +6,18 @@ traceback, and leave every file of the finished run byte-identical (md5)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 from pathlib import Path
 
 import pytest
 
-from lora_lab.cli import main
+from tests.cli_helpers import lora_lab, md5s
 from tests.resume.exact import train_cli
 
 TINY = ["debug=tiny", "task.max_train_samples=32", "task.max_eval_samples=16", "task.batch_size=8", "trainer.max_epochs=1",
         "test_after_fit=false"]
 
 
-def lora_lab(argv: list[str]) -> int:
-    try:
-        return main(argv)
-    except SystemExit as stop:
-        return int(stop.code or 0)
-
-
-def md5s(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.md5(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ import pytest
 
 from lora_lab.path_names import check_name, check_relative_path, check_suffix, name_problem
 from lora_lab.errors import ConfigError
+from tests.cli_helpers import one_error
 from tests.resume.exact import train_cli
 
 TINY = ["debug=tiny", "task.max_train_samples=32", "task.max_eval_samples=16", "task.batch_size=8", "trainer.max_epochs=1",
@@ -22,12 +23,6 @@ TINY = ["debug=tiny", "task.max_train_samples=32", "task.max_eval_samples=16", "
 def tree(root: Path) -> dict[str, str]:
     return {str(p.relative_to(root)): hashlib.md5(p.read_bytes()).hexdigest() if p.is_file() else "dir" for p in sorted(root.rglob("*"))}
 
-
-def one_error(capsys, key: str) -> str:
-    err = capsys.readouterr().err
-    lines = [ln for ln in err.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith(f"error: {key}: ") and "Traceback" not in err, err
-    return lines[0]
 
 
 @pytest.mark.parametrize("override,key", [
@@ -51,7 +46,7 @@ def test_path_components_are_names(tmp_path, monkeypatch, capsys, override, key)
     work.mkdir(parents=True)
     monkeypatch.chdir(work)
     assert train_cli([*TINY, "paths.runs_root=runs", override]) == 2
-    line = one_error(capsys, key)
+    line = one_error(capsys, f"error: {key}: ")
     assert "allowed:" in line
     assert tree(tmp_path) == {"a": "dir", "a/b": "dir", "a/b/work": "dir"}  # nothing written, inside or outside the root
 
@@ -104,5 +99,5 @@ def test_a_changed_config_in_a_moved_root_is_still_refused(finished, tmp_path, m
     shutil.copytree(finished / "runs", tmp_path / "moved")
     before = tree(tmp_path / "moved")
     assert train_cli([*TINY, f"paths.runs_root={tmp_path / 'moved'}", "optim.warmup_ratio=0.1"]) == 2
-    assert "already holds a finished result of a different config" in one_error(capsys, "run_name")
+    assert "already holds a finished result of a different config" in one_error(capsys, "error: run_name: ")
     assert tree(tmp_path / "moved") == before

@@ -5,21 +5,16 @@ leaves its files byte-identical."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 import pytest
 
-from lora_lab.cli import main as lora_lab
+from tests.cli_helpers import lora_lab, md5s, one_error
 from tests.resume.exact import train_cli
 
 TINY = ["debug=tiny", "task.max_train_samples=32", "task.max_eval_samples=16", "task.batch_size=8", "trainer.max_epochs=1",
         "test_after_fit=false"]
-
-
-def md5s(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.md5(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture(scope="module")
@@ -29,15 +24,6 @@ def run(tmp_path_factory) -> Path:
     run_dir = next((tmp / "runs").rglob("result.json")).parent
     assert json.loads((run_dir / "result.json").read_text())["status"] == "success"
     return run_dir
-
-
-def one_error(capsys, *words: str) -> str:
-    err = capsys.readouterr().err
-    lines = [ln for ln in err.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
-    for word in words:
-        assert word in lines[0], lines[0]
-    return lines[0]
 
 
 @pytest.mark.parametrize("argv", [

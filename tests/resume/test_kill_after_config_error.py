@@ -2,6 +2,7 @@
 ``running`` record, and when it is then killed (SIGKILL: node failure, OOM killer) its rerun still
 resumes from ``last.ckpt`` and ends bit-exactly where an uninterrupted run ends."""
 
+import json
 import os
 import subprocess
 import sys
@@ -15,9 +16,17 @@ from lora_lab.train import train
 from tests.resume.exact import BASE, assert_same_outcome, result, tiny_cfg, train_cli
 
 
+#: what the running trial itself rewrites at every checkpoint (its heartbeat: lora_lab.resume.attempts)
+HEARTBEAT_FIELDS = ("written_at", "wall_time_s", "attempts")
+
+
 def snapshot(run_dir: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(run_dir)): p.read_bytes() for p in run_dir.rglob("*")
-            if p.is_file() and "checkpoints" not in p.parts and "logs" not in p.parts and p.name != "train.log"}
+    """Every file a typo'd command could touch, with result.json less the trial's own heartbeat fields."""
+    files = {str(p.relative_to(run_dir)): p.read_bytes() for p in run_dir.rglob("*")
+             if p.is_file() and "checkpoints" not in p.parts and "logs" not in p.parts and p.name != "train.log"}
+    record = json.loads(files.pop("result.json"))
+    files["result.json"] = json.dumps({k: v for k, v in record.items() if k not in HEARTBEAT_FIELDS}, sort_keys=True).encode()
+    return files
 
 
 @pytest.mark.slow

@@ -16,35 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from lora_lab.cli import main
 from lora_lab.sweeps.outcome import grid_outcome
+from tests.cli_helpers import lora_lab, one_error
+from tests.integration.test_optuna_sweep import STUDY
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ["debug=tiny", "task.max_train_samples=32", "task.max_eval_samples=16", "trainer.max_epochs=1", "test_after_fit=false"]
-OPTUNA_STUDY = """# Trials: 3
-defaults:
-  - train
-  - override /backbone: tiny_bert
-  - override hydra/sweeper: optuna
-  - _self_
-study: {name}
-task: {{train_size: 64, val_size: 32, test_size: 32, batch_size: 16, max_length: 16}}
-trainer: {{max_steps: 4, max_epochs: -1, val_check_interval: 2, check_val_every_n_epoch: null}}
-hydra:
-  sweeper:
-    n_trials: 3
-    params:
-      adapter.r: choice(2, 4)
-      {param}
-"""
 
-
-def lora_lab(argv: list[str]) -> int:
-    """``lora-lab ARGV`` in-process; its exit status (the train gate exits with SystemExit)."""
-    try:
-        return main(argv)
-    except SystemExit as stop:
-        return int(stop.code or 0)
 
 
 @pytest.fixture
@@ -54,18 +32,10 @@ def runs(tmp_path, monkeypatch):
     return tmp_path / "runs"
 
 
-def one_error(capsys, *words) -> str:
-    err = capsys.readouterr().err
-    lines = [ln for ln in err.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
-    for word in words:
-        assert word in lines[0], lines[0]
-    return lines[0]
-
 
 def optuna_study(tmp_path, name="hpo", param="adapter.dropout: interval(0.0, 0.2)") -> Path:
     path = tmp_path / f"{name}.yaml"
-    path.write_text(OPTUNA_STUDY.format(name=name, param=param))
+    path.write_text(STUDY.format(n=3, name=name, extra="", params=f"      {param}\n"))
     return path
 
 
@@ -176,6 +146,32 @@ def test_another_live_sweeps_trial_is_not_a_failure(tmp_path, capsys):
     assert grid_outcome("s", [str(live), str(done)]) == 1  # once its holder is gone, it is
 
 
+def test_cancel_stopped_marks_only_this_sweeps_orphans(tmp_path):
+    """Ctrl-C between trials (no trial handler active): the sweep side records its stopped trials
+    cancelled, never another live sweep's trial, never an older record."""
+    from lora_lab.sweeps.interrupt import cancel_stopped
+
+    sweep = tmp_path / "sweep"
+    dirs = {name: sweep / name for name in ("orphan", "live", "old", "self_recorded")}
+    statuses = {"orphan": "running", "live": "running", "old": "running", "self_recorded": "cancelled"}
+    for name, run_dir in dirs.items():
+        run_dir.mkdir(parents=True)
+        (run_dir / "result.json").write_text(json.dumps({"schema_version": 2, "status": statuses[name]}))
+    old = time.time() - 3600
+    os.utime(dirs["old"] / "result.json", (old, old))
+    since = time.time() - 60
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(dirs["live"] / ".lock-rank0")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert sorted(cancel_stopped([sweep], since)) == sorted([str(dirs["orphan"]), str(dirs["self_recorded"])])
+    finally:
+        holder.kill()
+        holder.wait()
+    status = {name: json.loads((d / "result.json").read_text())["status"] for name, d in dirs.items()}
+    assert status == {"orphan": "cancelled", "live": "running", "old": "running", "self_recorded": "cancelled"}
+    assert "Ctrl-C" in json.loads((dirs["orphan"] / "result.json").read_text())["reason"]
+
+
 @pytest.mark.slow
 def test_ctrl_c_on_a_sweep_prints_a_line_and_cancels_its_trial(tmp_path):
     study = tmp_path / "grid2.yaml"
@@ -213,4 +209,35 @@ hydra:
                      "rerun the same command to resume"]
     assert "Traceback" not in err
     records = [json.loads(p.read_text()) for p in (tmp_path / "runs").rglob("result.json")]
-    assert [r["status"] for r in records] == ["cancelled"] and "Ctrl-C" in records[0]["reason"]
+    assert [r["status"] for r in records] == ["cancelled"] and "SIGINT" in records[0]["reason"]  # recorded by the trial itself
+
+
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+def test_optuna_study_shared_with_a_live_process_is_not_a_failure(runs, tmp_path, capsys):
+    """Two processes on one Optuna study: the first to end does not count the other's RUNNING trial."""
+    import optuna
+
+    from lora_lab.sweeps.expand import plan_study
+    from lora_lab.sweeps.optuna_plan import report_outcome, study_name
+    from lora_lab.sweeps.optuna_study import LOCK_DIR, storage_url
+    from lora_lab.sweeps.studies import find_study
+
+    plan = plan_study(find_study(str(optuna_study(tmp_path))))
+    name, url = study_name(plan), storage_url(plan.sweeper.get("storage"), plan.sweep_dir)
+    Path(plan.sweep_dir).mkdir(parents=True)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(study_name=name, storage=url, direction="maximize")
+    study.tell(study.ask(), 0.75)
+    running = study.ask()  # RUNNING: the other process is training it
+    claim = Path(plan.sweep_dir) / LOCK_DIR / f"{name}-trial{running.number}.lock"
+    claim.parent.mkdir(parents=True)
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(claim)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert report_outcome(plan) == 0
+        assert f"  running elsewhere: trial {running.number}" in capsys.readouterr().err
+    finally:
+        holder.kill()
+        holder.wait()
+    assert report_outcome(plan) == 1  # nobody holds it any more: an interrupted trial of this study
+    assert f"  running: trial {running.number}" in capsys.readouterr().err
