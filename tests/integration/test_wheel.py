@@ -58,6 +58,7 @@ def test_wheel_ships_configs_and_studies_once(installed):
     in_repo = sorted(str(p.relative_to(ROOT / "conf")) for p in (ROOT / "conf").rglob("*.yaml") if p.parts[len(ROOT.parts) + 1] != "local")
     assert shipped_conf == in_repo
     assert sorted(n[len("lora_lab/studies/"):] for n in names if n.startswith("lora_lab/studies/")) == sorted(p.name for p in (ROOT / "sweeps").glob("*.yaml"))
+    assert "hydra_plugins/lora_lab_sweeper/optuna_study_sweeper.py" in names  # Hydra's namespace: hydra/sweeper=optuna
     assert not (ROOT / "lora_lab" / "conf").exists() and not (ROOT / "lora_lab" / "studies").exists()  # no second copy in the repo
 
 
