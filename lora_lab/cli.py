@@ -30,9 +30,10 @@ from lora_lab.output_target import prepare_output_dir
 def _train(argv: list[str]) -> int:
     from contextlib import nullcontext
 
-    from lora_lab.run.gate import check_command_line
+    from lora_lab.run.gate import check_command_line, settable_argv
     from lora_lab.sweeps.multirun import check_multirun, multirun_outcome, multirun_study
 
+    argv = settable_argv(argv)  # every schema key settable as group.key=value, no `+`
     if check_command_line(argv, check_sweep=check_multirun):  # a bad command line ends here, before the trial code and the model load
         from lora_lab import train
         from lora_lab.run.launch_ranks import as_train_module

@@ -36,18 +36,20 @@ from lora_lab.models.backbones import BackboneConfig, parse_backbone_config
 from lora_lab.models.optim import OPTIM_KEYS, SCHEDULES
 from lora_lab.path_names import check_run_path_names
 from lora_lab.resolvers import register_resolvers
+from lora_lab.resources import config_dir
+from lora_lab.schema_keys import SCHEMA_GROUPS, schema_keys, settable
 from lora_lab.tracking import load_tracker_class, split_logger_nodes
 from lora_lab.tracking.settings import check_tracker_settings
 from lora_lab.trainer_checks import check_accelerator, check_debug_modes, check_trainer_keys, check_val_check_interval
 from lora_lab.backbone_fit import check_backbone_fits
 
-CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
+CONF_DIR = str(config_dir())
 register_resolvers()
 
 RESUME_KEYS = ("every_n_minutes",)
 #: how to run a trial, not which trial: ignored when matching results (a rerun with another progress
 #: display or other trackers is the same trial)
-RUN_CONTROL_KEYS = ("force", "resume", "progress", "logger", "analysis")
+RUN_CONTROL_KEYS = ("force", "resume", "progress", "logger", "analysis", "optuna_trial")
 #: where a trial writes, not what it computes: a copied or moved runs dir, or ``runs`` spelled
 #: ``runs/`` or absolute, holds the same trials
 LOCATION_KEYS = ("paths",)
@@ -118,19 +120,32 @@ def container(node) -> dict:
 # ---------------------------------------------------------------------------------------- compose
 
 
+def search_dirs(argv: list[str], conf_dir: str | os.PathLike = CONF_DIR) -> list[Path]:
+    """``conf_dir`` and the user's config directories that a ``hydra.searchpath=[file://...]`` override
+    adds (Hydra's search path: their options extend every group, `lora_lab.resources`)."""
+    dirs = [Path(conf_dir)]
+    for arg in argv:
+        key, _, value = arg.partition("=")
+        if key.lstrip("+") == "hydra.searchpath":
+            dirs += [Path(item.strip().strip("'\"")[len("file://"):]) for item in value.strip("[]").split(",")
+                     if item.strip().strip("'\"").startswith("file://")]
+    return dirs
+
+
 def unknown_group_choice(argv: list[str], conf_dir: str | os.PathLike = CONF_DIR) -> ConfigError | None:
-    """The first ``group=option`` command-line override naming an option that ``conf/<group>/`` lacks,
-    as a one-line `ConfigError` listing the allowed options (Hydra's own message spans ~20 lines)."""
-    root = Path(conf_dir)
+    """The first ``group=option`` command-line override naming an option that no ``<group>/`` of the
+    config search path holds, as a one-line `ConfigError` listing the allowed options (Hydra's own
+    message spans ~20 lines)."""
+    roots = search_dirs(argv, conf_dir)
     for arg in argv:
         key, sep, value = arg.partition("=")
         key = key.lstrip("+~")
-        if not sep or key.startswith("hydra") or "." in key or not (root / key).is_dir():
+        if not sep or key.startswith("hydra") or "." in key or not any((root / key).is_dir() for root in roots):
             continue
-        allowed = sorted(p.stem for p in (root / key).glob("*.yaml"))
+        allowed = sorted({p.stem for root in roots for p in (root / key).glob("*.yaml")})
         for option in value.strip("[]").split(","):  # a multirun list names several options; [a,b] selects both
             option = option.strip()
-            if option and option != "null" and not (root / key / f"{option}.yaml").is_file():
+            if option and option != "null" and not any((root / key / f"{option}.yaml").is_file() for root in roots):
                 return ConfigError(key, f"unknown option {option!r}{did_you_mean(option, allowed)}; allowed: {', '.join(allowed)}")
     return None
 
@@ -146,12 +161,53 @@ def _compose(overrides: list[str], config_name: str, config_dir: str) -> DictCon
         return hydra_compose(config_name, overrides=list(overrides), return_hydra_config=True)
 
 
+def _base(overrides: list[str], config_name: str, config_dir: str) -> DictConfig | None:
+    """The config composed from the group choices (and search path) of ``overrides`` only: what the
+    value overrides apply to. A swept choice (``task=a,b``) composes its first option; None when the
+    choices themselves fail (Hydra's message is then reported)."""
+    chosen = []
+    for item in overrides:
+        key, _, value = item.partition("=")
+        if key.lstrip("+") == "hydra.searchpath":
+            chosen.append(item)
+        elif _is_group_choice(item, Path(config_dir)):
+            chosen.append(f"{key}={value.split(',')[0]}" if "," in value and "[" not in value else item)
+    try:
+        return _compose(chosen, config_name, config_dir)
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def _schema_node(node: DictConfig) -> dict:
+    """What picks a group option's schema: its task ``kind`` or adapter ``method``."""
+    return {k: node.get(k) for k in ("kind", "method") if k in node}
+
+
+def schema_settable(overrides: list[str], config_name: str = "train", config_dir: str = CONF_DIR) -> list[str]:
+    """``overrides`` with each ``group.key=value`` whose key a schema of the group has (any option:
+    a study may sweep the option, e.g. ``task.data_dir`` for GLUE tasks while the default task is
+    synthetic) but the composed option's YAML lacks written as Hydra's ``++group.key=value``
+    (`lora_lab.schema_keys`); the schema check of each trial then judges it against its own option.
+    Overrides of keys the YAML has are left as given. Composes once, only when a candidate is present."""
+    candidates = {i for i, item in enumerate(overrides) if settable([item]) != [item]}
+    base = _base(overrides, config_name, config_dir) if candidates else None
+    if base is None:
+        return list(overrides)
+    out = list(overrides)
+    for i in candidates:
+        group, _, name = out[i].partition("=")[0].partition(".")
+        node = base.get(group)
+        if isinstance(node, DictConfig) and name not in node.keys():  # (`in node` is False for a ``???`` value)
+            out[i] = f"++{out[i]}"
+    return out
+
+
 def unknown_override_key(overrides: list[str], config_name: str = "train", config_dir: str = CONF_DIR) -> ConfigError | None:
     """For an override ``a.b=v`` (no ``+``) whose key the composed config lacks: one line naming
-    the allowed keys at ``a`` and the closest one."""
-    try:
-        base = _compose([o for o in overrides if _is_group_choice(o, Path(config_dir))], config_name, config_dir)
-    except Exception:  # noqa: BLE001 -- the group choices themselves fail: Hydra's message is reported
+    the allowed keys at ``a`` (for a group with a schema: the schema's keys, `lora_lab.schema_keys`)
+    and the closest one."""
+    base = _base(overrides, config_name, config_dir)
+    if base is None:
         return None
     for item in overrides:
         key, sep, _ = item.partition("=")
@@ -163,6 +219,8 @@ def unknown_override_key(overrides: list[str], config_name: str = "train", confi
             if parent_path == "adapter":  # the method schema's message: whose knob it is, the closest one
                 parse_config({**OmegaConf.to_container(parent, resolve=False), name: None})
             allowed = [k for k in parent if str(k) != "hydra"]
+            if parent_path in SCHEMA_GROUPS:
+                allowed = schema_keys(parent_path, _schema_node(parent))
             return unknown_key(key, allowed)
     return None
 

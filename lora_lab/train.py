@@ -58,7 +58,7 @@ from lora_lab.resume.signals import RunPreempted, RunStopped
 from lora_lab.run.logs import drop_noise, setup_run_logging
 from lora_lab.sweeps.multirun import check_multirun
 from lora_lab.sweeps.parent_watch import watch_sweep_process
-from lora_lab.run.gate import RunDirTaken, check_command_line, preflight  # noqa: F401  (re-exported)
+from lora_lab.run.gate import RunDirTaken, check_command_line, preflight, settable_argv  # noqa: F401  (re-exported)
 from lora_lab.run.trial import build_trainer, describe, run_in_dir, run_trial  # noqa: F401
 
 log = logging.getLogger("lora_lab.train")
@@ -186,7 +186,9 @@ def main(cfg: DictConfig):
 def cli_main(argv: list[str] | None = None) -> None:
     """``python -m lora_lab.train`` / ``lora-lab train``: every input error, a finished run and an
     unwritable runs root are answered before Hydra creates the run directory (`lora_lab.run.gate`)."""
-    if check_command_line(sys.argv[1:] if argv is None else argv, check_sweep=check_multirun):
+    if argv is None:  # every schema key settable as group.key=value, no `+` (Hydra reads sys.argv)
+        sys.argv[1:] = argv = settable_argv(sys.argv[1:])
+    if check_command_line(argv, check_sweep=check_multirun):
         main()
 
 

@@ -39,7 +39,7 @@ DEFAULT_NUISANCE = ("cfg.optim.lr", "cfg.lr_scale")
 #: config keys that never split rows: bookkeeping, not science
 IGNORED = (
     "seed", "study", "run_name", "run_suffix", "force", "save_adapter", "test_after_fit", "run.*", "sweep.*",
-    "paths.*", "method_lr.*", "callbacks.*", "logger.*", "task.name", "task.data_dir", "task.hub_*",
+    "paths.*", "method_lr.*", "callbacks.*", "logger.*", "optuna_trial.*", "task.name", "task.data_dir", "task.hub_*",
     "task.eval_batch_size", "task.num_workers", "backbone.name", "backbone.hub_id", "backbone.tokenizer",
     "backbone.revision", "trainer._target_", "trainer.enable_*", "trainer.log_every_n_steps", "trainer.num_sanity_val_steps",
 )

@@ -6,7 +6,8 @@ where the task has labelled test data, the chance level and whether the run neve
 counts, steps, wall time, and every leaf of the resolved config flattened as ``cfg.<dotted key>``
 (lists joined with ``+``). A score that is a number but not finite (``Infinity``, ``NaN``) is kept out
 of ``val`` / ``test`` (never averaged) and named in ``nonfinite``. Statuses: ``success``, ``failed``, ``cancelled``, ``running`` (a job
-killed mid-run leaves this), plus ``corrupt`` (unreadable, truncated or wrongly shaped file, e.g.
+killed mid-run leaves this), ``pruned`` (stopped early by an Optuna pruner: not averaged in, not a
+failure), plus ``corrupt`` (unreadable, truncated or wrongly shaped file, e.g.
 ``metrics`` a list or ``config.task`` a string, a status this version does not know, a
 ``schema_version`` it cannot read: see `shape_problem`) and ``missing`` (a trial in a
 ``sweep_plan.json`` with no result.json). Nothing is ever dropped silently.
@@ -40,7 +41,7 @@ CHANCE_TOL = 0.005
 #: metrics whose chance level is 0 (correlations); accuracy uses the majority-class baseline,
 #: generation metrics the untrained model's value
 ZERO_CHANCE = ("mcc", "pearson", "spearman")
-STATUSES = ("success", "failed", "cancelled", "running", "corrupt", "missing")
+STATUSES = ("success", "failed", "cancelled", "running", "pruned", "corrupt", "missing")
 
 
 @dataclass

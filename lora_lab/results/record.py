@@ -3,7 +3,7 @@ typed record: `ResultRecord` is the only writer and reader of that file (the tri
 report, the sweep status and the trial's own identity check read it).
 
 Schema (``schema_version`` 2; version 1 files read the same, without ``exported_state``): ``status``
-(``success`` | ``failed`` | ``cancelled`` | ``running``), ``reason`` (for failures), ``run_dir``,
+(``success`` | ``failed`` | ``cancelled`` | ``running`` | ``pruned``), ``reason`` (for failures), ``run_dir``,
 ``run_name``, ``study``, ``config`` (fully resolved), ``overrides``, ``params`` (trainable / total /
 adapter / head counts and the adapted modules), ``metrics`` (``best_val`` = the evaluation with the
 best primary validation metric, ``final`` = the last evaluation, ``test`` = test split at the
@@ -47,7 +47,7 @@ SCHEMA_VERSION = 2
 READABLE_VERSIONS = (1, 2)
 RESULT_NAME = "result.json"
 PLAN_NAME = "sweep_plan.json"  # a sweep dir's list of planned trials (`lora_lab.sweeps.launch`)
-STATUSES = ("success", "failed", "cancelled", "running")
+STATUSES = ("success", "failed", "cancelled", "running", "pruned")  # pruned: stopped by an Optuna pruner (`lora_lab.pruning`)
 
 
 class MalformedResult(ValueError):

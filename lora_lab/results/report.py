@@ -83,7 +83,7 @@ def problem_lines(trials, agg) -> list[str]:
     """Human-readable list of everything not averaged in, and of runs stuck at chance."""
     lines = []
     counts = trials["status"].value_counts().to_dict()
-    known = ("success", "failed", "cancelled", "running", "corrupt", "missing")
+    known = ("success", *(("pruned",) if counts.get("pruned") else ()), "failed", "cancelled", "running", "corrupt", "missing")
     summary = ", ".join([f"{counts.get(s, 0)} {s}" for s in known] + [f"{n} {s}" for s, n in sorted(counts.items()) if s not in known])
     lines.append(f"Trials: {len(trials)} ({summary}; running = started but never finished, e.g. killed).")
     bad = trials[trials["status"] != "success"]

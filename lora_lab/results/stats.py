@@ -62,7 +62,13 @@ def paired_t(a, b) -> float | None:
 
 def paired_bootstrap(labels, preds_a: list, preds_b: list, metric: str, n_boot: int = N_BOOT, seed: int = BOOT_SEED) -> dict:
     """Paired bootstrap over examples of ``mean_s [metric(a_s) - metric(b_s)]`` (see module doc):
-    ``{"diff", "p", "low", "high", "n_examples"}`` (low/high: 95 % percentile interval of the difference)."""
+    ``{"diff", "p", "low", "high", "n_examples"}`` (low/high: 95 % percentile interval of the difference).
+
+    Not ``scipy.stats.bootstrap``: it returns confidence intervals (and the resampled statistics) but
+    no p-value, and here one resample of the examples must serve every paired seed at once (the
+    multinomial weights below, fed to a weighted metric such as MCC that is not a mean over
+    examples). ``scipy.stats.permutation_test`` (``permutation_type="samples"``) gives a p-value, but
+    of a sign-flip test of another null, which would change the published numbers."""
     labels = np.asarray(labels, dtype=float)
     n = len(labels)
     weights = np.random.default_rng(seed).multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(float)
@@ -78,7 +84,10 @@ def paired_bootstrap(labels, preds_a: list, preds_b: list, metric: str, n_boot: 
 
 
 def holm(pvalues: list[float]) -> list[float]:
-    """Holm-adjusted p-values, in the input order."""
+    """Holm-adjusted p-values, in the input order: the k-th smallest of m times ``m - k + 1``, capped
+    at 1, made monotone (Holm 1979). Our own because scipy has no Holm: ``scipy.stats.false_discovery_control``
+    implements only Benjamini-Hochberg and Benjamini-Yekutieli (false discovery rate, not the
+    family-wise error rate the table's marks promise)."""
     m = len(pvalues)
     adjusted, running = [0.0] * m, 0.0
     for rank, i in enumerate(sorted(range(m), key=lambda i: pvalues[i])):

@@ -2,20 +2,40 @@
 
 ``env`` prints one ``key: value`` line each: lora_lab's version and git SHA (+ dirty flag), Python and
 platform, CPU count, torch's version and build (CUDA / cuDNN it was built with, whether a GPU is
-usable and which), torch threads, and the versions of the libraries a run depends on (``-`` for an
-optional one that is not installed: peft, bitsandbytes, tensorboard, mlflow, wandb).
+usable and which), torch threads, and the version of every library a run may use (``-`` for an
+optional one that is not installed): `LIBRARIES` plus every requirement of the installed lora_lab's
+metadata, extras included (Optuna and SQLAlchemy of ``.[hpo]``, the trackers, bitsandbytes, the
+Hydra launcher plugins); the Optuna sweeper plugin is lora_lab's own (``hydra_plugins.lora_lab_sweeper``).
 """
 
 from __future__ import annotations
 
 import os
 import platform
-from importlib.metadata import PackageNotFoundError, version
+import re
+from importlib.metadata import PackageNotFoundError, requires, version
 
 from lora_lab.results.record import git_state
 
-LIBRARIES = ("transformers", "lightning", "torchmetrics", "hydra-core", "omegaconf", "datasets", "safetensors", "numpy",
-             "pandas", "peft", "bitsandbytes", "tensorboard", "mlflow", "wandb")
+LIBRARIES = ("transformers", "lightning", "torchmetrics", "hydra-core", "omegaconf", "hydra-submitit-launcher",
+             "hydra-joblib-launcher", "datasets", "safetensors", "numpy", "scipy", "pandas", "peft", "bitsandbytes",
+             "optuna", "sqlalchemy", "tensorboard", "mlflow", "wandb")
+
+
+def declared_libraries() -> list[str]:
+    """`LIBRARIES`, then every other distribution the installed lora_lab requires (extras included),
+    each once (names compared as pip does: case and ``-``/``_`` ignored); torch has its own lines."""
+    try:
+        declared = [re.split(r"[\s;<>=!~\[(]", req, maxsplit=1)[0] for req in requires("lora_lab") or []]
+    except PackageNotFoundError:  # a clone run from its directory without installing
+        declared = []
+    names, seen = [], {"torch"}
+    for name in (*LIBRARIES, *declared):
+        key = re.sub(r"[-_.]+", "-", name).lower()
+        if key not in seen:
+            seen.add(key)
+            names.append(name)
+    return names
 
 
 def package_version(name: str) -> str:
@@ -56,7 +76,7 @@ def env_lines() -> list[tuple[str, str]]:
         ("cpus", str(os.cpu_count())),
         *torch_lines(),
     ]
-    lines += [(name, package_version(name)) for name in LIBRARIES]
+    lines += [(name, package_version(name)) for name in declared_libraries()]
     return lines
 
 

@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-from lora_lab.config import TrialConfig, compose, parse, run_dir_of, trial_identity, unknown_group_choice
+from lora_lab.config import TrialConfig, compose, parse, run_dir_of, schema_settable, trial_identity, unknown_group_choice
 from lora_lab.errors import ConfigError, one_line, show_tracebacks
 from lora_lab.results.record import ResultRecord, UnknownSchema, read_record
 from lora_lab.tracking.settings import probe_trackers
@@ -98,6 +98,35 @@ def check_finished_results(trials) -> None:
         run_dir = Path(trial.run_dir)
         if (run_dir / "result.json").is_file():
             decide(read_previous(run_dir), trial_identity(trial.config), bool(trial.config.get("force")), run_dir)
+
+
+#: Hydra's command-line flags that take a value
+_VALUE_FLAGS = ("--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd", "--cfg", "-c", "--package", "-p")
+
+
+def settable_argv(argv: list[str]) -> list[str]:
+    """``lora-lab train ARGV`` with each ``group.key=value`` whose key the group option's YAML lacks
+    but its schema has written ``++group.key=value`` (`lora_lab.config.schema_settable`), so every
+    schema key is settable without ``+``; flags (``--multirun``, ``--config-dir D``, ...) are kept."""
+    positions, overrides, head, name = [], [], [], "train"
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg in _VALUE_FLAGS and i + 1 < len(argv):
+            if arg in ("--config-dir", "-cd"):
+                head.append(f"hydra.searchpath=[file://{Path(argv[i + 1]).resolve()}]")
+            elif arg in ("--config-name", "-cn"):
+                name = argv[i + 1]
+            i += 2
+            continue
+        if not arg.startswith("-"):
+            positions.append(i)
+            overrides.append(arg)
+        i += 1
+    out = list(argv)
+    for i, item in zip(positions, schema_settable(head + overrides, name)[len(head):]):
+        out[i] = item
+    return out
 
 
 def check_command_line(argv: list[str], check_sweep: Callable[[list[str]], object] | None = None) -> bool:

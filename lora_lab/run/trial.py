@@ -53,6 +53,7 @@ from lora_lab.run.gate import RunDirTaken, decide, preflight, read_previous  # n
 from lora_lab.locations import set_offline_env
 from lora_lab.models.backbones import load_tokenizer
 from lora_lab.process_rank import is_global_zero
+from lora_lab.pruning import pruned_reason, pruning_callbacks
 from lora_lab.run.progress import ProgressPrinter
 from lora_lab.results.record import ResultRecord, job_info, read_record, write_result
 from lora_lab.resume.checkpoint import LAST_NAME, ResumeCheckpoint
@@ -265,7 +266,8 @@ def run_trial(trial: TrialConfig, run_dir: Path, overrides: list[str], interrupt
     datamodule, module = family_of(trial.task).build(trial.task, spec, tokenizer, trial.backbone, module_args, trial.seed)
     backbone_info = {**resolved["backbone"], "model_kind": module.model_kind, "num_labels": spec.num_labels}
     snapshots = [AdapterSnapshots(run_dir, trial.analysis, backbone_info)] if snapshots_on(trial.analysis) else []
-    trainer = build_trainer(resolved, run_dir, trial.resume, trial.progress, extra_callbacks=[AttemptHeartbeat(attempts, write_running), *snapshots])
+    pruning = pruning_callbacks(resolved.get("optuna_trial"), spec.primary_key)  # [] unless a study with a pruner runs it
+    trainer = build_trainer(resolved, run_dir, trial.resume, trial.progress, extra_callbacks=[AttemptHeartbeat(attempts, write_running), *snapshots, *pruning])
     record.precision = str(trainer.precision)  # what Lightning runs (after its own substitutions), not what was asked
     record.trackers = tracker_statuses(trainer)
     last = run_dir / "checkpoints" / LAST_NAME
@@ -282,6 +284,8 @@ def run_trial(trial: TrialConfig, run_dir: Path, overrides: list[str], interrupt
         raise
     if trainer.interrupted:
         raise KeyboardInterrupt("training was interrupted")
+    if pruned_reason(trainer) is not None:
+        return record_pruned(run_dir, record, module, trainer, spec, attempts, started_cpu)
     stops.phase = "the final evaluation and saving"
 
     try:  # a fault after fit (evaluation, saving, writing) closes the tracker runs as failed, then propagates
@@ -326,6 +330,22 @@ def run_trial(trial: TrialConfig, run_dir: Path, overrides: list[str], interrupt
     if tracker_statuses(trainer) != record.trackers and trainer.is_global_zero:
         record.trackers = tracker_statuses(trainer)  # a tracker that failed while closing: the record says so
         write_result(run_dir, record)
+    return record
+
+
+def record_pruned(run_dir: Path, record: ResultRecord, module, trainer, spec, attempts: list[dict], started_cpu: float) -> ResultRecord:
+    """A trial its Optuna study's pruner stopped (`lora_lab.pruning`): result.json ``pruned`` with the
+    curve so far (no test evaluation, no adapter saved: the trial is not scored)."""
+    record.status, record.reason = "pruned", pruned_reason(trainer)
+    record.task_spec = spec.__dict__
+    record.primary_metric = spec.primary_key
+    record.metrics = {"best_val": module.best or {}, "final": module.curve[-1] if module.curve else {}, "test": {}}
+    record.curve = module.curve
+    record.optimizer_steps = int(trainer.global_step)
+    record.account(end_attempt(attempts, "pruned"), started_cpu)
+    if trainer.is_global_zero:
+        write_result(run_dir, record)
+    finish_trackers(trainer, record.to_dict())
     return record
 
 

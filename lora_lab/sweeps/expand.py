@@ -80,6 +80,16 @@ def _composer(study: Study):
     yield lambda overrides: compose(search + list(overrides), study.config_name, str(study.config_dir or conf))
 
 
+def settable_overrides(study: Study, overrides: list[str]) -> list[str]:
+    """``overrides`` of ``lora-lab sweep`` with schema keys the study's group options lack written
+    ``++group.key=value`` (`lora_lab.config.schema_settable`), composed as the study composes."""
+    from lora_lab.config import schema_settable
+
+    conf = _conf_dir()
+    head = ([] if study.config_dir is None else [f"hydra.searchpath=[file://{conf}]"]) + list(study.overrides)
+    return schema_settable(head + list(overrides), study.config_name, str(study.config_dir or conf))[len(head):]
+
+
 def _compose_error(err: Exception, study: Study) -> ConfigError:
     if isinstance(err, ConfigError):
         return err

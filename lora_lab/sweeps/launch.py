@@ -120,7 +120,7 @@ def optuna_sweep(plan, overrides: list[str], dry_run: bool) -> int:
 
 
 def sweep(argv: list[str]) -> int:
-    from lora_lab.sweeps.expand import plan_study
+    from lora_lab.sweeps.expand import plan_study, settable_overrides
     from lora_lab.sweeps.optuna_plan import expand_shorthands
     from lora_lab.sweeps.studies import experiment_names, find_study, study_names
     from lora_lab.sweeps.trial_lines import TrialLines
@@ -131,6 +131,7 @@ def sweep(argv: list[str]) -> int:
     dry_run, overrides = _pop_dry_run(argv[1:])
     study = find_study(argv[0])
     overrides = expand_shorthands(overrides)  # storage=<URL>: an Optuna study's storage
+    overrides = settable_overrides(study, overrides)  # task.data_dir=... where the task's YAML lacks the key
     plan = plan_study(study, overrides)
     for trial in plan.trials:
         conflict = overlay_conflict(overrides, trial.overrides, trial.config)

@@ -3,7 +3,9 @@ trial runs or any file is written: each problem is one `ConfigError` line.
 
 - `check_sweeper_numbers`: ``n_trials`` and ``n_jobs`` are integers >= 1 (``0``, ``-1``, ``abc``,
   ``true`` refused), ``direction`` is ``auto``, ``maximize`` or ``minimize``;
-- `check_storage`: the storage is a database URL (``dialect[+driver]://...``) of a SQLAlchemy dialect;
+- `check_storage`: the storage is a journal file (``journal:<path>``, `lora_lab.optuna_storage`: its
+  directory can be created and written, for the real sweep) or a database URL
+  (``dialect[+driver]://...``) of a SQLAlchemy dialect;
   a SQLite file that exists is a SQLite database (a truncated or foreign file is refused, never
   overwritten); for the real sweep also: the database driver is installed and the SQLite directory
   can be created and written (a dry run writes nothing and may plan on a machine without the driver);
@@ -19,9 +21,11 @@ import sqlite3
 from pathlib import Path
 
 from lora_lab.errors import ConfigError
+from lora_lab.optuna_storage import journal_path
 
 DIRECTIONS = ("auto", "maximize", "minimize")
-STORAGE_FORMS = "sqlite:///path/to/optuna.db, postgresql://user@host/db, mysql+pymysql://user@host/db (or null: <sweep dir>/optuna.db)"
+STORAGE_FORMS = ("sqlite:///path/to/optuna.db, journal (<sweep dir>/optuna.journal), journal:/shared/path/study.journal, "
+                 "postgresql://user@host/db, mysql+pymysql://user@host/db (or null: <sweep dir>/optuna.db)")
 
 
 def _positive_int(key: str, value) -> int:
@@ -80,6 +84,16 @@ def check_storage(url: str, write: bool) -> None:
     """The storage URL a study will open (see the module docstring); ``write`` (the real sweep): also
     import the driver and probe the SQLite directory by creating it and a file in it."""
     key = "hydra.sweeper.storage"
+    journal = journal_path(url) if isinstance(url, str) else None
+    if journal is not None:
+        if write:
+            try:
+                journal.parent.mkdir(parents=True, exist_ok=True)
+                with open(journal, "a"):
+                    pass
+            except OSError as err:
+                raise ConfigError(key, f"cannot write {journal}: {err.strerror or err}") from None
+        return
     if not isinstance(url, str) or "://" not in url:
         raise ConfigError(key, f"{url!r} is not a database URL; allowed: {STORAGE_FORMS}")
     from sqlalchemy.engine import make_url

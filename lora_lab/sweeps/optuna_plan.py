@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 from lora_lab.sweeps.expand import Plan
-from lora_lab.sweeps.optuna_study import LOCK_DIR, FileLock, storage_url
+from lora_lab.optuna_storage import exists, open_storage, storage_url
+from lora_lab.sweeps.optuna_study import LOCK_DIR, FileLock
 from lora_lab.sweeps.search_space import describe, metric_direction
 
 
@@ -29,17 +30,12 @@ def direction(plan: Plan) -> str:
     return metric_direction(parse_task_config(plan.trials[0].config["task"]).spec().primary_key)
 
 
-def _readable(url: str) -> bool:
-    """Only an existing SQLite file is read by a dry run (connecting would create one; an RDB server is not contacted)."""
-    return url.startswith("sqlite:///") and Path(url[len("sqlite:///"):]).is_file()
-
-
 def load_trials(url: str, name: str) -> list | None:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
-        return optuna.load_study(study_name=name, storage=url).get_trials(deepcopy=False)
+        return optuna.load_study(study_name=name, storage=open_storage(url)).get_trials(deepcopy=False)
     except KeyError:  # no such study in this storage yet
         return None
 
@@ -61,13 +57,13 @@ def print_plan(plan: Plan, out=None) -> None:
     for key, value in plan.fixed.items():
         print(f"  fixed  {key}={value}", file=out)
     print(f"  {len(plan.trials)} corner points composed and schema-checked, e.g. {plan.trials[0].subdir}", file=out)
-    trials = load_trials(url, name) if _readable(url) else None
+    trials = load_trials(url, name) if exists(url) else None  # a dry run creates no storage
     print(f"  storage holds: {_states(trials) if trials else 'nothing yet'}", file=out)
 
 
 def report_outcome(plan: Plan, err=None) -> int:
-    """Print the study's state after the sweep; 0 when every trial in it is complete or runs in
-    another live process sharing the study."""
+    """Print the study's state after the sweep; 0 when every trial in it is complete, pruned (the
+    pruner doing its job, not a fault) or runs in another live process sharing the study."""
     err = err or sys.stderr
     name = study_name(plan)
     trials = load_trials(storage_url(plan.sweeper.get("storage"), plan.sweep_dir), name) or []
@@ -77,11 +73,13 @@ def report_outcome(plan: Plan, err=None) -> int:
     for t in trials:
         if t.state.name != "COMPLETE":
             state = "running elsewhere" if t in elsewhere else t.state.name.lower()
-            print(f"  {state}: trial {t.number} {t.user_attrs.get('run_dir', '')} {t.user_attrs.get('fail_reason', '')}", file=err)
+            why = t.user_attrs.get("fail_reason") or t.user_attrs.get("pruned_reason") or ""
+            print(f"  {state}: trial {t.number} {t.user_attrs.get('run_dir', '')} {why}", file=err)
     if complete:
         best = max(complete, key=lambda t: t.value) if direction(plan) == "maximize" else min(complete, key=lambda t: t.value)
         print(f"  best: trial {best.number} value {best.value:.4f} {best.params}", file=err)
-    return 0 if trials and len(complete) + len(elsewhere) == len(trials) else 1
+    pruned = [t for t in trials if t.state.name == "PRUNED"]
+    return 0 if trials and len(complete) + len(elsewhere) + len(pruned) == len(trials) else 1
 
 
 def _claimed_elsewhere(plan: Plan, name: str, number: int) -> bool:

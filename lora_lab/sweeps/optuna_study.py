@@ -1,8 +1,9 @@
 """Run an Optuna study to ``n_trials`` trials through a Hydra launcher: resumable and shareable.
 
-The study lives in durable storage: by default ``sqlite:///<sweep dir>/optuna.db`` (the sweep dir is
-``runs/<study>``), or any RDB URL (``hydra.sweeper.storage=postgresql://...``) that many processes,
-e.g. several SLURM jobs running ``lora-lab sweep``, open together. Each process repeats:
+The study lives in durable storage (`lora_lab.optuna_storage`): by default
+``sqlite:///<sweep dir>/optuna.db`` (the sweep dir is ``runs/<study>``); ``journal`` (Optuna's journal
+file, ``<sweep dir>/optuna.journal``), the storage for several SLURM jobs running ``lora-lab sweep``
+on a shared filesystem; or any RDB URL (``hydra.sweeper.storage=postgresql://...``). Each process repeats:
 
 1. under the study lock (``flock`` on ``<sweep dir>/.optuna/<study name>.lock``) claim up to
    ``n_jobs`` trials: first every RUNNING trial no live process holds (an interrupted trial: it is
@@ -14,6 +15,18 @@ e.g. several SLURM jobs running ``lora-lab sweep``, open together. Each process 
 3. tell Optuna each trial's objective, which the training task returns: the task's selection metric
    on validation (never test). A trial that failed (result.json ``failed``, an exception, no number)
    is told FAIL, never a score; a trial whose run another job holds is left RUNNING for its holder.
+
+Why our own claims rather than Optuna's heartbeat (``heartbeat_interval`` + ``fail_stale_trials`` +
+``RetryFailedTrialCallback``): in Optuna 5.1 the heartbeat exists for RDB storages only, not for the
+journal file storage that clusters use; it notices a dead process only after its grace period (a
+``flock`` is released by the kernel the moment the process dies); and it marks the interrupted trial
+FAIL and retries its parameters as a new trial, so the study would count a failure that did not
+happen and give the resumed run a second trial number. The claim keeps one trial number per run.
+
+Pruning (``hydra/sweeper/pruner=median|...``, off by default): the pruner is kept in the study's
+user attributes and each launched trial gets the run-control override ``optuna_trial={storage,
+study, number}``; the trial reports its selectable validation evaluations and stops when the pruner
+says so (`lora_lab.pruning`), result.json ``pruned``, told PRUNED here (neither score nor failure).
 
 Sampling: the sampler is built for each new trial with seed ``sampler.seed + trial number`` (TPE by
 default, seed 0), so a resumed or shared study never repeats the random draws of its first trials,
@@ -38,20 +51,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lora_lab.errors import ConfigError
+from lora_lab.optuna_storage import open_storage, storage_url
 from lora_lab.results.record import load_record
 from lora_lab.results.run_summary import fmt_duration
 from lora_lab.sweeps.trial_lines import eta_s, trial_line
 
 LOCK_DIR = ".optuna"
-STORAGE_NAME = "optuna.db"
-
-
-def default_storage(sweep_dir: str | os.PathLike) -> str:
-    return f"sqlite:///{Path(sweep_dir).resolve() / STORAGE_NAME}"
-
-
-def storage_url(storage, sweep_dir) -> str:
-    return str(storage) if storage else default_storage(sweep_dir)
 
 
 class FileLock:
@@ -103,8 +108,8 @@ def objective_direction(config) -> str:
 
 
 def job_outcome(ret) -> tuple[str, float | None, str, str | None]:
-    """``(state, value, reason, run dir)`` of a launched trial; state is COMPLETE, FAIL or RUNNING
-    (another job holds the run: leave the Optuna trial to it)."""
+    """``(state, value, reason, run dir)`` of a launched trial; state is COMPLETE, PRUNED (result.json
+    ``pruned``), FAIL or RUNNING (another job holds the run: leave the Optuna trial to it)."""
     run_dir = None
     if ret.hydra_cfg is not None:
         run_dir = str(ret.hydra_cfg.hydra.runtime.output_dir)
@@ -121,15 +126,29 @@ def job_outcome(ret) -> tuple[str, float | None, str, str | None]:
             pass
     if value is None and status == "running":
         return "RUNNING", None, "held by another job", run_dir
+    if status == "pruned":  # stopped by the study's pruner (`lora_lab.pruning`): neither a score nor a failure
+        return "PRUNED", None, reason, run_dir
     if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and status == "success":
         return "COMPLETE", float(value), "", run_dir
     return "FAIL", None, reason or f"status {status}, objective {value!r}", run_dir
 
 
+def _plain(node):
+    """A config node as a plain dict (None stays None)."""
+    from omegaconf import DictConfig, OmegaConf
+
+    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else (dict(node) if node else None)
+
+
+def _quoted(text: str) -> str:
+    """``text`` as a quoted Hydra override string."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 class OptunaStudyRun:
     """One process's share of an Optuna study (see the module docstring)."""
 
-    def __init__(self, *, sampler, direction, storage, study_name, n_trials, n_jobs, config, launcher, space, fixed):
+    def __init__(self, *, sampler, direction, storage, study_name, n_trials, n_jobs, config, launcher, space, fixed, pruner=None):
         if int(n_trials) <= 0:
             raise ConfigError("hydra.sweeper.n_trials", f"must be a positive integer, got {n_trials}")
         if int(n_jobs) <= 0:
@@ -137,6 +156,7 @@ class OptunaStudyRun:
         if direction not in ("auto", "maximize", "minimize"):
             raise ConfigError("hydra.sweeper.direction", f"{direction!r}; allowed: auto, maximize, minimize")
         self.sampler_cfg = sampler
+        self.pruner_cfg = _plain(pruner)
         self.direction = objective_direction(config) if direction == "auto" else direction
         self.sweep_dir = Path(str(config.hydra.sweep.dir))
         self.storage = storage_url(storage, self.sweep_dir)
@@ -162,9 +182,16 @@ class OptunaStudyRun:
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
         logging.getLogger("alembic").setLevel(logging.WARNING)  # storage schema checks, every start
         optuna.logging.set_verbosity(optuna.logging.WARNING)
+        from hydra.utils import instantiate
+
+        from lora_lab.pruning import PRUNER_ATTR
+
+        pruner = instantiate(self.pruner_cfg) if self.pruner_cfg else optuna.pruners.NopPruner()
         with FileLock(self.lock_dir / f"{self.study_name}.lock"):
-            study = optuna.create_study(study_name=self.study_name, storage=self.storage, direction=self.direction,
-                                        sampler=self._sampler(0), load_if_exists=True)
+            study = optuna.create_study(study_name=self.study_name, storage=open_storage(self.storage), direction=self.direction,
+                                        sampler=self._sampler(0), pruner=pruner, load_if_exists=True)
+            if study.user_attrs.get(PRUNER_ATTR) != self.pruner_cfg:  # what the trials' callbacks build (Optuna stores no pruner)
+                study.set_user_attr(PRUNER_ATTR, self.pruner_cfg)
         self.say(f"{self.storage} ({self.direction}): {len(study.get_trials(deepcopy=False))} of {self.n_trials} trials exist")
         return study
 
@@ -202,7 +229,10 @@ class OptunaStudyRun:
     def overrides(self, trial) -> list[str]:
         from lora_lab.sweeps.search_space import format_value
 
-        return [*(f"{k}={v}" for k, v in self.fixed.items()), *(f"{k}={format_value(v)}" for k, v in trial.params.items())]
+        link = []
+        if self.pruner_cfg:  # the trial reports to its Optuna trial (`lora_lab.pruning`)
+            link = [f"optuna_trial={{storage:{_quoted(self.storage)},study:{_quoted(self.study_name)},number:{trial.number}}}"]
+        return [*(f"{k}={v}" for k, v in self.fixed.items()), *(f"{k}={format_value(v)}" for k, v in trial.params.items()), *link]
 
     def say(self, text: str) -> None:
         """One progress line per trial event, on stderr (Hydra's own logging may be switched off)."""
@@ -234,6 +264,9 @@ class OptunaStudyRun:
                     self.say(f"trial {claim.trial.number} is run by another job: {where}")
                 elif state == "COMPLETE":
                     study.tell(claim.trial.number, value)
+                elif state == "PRUNED":
+                    claim.trial.set_user_attr("pruned_reason", reason[:500])
+                    study.tell(claim.trial.number, state=TrialState.PRUNED)
                 else:
                     claim.trial.set_user_attr("fail_reason", reason[:500])
                     study.tell(claim.trial.number, state=TrialState.FAIL)

@@ -1,9 +1,10 @@
-"""Optuna search spaces written as Hydra sweep overrides (the Hydra Optuna sweeper's syntax).
+"""Optuna search spaces written as Hydra sweep overrides (the syntax of Hydra's Optuna sweeper), as
+current Optuna's distributions (``FloatDistribution`` / ``IntDistribution`` with ``log``, Optuna >= 3):
 
-- ``choice(a, b, c)`` (or ``a,b,c``) -> categorical over the listed values;
-- ``interval(lo, hi)`` -> uniform on [lo, hi] (Hydra makes both ends floats; ``int(interval(lo, hi))``
-  samples integers);
-- ``tag(log, interval(lo, hi))`` -> log-uniform (``log p ~ U(log lo, log hi)``; integers with ``int(...)``);
+- ``choice(a, b, c)`` (or ``a,b,c``) -> ``CategoricalDistribution`` over the listed values;
+- ``interval(lo, hi)`` -> ``FloatDistribution(lo, hi)``, uniform on [lo, hi] (Hydra makes both ends
+  floats; ``int(interval(lo, hi))`` -> ``IntDistribution``);
+- ``tag(log, interval(lo, hi))`` -> ``log=True``: log-uniform, ``log p ~ U(log lo, log hi)``;
 - ``range(start, stop, step)`` -> categorical over the values of the range;
 - a plain value -> fixed for every trial.
 
@@ -19,8 +20,7 @@ from lora_lab.errors import ConfigError
 def distribution(override):
     """The Optuna distribution of one parsed sweep override, or None for a fixed value."""
     from hydra.core.override_parser.types import Transformer
-    from optuna.distributions import (CategoricalDistribution, IntLogUniformDistribution, IntUniformDistribution,
-                                      LogUniformDistribution, UniformDistribution)
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
     if not override.is_sweep_override():
         return None
@@ -30,11 +30,9 @@ def distribution(override):
     if override.is_interval_sweep():
         lo, hi = value.start, value.end
         ints = isinstance(lo, int) and isinstance(hi, int)
-        if "log" in value.tags:
-            if lo <= 0:
-                raise ConfigError(key, f"tag(log, interval({lo}, {hi})) needs a positive lower end")
-            return IntLogUniformDistribution(lo, hi) if ints else LogUniformDistribution(lo, hi)
-        return IntUniformDistribution(lo, hi) if ints else UniformDistribution(lo, hi)
+        if "log" in value.tags and lo <= 0:
+            raise ConfigError(key, f"tag(log, interval({lo}, {hi})) needs a positive lower end")
+        return (IntDistribution if ints else FloatDistribution)(lo, hi, log="log" in value.tags)
     raise ConfigError(key, f"{override.input_line}: not a search space; allowed: choice(...), interval(lo, hi), tag(log, interval(lo, hi)), range(...)")
 
 
@@ -70,12 +68,12 @@ def corner_points(space: dict) -> list[dict]:
 
 
 def describe(dist) -> str:
-    from optuna.distributions import CategoricalDistribution, IntLogUniformDistribution, LogUniformDistribution
+    from optuna.distributions import CategoricalDistribution
 
     if isinstance(dist, CategoricalDistribution):
         return "choice(" + ", ".join(map(str, dist.choices)) + ")"
-    kind = "log-uniform" if isinstance(dist, (LogUniformDistribution, IntLogUniformDistribution)) else "uniform"
-    step = getattr(dist, "step", None) or getattr(dist, "q", None)
+    kind = "log-uniform" if getattr(dist, "log", False) else "uniform"
+    step = getattr(dist, "step", None)
     return f"{kind}[{dist.low}, {dist.high}]" + (f" step {step}" if step not in (None, 1) else "")
 
 

@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lora_lab.errors import ConfigError
+from lora_lab.resources import config_dir, studies_dir
 
-ROOT = Path(__file__).resolve().parents[2]
-SWEEPS_DIR = ROOT / "sweeps"
-EXPERIMENT_DIR = ROOT / "conf" / "experiment"
+SWEEPS_DIR = studies_dir()
+EXPERIMENT_DIR = config_dir() / "experiment"
 _TRIALS = re.compile(r"^#\s*Trials:\s*(\d+)", re.MULTILINE)
 
 

@@ -16,7 +16,7 @@ import importlib
 import importlib.util
 import pkgutil
 
-from lora_lab.errors import ConfigError
+from lora_lab.errors import ConfigError, did_you_mean
 from lora_lab.plugins import load_plugins
 from lora_lab.tasks.base import TaskConfig, TaskFamily
 
@@ -61,7 +61,7 @@ def parse_task_config(raw: dict) -> TaskConfig:
     allowed = [f.name for f in dataclasses.fields(schema)]
     for key in raw:
         if key not in allowed:
-            raise ConfigError(f"task.{key}", f"is not a field of task kind {kind!r}; allowed: {', '.join(allowed)}")
+            raise ConfigError(f"task.{key}", f"is not a field of task kind {kind!r}{did_you_mean(key, allowed)}; allowed: {', '.join(allowed)}")
     cfg = schema(**raw)
     cfg.validate()
     return cfg

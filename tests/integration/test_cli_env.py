@@ -2,7 +2,8 @@
 
 import subprocess
 import sys
-from importlib.metadata import version
+import re
+from importlib.metadata import requires, version
 from pathlib import Path
 
 import torch
@@ -28,3 +29,8 @@ def test_version_and_env_name_versions_build_and_git_sha():
     assert env["cuda available"].startswith(str(torch.cuda.is_available()))
     assert env["transformers"] == version("transformers") and env["lightning"] == version("lightning")
     assert env["mlflow"] == version("mlflow") and env["wandb"] == version("wandb")
+    for name in ("optuna", "sqlalchemy", "hydra-submitit-launcher", "hydra-joblib-launcher", "scipy", "bitsandbytes", "peft", "tensorboard"):
+        assert env[name] == version(name), name
+    for req in requires("lora_lab") or []:  # every declared dependency and extra of the installed package
+        name = re.split(r"[\s;<>=!~\[(]", req, maxsplit=1)[0]
+        assert any(k.replace("_", "-").lower() == name.replace("_", "-").lower() for k in env) or name == "torch", name

@@ -3,7 +3,7 @@
 
 import pytest
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from optuna.distributions import CategoricalDistribution, IntLogUniformDistribution, IntUniformDistribution, LogUniformDistribution, UniformDistribution
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
 from lora_lab.errors import ConfigError
 from lora_lab.sweeps.expand import plan_study
@@ -20,12 +20,12 @@ def _space(*overrides):
 def test_search_space_syntax_maps_to_optuna_distributions():
     space, fixed = _space("optim.lr=tag(log, interval(1e-5, 1e-2))", "adapter.r=choice(4, 8, 16)", "adapter.dropout=interval(0.0, 0.2)",
                           "adapter.alpha=tag(log, int(interval(4, 64)))", "adapter.tinit=int(interval(0, 20))", "adapter.beta1=interval(0, 1)", "seed=3", "adapter.r=2,4")
-    assert space["optim.lr"] == LogUniformDistribution(1e-5, 1e-2)
+    assert space["optim.lr"] == FloatDistribution(1e-5, 1e-2, log=True)
     assert space["adapter.r"] == CategoricalDistribution([2, 4])  # the later override wins, a,b is a choice
-    assert space["adapter.dropout"] == UniformDistribution(0.0, 0.2)
-    assert space["adapter.alpha"] == IntLogUniformDistribution(4, 64)
-    assert space["adapter.tinit"] == IntUniformDistribution(0, 20)
-    assert space["adapter.beta1"] == UniformDistribution(0.0, 1.0)  # Hydra's interval() is float unless cast with int()
+    assert space["adapter.dropout"] == FloatDistribution(0.0, 0.2)
+    assert space["adapter.alpha"] == IntDistribution(4, 64, log=True)
+    assert space["adapter.tinit"] == IntDistribution(0, 20)
+    assert space["adapter.beta1"] == FloatDistribution(0.0, 1.0)  # Hydra's interval() is float unless cast with int()
     assert fixed == {"seed": "3"}
     assert _space("seed=range(0, 6, 2)")[0]["seed"] == CategoricalDistribution([0, 2, 4])
     with pytest.raises(ConfigError, match=r"^optim.lr: tag\(log, interval\(0.0, 1.0\)\) needs a positive lower end"):

@@ -74,6 +74,15 @@ class TextGenerationConfig(GenerationTaskConfig, UserDataConfig):
                 raise ConfigError("task.prompt_template", f"{self.prompt_template!r} is not a format string ({err})") from None
 
     @property
+    def template(self) -> str | None:
+        """``prompt_template`` with the two-character escapes ``\\n`` and ``\\t`` read as a newline and a
+        tab: the command line cannot carry a newline through Hydra's quoted strings (the documented form
+        is ``"task.prompt_template='Q: {question}\\nA:'"``); a YAML file may hold real newlines too."""
+        if self.prompt_template is None:
+            return None
+        return self.prompt_template.replace("\\n", "\n").replace("\\t", "\t")
+
+    @property
     def metric_names(self) -> tuple[str, ...]:
         names = tuple(self.metrics) if self.metrics is not None else tuple(BUILTIN_METRIC_NAMES)
         return names + ((load_metric_fn(self.metric_fn)[0],) if self.metric_fn else ())
@@ -81,7 +90,7 @@ class TextGenerationConfig(GenerationTaskConfig, UserDataConfig):
     @property
     def template_columns(self) -> list[str]:
         """The columns ``prompt_template`` names (``{document}`` -> ``document``)."""
-        fields = [f for _, f, _, _ in string.Formatter().parse(self.prompt_template) if f is not None]
+        fields = [f for _, f, _, _ in string.Formatter().parse(self.template) if f is not None]
         if any(not f.isidentifier() for f in fields):
             raise ValueError("every {field} must be a column name")
         return fields
@@ -106,5 +115,5 @@ class TextGenerationConfig(GenerationTaskConfig, UserDataConfig):
     def example(self, row, split: str, prompt_columns: list[str]) -> TextExample:
         key = f"task.data_files.{split}" if self.files else "task.hub_dataset"
         cells = {c: row.text(c, key) for c in prompt_columns}
-        prompt = self.prompt_template.format_map(cells) if self.prompt_template is not None else cells[self.prompt_column]
+        prompt = self.template.format_map(cells) if self.prompt_template is not None else cells[self.prompt_column]
         return TextExample(prompt, row.text(self.target_column, key))
