@@ -36,6 +36,7 @@ from lightning.pytorch.callbacks import Callback
 
 import lora_lab.run.trial
 from lora_lab.adapters import METHODS
+from lora_lab.adapters.config import knob_names
 from lora_lab.config import compose, parse
 from lora_lab.tasks.registry import FAMILIES, TASK_SCHEMAS
 
@@ -45,7 +46,7 @@ PRINT_EVERY = 4  # the progress line at step 4 reads the loss once
 LORA_LAB = os.sep + "lora_lab" + os.sep
 TORCH = os.path.dirname(torch.__file__) + os.sep
 
-#: a small config of each method (the conf/adapter/<method>.yaml option with a tiny rank); AdaLoRA's
+#: a small config of each method (the conf/adapter/<method>.yaml option with a tiny rank, where it has one); AdaLoRA's
 #: schedule puts boundaries at steps 2 and 4 (delta_t = 2 before T - tfinal = 5) and 5 (final pattern)
 METHOD_OVERRIDES = {
     "adalora": ["adapter.r=4", "adapter.target_r=2", "adapter.tinit=1", "adapter.tfinal=1", "adapter.delta_t=2"],
@@ -125,7 +126,7 @@ def family_overrides(family: str, root: Path) -> list[str]:
 
 def run_trial_counting(tmp_path, monkeypatch, method: str, family: str) -> tuple[SyncCounter, Path]:
     overrides = [
-        "logger=none", f"adapter={method}", *METHOD_OVERRIDES.get(method, ["adapter.r=2"]), *family_overrides(family, tmp_path),
+        "logger=none", f"adapter={method}", *METHOD_OVERRIDES.get(method, ["adapter.r=2"] if "r" in knob_names(METHODS[method].config_cls) else []), *family_overrides(family, tmp_path),
         "task.batch_size=8", "task.eval_batch_size=8", f"trainer.max_steps={STEPS}", "trainer.max_epochs=1",
         "progress.mode=lines", f"progress.every_n_steps={PRINT_EVERY}", f"paths.runs_root={tmp_path / 'runs'}", "save_adapter=false",
     ]
