@@ -14,6 +14,10 @@ weight loads (`lora_lab.config.parse`):
   own target resolution (`lora_lab.adapters.targets.resolve_targets`), so the check sees exactly
   the layers the trial would adapt.
 
+- the method itself is attached (without initialisation) to that meta-device model, so what its
+  ``attach`` refuses -- targets that match no module, BitFit on a backbone without bias terms -- is
+  one line before any run dir exists.
+
 A backbone whose config cannot be read here (a Hub id while offline, a GGUF file that would first
 have to be dequantised) is left to the trial, which reports the same errors when it loads.
 """
@@ -40,15 +44,34 @@ def model_kind_of(task: TaskConfig, backbone: BackboneConfig) -> str:
 _SHAPES: dict[str, tuple] = {}  # one meta model per distinct (backbone, targets) in a process (a sweep plan checks many trials)
 
 
-def _target_shapes(backbone: BackboneConfig, kind: str, num_labels: int, targets, exclude) -> tuple:
-    """``((name, out, in), ...)`` of the layers the adapter targets, from the meta-device model."""
-    key = repr((backbone, kind, num_labels, targets, exclude))
+def _target_shapes(backbone: BackboneConfig, kind: str, num_labels: int, adapter: AdapterConfig) -> tuple:
+    """``((name, out, in), ...)`` of the layers the adapter targets, from the meta-device model, on which
+    the method has also been attached (`_attach_on_meta`)."""
+    key = repr((backbone, kind, num_labels, adapter))
     if key not in _SHAPES:
-        _SHAPES[key] = _meta_shapes(backbone, kind, num_labels, targets, exclude)
+        _SHAPES[key] = _meta_shapes(backbone, kind, num_labels, adapter)
     return _SHAPES[key]
 
 
-def _meta_shapes(backbone: BackboneConfig, kind: str, num_labels: int, targets, exclude) -> tuple:
+def _attach_on_meta(model, adapter: AdapterConfig, model_type: str | None, heads: list[str]) -> None:
+    """The method's own ``attach`` (without initialisation) on the shapes-only model: what it refuses
+    there (targets matching no module, BitFit on a backbone without bias terms, ...) is the user's input,
+    raised as its `ConfigError` before any run dir exists. Any other exception is left to the trial,
+    which attaches to the real model and reports it."""
+    import torch
+
+    from lora_lab.adapters import build_method
+
+    try:
+        with torch.device("meta"):
+            build_method(adapter).attach(model, model_type, heads, initialize=False)
+    except ConfigError:
+        raise
+    except Exception:  # noqa: BLE001 -- e.g. a method whose attach needs real values: the trial decides
+        return
+
+
+def _meta_shapes(backbone: BackboneConfig, kind: str, num_labels: int, adapter: AdapterConfig) -> tuple:
     import torch
     import transformers
 
@@ -60,13 +83,15 @@ def _meta_shapes(backbone: BackboneConfig, kind: str, num_labels: int, targets, 
         config.num_labels = num_labels
     with torch.device("meta"):
         model = getattr(transformers, _AUTO[kind]).from_config(config)
-    names = resolve_targets(model, targets, exclude, getattr(config, "model_type", None), head_modules_for(model, kind))
+    heads = head_modules_for(model, kind)
+    names = resolve_targets(model, adapter.targets, list(adapter.exclude), getattr(config, "model_type", None), heads)
     modules = dict(model.named_modules())
     shapes = []
     for name in names:
         weight = getattr(modules[name], "weight", None)
         if weight is not None and weight.dim() == 2:
             shapes.append((name, *weight.shape))
+    _attach_on_meta(model, adapter, getattr(config, "model_type", None), heads)
     return tuple(shapes)
 
 
@@ -95,11 +120,9 @@ def check_backbone_fits(task: TaskConfig, backbone: BackboneConfig, adapter: Ada
         return
     rank = getattr(adapter, "r", None)
     factorises = isinstance(rank, int) and init_mutates_base(adapter.init, adapter.family())
-    if not (factorises or built_here):
-        return
     num_labels = task.spec().num_labels if kind == "classification" else 0
     try:
-        shapes = _target_shapes(backbone, kind, max(int(num_labels), 1), adapter.targets, list(adapter.exclude))
+        shapes = _target_shapes(backbone, kind, max(int(num_labels), 1), adapter)
     except ConfigError:
         raise
     except OSError:

@@ -122,3 +122,16 @@ def test_both_train_through_the_cli_and_are_report_rows(tmp_path, capsys):
         assert cli_main(["merge-adapters", str(tmp_path / f"merged_{method}"), str(records[method][0] / "adapter")]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 2 and "no adapter" in err.splitlines()[1] and not (tmp_path / f"merged_{method}").exists()
+
+
+def test_bitfit_on_a_backbone_without_biases_is_refused_before_any_run_dir(tmp_path):
+    """LLaMA's linear layers have no bias terms: BitFit would train nothing. The gate attaches the method
+    to the meta-device model, so this is one line, exit 2, and nothing is written (no failed record)."""
+    runs = tmp_path / "runs"
+    proc = subprocess.run([sys.executable, "-m", "lora_lab.cli", "train", "debug=tiny", "backbone=tiny_llama", "adapter=bitfit",
+                           f"paths.runs_root={runs}", "study=ref"], cwd=Path(__file__).resolve().parents[2],
+                          capture_output=True, text=True, timeout=300, env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"})
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error: ")]
+    assert proc.returncode == 2 and len(errors) == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert errors[0].startswith("error: adapter.method: 'bitfit' trains no parameter of this llama")
+    assert not runs.exists()

@@ -2,9 +2,9 @@
 must end with exit status 2, exactly one ``error:`` line naming the key, no traceback, and every file
 of the previously finished run (whose run name most cases share) byte-identical afterwards. A bad
 ``train`` command line is answered by `lora_lab.run.gate` before the trial code is imported or any model
-loads, so each case costs one interpreter start-up and a config compose (run 2 at a time). The one
-exception is ``adapter.targets`` matching no module: module names are known only once the model is
-built, so that case alone gets as far as the trial (and records its failure in its own run dir).
+loads, so each case costs one interpreter start-up and a config compose (run 2 at a time). Even
+``adapter.targets`` matching no module is answered there: the gate attaches the method to the model
+built on PyTorch's meta device (shapes only, no weights), so no case writes anything anywhere.
 
 The test prints its counts (cases, clear errors, tracebacks, silent accepts, files changed).
 """
@@ -23,7 +23,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 LORA_LAB = str(Path(sys.executable).parent / "lora-lab")
-NO_SUCH_TARGET = "nothing_like_this"  # the only case checked against the loaded model (module names)
+NO_SUCH_TARGET = "nothing_like_this"  # checked against the module names of the meta-device model
 TINY = ["debug=tiny", "task.max_train_samples=32", "task.max_eval_samples=16", "task.batch_size=8", "trainer.max_epochs=1"]
 
 
@@ -146,12 +146,12 @@ def test_bad_input_battery(tmp_path):
             problems.append(f"{' '.join(argv[1:] if argv[0] == 'train' else argv)} -> exit {proc.returncode}: {proc.stderr.strip()[-400:]}")
     after = snapshot(tmp_path / "runs")
     changed = sorted(k for k in before if before[k] != after.get(k))  # files of the finished run
-    new = sorted(set(after) - set(before))  # the failed record of the target selection found at attach time
+    new = sorted(set(after) - set(before))
     print(f"\nbad-input battery: {len(battery)} cases, {clear} clear errors, {tracebacks} tracebacks, {silent} silent accepts, "
           f"{len(changed)} files changed ({len(new)} new files in other run dirs)")
     assert not problems, "\n".join(problems)
     assert not changed, changed
-    assert new and all(NO_SUCH_TARGET in path for path in new), new  # every other case wrote nothing anywhere
+    assert not new, new  # no case wrote anything anywhere, the target selection included
 
 
 @pytest.mark.slow
