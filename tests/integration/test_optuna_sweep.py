@@ -22,6 +22,8 @@ from pathlib import Path
 import optuna
 import pytest
 
+from lora_lab.naming import name_number
+
 from lora_lab.optuna_storage import open_storage, storage_url
 from lora_lab.sweeps.optuna_study import LOCK_DIR, FileLock
 
@@ -110,7 +112,7 @@ def test_study_runs_resumes_after_kill_and_reports(tmp_path):
         assert record["status"] == "success" and record["optimizer_steps"] == 8
         assert t.value == record["metrics"]["best_val"]["val/accuracy"]  # the validation selection metric, never test
         assert record["config"]["optim"]["lr"] == t.params["optim.lr"] and record["config"]["adapter"]["r"] == t.params["adapter.r"]
-        assert f"lr{t.params['optim.lr']!r}-" in t.user_attrs["run_dir"] and f"-r{t.params['adapter.r']}-" in t.user_attrs["run_dir"]
+        assert f"lr{name_number(t.params['optim.lr'])}-" in t.user_attrs["run_dir"] and f"-r{t.params['adapter.r']}-" in t.user_attrs["run_dir"]
     lines = re.findall(r"^\[(\d+)/6\] (\S+) success val=(\S+) test=\S+ .*\(optuna #(\d+), best (\S+)\)", again.stdout, re.M)
     assert [(int(j), int(n)) for j, _, _, n, _ in lines] == [(n + 1, n) for n in range(k, 6)], again.stdout  # [j/6] counts the study's finished trials
     for _, name, val, number, best_so_far in lines:

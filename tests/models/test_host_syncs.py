@@ -157,6 +157,7 @@ CELLS = [
     pytest.param(method, family, id=f"{method}-{family}", marks=[] if family == "classification" or method == "lora" else [pytest.mark.slow])
     for method in sorted(METHODS)
     for family in FAMILIES
+    if not (method == "bitfit" and family == "text_to_sql")  # its LLaMA backbone has no bias terms: BitFit is refused there
 ]
 
 
