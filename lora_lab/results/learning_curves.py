@@ -119,6 +119,7 @@ def learning_curves(agg: Aggregate, table: Table, out_dir: Path) -> tuple[list[P
         return [], ""
     style = styles(table)
     fig, axes = _figure(2 * len(tasks), 2)
+    empty = []  # panels with no line are hidden (never drawn empty) and named in the caption
     for i, task in enumerate(tasks):
         loss_ax, metric_ax = axes[2 * i], axes[2 * i + 1]
         for label, curves in lines[task].items():
@@ -126,7 +127,11 @@ def learning_curves(agg: Aggregate, table: Table, out_dir: Path) -> tuple[list[P
             _band(loss_ax, curves["loss"], marker, color)
             _band(metric_ax, curves["metric"], marker, color)
         info = table.task_info.get(task, {})
-        for ax, what in ((loss_ax, "training loss"), (metric_ax, f"val {metric_name(info.get('metric'))} ×100")):
+        for ax, what, kind in ((loss_ax, "training loss", "loss"), (metric_ax, f"val {metric_name(info.get('metric'))} ×100", "metric")):
+            if not any(curves[kind][0] for curves in lines[task].values()):
+                ax.set_visible(False)
+                empty.append(f"{task_name(task)} {what}")
+                continue
             ax.set_title(f"{task_name(task)}: {what}", fontsize=8)
             ax.set_xlabel("optimizer step", fontsize=7)
             ax.grid(alpha=0.3, lw=0.5)
@@ -135,7 +140,8 @@ def learning_curves(agg: Aggregate, table: Table, out_dir: Path) -> tuple[list[P
     text = ("Learning curves per task: training loss (logs/metrics.csv) and the validation primary metric (result.json's curve) "
             "against optimizer steps, for the runs of each table cell at its selected setting; line: mean over seeds at the steps every "
             f"seed logged; band: ±1 sample standard deviation (only with at least {MIN_SEEDS} seeds)."
-            + (f" No curves logged: {', '.join(missing)}." if missing else ""))
+            + (f" No curves logged: {', '.join(missing)}." if missing else "")
+            + (f" Not logged, so not drawn: {', '.join(empty)}." if empty else ""))
     return _save(fig, Path(out_dir), NAME), text
 
 
