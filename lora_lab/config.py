@@ -16,7 +16,6 @@ Imports go one way: ``train -> trial -> config``; this module imports neither of
 
 from __future__ import annotations
 
-import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -31,9 +30,9 @@ from lora_lab.adapters import AdapterConfig, parse_config
 from lora_lab.analysis.snapshot_schedule import analysis_options
 from lora_lab.tasks.base import TaskConfig
 from lora_lab.tasks.registry import parse_task_config
-from lora_lab.errors import ConfigError, did_you_mean
+from lora_lab.errors import ConfigError, checked_number, did_you_mean
 from lora_lab.models.backbones import BackboneConfig, parse_backbone_config
-from lora_lab.models.optim import OPTIM_KEYS, SCHEDULES
+from lora_lab.models.optim import OptimConfig, parse_optim
 from lora_lab.path_names import check_run_path_names
 from lora_lab.resolvers import register_resolvers
 from lora_lab.resources import config_dir
@@ -70,6 +69,7 @@ class TrialConfig:
     adapter: AdapterConfig
     task: TaskConfig
     backbone: BackboneConfig
+    optim: OptimConfig
     resolved: dict = field(repr=False)
     seed: int = 0
     force: bool = False
@@ -266,21 +266,7 @@ def run_dir_of(cfg: DictConfig) -> Path:
 # ------------------------------------------------------------------------------------------ parse
 
 
-def _number(key: str, value, *, integer: bool = False, minimum=None, strict_min: bool = False, allow=()):
-    """``value`` when it is a (finite) number >= / > ``minimum`` (or in ``allow``), else a `ConfigError`."""
-    if value in allow and not isinstance(value, bool):
-        return value
-    kind = "an integer" if integer else "a number"
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if ok and integer and not float(value).is_integer():
-        ok = False
-    if ok and minimum is not None:
-        ok = value > minimum if strict_min else value >= minimum
-    if not ok:
-        bound = "" if minimum is None else (f" > {minimum}" if strict_min else f" >= {minimum}")
-        extra = f" or one of {', '.join(map(repr, allow))}" if allow else ""
-        raise ConfigError(key, f"must be {kind}{bound}{extra}, got {value!r}")
-    return int(value) if integer else value
+_number = checked_number
 
 
 def check_precision(precision) -> None:
@@ -320,31 +306,6 @@ def check_trainer(trainer: dict, test_after_fit: bool = True) -> None:
     check_val_check_interval(trainer.get("val_check_interval"))
     if trainer.get("gradient_clip_val") is not None:
         _number("trainer.gradient_clip_val", trainer["gradient_clip_val"], minimum=0)
-
-
-def check_optim(optim: dict) -> None:
-    for key in optim:
-        if key not in OPTIM_KEYS:
-            raise unknown_key(f"optim.{key}", OPTIM_KEYS)
-    lr = optim.get("lr")
-    if isinstance(lr, str):
-        try:
-            lr = float(lr)
-        except ValueError:
-            raise ConfigError("optim.lr", f"must be a positive number, got {optim['lr']!r}") from None
-    _number("optim.lr", lr, minimum=0, strict_min=True)
-    _number("optim.weight_decay", optim.get("weight_decay", 0.0), minimum=0)
-    _number("optim.eps", optim.get("eps", 1e-8), minimum=0, strict_min=True)
-    betas = optim.get("betas", [0.9, 0.999])
-    if not isinstance(betas, (list, tuple)) or len(betas) != 2 or not all(isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in betas):
-        raise ConfigError("optim.betas", f"must be two numbers in [0, 1), got {betas!r}")
-    if optim.get("scheduler", "linear") not in SCHEDULES:
-        raise ConfigError("optim.scheduler", f"unknown schedule {optim['scheduler']!r}{did_you_mean(str(optim['scheduler']), SCHEDULES)}; allowed: {', '.join(SCHEDULES)}")
-    ratio = optim.get("warmup_ratio", 0.0)
-    if not isinstance(ratio, (int, float)) or isinstance(ratio, bool) or not 0 <= ratio < 1:
-        raise ConfigError("optim.warmup_ratio", f"must be in [0, 1), got {ratio!r}")
-    if optim.get("warmup_steps") is not None:
-        _number("optim.warmup_steps", optim["warmup_steps"], integer=True, minimum=0)
 
 
 def resume_options(cfg) -> dict:
@@ -443,7 +404,7 @@ def parse(cfg: DictConfig, *, read_data: bool = True, here: bool = True) -> Tria
     backbone = parse_backbone_config(resolved.get("backbone") or {})
     check_backbone(backbone)
     check_run_path_names(resolved)
-    check_optim(resolved.get("optim") or {})
+    optim = parse_optim(resolved.get("optim") or {})
     check_trainer(resolved.get("trainer") or {}, test_after_fit=bool(resolved.get("test_after_fit", True)))
     if here:
         check_accelerator(resolved.get("trainer") or {})
@@ -457,7 +418,7 @@ def parse(cfg: DictConfig, *, read_data: bool = True, here: bool = True) -> Tria
     if read_data:
         check_local_data(task)
     check_backbone_fits(task, backbone, adapter)
-    return TrialConfig(adapter, task, backbone, resolved, seed, force, resume, progress, analysis)
+    return TrialConfig(adapter, task, backbone, optim, resolved, seed, force, resume, progress, analysis)
 
 
 def validate(cfg: DictConfig, here: bool = False):

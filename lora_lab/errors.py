@@ -7,6 +7,7 @@ line and exits with status 2 instead of showing a traceback.
 """
 
 import difflib
+import math
 import os
 
 
@@ -36,3 +37,21 @@ def one_line(text: str) -> str:
 def show_tracebacks() -> bool:
     """``HYDRA_FULL_ERROR=1`` or ``LORA_LAB_DEBUG=1``: a failure shows its traceback, not one line."""
     return any(os.environ.get(var, "") not in ("", "0") for var in ("HYDRA_FULL_ERROR", "LORA_LAB_DEBUG"))
+
+
+def checked_number(key: str, value, *, integer: bool = False, minimum=None, strict_min: bool = False, allow=()):
+    """``value`` when it is a (finite) number >= / > ``minimum`` (or in ``allow``), else a `ConfigError`
+    naming ``key``, the bound and the value."""
+    if value in allow and not isinstance(value, bool):
+        return value
+    kind = "an integer" if integer else "a number"
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if ok and integer and not float(value).is_integer():
+        ok = False
+    if ok and minimum is not None:
+        ok = value > minimum if strict_min else value >= minimum
+    if not ok:
+        bound = "" if minimum is None else (f" > {minimum}" if strict_min else f" >= {minimum}")
+        extra = f" or one of {', '.join(map(repr, allow))}" if allow else ""
+        raise ConfigError(key, f"must be {kind}{bound}{extra}, got {value!r}")
+    return int(value) if integer else value

@@ -33,82 +33,26 @@ from pathlib import Path
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from lora_lab.atomic import atomic_write_text
-from lora_lab.config import (  # noqa: F401  (re-exported: the names callers import from here)
-    ALLOWED_PRECISIONS,
-    CONF_DIR,
-    RESUME_KEYS,
-    RUN_CONTROL_KEYS,
-    check_precision,
-    compose,
-    container,
-    parse,
-    resume_options,
-    run_dir_of,
-    trial_identity,
-    unknown_group_choice,
-    validate,
-)
+from lora_lab.config import CONF_DIR, container, parse
 from lora_lab.run.console import print_summary, summary_text
 from lora_lab.errors import ConfigError, one_line, show_tracebacks
 from lora_lab.run.launch_ranks import check_local_ddp_sweep
 from lora_lab.resume.signals import RunPreempted, RunStopped
-from lora_lab.run.logs import drop_noise, setup_run_logging
+from lora_lab.run.logs import setup_run_logging
+from lora_lab.run.run_files import RunFiles
 from lora_lab.sweeps.multirun import check_multirun
 from lora_lab.sweeps.parent_watch import watch_sweep_process
-from lora_lab.run.gate import RunDirTaken, check_command_line, preflight, settable_argv  # noqa: F401  (re-exported)
-from lora_lab.run.trial import build_trainer, describe, run_in_dir, run_trial  # noqa: F401
+from lora_lab.run.gate import check_command_line, settable_argv
+from lora_lab.run.trial import describe, run_in_dir
 
 log = logging.getLogger("lora_lab.train")
-LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"
-LIGHTNING_LOGGERS = ("lightning.pytorch", "lightning.fabric")
 
 
 def train(cfg: DictConfig, run_dir: str | os.PathLike, overrides: list[str] | None = None, on_start=None) -> dict:
     """Check ``cfg`` and run its trial in ``run_dir`` (in-process callers and tests); returns the record."""
     return run_in_dir(parse(cfg), run_dir, overrides, on_start)
-
-
-class _RunFiles:
-    """What Hydra would write into the run dir at start, written once the trial owns it:
-    ``.hydra/{config,hydra,overrides}.yaml`` and ``train.log`` (appended across attempts)."""
-
-    def __init__(self, cfg: DictConfig, overrides: list[str]):
-        self.cfg, self.overrides, self.handler = cfg, overrides, None
-
-    def __call__(self, run_dir: Path) -> None:
-        hydra_dir = run_dir / ".hydra"
-        job = OmegaConf.masked_copy(self.cfg, [k for k in self.cfg if k != "hydra"])
-        atomic_write_text(hydra_dir / "config.yaml", OmegaConf.to_yaml(job))
-        atomic_write_text(hydra_dir / "overrides.yaml", OmegaConf.to_yaml(OmegaConf.create(list(self.overrides))))
-        if HydraConfig.initialized():
-            atomic_write_text(hydra_dir / "hydra.yaml", OmegaConf.to_yaml(OmegaConf.create({"hydra": HydraConfig.get()})))
-        self.handler = drop_noise(logging.FileHandler(run_dir / "train.log", mode="a"))
-        self.handler.setFormatter(logging.Formatter(LOG_FORMAT))
-        for logger in self._loggers():
-            logger.addHandler(self.handler)
-
-    @staticmethod
-    def _loggers() -> list[logging.Logger]:
-        """The root logger, Lightning's (which stop propagating when imported before logging is set up)
-        and the single run's plain progress lines (`lora_lab.run.progress.file_log`: the file only)."""
-        from lora_lab.run.progress import file_log
-
-        return [logging.getLogger(), file_log] + [logging.getLogger(n) for n in LIGHTNING_LOGGERS if not logging.getLogger(n).propagate]
-
-    def summary(self, text: str) -> None:
-        """The run's closing summary, into ``train.log`` as well."""
-        if self.handler is not None:
-            self.handler.emit(logging.LogRecord("lora_lab.summary", logging.INFO, __file__, 0, text, None, None))
-
-    def close(self) -> None:
-        if self.handler is not None:
-            for logger in self._loggers():
-                logger.removeHandler(self.handler)
-            self.handler.close()
-            self.handler = None
 
 
 def _hydra_context():
@@ -146,7 +90,7 @@ def main(cfg: DictConfig):
     setup_run_logging(multirun)
     if multirun:
         watch_sweep_process()  # a parallel worker ends when its sweep process is killed
-    files = _RunFiles(cfg, overrides)
+    files = RunFiles(cfg, overrides)
     try:
         record = run_in_dir(parse(cfg), run_dir, overrides, on_start=files)
         print_summary(record, multirun)  # the values of the result.json just written

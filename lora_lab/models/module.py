@@ -1,6 +1,6 @@
 """`AdapterModule`: the LightningModule every task family shares.
 
-It receives the trial's parsed configs (`BackboneConfig`, `AdapterConfig`: the objects
+It receives the trial's parsed configs (`BackboneConfig`, `AdapterConfig`, `OptimConfig`: the objects
 `lora_lab.config.parse` made at the entry point, never parsed again; a plain dict, as a test or a
 notebook may pass, is parsed once here), keeps them as plain dicts in its hparams (never ``nn.Module``
 objects, so hparams and checkpoints stay small and picklable), builds the backbone and attaches the adapter in `configure_model`, and drives every
@@ -46,7 +46,7 @@ from lora_lab.adapters.io import adapter_checkpoint_state, load_checkpoint_state
 from lora_lab.adapters.quant_model import quantize_for_training
 from lora_lab.models.backbones import BackboneConfig, build_backbone, head_modules_for, parse_backbone_config
 from lora_lab.models.fp32_heads import keep_heads_fp32
-from lora_lab.models.optim import build_optimizer
+from lora_lab.models.optim import OptimConfig, build_optimizer, parse_optim
 
 
 
@@ -75,14 +75,16 @@ def is_better(value: float, best: float | None) -> bool:
 class AdapterModule(L.LightningModule):
     model_kind: str = "classification"  # which Auto class builds the backbone: classification, causal_lm, seq2seq
 
-    def __init__(self, backbone: BackboneConfig | dict, adapter: AdapterConfig | dict, optim: dict, task: dict,
+    def __init__(self, backbone: BackboneConfig | dict, adapter: AdapterConfig | dict, optim: OptimConfig | dict, task,
                  num_labels: int | None = None, pad_token_id: int | None = None):
         super().__init__()
         self.backbone_cfg = backbone if isinstance(backbone, BackboneConfig) else parse_backbone_config(backbone)
         self.adapter_cfg = adapter if isinstance(adapter, AdapterConfig) else parse_config(adapter)
-        self.save_hyperparameters(ignore=["backbone", "adapter"])
-        self.hparams.update(backbone=dataclasses.asdict(self.backbone_cfg), adapter=self.adapter_cfg.to_dict())
-        self.optim_cfg = dict(optim)
+        self.optim_cfg = optim if isinstance(optim, OptimConfig) else parse_optim(optim)
+        self.task_cfg = task  # the trial's parsed `TaskConfig` (a test may pass the plain dict)
+        self.save_hyperparameters(ignore=["backbone", "adapter", "optim", "task"])
+        self.hparams.update(backbone=dataclasses.asdict(self.backbone_cfg), adapter=self.adapter_cfg.to_dict(), optim=self.optim_cfg.to_dict(),
+                            task=dict(task) if isinstance(task, dict) else dataclasses.asdict(task))
         self.model: torch.nn.Module | None = None
         self.method = None
         self.report: AttachReport | None = None

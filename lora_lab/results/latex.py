@@ -110,7 +110,7 @@ def estimated_width(table: Table, body: list[list[str]]) -> float:
 
 
 def _header_rows(table: Table) -> list[str]:
-    groups, spans = [], []  # (label, first column index 1-based, last)
+    groups = []  # (label, first column index 1-based, last)
     for i, col in enumerate(table.columns, start=1):
         if col.kind in ("task", "cost") and groups and groups[-1][0] == col.group and groups[-1][2] == i - 1:
             groups[-1] = (col.group, groups[-1][1], i)

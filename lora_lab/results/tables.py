@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from lora_lab.errors import ConfigError
 from lora_lab.results.aggregate import Aggregate, cell_index, display_name, table_rows
 from lora_lab.results.costs import COST_COLUMNS, COST_HEADERS, cell_costs, fmt_cost, fmt_params  # noqa: F401 (fmt_params re-exported)
-from lora_lab.results.metric_ranges import clip_interval, metric_range
+from lora_lab.results.metric_ranges import clip_interval
 from lora_lab.results.names import LABEL_KEYS, metric_name, ordered_rows, row_label, task_name
 from lora_lab.results.stats import ALPHA, Comparisons, cell_runs, compare, seed_interval
 

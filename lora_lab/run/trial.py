@@ -262,7 +262,7 @@ def run_trial(trial: TrialConfig, run_dir: Path, overrides: list[str], interrupt
     L.seed_everything(trial.seed, workers=True, verbose=False)
     spec = trial.task.spec()
     tokenizer = load_tokenizer(trial.backbone)
-    module_args = {"backbone": trial.backbone, "adapter": trial.adapter, "optim": resolved["optim"], "task": resolved["task"]}
+    module_args = {"backbone": trial.backbone, "adapter": trial.adapter, "optim": trial.optim, "task": trial.task}
     datamodule, module = family_of(trial.task).build(trial.task, spec, tokenizer, trial.backbone, module_args, trial.seed)
     backbone_info = {**resolved["backbone"], "model_kind": module.model_kind, "num_labels": spec.num_labels}
     snapshots = [AdapterSnapshots(run_dir, trial.analysis, backbone_info)] if snapshots_on(trial.analysis) else []

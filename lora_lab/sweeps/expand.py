@@ -61,6 +61,7 @@ class Plan:
     sweeper: dict = field(default_factory=dict)
     launcher: dict = field(default_factory=dict)
     sweep_dir: str = ""
+    params: list[str] | None = None  # a grid study's sweep as Hydra overrides (`study_params`); None for Optuna
 
 
 def _conf_dir() -> str:
@@ -88,6 +89,16 @@ def settable_overrides(study: Study, overrides: list[str]) -> list[str]:
     conf = _conf_dir()
     head = ([] if study.config_dir is None else [f"hydra.searchpath=[file://{conf}]"]) + list(study.overrides)
     return schema_settable(head + list(overrides), study.config_name, str(study.config_dir or conf))[len(head):]
+
+
+def study_params(study: Study, master: DictConfig, kind: str) -> list[str]:
+    """The study's ``hydra.sweeper.params`` as overrides. In a grid study a schema key its group's YAML
+    lacks (``adapter.init_batches: 2,4``) is written ``++key=...`` as on the command line
+    (`settable_overrides`), so a study sweeps every documented knob without a ``+``; the same list is
+    what `lora_lab.sweeps.launch.run_multirun` hands to Hydra's sweeper. (An Optuna study's search
+    space is read by its own sweeper.)"""
+    params = [f"{k}={v}" for k, v in (master.hydra.sweeper.get("params") or {}).items()]
+    return settable_overrides(study, params) if kind == "grid" and params else params
 
 
 def _compose_error(err: Exception, study: Study) -> ConfigError:
@@ -178,9 +189,9 @@ def plan_study(study: Study, overrides: list[str] = (), exact: bool = False, val
         fixed_task = [o.input_line for o in cli if not o.is_hydra_override() and not o.is_sweep_override()]
         with _composer(study) as compose:
             master = compose(hydra_overrides + fixed_task)
-            params = [f"{k}={v}" for k, v in (master.hydra.sweeper.get("params") or {}).items()]
-            parsed = parser.parse_overrides(params + task_overrides)
             kind = "optuna" if is_optuna(master) else "grid"
+            params = study_params(study, master, kind)
+            parsed = parser.parse_overrides(params + task_overrides)
             space, fixed = split_space(parsed) if kind == "optuna" else ({}, {})
             if kind == "optuna":
                 points = corner_points(space)
@@ -199,7 +210,7 @@ def plan_study(study: Study, overrides: list[str] = (), exact: bool = False, val
         raise _compose_error(err, study) from None
     if validate:
         validate_trials(study, trials)
-    return Plan(study, kind, trials, space, fixed, sweeper, launcher, sweep_dir)
+    return Plan(study, kind, trials, space, fixed, sweeper, launcher, sweep_dir, params if kind == "grid" else None)
 
 
 def check_optuna_plan(study, compose, master, hydra_overrides, parser, space, fixed, base, sweeper, sweep_dir) -> None:

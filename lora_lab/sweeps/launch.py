@@ -83,14 +83,19 @@ def write_plans(study, trials, overrides: list[str]) -> list[Path]:
     return written
 
 
-def run_multirun(study, overrides: list[str]) -> None:
-    """Hand over to Hydra exactly as ``python -m lora_lab.train [--config-dir D --config-name N] -m ...``."""
+def run_multirun(study, overrides: list[str], params: list[str] | None = None) -> None:
+    """Hand over to Hydra exactly as ``python -m lora_lab.train [--config-dir D --config-name N] -m ...``.
+
+    ``params``: a grid study's sweep (`lora_lab.sweeps.expand.study_params`, schema keys made settable),
+    given to Hydra's basic sweeper on the command line in place of the study's own
+    ``hydra.sweeper.params`` (set to null), before the user's overrides as Hydra orders them."""
     from lora_lab import train
 
     argv = ["lora-lab sweep"]
     if study.config_dir is not None:
         argv += ["--config-dir", str(study.config_dir)]
-    argv += ["--config-name", study.config_name, "--multirun", *study.overrides, *overrides]
+    swept = [] if params is None else ["hydra.sweeper.params=null", *params]
+    argv += ["--config-name", study.config_name, "--multirun", *swept, *study.overrides, *overrides]
     if not any(o.startswith("hydra/hydra_logging=") for o in overrides):
         argv.append("hydra/hydra_logging=disabled")  # the launcher's "#k : overrides" lines; TrialLines reports trials
     saved = sys.argv
@@ -144,10 +149,10 @@ def sweep(argv: list[str]) -> int:
         print_plan(study, trials)
         return 0
     check_finished_results(trials)
-    for plan in write_plans(study, trials, overrides):
-        print(f"study {study.name}: {len(trials)} trials; plan in {plan}", file=sys.stderr)
+    for plan_file in write_plans(study, trials, overrides):
+        print(f"study {study.name}: {len(trials)} trials; plan in {plan_file}", file=sys.stderr)
     with SweepInterrupt() as stop, TrialLines([(t.run_dir, t.subdir) for t in trials]):
-        run_multirun(study, overrides)
+        run_multirun(study, overrides, plan.params)
     if stop.hit:
         return report_interrupt(study.name, sorted({t.sweep_dir for t in trials}), stop.started)
     return grid_outcome(study.name, [t.run_dir for t in trials])

@@ -46,6 +46,12 @@ class TaskSpec:
         return f"{self.eval_splits[0]}/{self.primary}"
 
 
+def task_setting(task, key: str, default):
+    """A knob of the trial's parsed `TaskConfig` (handed to the module as is, never parsed again); a
+    test or notebook may hand the module the plain ``task`` dict instead."""
+    return task.get(key, default) if isinstance(task, dict) else getattr(task, key, default)
+
+
 @dataclass
 class TaskConfig:
     """Knobs every task has. A subclass (one per ``kind``) sets `family`, adds its own fields and
@@ -89,8 +95,8 @@ class TaskFamily:
     config never imports Lightning: the bad-input gate answers in seconds), the metric names it can
     report, and ``pair``, which makes the (data module, Lightning module) of a trial from the two
     classes: ``pair(data_cls, module_cls, task_cfg, spec, tokenizer, backbone_cfg, module_args, seed)``,
-    where ``module_args`` holds the trial's parsed ``backbone`` and ``adapter`` configs and the plain
-    ``optim`` and ``task`` dicts."""
+    where ``module_args`` holds the trial's parsed ``backbone``, ``adapter``, ``optim`` and ``task``
+    configs (`BackboneConfig`, `AdapterConfig`, `OptimConfig`, `TaskConfig`), made once at the entry point."""
 
     name: str
     schemas: tuple[type[TaskConfig], ...]

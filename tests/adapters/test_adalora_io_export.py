@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from lora_lab.adapters.adalora_export import export_peft_adalora, export_peft_lora, main as export_main
+from lora_lab.adapters.adalora_export import export_peft_adalora, main as export_main
 from lora_lab.adapters.io import load_adapter, read_adapter_meta, save_adapter
 from lora_lab.adapters.rank_heatmap import plot_rank_heatmap, rank_heatmap_data
 from tests.adapters.adalora_utils import X, bert_with_adalora, gpt2_with_adalora, single_thread, train  # noqa: F401

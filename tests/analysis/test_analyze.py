@@ -6,7 +6,6 @@ import csv
 import json
 
 import pytest
-import torch
 
 from lora_lab.analysis import decomposition
 from lora_lab.analysis.command import analyze

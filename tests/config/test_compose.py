@@ -7,7 +7,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from lora_lab.naming import adapter_tag
-from lora_lab.train import CONF_DIR, validate
+from lora_lab.config import CONF_DIR, validate
 
 CONF = Path(CONF_DIR)
 

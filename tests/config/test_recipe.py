@@ -3,7 +3,7 @@ yield to command-line overrides."""
 
 from hydra import compose, initialize_config_dir
 
-from lora_lab.train import CONF_DIR, validate
+from lora_lab.config import CONF_DIR, validate
 
 
 def _compose(overrides):

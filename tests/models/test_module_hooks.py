@@ -5,12 +5,12 @@ adapter-only checkpoints."""
 from pathlib import Path
 
 import lightning as L
-import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
 from lora_lab.adapters.lora import LoraMethod
-from lora_lab.train import CONF_DIR, train
+from lora_lab.config import CONF_DIR
+from lora_lab.train import train
 
 
 def tiny_cfg(tmp_path: Path, *extra: str):

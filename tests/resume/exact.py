@@ -9,7 +9,8 @@ import torch
 from hydra import compose, initialize_config_dir
 from safetensors.torch import load_file
 
-from lora_lab.train import CONF_DIR, cli_main
+from lora_lab.config import CONF_DIR
+from lora_lab.train import cli_main
 
 # 96 examples / batch 8 = 12 optimizer steps per epoch, 3 epochs; dropout on so the RNG matters
 BASE = ["debug=tiny", "logger=none", "task.max_train_samples=96", "task.max_eval_samples=32", "task.batch_size=8",

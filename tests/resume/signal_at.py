@@ -66,7 +66,7 @@ class RaiseIfLr(Callback):
         self.lr = float(lr)
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        if abs(float(pl_module.optim_cfg["lr"]) - self.lr) < 1e-12:
+        if abs(pl_module.optim_cfg.lr - self.lr) < 1e-12:
             raise RuntimeError(f"injected failure for lr={self.lr}")
 
 

@@ -4,7 +4,6 @@ complete one, and readers never look at the temp files a killed writer leaves be
 in-place writer under the same harness is caught torn, so the harness can see the failure it
 guards against."""
 
-import os
 import signal
 import subprocess
 import sys

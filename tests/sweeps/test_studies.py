@@ -5,6 +5,7 @@ A study that references a config that does not exist (e.g. an adapter preset fro
 merged) fails here; it is never skipped.
 """
 
+import json
 from pathlib import Path
 
 import pytest
@@ -123,3 +124,19 @@ def test_launcher_presets_compose(tmp_path, launcher, target):
     assert plan.launcher["_target_"].endswith(target) and len(plan.trials) == 2 and plan.kind == "grid"
     if launcher == "parallel":
         assert plan.launcher["n_jobs"] == 2
+
+
+def test_a_grid_study_sweeps_a_schema_key_its_yaml_lacks_without_a_plus(tmp_path, monkeypatch):
+    """``adapter.init_batches`` (a schema key of the LoRA family that conf/adapter/lora.yaml does not
+    list) swept in the study's own ``hydra.sweeper.params``: planned and run through Hydra's sweeper,
+    each trial recording its own value, with no ``++`` anywhere."""
+    from lora_lab.cli import main
+
+    monkeypatch.setenv("LORA_LAB_RUNS", str(tmp_path / "runs"))
+    path = _study_file(tmp_path, "      adapter.init_batches: 1,2\n",
+                       "adapter:\n  init: eva\nrun_suffix: -ib${adapter.init_batches}\ntask:\n  train_size: 16\n  val_size: 8\n  test_size: 8\n"
+                       "  batch_size: 4\ntrainer:\n  max_steps: 1\n  max_epochs: 1\nsave_adapter: false\n")
+    assert main(["sweep", str(path)]) == 0
+    records = sorted((json.loads(p.read_text()) for p in (tmp_path / "runs" / "mystudy").rglob("result.json")), key=lambda r: r["config"]["adapter"]["init_batches"])
+    assert [(r["status"], r["config"]["adapter"]["init_batches"]) for r in records] == [("success", 1), ("success", 2)]
+    assert [r["method_summary"]["init"]["calibration_batches"] for r in records] == [1, 2]

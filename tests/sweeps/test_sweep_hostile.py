@@ -137,7 +137,7 @@ def test_another_live_sweeps_trial_is_not_a_failure(tmp_path, capsys):
         assert holder.stdout.readline().strip() == "held"
         assert grid_outcome("s", [str(live), str(done)]) == 0
         err = capsys.readouterr().err
-        assert "2/2" not in err and "1/2 trials succeeded; 1 running in another process" in err and f"running elsewhere" in err
+        assert "2/2" not in err and "1/2 trials succeeded; 1 running in another process" in err and "running elsewhere" in err
         assert grid_outcome("s", [str(live), str(dead), str(done)]) == 1  # the dead one is a failure of this sweep
         assert f"  running: {dead}" in capsys.readouterr().err
     finally:

@@ -27,7 +27,7 @@ from lora_lab.models.module import AdapterModule
 class ClassificationModule(AdapterModule):
     model_kind = "classification"
 
-    def __init__(self, backbone: dict, adapter: dict, optim: dict, task: dict, spec: dict, pad_token_id: int | None = None):
+    def __init__(self, backbone, adapter, optim, task, spec: dict, pad_token_id: int | None = None):
         super().__init__(backbone, adapter, optim, task, num_labels=spec["num_labels"], pad_token_id=pad_token_id)
         self.spec = TaskSpec(**spec)
         self.eval_metrics = torch.nn.ModuleDict(

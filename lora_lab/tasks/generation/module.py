@@ -23,7 +23,7 @@ from torchmetrics import MeanMetric, Metric
 from lora_lab.models.backbones import load_tokenizer
 from lora_lab.tasks.eval_shards import gather_in_order
 from lora_lab.models.module import AdapterModule
-from lora_lab.tasks.base import TaskSpec
+from lora_lab.tasks.base import TaskSpec, task_setting
 from lora_lab.tasks.generation.data import MODEL_KINDS
 from lora_lab.tasks.generation.metrics import TextScores, metric_functions
 
@@ -31,18 +31,18 @@ from lora_lab.tasks.generation.metrics import TextScores, metric_functions
 class GenerationModule(AdapterModule):
     model_kind = "causal_lm"
 
-    def __init__(self, backbone: dict, adapter: dict, optim: dict, task: dict, spec: dict, model_kind: str,
+    def __init__(self, backbone, adapter, optim, task, spec: dict, model_kind: str,
                  pad_token_id: int, eos_token_id: int):
         super().__init__(backbone, adapter, optim, task, num_labels=None, pad_token_id=pad_token_id)
         if model_kind not in MODEL_KINDS:
             raise ValueError(f"model kind {model_kind!r}; allowed: {', '.join(MODEL_KINDS)}")
         self.model_kind = model_kind
         self.spec = TaskSpec(**spec)
-        self.max_new_tokens = int(task.get("max_new_tokens", 64))
-        self.num_beams = int(task.get("num_beams", 1))
+        self.max_new_tokens = int(task_setting(task, "max_new_tokens", 64))
+        self.num_beams = int(task_setting(task, "num_beams", 1))
         self.eos_token_id = int(eos_token_id)
         self.tokenizer = None  # loaded in configure_model from the backbone config (not an hparam)
-        self.score_fns = metric_functions(self.spec.metrics, task.get("metric_fn"))
+        self.score_fns = metric_functions(self.spec.metrics, task_setting(task, "metric_fn", None))
         splits = (*self.spec.eval_splits, "test")
         self.text_metrics = torch.nn.ModuleDict({s: self.make_metric() for s in splits})
         self.loss_metrics = torch.nn.ModuleDict({s: MeanMetric() for s in splits})

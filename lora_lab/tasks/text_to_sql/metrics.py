@@ -28,7 +28,7 @@ import torch
 from torchmetrics import Metric
 
 from lora_lab.tasks.text_to_sql.sql_parse import logical_form_match
-from lora_lab.tasks.text_to_sql.wikisql import TABLE_NAME, SqlExample, Table, as_number, quote_identifier
+from lora_lab.tasks.text_to_sql.wikisql import TABLE_NAME, SqlExample, Table, quote_identifier
 
 MAX_SQL_CHARS = 4000
 MAX_ROWS = 10_000

@@ -9,6 +9,7 @@ import re
 
 from torchmetrics import Metric
 
+from lora_lab.tasks.base import task_setting
 from lora_lab.tasks.generation.module import GenerationModule
 from lora_lab.tasks.text_to_sql.metrics import SqlAccuracy, judge
 
@@ -41,10 +42,10 @@ def extract_sql(text: str) -> str:
 
 
 class TextToSqlModule(GenerationModule):
-    def __init__(self, backbone: dict, adapter: dict, optim: dict, task: dict, spec: dict, model_kind: str,
+    def __init__(self, backbone, adapter, optim, task, spec: dict, model_kind: str,
                  pad_token_id: int, eos_token_id: int):
         super().__init__(backbone, adapter, optim, task, spec, model_kind, pad_token_id, eos_token_id)
-        self.sql_timeout_s = float(task.get("sql_timeout_s", 1.0))
+        self.sql_timeout_s = float(task_setting(task, "sql_timeout_s", 1.0))
 
     def postprocess(self, text: str) -> str:
         return extract_sql(text)
