@@ -35,13 +35,13 @@ def _train(argv: list[str]) -> int:
 
     argv = settable_argv(argv)  # every schema key settable as group.key=value, no `+`
     if check_command_line(argv, check_sweep=check_multirun):  # a bad command line ends here, before the trial code and the model load
-        from lora_lab import train
+        from lora_lab.run.hydra_task import main as hydra_task
         from lora_lab.run.launch_ranks import as_train_module
         from lora_lab.sweeps.interrupt import SweepInterrupt
 
         sweep = multirun_study(argv) is not None
         with SweepInterrupt() if sweep else nullcontext() as stop, as_train_module(argv):  # DDP ranks >= 1 re-run this as `python -m lora_lab.train ARGV`
-            train.main()
+            hydra_task()
         return multirun_outcome(argv, stop.started if sweep and stop.hit else None)
     return 0
 

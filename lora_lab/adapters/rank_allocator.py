@@ -48,12 +48,7 @@ Deviations from PEFT, each only where PEFT crashes or silently corrupts the scor
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
-
-if TYPE_CHECKING:  # pragma: no cover
-    from lora_lab.adapters.adalora import AdaLoraLayer
 
 #: the three parameters of a triplet, in the order PEFT registers them
 TRIPLET_PARAMS = ("lora_A", "lora_B", "lora_E")
@@ -72,7 +67,7 @@ def budget_schedule(step: int, b0: int, bT: int, tinit: int, tfinal: int, total_
 class RankAllocator:
     """Importance EMAs, budget and masks for a set of `AdaLoraLayer` s keyed by module name."""
 
-    def __init__(self, layers: dict[str, "AdaLoraLayer"], target_r: int, tinit: int, tfinal: int, delta_t: int, beta1: float, beta2: float):
+    def __init__(self, layers: dict[str, torch.nn.Module], target_r: int, tinit: int, tfinal: int, delta_t: int, beta1: float, beta2: float):
         self.layers = layers
         self.target_r, self.tinit, self.tfinal, self.delta_t = target_r, tinit, tfinal, delta_t
         self.beta1, self.beta2 = beta1, beta2

@@ -1,6 +1,6 @@
 """``lora-lab analyze RUN... --out DIR [--measure M ...] [--max-dim K] [--rank R]``: the paper analyses of
 finished runs, as CSV tables and PNG + PDF figures in ``DIR``, indexed by ``DIR/analysis.json`` (which
-`lora-lab report` finds and shows as a section of the study page, `lora_lab.analysis.page_section`).
+`lora-lab report` finds and shows as a section of the study page, `lora_lab.results.analysis_section`).
 
 Measures (definitions in their modules and docs/analysis.md): ``subspace`` (LoRA 7.2), ``dw_vs_w``
 (LoRA 7.3), ``spectrum`` (singular values and effective ranks), ``decomposition`` (DoRA section 3, needs
@@ -28,9 +28,9 @@ from lora_lab.analysis.adalora_budget import allocation_rows, read_history, sche
 from lora_lab.analysis.figures import pyplot, save
 from lora_lab.analysis.updates import Run, base_weights, find_runs, layer_and_kind, load_run, same_matrices, snapshot_dir, snapshot_steps, updated_weights
 from lora_lab.errors import ConfigError
+from lora_lab.results.analysis_section import INDEX_NAME
 
 MEASURES = ("subspace", "dw_vs_w", "spectrum", "decomposition", "adalora", "curves")
-INDEX_NAME = "analysis.json"
 A_BASIS_METHODS = ("lora", "loraplus")  # methods whose saved lora_A is the paper's A (plain inits)
 
 

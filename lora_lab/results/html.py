@@ -159,7 +159,7 @@ def page(table: Table, markdown: str, trials, meta: dict, figures: str, extra: s
 
 
 def write_page(out: Path, table: Table, markdown: str, trials, meta: dict, plot_paths: list[Path], extra: str = "") -> Path:
-    """``extra``: HTML sections placed after the figures (the analysis section, `lora_lab.analysis.page_section`)."""
+    """``extra``: HTML sections placed after the figures (the analysis section, `lora_lab.results.analysis_section`)."""
     path = Path(out) / "index.html"
     atomic_write_text(path, page(table, markdown, trials, meta, figures_html(Path(out), plot_paths), extra))
     return path

@@ -13,7 +13,7 @@ Collects every result.json under the given run / sweep dirs (`collect`), aggrega
   (best trial per method, objective vs trial and vs each searched parameter; see `hpo`);
 - ``meta.json`` -- command, inputs, status counts, package versions and git SHA of the report;
 - ``index.html`` -- the self-contained study page (see `html`), with an Analysis section when
-  ``lora-lab analyze`` output (``analysis.json``) is in ``--out``/analysis or a PATH (`lora_lab.analysis.page_section`).
+  ``lora-lab analyze`` output (``analysis.json``) is in ``--out``/analysis or a PATH (`lora_lab.results.analysis_section`).
 
 The Markdown table and notes are printed to stdout.
 """
@@ -156,7 +156,7 @@ def report(paths, by=None, nuisance=("optim.lr", "lr_scale"), formats=FORMATS, o
     agg = aggregate(trials, by=by, nuisance=tuple(n if n.startswith("cfg.") else f"cfg.{n}" for n in nuisance))
     table = build_table(agg, [*collection.references, *references], baseline=baseline, cost=cost, hide=hide, spread=spread)
     out = out if out else default_out(trials)
-    # `lora-lab analyze ... --out OUT/analysis` before the first report: OUT holds only that (lora_lab.analysis.page_section)
+    # `lora-lab analyze ... --out OUT/analysis` before the first report: OUT holds only that (lora_lab.results.analysis_section)
     only_analysis = Path(out).is_dir() and [p.name for p in Path(out).iterdir()] == ["analysis"]
     out = prepare_output_dir(out, overwrite, "--out", own_marker="analysis/analysis.json" if only_analysis else REPORT_MARKER)
     studies = sorted(trials["study"].dropna().unique().tolist())
@@ -198,7 +198,7 @@ def report(paths, by=None, nuisance=("optim.lr", "lr_scale"), formats=FORMATS, o
     if page:
         from lora_lab.results.html import write_page
 
-        from lora_lab.analysis.page_section import analysis_section
+        from lora_lab.results.analysis_section import analysis_section
 
         write_page(out, table, markdown, trials, meta, plot_paths, analysis_section(paths, out))
     return {"out": out, "markdown": markdown, "aggregate": agg, "trials": trials, "table": table}

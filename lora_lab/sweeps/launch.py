@@ -27,7 +27,7 @@ from lora_lab.run.gate import check_finished_results
 from lora_lab.results.record import PLAN_NAME, atomic_write_text, git_state, record_status
 from lora_lab.sweeps.interrupt import SweepInterrupt, report_interrupt
 from lora_lab.sweeps.outcome import grid_outcome
-from lora_lab.sweeps.parent_watch import mark_sweep_process
+from lora_lab.run.parent_watch import mark_sweep_process
 
 USAGE = """usage: lora-lab sweep NAME [hydra overrides] [dry_run=true] [storage=<Optuna storage URL>]
 
@@ -89,7 +89,7 @@ def run_multirun(study, overrides: list[str], params: list[str] | None = None) -
     ``params``: a grid study's sweep (`lora_lab.sweeps.expand.study_params`, schema keys made settable),
     given to Hydra's basic sweeper on the command line in place of the study's own
     ``hydra.sweeper.params`` (set to null), before the user's overrides as Hydra orders them."""
-    from lora_lab import train
+    from lora_lab.run.hydra_task import main as hydra_task
 
     argv = ["lora-lab sweep"]
     if study.config_dir is not None:
@@ -102,7 +102,7 @@ def run_multirun(study, overrides: list[str], params: list[str] | None = None) -
     sys.argv = argv
     mark_sweep_process()  # the trials of a parallel launcher watch this process
     try:
-        train.main()
+        hydra_task()
     finally:
         sys.argv = saved
 

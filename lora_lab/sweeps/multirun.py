@@ -18,7 +18,7 @@ from lora_lab.sweeps.interrupt import report_interrupt
 from lora_lab.sweeps.optuna_checks import check_storage
 from lora_lab.sweeps.optuna_study import storage_url
 from lora_lab.sweeps.outcome import grid_outcome
-from lora_lab.sweeps.parent_watch import mark_sweep_process
+from lora_lab.run.parent_watch import mark_sweep_process
 from lora_lab.sweeps.studies import Study
 
 MULTIRUN_FLAGS = ("-m", "--multirun")

@@ -1,5 +1,5 @@
 """Issue 24, class 6: ``kill -9`` of a parallel sweep's process takes its loky workers and resource
-trackers down within seconds (`lora_lab.sweeps.parent_watch`). A real ``lora-lab train --multirun
+trackers down within seconds (`lora_lab.run.parent_watch`). A real ``lora-lab train --multirun
 hydra/launcher=parallel`` of two long tiny trials; the process tree is read from /proc."""
 
 from __future__ import annotations
