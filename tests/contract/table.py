@@ -10,7 +10,7 @@ count, PEFT parity/export (when it registers a PEFT exporter) and determinism wi
 method without examples has no rows and `test_contract.test_every_method_and_init_has_a_row` fails.
 
 Tiers: the default tier runs each method with its default init and each init with the first method of
-its family (by ``table_order``); the rest of the cross product is marked slow (still run in CI).
+its family (by ``table_order``); the rest of the cross product is marked slow (run by `bash .ci/test --all`).
 What only PEFT's side knows (its LoRA+ optimizer, which inits PEFT draws identically) is keyed by
 method below; a method without a PEFT counterpart needs nothing here.
 """

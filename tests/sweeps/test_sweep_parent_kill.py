@@ -47,7 +47,7 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-@pytest.mark.slow
+@pytest.mark.real
 def test_kill_9_of_a_parallel_sweep_takes_its_workers_down(tmp_path):
     env = {**os.environ, "LORA_LAB_RUNS": str(tmp_path / "runs"), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
            "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}

@@ -16,7 +16,7 @@ ARGS = ["debug=tiny", "task.train_size=32", "task.val_size=16", "task.test_size=
         "+callbacks.fault._target_=tests.tracking.fault_after_fit.BlockAdapterDirs"]
 
 
-@pytest.mark.slow
+@pytest.mark.real
 def test_a_fault_after_fit_closes_the_tracker_run_as_failed(tmp_path):
     from mlflow import MlflowClient
 

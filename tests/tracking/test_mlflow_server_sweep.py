@@ -83,7 +83,7 @@ def mlflow_server(tmp_path):
         log.close()
 
 
-@pytest.mark.slow
+@pytest.mark.real
 def test_sweep_prints_trial_lines_and_mlflow_server_holds_the_results(tmp_path, mlflow_server):
     from mlflow import MlflowClient
 

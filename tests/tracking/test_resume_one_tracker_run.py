@@ -27,7 +27,7 @@ def train(tmp_path):
     return subprocess.run([sys.executable, "-m", "lora_lab.train", *ARGS], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
 
 
-@pytest.mark.slow
+@pytest.mark.real
 def test_killed_and_resumed_trial_is_one_run_in_every_tracker(tmp_path):
     from mlflow import MlflowClient
 

@@ -40,7 +40,7 @@ def tensorboard_events(log_dir: Path):
     return scalars, hparams
 
 
-@pytest.mark.slow
+@pytest.mark.real
 def test_run_prints_progress_then_summary_and_tensorboard_holds_the_record(tmp_path):
     proc = run_cli(tmp_path, "train", *TINY, "logger=tensorboard")
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -33,7 +33,7 @@ def hashes(root: Path) -> dict[str, str]:
     return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-@pytest.mark.slow
+@pytest.mark.real
 def test_mlflow_server_killed_mid_run(tmp_path, mlflow_server):  # noqa: F811
     from tests.tracking import test_mlflow_server_sweep as server_module
 
