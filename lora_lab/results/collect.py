@@ -194,7 +194,9 @@ def trial_row(record: dict, path: Path) -> dict:
         "git_sha": (record.get("git") or {}).get("sha"),
         "git_dirty": (record.get("git") or {}).get("dirty"),
     }
-    flatten({k: v for k, v in config.items() if k not in ("reference", "references", "recipe", "hydra")}, "cfg.", row)
+    # ``paths`` is where the run was written on its machine (absolute paths of someone's disk), not what it
+    # computed: ``run_dir`` says where; a committed trials.csv carries no machine's paths
+    flatten({k: v for k, v in config.items() if k not in ("reference", "references", "recipe", "hydra", "paths")}, "cfg.", row)
     return row
 
 

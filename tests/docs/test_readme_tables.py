@@ -11,6 +11,12 @@ from lora_lab.results.embed import BLOCK, embedded, refresh, stale_tables
 REPO = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.parametrize("doc", ["README.md", "docs/quick-study.md"])
+def test_embedded_tables_are_current(doc):
+    assert embedded(REPO / doc), f"{doc} embeds no report table"
+    assert stale_tables(REPO / doc) == [], f"run: python -m lora_lab.results.embed {doc}"
+
+
 def test_every_table_in_the_readme_is_embedded_from_a_report_and_current():
     blocks = embedded(REPO / "README.md")
     assert {path for path, _, _ in blocks} >= {"results/quick/table.md"}
