@@ -8,7 +8,10 @@
 # /path/to/glue_data holds CoLA/, MRPC/, RTE/, STS-B/ with the original train.tsv and dev.tsv (never
 # part of this repository). Trials run with the parallel launcher (2 jobs x 1 thread; on a bigger
 # machine add hydra.launcher.n_jobs=8). A rerun skips finished trials. Runs go to
-# $LORA_LAB_RUNS/glue_minilm (default runs/glue_minilm); the report goes to $OUT (default results/glue_minilm).
+# $LORA_LAB_RUNS/glue_minilm (default runs/glue_minilm); the report goes to $OUT (default results/glue_minilm);
+# the small files of every finished trial (result.json, dev predictions, metrics.csv) go to $RECORDS
+# (default results/glue_minilm_records, committed), and are copied back into the runs dir first, so the
+# study resumes from the repository alone when it spans sittings or machines (sweeps/keep_records.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ $# -ge 1 ] || { echo "error: GLUE_DATA: missing; usage: bash sweeps/glue_minilm.sh /path/to/glue_data [overrides...]" >&2; exit 2; }
@@ -18,6 +21,7 @@ shift
 lab=${LORA_LAB_CLI:-.venv/bin/lora-lab}
 runs=${LORA_LAB_RUNS:-runs}/glue_minilm
 out=${OUT:-results/glue_minilm}
+records=${RECORDS:-results/glue_minilm_records}  # the small files of each finished trial, committed (sweeps/keep_records.sh)
 report=("$lab" report "$runs" --out "$out" --baseline lora)  # no --cost: shared cores, wall times are no speed measurement
 if [ "${DRY_RUN:-0}" = 1 ]; then
   "$lab" sweep glue_minilm "task.data_dir=$data" hydra/launcher=parallel dry_run=true "$@"
@@ -25,6 +29,10 @@ if [ "${DRY_RUN:-0}" = 1 ]; then
   exit 0
 fi
 status=0
+if [ -d "$records" ]; then  # trials finished in an earlier sitting (or on another machine) are not run again
+  bash sweeps/keep_records.sh --restore "$records" "$runs"
+fi
 "$lab" sweep glue_minilm "task.data_dir=$data" hydra/launcher=parallel "$@" || status=$?  # failed trials are listed by the report
+bash sweeps/keep_records.sh "$runs" "$records"
 "${report[@]}"
 exit "$status"

@@ -1,0 +1,58 @@
+"""sweeps/keep_records.sh keeps the small files of every finished trial, the report built from them
+equals the report of the runs, and --restore puts them back so a rerun finds those trials finished."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from lora_lab.config import compose
+from lora_lab.train import train
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _run(tmp_path, seed: int, steps: int = 2) -> Path:
+    overrides = ["debug=tiny", f"seed={seed}", f"trainer.max_steps={steps}", f"paths.runs_root={tmp_path / 'runs'}", "study=kept", "logger=csv"]
+    cfg = compose(overrides)
+    run_dir = tmp_path / "runs" / "kept" / f"seed{seed}"
+    record = train(cfg, run_dir, overrides)
+    assert record["status"] == "success"
+    return run_dir
+
+
+def test_records_rebuild_the_table_and_restore_as_finished(tmp_path):
+    runs = [_run(tmp_path, seed) for seed in (0, 1)]
+    unfinished = tmp_path / "runs" / "kept" / "broken"
+    unfinished.mkdir()
+    (unfinished / "result.json").write_text(json.dumps({"status": "failed"}))
+    records = tmp_path / "records"
+    proc = subprocess.run(["bash", "sweeps/keep_records.sh", str(tmp_path / "runs" / "kept"), str(records)], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.strip() == f"kept the records of 2 finished trials in {records}", proc.stderr
+    kept = sorted(str(p.relative_to(records)) for p in records.rglob("*") if p.is_file())
+    assert kept == sorted(f"seed{s}/{f}" for s in (0, 1) for f in ("result.json", "logs/metrics.csv", ".hydra/overrides.yaml", "predictions_val.jsonl", "predictions_test.jsonl")
+                          if (runs[s] / f).is_file())
+    assert "seed0/result.json" in kept and not (records / "broken").exists()
+    assert not any(records.rglob("*.ckpt")) and not any(records.rglob("*.safetensors"))
+    lab = str(Path(sys.executable).parent / "lora-lab")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    for source, out in ((tmp_path / "runs" / "kept", "from_runs"), (records, "from_records")):
+        report = subprocess.run([lab, "report", str(source), "--out", str(tmp_path / out), "--no-plots"], capture_output=True, text=True, env=env, timeout=300)
+        assert report.returncode == 0, report.stderr[-2000:]
+    table = lambda out: [line for line in (tmp_path / out / "table.md").read_text().splitlines() if line.startswith("|")]  # noqa: E731
+    assert table("from_runs") == table("from_records") and len(table("from_runs")) >= 3
+    restored = tmp_path / "restored"
+    proc = subprocess.run(["bash", "sweeps/keep_records.sh", "--restore", str(records), str(restored)], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((restored / "seed0" / "result.json").read_text()) == json.loads((runs[0] / "result.json").read_text())
+    before = (restored / "seed0" / "result.json").read_bytes()
+    overrides = ["debug=tiny", "seed=0", "trainer.max_steps=2", f"paths.runs_root={tmp_path / 'runs'}", "study=kept", "logger=csv"]
+    again = train(compose(overrides), restored / "seed0", overrides)  # the rerun of a kept trial: finished, nothing trains
+    assert again["status"] == "success" and (restored / "seed0" / "result.json").read_bytes() == before
+    assert not (restored / "seed0" / "checkpoints").exists()
+    (restored / "seed1" / "result.json").write_text("{}")  # --restore never overwrites what is there
+    subprocess.run(["bash", "sweeps/keep_records.sh", "--restore", str(records), str(restored)], cwd=ROOT, check=True, timeout=60)
+    assert (restored / "seed1" / "result.json").read_text() == "{}"
