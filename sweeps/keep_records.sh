@@ -38,5 +38,5 @@ while IFS= read -r -d '' result; do
     cp "$run/$file" "$records/$rel/$file"
   done
   kept=$((kept + 1))
-done < <(find "$runs" -name result.json -not -path "*/snapshots/*" -print0 | sort -z)
+done < <(find -L "$runs" -name result.json -not -path "*/snapshots/*" -print0 | sort -z)
 echo "kept the records of $kept finished trials in $records"

@@ -89,12 +89,16 @@ def _varying(df: pd.DataFrame, columns: list[str]) -> list[str]:
 def _must_split(df: pd.DataFrame, columns: list[str], varying: list[str]) -> list[str]:
     """Keys that must be row keys: a backbone key (``backbone.*``) that differs anywhere in the table (never
     a nuisance to take the best over), and any other key that is constant inside each (method, task) but
-    differs between the tasks of one method (``task.*`` excepted: a task's own settings) -- else a row
+    differs between the tasks of one method (``task.*`` excepted: a task's own settings, and so is a key
+    that has one value per task across every method, e.g. a study's per-task step budget) -- else a row
     would average them (Avg, #Params) as if they were one configuration."""
     if df.empty:
         return []
     out = [c for c in columns if c.startswith("cfg.backbone.") and df[c].nunique(dropna=False) > 1]
     rest = [c for c in columns if not c.startswith(("cfg.task.", "cfg.backbone.")) and c not in varying]
+    if rest:  # a key set per task by the study (each task its own budget), the same for every method of that task: a task's setting too
+        per_task = df.groupby("task", dropna=False)[rest].nunique(dropna=False).max()
+        rest = [c for c in rest if per_task[c] > 1]
     per_method = df.groupby("method", dropna=False)[rest].nunique(dropna=False).max() if rest else {}
     return out + [c for c, n in dict(per_method).items() if n > 1]
 
