@@ -260,3 +260,23 @@ def test_learning_curves_are_the_mean_and_spread_over_seeds_of_each_cell(tmp_pat
     assert m_steps == [10, 20] and list(np.round(m_mean, 9)) == [60.0, 71.0]
     captions = json.loads((tmp_path / "out" / "plots" / "captions.json").read_text())
     assert "learning_curves" in captions and (tmp_path / "out" / "plots" / "learning_curves.pdf").is_file()
+
+
+def test_a_per_task_setting_is_no_row_key_but_a_per_method_one_is(tmp_path):
+    """A study that gives each task its own budget (CoLA 3000 steps, RTE 1000, for every method) has one row
+    per method; a budget that differs between the tasks of one method only (LoRA's CoLA runs longer than
+    DoRA's) would mix two configurations in one row, so it becomes a row key."""
+    per_task = tmp_path / "per_task"
+    for method in ("lora", "dora"):
+        _write(per_task, "glue_cola", method, [0.25, 0.26, 0.27], extra_cfg={"trainer": {"max_steps": 3000}})
+        _write(per_task, "glue_rte", method, [0.60, 0.62, 0.64], extra_cfg={"trainer": {"max_steps": 1000}})
+    md = report([per_task], out=tmp_path / "o1", plots=False, page=False)["markdown"]
+    assert [line.split(" | ")[0] for line in md.splitlines() if line.startswith(("| LoRA", "| DoRA"))] == ["| LoRA", "| DoRA"]
+    assert "max_steps" not in md.split("\n\n")[2].splitlines()[0]
+    mixed = tmp_path / "mixed"
+    _write(mixed, "glue_cola", "lora", [0.25, 0.26, 0.27], extra_cfg={"trainer": {"max_steps": 3000}})
+    _write(mixed, "glue_rte", "lora", [0.60, 0.62, 0.64], extra_cfg={"trainer": {"max_steps": 1000}})
+    _write(mixed, "glue_cola", "dora", [0.25, 0.26, 0.27], extra_cfg={"trainer": {"max_steps": 1000}})
+    _write(mixed, "glue_rte", "dora", [0.60, 0.62, 0.64], extra_cfg={"trainer": {"max_steps": 1000}})
+    md = report([mixed], out=tmp_path / "o2", plots=False, page=False)["markdown"]
+    assert "trainer.max_steps" in md and len([line for line in md.splitlines() if line.startswith("| LoRA")]) == 2
