@@ -266,7 +266,6 @@ def run_dir_of(cfg: DictConfig) -> Path:
 # ------------------------------------------------------------------------------------------ parse
 
 
-_number = checked_number
 
 
 def check_precision(precision) -> None:
@@ -282,10 +281,10 @@ def check_trainer(trainer: dict, test_after_fit: bool = True) -> None:
     check_precision(trainer.get("precision"))
     check_debug_modes(trainer, test_after_fit)
     if trainer.get("num_sanity_val_steps") is not None:
-        _number("trainer.num_sanity_val_steps", trainer["num_sanity_val_steps"], integer=True, minimum=0, allow=(-1,))
+        checked_number("trainer.num_sanity_val_steps", trainer["num_sanity_val_steps"], integer=True, minimum=0, allow=(-1,))
     for key in ("min_steps", "min_epochs"):
         if trainer.get(key) is not None:
-            _number(f"trainer.{key}", trainer[key], integer=True, minimum=0, allow=(-1,))
+            checked_number(f"trainer.{key}", trainer[key], integer=True, minimum=0, allow=(-1,))
     if trainer.get("deterministic") not in (None, True, False, "warn"):
         raise ConfigError("trainer.deterministic", f"{trainer['deterministic']!r}; allowed: true, false, warn")
     for key in ("detect_anomaly", "benchmark", "inference_mode", "barebones", "sync_batchnorm", "use_distributed_sampler",
@@ -293,19 +292,19 @@ def check_trainer(trainer: dict, test_after_fit: bool = True) -> None:
         if trainer.get(key) is not None and not isinstance(trainer[key], bool):
             raise ConfigError(f"trainer.{key}", f"must be true or false, got {trainer[key]!r}")
     if "accumulate_grad_batches" in trainer:
-        _number("trainer.accumulate_grad_batches", trainer["accumulate_grad_batches"], integer=True, minimum=1)
+        checked_number("trainer.accumulate_grad_batches", trainer["accumulate_grad_batches"], integer=True, minimum=1)
     if "max_steps" in trainer:
-        _number("trainer.max_steps", trainer["max_steps"], integer=True, minimum=1, allow=(-1,))
+        checked_number("trainer.max_steps", trainer["max_steps"], integer=True, minimum=1, allow=(-1,))
     if "max_epochs" in trainer:
-        _number("trainer.max_epochs", trainer["max_epochs"], integer=True, minimum=1, allow=(-1, None))
+        checked_number("trainer.max_epochs", trainer["max_epochs"], integer=True, minimum=1, allow=(-1, None))
     if trainer.get("max_steps") == -1 and trainer.get("max_epochs") in (-1,):
         raise ConfigError("trainer.max_epochs", "-1 with trainer.max_steps=-1 never stops; set one of them")
     for key in ("log_every_n_steps", "check_val_every_n_epoch", "num_nodes"):
         if key in trainer and trainer[key] is not None:
-            _number(f"trainer.{key}", trainer[key], integer=True, minimum=1)
+            checked_number(f"trainer.{key}", trainer[key], integer=True, minimum=1)
     check_val_check_interval(trainer.get("val_check_interval"))
     if trainer.get("gradient_clip_val") is not None:
-        _number("trainer.gradient_clip_val", trainer["gradient_clip_val"], minimum=0)
+        checked_number("trainer.gradient_clip_val", trainer["gradient_clip_val"], minimum=0)
 
 
 def resume_options(cfg) -> dict:
@@ -378,7 +377,7 @@ def progress_options(raw: dict | None) -> dict:
 
 
 def check_seed(seed) -> int:
-    seed = _number("seed", seed, integer=True, minimum=0)
+    seed = checked_number("seed", seed, integer=True, minimum=0)
     if seed > MAX_SEED:
         raise ConfigError("seed", f"must be an integer in [0, {MAX_SEED}] (numpy's seed range), got {seed!r}")
     return seed
