@@ -34,7 +34,9 @@ from pathlib import Path
 import pandas as pd
 
 from lora_lab.adapters.method import count_fixed_in_training
+from lora_lab.errors import ConfigError
 from lora_lab.results.record import PLAN_NAME, RESULT_NAME, MalformedResult, ResultRecord
+from lora_lab.tasks.registry import parse_task_config
 
 #: a run whose best validation value is within this of the chance level never left it
 CHANCE_TOL = 0.005
@@ -225,7 +227,17 @@ def _planned_row(trial: dict, run_dir: Path) -> dict:
     except (AttributeError, TypeError, ValueError, KeyError, IndexError):
         return {}
     keep = ("task", "method", "seed", "lr")
-    return {k: v for k, v in row.items() if k in keep or k.startswith("cfg.")}
+    return {**{k: v for k, v in row.items() if k in keep or k.startswith("cfg.")}, "metric": _planned_metric(config.get("task"))}
+
+
+def _planned_metric(task: dict | None) -> str | None:
+    """The primary metric a planned trial's task will report (its `TaskSpec`, known before any data is
+    read), so the column of a task with no finished run is still labelled; None when this version
+    cannot parse the planned task config."""
+    try:
+        return parse_task_config(task).spec().primary
+    except (ConfigError, AttributeError, TypeError, ValueError, KeyError):
+        return None
 
 
 def collect(paths) -> Collection:

@@ -65,8 +65,8 @@ def caption(table: Table) -> str:
     for t in table.tasks:
         info = table.task_info.get(t, {})
         n = table.n_examples.get(t)
-        split = SPLIT_NAMES.get(info.get("split"), info.get("split") or "no finished run")
-        parts.append(f"{task_name(t)} {metric_name(info.get('metric'))} on {split}" + (f" (n={n})" if n else ""))
+        where = f"on {SPLIT_NAMES.get(info['split'], info['split'])}" if info.get("split") else "(no finished run)"
+        parts.append(f"{task_name(t)} {metric_name(info.get('metric'))} {where}" + (f" (n={n})" if n else ""))
     methods = "the methods" + (f" on {', '.join(b.split(' with ')[0] for b in table.backbones)}" if table.backbones else "")
     text = f"Scores of {methods} (x100): " + "; ".join(parts) + ". "
     seeds = f"{table.usual_n} seed{'s' if table.usual_n != 1 else ''}"

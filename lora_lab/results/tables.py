@@ -301,7 +301,7 @@ def significance_note(table: Table) -> str | None:
 def notes(agg: Aggregate, table: Table) -> list[str]:
     out = []
     info = agg.task_info
-    parts = [f"{t} = {info[t]['split']} {info[t]['metric']}" if info[t]["split"] else f"{t} = no finished run" for t in agg.tasks]
+    parts = [f"{t} = {info[t]['split']} {info[t]['metric']}" if info[t]["split"] else f"{t} = {info[t]['metric']} (no finished run)" for t in agg.tasks]
     out.append("Scores x100: " + "; ".join(parts) + ". Model selection (best evaluation, nuisance setting) on validation only.")
     on_val = [t for t in agg.tasks if info[t]["split"] == "val"]
     if on_val:

@@ -83,7 +83,7 @@ def test_planned_cells_whose_runs_all_failed_stay_in_the_table(tmp_path):
     assert "| DoRA | 8 | 8.2K | 0.0005 | 91.00 (n=2) | –* |" in md  # every ranked cell ties: no bold
     assert "| LoRA | 8 | 8.2K | 0.0005 | 91.00 (n=2) | –* |" in md
     assert "| LoRA | 64 | – | – | –* | – |" in md
-    assert "glue_cola = no finished run" in md
+    assert "glue_cola = ? (no finished run)" in md
     rows = {(r["method"], r["r"]): r for r in _csv_rows(tmp_path / "out")}
     assert rows[("lora", "8")]["glue_cola_unfinished"] == "2" and rows[("lora", "8")]["glue_cola_n"] == "0"
     assert rows[("lora", "8")]["glue_cola_mean"] == "" and "avg" not in rows[("lora", "8")]
@@ -199,3 +199,21 @@ def test_planned_trials_without_result_json_keep_their_cell(tmp_path):
     assert "| DoRA | – | – | –* |" in result["markdown"] and "| LoRA | 8.2K | 0.0005 | 81.00 (n=2) |" in result["markdown"]
     rows = {r["method"]: r for r in _csv_rows(tmp_path / "out")}
     assert rows["dora"]["glue_rte_unfinished"] == "2" and rows["lora"]["glue_rte_unfinished"] == "0"
+
+
+def test_a_task_with_only_planned_trials_is_labelled_with_the_metric_its_task_will_report(tmp_path):
+    """No STS-B trial has run yet: its column and notes still name Pearson, the primary metric of the
+    planned task config (known before any data is read), never '?'."""
+    root = tmp_path / "runs"
+    planned = []
+    for seed in range(2):
+        write_record(root, make_record(task="glue_cola", seed=seed, val=0.3 + 0.02 * seed))
+        rec = make_record(task="glue_stsb", seed=seed)
+        rec["config"]["task"] = {"name": "glue_stsb", "kind": "glue", "glue_task": "stsb", "batch_size": 32}
+        planned.append({"index": seed, "subdir": rec["run_name"], "overrides": [f"seed={seed}"], "config": rec["config"]})
+    (root / "fab" / "sweep_plan.json").write_text(json.dumps({"study": "fab", "trials": planned}))
+    result = report([root], out=tmp_path / "out", plots=False)
+    md = result["markdown"]
+    assert "| Method | #Params | lr | CoLA (MCC) | STS-B (Pearson) |" in md
+    assert "glue_stsb = pearson (no finished run)" in md
+    assert "STS-B Pearson (no finished run)" in (tmp_path / "out" / "table.tex").read_text()
