@@ -7,7 +7,8 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from lora_lab.naming import adapter_tag
-from lora_lab.config import CONF_DIR, validate
+from lora_lab.config import validate
+from lora_lab.config_compose import CONF_DIR
 
 CONF = Path(CONF_DIR)
 

@@ -12,7 +12,8 @@ import lora_lab.models.module
 import lora_lab.models.optim
 import lora_lab.run.trial
 import lora_lab.tasks.registry
-from lora_lab.config import compose, parse
+from lora_lab.config import parse
+from lora_lab.config_compose import compose
 from lora_lab.models.optim import OptimConfig, parse_optim
 
 PARSERS = [

@@ -152,7 +152,9 @@ def test_bad_tracker_settings_from_the_environment(finished, capsys, monkeypatch
 def test_the_rank_bound_accepts_the_largest_rank_that_fits(tmp_path):
     from hydra import compose, initialize_config_dir
 
-    from lora_lab.config import CONF_DIR, parse
+    from lora_lab.config import parse
+
+    from lora_lab.config_compose import CONF_DIR
 
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = compose("train", overrides=["debug=tiny", "adapter=pissa", "adapter.r=32"])

@@ -19,7 +19,7 @@ from lora_lab.results.record import write_result
 from lora_lab.sweeps.trial_lines import TrialLines
 from lora_lab.tracking import split_logger_nodes
 from lora_lab.tracking.base import flatten, load_tracker_class
-from lora_lab.config import CONF_DIR, unknown_group_choice
+from lora_lab.config_compose import CONF_DIR, unknown_group_choice
 
 
 def record(run_dir, status="success", val=0.78125, test=0.6875, step=40, wall=71.4, reason=None):
