@@ -36,7 +36,7 @@ from lora_lab.figure_files import figure_stem, save_figure
 from lora_lab.results.aggregate import Aggregate
 from lora_lab.results.costs import cell_costs, fmt_params
 from lora_lab.results.names import metric_name, row_label, task_name
-from lora_lab.results.tables import DAGGER, MIN_SEEDS, Table, fmt_key
+from lora_lab.results.table_model import DAGGER, MIN_SEEDS, Table, fmt_key
 
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22")

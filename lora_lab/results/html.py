@@ -13,7 +13,8 @@ from pathlib import Path
 
 from lora_lab.results.names import row_label
 from lora_lab.results.record import atomic_write_text
-from lora_lab.results.tables import AT_CHANCE, Table, cell_values, key_value
+from lora_lab.results.table_model import AT_CHANCE, Table
+from lora_lab.results.tables import cell_values, key_value
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222;line-height:1.4}

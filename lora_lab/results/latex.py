@@ -34,7 +34,8 @@ from __future__ import annotations
 import re
 
 from lora_lab.results.names import SPLIT_NAMES, metric_name, task_name
-from lora_lab.results.tables import AT_CHANCE, DAGGER, DOWN, MIN_SEEDS, STAR, UP, Table, cell_values
+from lora_lab.results.table_model import AT_CHANCE, DAGGER, DOWN, MIN_SEEDS, STAR, UP, Table
+from lora_lab.results.tables import cell_values
 
 LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\^{}"}
 SYMBOLS = {DAGGER: r"$^\dagger$", "–": "--", "±": r"$\pm$", STAR: r"$^{*}$", UP: r"$^{\uparrow}$", DOWN: r"$^{\downarrow}$", "≤": r"$\leq$"}

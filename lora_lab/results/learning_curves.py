@@ -24,7 +24,7 @@ import numpy as np
 from lora_lab.results.aggregate import Aggregate, _keys
 from lora_lab.results.figures import _figure, _legend, _save, styles
 from lora_lab.results.names import metric_name, task_name
-from lora_lab.results.tables import MIN_SEEDS, Table
+from lora_lab.results.table_model import MIN_SEEDS, Table
 
 NAME = "learning_curves"
 MAX_ROWS = 12  # more lines than this in one panel are unreadable: the figure is left out

@@ -1,4 +1,5 @@
-"""Render an `Aggregate` as the paper table: Markdown and CSV (LaTeX: `lora_lab.results.latex`).
+"""Build the paper table from an `Aggregate` and render it as Markdown and CSV (the table as data:
+`lora_lab.results.table_model`; the notes under it: `lora_lab.results.table_notes`; LaTeX: `lora_lab.results.latex`).
 
 Layout (the LoRA-family papers' style): one row per method (+ the knobs that vary), labelled with its
 display name (`lora_lab.results.names`, from the method registry; the init / rsLoRA keys
@@ -30,106 +31,19 @@ from __future__ import annotations
 import csv
 import io
 import math
-from dataclasses import dataclass, field
 
 from lora_lab.errors import ConfigError
 from lora_lab.results.aggregate import Aggregate, cell_index, display_name, table_rows
-from lora_lab.results.costs import COST_COLUMNS, COST_HEADERS, cell_costs, fmt_cost, fmt_params  # noqa: F401 (fmt_params re-exported)
+from lora_lab.results.costs import COST_COLUMNS, COST_HEADERS, cell_costs, fmt_cost, fmt_params
 from lora_lab.results.metric_ranges import clip_interval
 from lora_lab.results.names import LABEL_KEYS, metric_name, ordered_rows, row_label, task_name
-from lora_lab.results.stats import ALPHA, Comparisons, cell_runs, compare, seed_interval
-
-DAGGER, STAR, UP, DOWN = "†", "*", "↑", "↓"
-ALLOCATED = "(allocated)"  # a #Params cell showing the allocation because the trained count is unknown
-SPREADS = ("std", "ci")
-INFO_COLUMNS = ("params", "lr", "avg")
-MIN_SEEDS = 3  # fewer seeds: no ± (neither std nor interval), the cell shows its n
-AT_CHANCE = "(at chance)"  # header mark of a column where every run stayed at chance
+from lora_lab.results.stats import cell_runs, compare, seed_interval
+from lora_lab.results.table_model import ALLOCATED, AT_CHANCE, MIN_SEEDS, SPREADS, Cell, Column, Table, exact_key, fmt_key
+from lora_lab.results.table_notes import backbones, cost_kind, notes, split_tasks
 
 
 def _num(v) -> float | None:
     return None if v is None or (isinstance(v, float) and math.isnan(v)) else v
-
-
-def fmt_key(v) -> str:
-    """A row-key value as shown: floats at 4 significant digits (an Optuna-sampled ``0.17835460015641597``
-    reads ``0.1784``; table.csv and result.json keep the exact value)."""
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "–"
-    if isinstance(v, float) and v.is_integer():
-        return str(int(v))
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return str(v)
-
-
-def exact_key(v) -> str:
-    """A row-key value at full precision (table.csv)."""
-    return repr(v) if isinstance(v, float) and not math.isnan(v) and not v.is_integer() else fmt_key(v)
-
-
-@dataclass
-class Cell:
-    mean: float | None
-    std: float | None = None
-    n: int = 0
-    n_chance: int = 0
-    n_unfinished: int = 0
-    setting: str = ""
-    ci: tuple[float, float] | None = None  # 95 % t-interval of the mean over seeds (n >= MIN_SEEDS), clipped to the metric's range
-    verdict: str | None = None  # "better" / "worse" than the baseline (Holm-adjusted)
-    comparison: object = None  # `lora_lab.results.stats.Comparison` or None
-    rank: int | None = None  # 1 = best of its column (bold), 2 = second (underlined)
-
-    def parts(self, usual_n: int, pm: str = " ± ", spread: str = "std") -> tuple[str, str]:
-        """(the mean as shown, everything after it): emphasis applies to the first part only."""
-        if self.mean is None:
-            return "–", STAR if self.n_unfinished else ""
-        tail = ""
-        if self.n >= MIN_SEEDS and spread == "ci" and self.ci:
-            tail += f" [{100 * self.ci[0]:.2f}, {100 * self.ci[1]:.2f}]"
-        elif self.n >= MIN_SEEDS and spread == "std" and self.std is not None and not math.isnan(self.std):
-            tail += f"{pm}{100 * self.std:.2f}"
-        if self.n and (self.n != usual_n or self.n < MIN_SEEDS):
-            tail += f" (n={self.n})"
-        tail += (DAGGER if self.n_chance else "") + (STAR if self.n_unfinished else "")
-        tail += {"better": UP, "worse": DOWN}.get(self.verdict, "")
-        return f"{100 * self.mean:.2f}", tail
-
-    def text(self, usual_n: int, pm: str = " ± ", spread: str = "std") -> str:
-        return "".join(self.parts(usual_n, pm, spread))
-
-
-@dataclass
-class Column:
-    id: str  # "method", a key name, "params", "lr", a task, "avg" or a cost column
-    header: str
-    kind: str  # "key", "info", "task", "avg", "cost"
-    group: str = ""  # the header above it (LaTeX): the task's display name
-    task: str | None = None  # a task or cost column: its task column
-    cost: str | None = None  # a cost column: which cost (`COST_COLUMNS`)
-    at_chance: bool = False  # a task column where every run stayed at chance (header marked, nothing ranked)
-
-
-@dataclass
-class Table:
-    """Display-ready rows: key columns, params, one `Cell` per task, average, costs."""
-
-    key_names: list[str]
-    tasks: list[str]
-    rows: list[dict]  # {"keys", "label", "params", "lr", "trainable", "cells": {task: Cell}, "avg", "avg_rank", "costs", "reference"}
-    usual_n: int
-    notes: list[str]
-    columns: list[Column] = field(default_factory=list)
-    task_info: dict = field(default_factory=dict)
-    comparisons: Comparisons | None = None
-    spread: str = "std"
-    n_examples: dict = field(default_factory=dict)  # task -> evaluation examples per run (median)
-    cost_kind: str = "cpu"
-    chance_columns: list = field(default_factory=list)  # task columns where every run stayed at chance
-    avg_rule: str = ""  # why Avg is (not) shown
-    backbones: list = field(default_factory=list)  # "<short_name> with <pooling> pooling" of the runs
-    cost: bool = False  # the study declared its timings comparable (--cost): cost columns and the Pareto figure
 
 
 def _ranks(values: list[float | None]) -> list[int | None]:
@@ -246,127 +160,10 @@ def build_table(agg: Aggregate, references: list[dict] = (), baseline: str | Non
     for col in columns:
         col.at_chance = col.kind == "task" and col.id in chance_columns
     table = Table([display_name(k) for k in agg.row_keys], list(agg.tasks), rows, usual_n, [], columns, dict(agg.task_info), comparisons, spread,
-                  _n_examples(agg), _cost_kind(agg), chance_columns, avg_note, backbones(agg))
+                  _n_examples(agg), cost_kind(agg), chance_columns, avg_note, backbones(agg))
     table.cost = cost
     table.notes = notes(agg, table)
     return table
-
-
-def backbones(agg: Aggregate) -> list[str]:
-    """``<short_name> with <pooling> pooling`` of every backbone behind the table's cells; pooling ``cls_pooler`` for runs
-    recorded before ``backbone.pooling`` existed (HF's class was the only head then)."""
-    runs = agg.chosen
-    if runs.empty or "cfg.backbone.short_name" not in runs:
-        return []
-    pooling = runs["cfg.backbone.pooling"] if "cfg.backbone.pooling" in runs else None
-    pairs = zip(runs["cfg.backbone.short_name"], pooling if pooling is not None else ["cls_pooler"] * len(runs))
-    return sorted({f"{name} with {p if isinstance(p, str) else 'cls_pooler'} pooling" for name, p in pairs if isinstance(name, str)})
-
-
-def _cost_kind(agg: Aggregate) -> str:
-    kinds = set(agg.chosen["peak_memory_kind"].dropna()) if "peak_memory_kind" in agg.chosen else set()
-    return "cuda" if kinds == {"cuda"} else "cpu" if kinds <= {"cpu"} else "mixed"
-
-
-def split_tasks(agg: Aggregate) -> dict[str, list[str]]:
-    """{task: [its columns]} for tasks whose runs report different primary metrics."""
-    by_task: dict[str, list[str]] = {}
-    for t in agg.tasks:
-        by_task.setdefault(agg.task_info[t].get("task", t), []).append(t)
-    return {task: cols for task, cols in by_task.items() if len(cols) > 1}
-
-
-def spread_text(table: Table) -> str:
-    """What ``±`` (or the bracket) means in this table."""
-    n = f"n={table.usual_n} seeds unless marked"
-    few = f"; no spread for cells with fewer than {MIN_SEEDS} seeds, which show their n instead"
-    if table.spread == "ci":
-        return f"mean [95 % Student-t confidence interval of the cell's mean over seeds, clipped to the metric's range] ({n}){few}"
-    return f"mean ± sample standard deviation over seeds ({n}){few}"
-
-
-def significance_note(table: Table) -> str | None:
-    comp = table.comparisons
-    if comp is None or not comp.by_cell:
-        return None
-    if comp.n_tests == 0:
-        return (f"No cell could be tested against {comp.baseline_label} (the baseline row): a test needs at least 2 seeds run by both cells "
-                "and differences that are not identical on every seed.")
-    return (f"{UP} / {DOWN}: significantly better / worse than {comp.baseline_label} (the baseline row) at alpha = {ALPHA}, Holm-corrected over the "
-            f"{comp.n_tests} comparison(s) of this table; each cell's p is the larger of a paired t-test over seeds (paired by seed) and, where "
-            "both cells saved per-example predictions, a paired bootstrap over the evaluation examples (2000 resamples). Unmarked cells are "
-            "not distinguishable from the baseline at this level (p-values in table.csv).")
-
-
-def notes(agg: Aggregate, table: Table) -> list[str]:
-    out = []
-    info = agg.task_info
-    parts = [f"{t} = {info[t]['split']} {info[t]['metric']}" if info[t]["split"] else f"{t} = {info[t]['metric']} (no finished run)" for t in agg.tasks]
-    out.append("Scores x100: " + "; ".join(parts) + ". Model selection (best evaluation, nuisance setting) on validation only.")
-    on_val = [t for t in agg.tasks if info[t]["split"] == "val"]
-    if on_val:
-        out.append(f"{', '.join(on_val)}: no labelled test split, so the score is the validation (GLUE: dev) value at the evaluation "
-                   "and setting chosen on that same split -- the LoRA-family papers' convention, optimistic as an estimate of held-out accuracy.")
-    for task, cols in split_tasks(agg).items():
-        out.append(f"{task}: the runs report different primary metrics ({', '.join(info[c]['metric'] for c in cols)}), one column each, "
-                   "never averaged together; Avg left blank.")
-    out.append(f"Cells: {spread_text(table)}; #Params = adapter parameters (heads excluded).")
-    if table.spread == "std" and table.usual_n >= MIN_SEEDS:
-        out.append("table.csv: ci_low / ci_high = the 95 % Student-t interval of the cell's mean over seeds (not of a difference), clipped to the "
-                   f"metric's range; empty below {MIN_SEEDS} seeds. diff / p_* compare the cell with the baseline row.")
-    if table.backbones:
-        out.append(f"Backbone: {'; '.join(table.backbones)} (pooling = the vector the classifier reads; docs/data-and-models.md).")
-    out.append("Bold: best mean of the column, underlined: second best, compared as shown (2 decimals): equal values share the mark; no mark "
-               "when every ranked cell ties, in a column with fewer than two values, for cells whose runs all stayed at chance, or for published rows.")
-    if table.chance_columns:
-        out.append(f"{AT_CHANCE}: every run of the column stayed at chance level ({', '.join(task_name(t) for t in table.chance_columns)}): "
-                   "nothing was learned, so nothing is ranked.")
-    if table.avg_rule:
-        out.append(table.avg_rule)
-    sig = significance_note(table)
-    if sig:
-        out.append(sig)
-    if agg.setting_keys:
-        tried = int(agg.cells["n_settings"].max()) if not agg.cells.empty else 0
-        if tried > 1:
-            out.append(f"Best over {', '.join(display_name(k) for k in agg.setting_keys)} per cell (up to {tried} settings), chosen by validation mean; lr = the chosen learning rate, every setting in table.csv.")
-    if not agg.cells.empty and agg.cells["n_chance"].sum():
-        out.append(f"{DAGGER} some runs of the cell never left the majority-class / chance / untrained-model level on validation (listed below).")
-    if not agg.cells.empty and agg.cells["n_unfinished"].sum():
-        out.append(f"{STAR} the cell has failed, cancelled, unfinished or missing trials, or runs without its score, never averaged in (listed below).")
-    ours = [r for r in table.rows if not r["reference"]]
-    if any(r["params_n"] is not None and r["params_init"] is not None and r["params_n"] != r["params_init"] for r in ours):
-        out.append("#Params = the adapter as trained: for a method that prunes in training, the parameters it keeps "
-                   "(the allocation: params_init in table.csv, adapter_params in trials.csv).")
-    if any(r["params_n"] is None and r["params_init"] is not None for r in ours):  # shown as the allocation
-        out.append(f"{ALLOCATED}: the runs' result files do not give the trained adapter's parameter count (written before methods "
-                   "reported it) and the method's count changes in training; the allocated count is shown.")
-    if any(c.kind == "cost" for c in table.columns):
-        memory = {"cuda": "GPU max allocated", "cpu": "process max RSS (CPU runs)", "mixed": "GPU max allocated or CPU max RSS (mixed runs)"}[table.cost_kind]
-        out.append(f"Cost columns, per task: median over the cell's runs at its selected setting (the numbers of the Pareto figure); "
-                   f"#Trainable = adapter + head parameters; s / 1k steps = whole-trial wall time per 1000 "
-                   f"optimizer steps (evaluation included); Peak MiB = {memory}; Adapter KiB = size of the saved adapter directory. "
-                   "Shown because the study declares its timings comparable (--cost).")
-    out += code_version_notes(agg)
-    return out
-
-
-def code_version_notes(agg: Aggregate) -> list[str]:
-    """A note when the averaged runs come from more than one git SHA or from a dirty tree."""
-    runs = agg.chosen
-    if runs.empty or "git_sha" not in runs:
-        return []
-    shas = sorted(runs["git_sha"].dropna().astype(str).unique())
-    dirty = int(runs["git_dirty"].fillna(False).astype(bool).sum()) if "git_dirty" in runs else 0
-    if len(shas) <= 1 and not dirty:
-        return []
-    text = f"Code versions: the averaged runs come from {len(shas)} git SHA(s) ({', '.join(s[:10] for s in shas)})"
-    mixed = [key for key, group in runs.groupby(agg.row_keys + ["task"], dropna=False) if group["git_sha"].nunique() > 1]
-    if len(shas) > 1:
-        text += f"; {len(mixed)} cell(s) average runs of different SHAs" if mixed else "; no cell mixes SHAs"
-    if dirty:
-        text += f"; {dirty} run(s) from a dirty tree (uncommitted changes)"
-    return [text + ". See trials.csv (git_sha, git_dirty)."]
 
 
 def key_value(table: Table, row: dict, column: Column) -> str:
