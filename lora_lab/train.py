@@ -1,8 +1,8 @@
 """Training entry point: ``python -m lora_lab.train [overrides]`` or ``lora-lab train [overrides]``.
 
-The Hydra wrapper only: configuration (`lora_lab.config`: compose, check, parse) then the trial
+The Hydra wrapper only: configuration (`lora_lab.config.trial_config`: compose, check, parse) then the trial
 (`lora_lab.run.trial`: claim the run dir, build, fit, evaluate, record). One run = one deterministic run
-directory (see `lora_lab.naming`) holding ``result.json``, ``adapter/``, ``checkpoints/last.ckpt`` and
+directory (see `lora_lab.config.naming`) holding ``result.json``, ``adapter/``, ``checkpoints/last.ckpt`` and
 ``logs/metrics.csv``.
 
 Input errors never touch a run directory: `cli_main` composes and checks the whole config before
@@ -30,7 +30,7 @@ import sys
 
 from omegaconf import DictConfig
 
-from lora_lab.config import parse
+from lora_lab.config.trial_config import parse
 from lora_lab.run.gate import check_command_line, settable_argv
 from lora_lab.run.hydra_task import main  # noqa: F401  (the Hydra task: `python -m lora_lab.train`, sweeps)
 from lora_lab.run.trial import run_in_dir

@@ -17,7 +17,7 @@ of the family, one file each: ``orthogonal``, ``milora``, and the data-driven ``
 An init of the family may also declare a constraint on the method's knobs (`register_init_check`:
 ``orthogonal`` needs an even ``r``), reported as one config error when the config is validated, and
 how many singular directions per unit of rank it factorises (`INIT_RANK_FACTORS`: LoRA-GA takes
-``2r``), which the up-front shape check (`lora_lab.backbone_fit`) reads.
+``2r``), which the up-front shape check (`lora_lab.config.backbone_fit`) reads.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """`AdapterModule`: the LightningModule every task family shares.
 
 It receives the trial's parsed configs (`BackboneConfig`, `AdapterConfig`, `OptimConfig`: the objects
-`lora_lab.config.parse` made at the entry point, never parsed again; a plain dict, as a test or a
+`lora_lab.config.trial_config.parse` made at the entry point, never parsed again; a plain dict, as a test or a
 notebook may pass, is parsed once here), keeps them as plain dicts in its hparams (never ``nn.Module``
 objects, so hparams and checkpoints stay small and picklable), builds the backbone and attaches the adapter in `configure_model`, and drives every
 adapter method through the same two hooks so no user has to remember a call:

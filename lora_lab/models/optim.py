@@ -54,7 +54,7 @@ def torch_param_groups(groups: list[dict], lr: float, weight_decay: float) -> li
 @dataclass(frozen=True)
 class OptimConfig:
     """The parsed ``optim`` group: AdamW's hyper-parameters and the per-step schedule. Made once by
-    `parse_optim` (at the entry point, `lora_lab.config.parse`) and handed as is to the module and to
+    `parse_optim` (at the entry point, `lora_lab.config.trial_config.parse`) and handed as is to the module and to
     `build_optimizer`; ``to_dict`` is what ``result.json`` and the checkpoint's hparams keep."""
 
     name: str = "adamw"

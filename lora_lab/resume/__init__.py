@@ -1,6 +1,6 @@
 """Runs that survive preemption: everything a requeued job needs to continue exactly where it stopped.
 
-A trial lives in a deterministic run directory (`lora_lab.naming`), so a requeued SLURM job lands in
+A trial lives in a deterministic run directory (`lora_lab.config.naming`), so a requeued SLURM job lands in
 the same place and resumes from ``checkpoints/last.ckpt``. This package makes that resume exact
 (the final result of an interrupted run equals an uninterrupted one, bit for bit on CPU):
 

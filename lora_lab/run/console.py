@@ -1,5 +1,5 @@
 """What a run prints besides its progress (`lora_lab.run.progress`): one end-of-run summary (the
-validated ``progress:`` options are `lora_lab.config.progress_options`). (Quiet logging: `lora_lab.run.logs`.)
+validated ``progress:`` options are `lora_lab.config.trial_config.progress_options`). (Quiet logging: `lora_lab.run.logs`.)
 
 - **Summary** (`summary_text`): status, best validation metric and its step, test metric, trainable
   parameters, wall time, the path of ``result.json``; every value read from the record written there.

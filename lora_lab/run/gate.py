@@ -15,9 +15,9 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-from lora_lab.config import TrialConfig, parse, trial_identity
+from lora_lab.config.trial_config import TrialConfig, parse, trial_identity
 
-from lora_lab.config_compose import compose, run_dir_of, schema_settable, unknown_group_choice
+from lora_lab.config.compose import compose, run_dir_of, schema_settable, unknown_group_choice
 from lora_lab.errors import ConfigError, one_line, show_tracebacks
 from lora_lab.results.record import ResultRecord, UnknownSchema, read_record
 from lora_lab.tracking.settings import probe_trackers
@@ -108,7 +108,7 @@ _VALUE_FLAGS = ("--config-path", "-cp", "--config-name", "-cn", "--config-dir", 
 
 def settable_argv(argv: list[str]) -> list[str]:
     """``lora-lab train ARGV`` with each ``group.key=value`` whose key the group option's YAML lacks
-    but its schema has written ``++group.key=value`` (`lora_lab.config_compose.schema_settable`), so every
+    but its schema has written ``++group.key=value`` (`lora_lab.config.compose.schema_settable`), so every
     schema key is settable without ``+``; flags (``--multirun``, ``--config-dir D``, ...) are kept."""
     positions, overrides, head, name = [], [], [], "train"
     i = 0

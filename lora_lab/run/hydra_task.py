@@ -20,9 +20,9 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from lora_lab.config import parse
+from lora_lab.config.trial_config import parse
 
-from lora_lab.config_compose import CONF_DIR, container
+from lora_lab.config.compose import CONF_DIR, container
 from lora_lab.errors import ConfigError, one_line, show_tracebacks
 from lora_lab.resume.signals import RunPreempted, RunStopped
 from lora_lab.run.console import print_summary, summary_text

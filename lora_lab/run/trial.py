@@ -46,7 +46,7 @@ from lora_lab.adapters.io import save_adapter
 from lora_lab.analysis.snapshot_schedule import snapshots_on
 from lora_lab.analysis.snapshots import SNAPSHOT_DIR, AdapterSnapshots, list_snapshots
 from lora_lab.atomic import atomic_write_text
-from lora_lab.config import TrialConfig
+from lora_lab.config.trial_config import TrialConfig
 from lora_lab.run.console import in_sweep
 from lora_lab.errors import ConfigError
 from lora_lab.run.gate import RunDirTaken, decide, preflight, read_previous  # noqa: F401  (RunDirTaken: re-exported)
@@ -198,7 +198,7 @@ def build_trainer(resolved: dict, run_dir: Path, resume: dict | None = None, pro
     (`lora_lab.resume`): `ResumeCheckpoint` (owns checkpoints/last.ckpt and SLURM stop signals),
     `RngState`, `LoaderStateRestore` (mid-epoch data position), atomic checkpoint writes and, on SLURM,
     Lightning's auto-requeue switched off; live progress (`ProgressPrinter`, ``progress`` as parsed by
-    `lora_lab.config`) and the chosen trackers (`lora_lab.tracking`: one callback, continuing the
+    `lora_lab.config.trial_config`) and the chosen trackers (`lora_lab.tracking`: one callback, continuing the
     tracker runs of a trial that resumes from its checkpoint)."""
     resume = resume or {}
     lightning_loggers, trackers = split_logger_nodes(resolved.get("logger") or {})

@@ -65,16 +65,16 @@ class Plan:
 
 
 def _conf_dir() -> str:
-    from lora_lab.config_compose import CONF_DIR
+    from lora_lab.config.compose import CONF_DIR
 
     return CONF_DIR
 
 
 @contextmanager
 def _composer(study: Study):
-    """``compose(overrides)`` for the study's primary config: `lora_lab.config_compose.compose` (Hydra's
+    """``compose(overrides)`` for the study's primary config: `lora_lab.config.compose.compose` (Hydra's
     compose API, errors as one line), with ``sweeps/`` searched first like ``--config-dir``."""
-    from lora_lab.config_compose import compose
+    from lora_lab.config.compose import compose
 
     conf = _conf_dir()
     search = [] if study.config_dir is None else [f"hydra.searchpath=[file://{conf}]"]
@@ -83,8 +83,8 @@ def _composer(study: Study):
 
 def settable_overrides(study: Study, overrides: list[str]) -> list[str]:
     """``overrides`` of ``lora-lab sweep`` with schema keys the study's group options lack written
-    ``++group.key=value`` (`lora_lab.config_compose.schema_settable`), composed as the study composes."""
-    from lora_lab.config_compose import schema_settable
+    ``++group.key=value`` (`lora_lab.config.compose.schema_settable`), composed as the study composes."""
+    from lora_lab.config.compose import schema_settable
 
     conf = _conf_dir()
     head = ([] if study.config_dir is None else [f"hydra.searchpath=[file://{conf}]"]) + list(study.overrides)
@@ -264,7 +264,7 @@ def expand_study(study: Study, overrides: list[str] = (), exact: bool = False, v
 
 def validate_trials(study: Study, trials: list[Trial]) -> None:
     """Schema-check every trial and require distinct run directories (one trial, one directory)."""
-    from lora_lab.config import validate
+    from lora_lab.config.trial_config import validate
 
     seen: dict[str, Trial] = {}
     for trial in trials:

@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from lora_lab.overlays import overlay_conflict
+from lora_lab.config.overlays import overlay_conflict
 from lora_lab.errors import ConfigError
 from lora_lab.run.gate import check_finished_results
 from lora_lab.results.record import PLAN_NAME, atomic_write_text, git_state, record_status

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lora_lab.config_compose import CONF_DIR
+from lora_lab.config.compose import CONF_DIR
 from lora_lab.errors import ConfigError
 from lora_lab.run.gate import check_finished_results
 from lora_lab.sweeps.expand import plan_study

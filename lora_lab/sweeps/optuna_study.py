@@ -100,7 +100,7 @@ class Claim:
 
 def objective_direction(config) -> str:
     """``maximize``/``minimize`` for the study's selection metric (the task's primary metric)."""
-    from lora_lab.config_compose import container
+    from lora_lab.config.compose import container
     from lora_lab.tasks.registry import parse_task_config
     from lora_lab.sweeps.search_space import metric_direction
 

@@ -1,4 +1,4 @@
-"""Tracker settings checked before anything loads (`lora_lab.config.check_loggers`): a bad one is
+"""Tracker settings checked before anything loads (`lora_lab.config.trial_config.check_loggers`): a bad one is
 one ``error: logger.<name>.<key>: ...`` line and exit status 2, not a traceback after the model loaded.
 
 - every key of a tracker node is a parameter of its backend class (``tracker`` names the backend);

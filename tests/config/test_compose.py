@@ -6,9 +6,9 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from lora_lab.naming import adapter_tag
-from lora_lab.config import validate
-from lora_lab.config_compose import CONF_DIR
+from lora_lab.config.naming import adapter_tag
+from lora_lab.config.trial_config import validate
+from lora_lab.config.compose import CONF_DIR
 
 CONF = Path(CONF_DIR)
 
@@ -26,7 +26,7 @@ def _compose(overrides):
 def test_every_task_composes(task, tmp_path):
     from tests.tasks.test_registry import byo_overrides  # bring-your-own-data tasks need files
 
-    from lora_lab.backbone_fit import GENERATION_FAMILIES
+    from lora_lab.config.backbone_fit import GENERATION_FAMILIES
     from lora_lab.tasks.registry import TASK_SCHEMAS
 
     overrides = [f"task={task}", *byo_overrides(task, tmp_path)]

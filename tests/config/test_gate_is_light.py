@@ -1,7 +1,7 @@
 """``lora-lab train`` answers a bad command line from `lora_lab.run.gate`, which imports no training code
 (`lora_lab.run.trial`, `lora_lab.train`): the error costs a config compose, never a model load.
 (Lightning itself still comes in through the task registry, whose families hold their Lightning
-data modules: `lora_lab.config` -> `lora_lab.tasks.registry`.)"""
+data modules: `lora_lab.config.trial_config` -> `lora_lab.tasks.registry`.)"""
 
 import os
 import subprocess

@@ -10,7 +10,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
-from lora_lab.config_compose import CONF_DIR
+from lora_lab.config.compose import CONF_DIR
 
 PRESETS = ("slurm_cpu", "slurm_gpu", "slurm_ddp")
 

@@ -3,9 +3,9 @@ yield to command-line overrides."""
 
 from hydra import compose, initialize_config_dir
 
-from lora_lab.config import validate
+from lora_lab.config.trial_config import validate
 
-from lora_lab.config_compose import CONF_DIR
+from lora_lab.config.compose import CONF_DIR
 
 
 def _compose(overrides):

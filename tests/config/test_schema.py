@@ -103,7 +103,7 @@ def test_task_and_backbone_schema_errors():
 
 def test_half_true_precisions_refused_adapters_stay_fp32():
     from lora_lab.errors import ConfigError
-    from lora_lab.config import check_precision
+    from lora_lab.config.trial_config import check_precision
 
     for ok in ("32-true", 32, "bf16-mixed", "16-mixed", None):
         check_precision(ok)

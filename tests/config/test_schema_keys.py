@@ -1,5 +1,5 @@
 """Every key of a group's schema is settable as ``group.key=value`` (no ``+``) on every config of the
-group, through the command-line path (`lora_lab.run.gate.settable_argv` + `lora_lab.config_compose.compose`), and a
+group, through the command-line path (`lora_lab.run.gate.settable_argv` + `lora_lab.config.compose.compose`), and a
 key no schema of the group has is one line naming the schema's keys with a did-you-mean."""
 
 import dataclasses
@@ -9,12 +9,12 @@ import pytest
 from omegaconf import OmegaConf
 
 from lora_lab.adapters import config_registry
-from lora_lab.config import parse
-from lora_lab.config_compose import CONF_DIR, compose
+from lora_lab.config.trial_config import parse
+from lora_lab.config.compose import CONF_DIR, compose
 from lora_lab.errors import ConfigError
 from lora_lab.run.gate import settable_argv
 from lora_lab.models.backbones import BackboneConfig
-from lora_lab.schema_keys import schema_keys
+from lora_lab.config.schema_keys import schema_keys
 from lora_lab.tasks.registry import TASK_SCHEMAS
 
 CONF = Path(CONF_DIR)

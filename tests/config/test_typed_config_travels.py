@@ -1,5 +1,5 @@
 """The parsed `TrialConfig` travels from the entry point to the module and the optimizer: the module
-holds the very objects `lora_lab.config.parse` made (identity, not equality), and no parser of any
+holds the very objects `lora_lab.config.trial_config.parse` made (identity, not equality), and no parser of any
 group runs again while the trial builds, trains and records."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import lora_lab.models.module
 import lora_lab.models.optim
 import lora_lab.run.trial
 import lora_lab.tasks.registry
-from lora_lab.config import parse
-from lora_lab.config_compose import compose
+from lora_lab.config.trial_config import parse
+from lora_lab.config.compose import compose
 from lora_lab.models.optim import OptimConfig, parse_optim
 
 PARSERS = [

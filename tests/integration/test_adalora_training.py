@@ -18,7 +18,7 @@ from lora_lab.adapters.adalora import AdaLoraMethod
 from lora_lab.adapters.rank_allocator import budget_schedule
 from lora_lab.errors import ConfigError
 from lora_lab.tasks.classification.module import ClassificationModule
-from lora_lab.config_compose import CONF_DIR
+from lora_lab.config.compose import CONF_DIR
 from lora_lab.train import train
 from tests.adapters.adalora_utils import single_thread  # noqa: F401
 

@@ -18,7 +18,7 @@ from lora_lab.run.launch_ranks import as_train_module
 from lora_lab.models.backbones import load_tokenizer
 from lora_lab.process_rank import is_global_zero, rank_tag
 from lora_lab.tasks.registry import family_of
-from lora_lab.config import validate
+from lora_lab.config.trial_config import validate
 
 ROOT = Path(__file__).resolve().parents[2]
 CONSOLE_SCRIPT = Path(sys.executable).parent / "lora-lab"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from lora_lab.trainer_checks import TRAINER_KEYS
+from lora_lab.config.trainer_checks import TRAINER_KEYS
 from tests.resume.exact import train_cli
 from tests.tasks.test_registry import byo_overrides
 
@@ -152,9 +152,9 @@ def test_bad_tracker_settings_from_the_environment(finished, capsys, monkeypatch
 def test_the_rank_bound_accepts_the_largest_rank_that_fits(tmp_path):
     from hydra import compose, initialize_config_dir
 
-    from lora_lab.config import parse
+    from lora_lab.config.trial_config import parse
 
-    from lora_lab.config_compose import CONF_DIR
+    from lora_lab.config.compose import CONF_DIR
 
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = compose("train", overrides=["debug=tiny", "adapter=pissa", "adapter.r=32"])

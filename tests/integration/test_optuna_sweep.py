@@ -22,7 +22,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from lora_lab.naming import name_number
+from lora_lab.config.naming import name_number
 
 from lora_lab.optuna_storage import open_storage, storage_url
 from lora_lab.sweeps.optuna_study import LOCK_DIR, FileLock

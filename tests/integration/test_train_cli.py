@@ -57,7 +57,7 @@ def test_bad_input_one_clear_line(tmp_path, overrides, expected):
 
 
 def test_group_option_check_reads_multirun_lists_and_skips_dotted_keys(tmp_path):
-    from lora_lab.config_compose import unknown_group_choice
+    from lora_lab.config.compose import unknown_group_choice
 
     assert unknown_group_choice(["adapter=lora,dora", "task.max_length=8", "debug=null", "hydra/launcher=parallel", "seed=1"]) is None
     err = unknown_group_choice(["adapter=lora,dorra"])

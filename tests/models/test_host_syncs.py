@@ -37,8 +37,8 @@ from lightning.pytorch.callbacks import Callback
 import lora_lab.run.trial
 from lora_lab.adapters import METHODS
 from lora_lab.adapters.config import knob_names
-from lora_lab.config import parse
-from lora_lab.config_compose import compose
+from lora_lab.config.trial_config import parse
+from lora_lab.config.compose import compose
 from lora_lab.tasks.registry import FAMILIES, TASK_SCHEMAS
 
 SYNCING = ("item", "__float__", "__int__", "__bool__", "__index__", "tolist", "cpu")

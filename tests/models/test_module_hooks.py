@@ -9,7 +9,7 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from lora_lab.adapters.lora import LoraMethod
-from lora_lab.config_compose import CONF_DIR
+from lora_lab.config.compose import CONF_DIR
 from lora_lab.train import train
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from lora_lab.naming import adapter_tag
+from lora_lab.config.naming import adapter_tag
 
 
 def make_record(task="synthetic", method="lora", seed=0, lr=5e-4, val=0.8, test=None, r=8, init="kaiming", status="success",

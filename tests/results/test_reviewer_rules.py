@@ -221,7 +221,7 @@ def test_every_pdf_figure_embeds_truetype_fonts_never_type3(tmp_path, monkeypatc
 
 
 def test_optuna_values_are_rounded_in_run_names_and_table_but_exact_in_files(tmp_path):
-    from lora_lab.naming import adapter_tag, name_number
+    from lora_lab.config.naming import adapter_tag, name_number
 
     assert name_number(0.0005) == "0.0005" and name_number(1e-05) == "1e-05" and name_number(2.0) == "2.0"  # clean values: as before
     assert name_number(0.0006260326907499736) == "0.000626_b25b"

@@ -9,7 +9,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from safetensors.torch import load_file
 
-from lora_lab.config_compose import CONF_DIR
+from lora_lab.config.compose import CONF_DIR
 from lora_lab.train import cli_main
 
 # 96 examples / batch 8 = 12 optimizer steps per epoch, 3 epochs; dropout on so the RNG matters

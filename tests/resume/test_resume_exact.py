@@ -71,7 +71,7 @@ def test_other_loop_shapes_resume_bit_exact(tmp_path, extra, step, when):
 def other_adapters() -> list[str]:
     from pathlib import Path
 
-    from lora_lab.config_compose import CONF_DIR
+    from lora_lab.config.compose import CONF_DIR
 
     return sorted(p.stem for p in (Path(CONF_DIR) / "adapter").glob("*.yaml") if p.stem != "lora")
 

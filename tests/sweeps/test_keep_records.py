@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from lora_lab.config_compose import compose
+from lora_lab.config.compose import compose
 from lora_lab.train import train
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -4,9 +4,9 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from lora_lab.errors import ConfigError
-from lora_lab.resolvers import ceil_mul, scale_lr
+from lora_lab.config.resolvers import ceil_mul, scale_lr
 from lora_lab.models.budget import adapter_param_count, budget_rank, parse_budget
-from lora_lab.config_compose import CONF_DIR
+from lora_lab.config.compose import CONF_DIR
 
 TINY = {"name": "tiny-bert-random", "short_name": "tiny_bert", "random_init": {
     "model_type": "bert", "vocab_size": 100, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,

@@ -13,7 +13,7 @@ from lora_lab.models.backbones import load_tokenizer, parse_backbone_config
 from lora_lab.tasks.classification.data import ClassificationDataModule
 from lora_lab.tasks.loaders import calibration_batches
 from lora_lab.tasks.registry import parse_task_config
-from lora_lab.config_compose import CONF_DIR
+from lora_lab.config.compose import CONF_DIR
 
 
 def datamodule(seed: int = 1) -> ClassificationDataModule:

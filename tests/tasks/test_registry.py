@@ -18,8 +18,8 @@ from lora_lab.tasks.classification.data import ClassificationDataModule
 from lora_lab.tasks.generation.metrics import TextScores, exact_match, rouge_l
 from lora_lab.tasks.registry import FAMILIES, TASK_SCHEMAS, family_of, parse_task_config
 from lora_lab.tasks.text_to_sql.data import TextToSqlDataModule
-from lora_lab.config import validate
-from lora_lab.config_compose import CONF_DIR
+from lora_lab.config.trial_config import validate
+from lora_lab.config.compose import CONF_DIR
 from tests.integration.test_train_cli import write_rte
 
 def byo_overrides(task: str, root: Path) -> list[str]:

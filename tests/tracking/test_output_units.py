@@ -11,7 +11,7 @@ import time
 import pytest
 from hydra import compose, initialize_config_dir
 
-from lora_lab.config import progress_options
+from lora_lab.config.trial_config import progress_options
 from lora_lab.run.console import summary_text
 from lora_lab.run.progress import ProgressPrinter
 from lora_lab.errors import ConfigError
@@ -19,7 +19,7 @@ from lora_lab.results.record import write_result
 from lora_lab.sweeps.trial_lines import TrialLines
 from lora_lab.tracking import split_logger_nodes
 from lora_lab.tracking.base import flatten, load_tracker_class
-from lora_lab.config_compose import CONF_DIR, unknown_group_choice
+from lora_lab.config.compose import CONF_DIR, unknown_group_choice
 
 
 def record(run_dir, status="success", val=0.78125, test=0.6875, step=40, wall=71.4, reason=None):
@@ -129,7 +129,7 @@ def test_trial_lines_report_a_rerun_trial_and_ignore_stale_results(tmp_path):
 
 
 def test_schema_validation_refuses_a_chosen_tracker_that_is_not_installed(monkeypatch):
-    from lora_lab.config import validate
+    from lora_lab.config.trial_config import validate
 
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = compose("train", overrides=["logger=many", "backbone=tiny_bert"])

@@ -2,7 +2,7 @@
 
 Every input error is found before anything is written or any model is loaded, and raised as one
 `ConfigError` line that names the key, the bad value and the allowed values. Composing the config as
-``lora-lab train`` would (Hydra's failures as one line) is `lora_lab.config_compose`; here, `parse`
+``lora-lab train`` would (Hydra's failures as one line) is `lora_lab.config.compose`; here, `parse`
 checks every group (adapter, task + its local data files, backbone, optim, trainer, seed, resume,
 progress, the logger nodes and their tracker packages) and returns a `TrialConfig`: the typed schemas,
 the resolved dict and the run-control options. The trial (`lora_lab.run.trial`), the sweep planner
@@ -29,9 +29,9 @@ from lora_lab.models.optim import OptimConfig, parse_optim
 from lora_lab.path_names import check_run_path_names
 from lora_lab.tracking import load_tracker_class, split_logger_nodes
 from lora_lab.tracking.settings import check_tracker_settings
-from lora_lab.trainer_checks import check_accelerator, check_debug_modes, check_trainer_keys, check_val_check_interval
-from lora_lab.backbone_fit import check_backbone_fits
-from lora_lab.config_compose import container
+from lora_lab.config.trainer_checks import check_accelerator, check_debug_modes, check_trainer_keys, check_val_check_interval
+from lora_lab.config.backbone_fit import check_backbone_fits
+from lora_lab.config.compose import container
 
 RESUME_KEYS = ("every_n_minutes",)
 #: how to run a trial, not which trial: ignored when matching results (a rerun with another progress
@@ -91,7 +91,7 @@ def check_precision(precision) -> None:
 
 def check_trainer(trainer: dict, test_after_fit: bool = True) -> None:
     """Lightning accepts (or crashes later on) values that cannot train, or that train something the
-    record would misreport: refuse them up front (`lora_lab.trainer_checks`)."""
+    record would misreport: refuse them up front (`lora_lab.config.trainer_checks`)."""
     check_trainer_keys(trainer)
     check_precision(trainer.get("precision"))
     check_debug_modes(trainer, test_after_fit)

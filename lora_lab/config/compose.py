@@ -10,7 +10,7 @@
   ``++group.key=value`` for Hydra, so no user ever types the ``+``;
 - `container`: a node resolved to plain Python, a resolver's error as its one line.
 
-Parsing the composed config into the typed schemas is `lora_lab.config`'s job.
+Parsing the composed config into the typed schemas is `lora_lab.config.trial_config`'s job.
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from lora_lab.adapters import parse_config
 from lora_lab.errors import ConfigError, did_you_mean
-from lora_lab.resolvers import register_resolvers
+from lora_lab.config.resolvers import register_resolvers
 from lora_lab.resources import config_dir
-from lora_lab.schema_keys import SCHEMA_GROUPS, schema_keys, settable
+from lora_lab.config.schema_keys import SCHEMA_GROUPS, schema_keys, settable
 
 #: the shipped config directory (inside the installed package)
 CONF_DIR = str(config_dir())
@@ -131,7 +131,7 @@ def schema_settable(overrides: list[str], config_name: str = "train", config_dir
     """``overrides`` with each ``group.key=value`` whose key a schema of the group has (any option:
     a study may sweep the option, e.g. ``task.data_dir`` for GLUE tasks while the default task is
     synthetic) but the composed option's YAML lacks written as Hydra's ``++group.key=value``
-    (`lora_lab.schema_keys`); the schema check of each trial then judges it against its own option.
+    (`lora_lab.config.schema_keys`); the schema check of each trial then judges it against its own option.
     Overrides of keys the YAML has are left as given. Composes once, only when a candidate is present."""
     candidates = {i for i, item in enumerate(overrides) if settable([item]) != [item]}
     base = _base(overrides, config_name, config_dir) if candidates else None
@@ -148,7 +148,7 @@ def schema_settable(overrides: list[str], config_name: str = "train", config_dir
 
 def unknown_override_key(overrides: list[str], config_name: str = "train", config_dir: str = CONF_DIR) -> ConfigError | None:
     """For an override ``a.b=v`` (no ``+``) whose key the composed config lacks: one line naming
-    the allowed keys at ``a`` (for a group with a schema: the schema's keys, `lora_lab.schema_keys`)
+    the allowed keys at ``a`` (for a group with a schema: the schema's keys, `lora_lab.config.schema_keys`)
     and the closest one."""
     base = _base(overrides, config_name, config_dir)
     if base is None:

@@ -1,13 +1,13 @@
 """OmegaConf resolvers used by the configs (registered once by `register_resolvers`).
 
-- ``adapter_tag`` -- run-directory part naming the adapter (`lora_lab.naming`).
+- ``adapter_tag`` -- run-directory part naming the adapter (`lora_lab.config.naming`).
 - ``scale_lr:BASE,SCALE`` -- ``BASE * SCALE`` rounded to 6 significant digits, so the learning rate
   in a run name is concrete and readable (``lr0.00025``, never ``lr0.00025000000000000006``).
   ``conf/optim/adamw.yaml`` sets ``optim.lr`` to the method's own default (``method_lr``) times the
   nuisance multiplier ``lr_scale``.
 - ``quant_tag:QUANTIZE`` -- ``""`` for a full-precision base, ``"-nf4"`` etc. for a quantised one (so a
   QLoRA run never shares a run directory with its full-precision twin).
-- ``name_number:X`` -- a number in a run name, at most 4 significant digits (`lora_lab.naming.name_number`:
+- ``name_number:X`` -- a number in a run name, at most 4 significant digits (`lora_lab.config.naming.name_number`:
   ``lr0.000626_b25b`` never ``lr0.0006260326907499736``).
 - ``ceil_mul:X,FACTOR`` -- ``ceil(X * FACTOR)`` as an int (AdaLoRA's ``init_r = 1.5 x target_r``).
 - ``budget_rank:BUDGET,METHOD,TARGETS,EXCLUDE,BACKBONE`` -- the rank whose adapter parameter count
@@ -23,7 +23,7 @@ from functools import lru_cache
 from omegaconf import OmegaConf
 
 from lora_lab.errors import ConfigError
-from lora_lab.naming import adapter_tag, name_number
+from lora_lab.config.naming import adapter_tag, name_number
 from lora_lab.models.budget import budget_rank
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from lora_lab.config_compose import CONF_DIR
+from lora_lab.config.compose import CONF_DIR
 from lora_lab.errors import ConfigError
 
 #: the groups whose options are overlays

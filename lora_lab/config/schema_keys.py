@@ -8,7 +8,7 @@ truth about what may be set. Hydra's struct mode refuses a key the YAML lacks, s
 a command-line override ``group.key=value`` whose ``key`` is a field of the group's schema to Hydra's
 ``++group.key=value`` (set it, adding it where the option's YAML lacks it): the same value where the
 YAML has the key, the schema's field where it does not. The schema check of the composed config
-(`lora_lab.config.parse`) then judges the value, and a key of another option's schema (``data_dir``
+(`lora_lab.config.trial_config.parse`) then judges the value, and a key of another option's schema (``data_dir``
 on the synthetic task) fails there naming that option's keys. Defaults are not copied into the
 composed config, so a run that does not set a key keeps the config (and the trial identity) it had.
 """

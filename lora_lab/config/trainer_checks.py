@@ -1,4 +1,4 @@
-"""Trainer settings a run could not honour, refused before anything is written (`lora_lab.config`).
+"""Trainer settings a run could not honour, refused before anything is written (`lora_lab.config.trial_config`).
 
 Lightning accepts each of these and then trains something other than what the record would claim:
 

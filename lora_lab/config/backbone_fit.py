@@ -1,5 +1,5 @@
 """Does the adapter fit the backbone? Checked from the backbone's `transformers` config, before any
-weight loads (`lora_lab.config.parse`):
+weight loads (`lora_lab.config.trial_config.parse`):
 
 - a generation task (``generation``, ``text_to_sql`` families) needs a decoder or an encoder-decoder
   backbone: an encoder-only one (BERT, RoBERTa, MiniLM: ``is_decoder`` false) is refused
