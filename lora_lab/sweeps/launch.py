@@ -83,6 +83,22 @@ def write_plans(study, trials, overrides: list[str]) -> list[Path]:
     return written
 
 
+def dirty_tree_warning(git: dict) -> str | None:
+    """One line when lora_lab's checkout has uncommitted changes: every trial of the sweep would record
+    ``git.dirty`` and its table would say so (a study meant for a paper runs from a commit; edit the code
+    in another worktree while it runs: docs/studies.md)."""
+    if not git.get("dirty"):
+        return None
+    return (f"warning: lora_lab's checkout has uncommitted changes (git {str(git.get('sha'))[:10]} + edits): every trial records "
+            "git.dirty=true and the report's table notes it; commit first, or run the study from a clean worktree (docs/studies.md)")
+
+
+def warn_if_dirty() -> None:
+    line = dirty_tree_warning(git_state())
+    if line:
+        print(line, file=sys.stderr)
+
+
 def run_multirun(study, overrides: list[str], params: list[str] | None = None) -> None:
     """Hand over to Hydra exactly as ``python -m lora_lab.train [--config-dir D --config-name N] -m ...``.
 
@@ -117,6 +133,7 @@ def optuna_sweep(plan, overrides: list[str], dry_run: bool) -> int:
         print_plan(plan)
         return 0
     check_storage(storage_url(plan.sweeper.get("storage"), plan.sweep_dir), write=True)  # creates the sweep dir
+    warn_if_dirty()
     with SweepInterrupt() as stop:
         run_multirun(plan.study, overrides)
     if stop.hit:
@@ -151,6 +168,7 @@ def sweep(argv: list[str]) -> int:
     check_finished_results(trials)
     for plan_file in write_plans(study, trials, overrides):
         print(f"study {study.name}: {len(trials)} trials; plan in {plan_file}", file=sys.stderr)
+    warn_if_dirty()
     with SweepInterrupt() as stop, TrialLines([(t.run_dir, t.subdir) for t in trials]):
         run_multirun(study, overrides, plan.params)
     if stop.hit:
