@@ -193,13 +193,24 @@ def trial_row(record: dict, path: Path) -> dict:
         "cpu_time_s": _num(record.get("cpu_time_s")),
         "torch_threads": record.get("torch_threads"),
         "written_at": record.get("written_at"),
-        "git_sha": (record.get("git") or {}).get("sha"),
-        "git_dirty": (record.get("git") or {}).get("dirty"),
+        **code_version(record),
     }
     # ``paths`` is where the run was written on its machine (absolute paths of someone's disk), not what it
     # computed: ``run_dir`` says where; a committed trials.csv carries no machine's paths
     flatten({k: v for k, v in config.items() if k not in ("reference", "references", "recipe", "hydra", "paths")}, "cfg.", row)
     return row
+
+
+def code_version(record: dict) -> dict:
+    """``git_sha`` (the commit of the process that wrote the record), ``git_dirty`` (any of the trial's
+    processes ran with uncommitted changes) and ``git_commits`` (every commit its processes ran,
+    ``+``-joined in order: a trial resumed under another commit has two)."""
+    final = record.get("git") if isinstance(record.get("git"), dict) else {}
+    attempts = record.get("attempts") if isinstance(record.get("attempts"), list) else []
+    states = [a["git"] for a in attempts if isinstance(a, dict) and isinstance(a.get("git"), dict)] + [final]
+    shas = list(dict.fromkeys(str(g["sha"]) for g in states if g.get("sha")))
+    dirty = [bool(g["dirty"]) for g in states if g.get("dirty") is not None]
+    return {"git_sha": final.get("sha"), "git_dirty": any(dirty) if dirty else None, "git_commits": "+".join(shas) or None}
 
 
 def _cost_fields(record: dict) -> dict:
@@ -288,7 +299,7 @@ def collect(paths) -> Collection:
                 rows.append({**_planned_row(trial, run_dir), **_problem_row(run_dir, "missing", reason), "study": plan.get("study")})
     trials = pd.DataFrame(rows)
     for col in ("status", "reason", "study", "task", "method", "seed", "metric", "val", "test", "at_chance", "adapter_params",
-                "adapter_params_final", "trainable_params", "lr", "written_at", "git_sha", "git_dirty", "run_dir"):
+                "adapter_params_final", "trainable_params", "lr", "written_at", "git_sha", "git_dirty", "git_commits", "run_dir"):
         if col not in trials:
             trials[col] = None
     return Collection(trials, rank_patterns, references, [str(p) for p in paths])

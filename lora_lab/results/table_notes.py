@@ -111,18 +111,25 @@ def notes(agg: Aggregate, table: Table) -> list[str]:
 
 
 def code_version_notes(agg: Aggregate) -> list[str]:
-    """A note when the averaged runs come from more than one git SHA or from a dirty tree."""
+    """A note when the averaged runs come from more than one git commit (a run resumed under another
+    commit counts both), or from a dirty tree (any of a run's processes)."""
     runs = agg.chosen
     if runs.empty or "git_sha" not in runs:
         return []
-    shas = sorted(runs["git_sha"].dropna().astype(str).unique())
+    commits = runs["git_commits"].where(runs["git_commits"].notna(), runs["git_sha"]) if "git_commits" in runs else runs["git_sha"]
+    per_run = [str(c).split("+") for c in commits.dropna()]
+    shas = sorted({sha for run in per_run for sha in run})
+    spanning = sum(len(run) > 1 for run in per_run)
     dirty = int(runs["git_dirty"].fillna(False).astype(bool).sum()) if "git_dirty" in runs else 0
     if len(shas) <= 1 and not dirty:
         return []
     text = f"Code versions: the averaged runs come from {len(shas)} git SHA(s) ({', '.join(s[:10] for s in shas)})"
-    mixed = [key for key, group in runs.groupby(agg.row_keys + ["task"], dropna=False) if group["git_sha"].nunique() > 1]
+    by_cell = runs.assign(_commits=commits).groupby(agg.row_keys + ["task"], dropna=False)
+    mixed = [key for key, group in by_cell if group["_commits"].nunique() > 1 or group["_commits"].str.contains("+", regex=False).any()]
     if len(shas) > 1:
         text += f"; {len(mixed)} cell(s) average runs of different SHAs" if mixed else "; no cell mixes SHAs"
+    if spanning:
+        text += f"; {spanning} run(s) resumed under another commit than the one they started with"
     if dirty:
         text += f"; {dirty} run(s) from a dirty tree (uncommitted changes)"
-    return [text + ". See trials.csv (git_sha, git_dirty)."]
+    return [text + ". See trials.csv (git_sha, git_commits, git_dirty)."]

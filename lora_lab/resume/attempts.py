@@ -6,7 +6,11 @@ cost is the sum of all of them, not the last one's. ``result.json: attempts`` li
 process::
 
     {"host": ..., "pid": ..., "slurm_job_id": ..., "started": "2026-...", "started_unix": 1.7e9,
-     "wall_s": 61.2, "ended": "success" | "failed" | "cancelled" | "stopped: SIGUSR2" | "killed" | null}
+     "wall_s": 61.2, "ended": "success" | "failed" | "cancelled" | "stopped: SIGUSR2" | "killed" | null,
+     "git": {"sha": ..., "dirty": ...}}
+
+(``git``: the code this process ran, given by the trial: a trial resumed under another commit, or from
+a checkout with uncommitted changes, says so even when its last process ran a clean commit)
 
 and ``wall_time_s`` is the sum of their ``wall_s``. A running process updates its entry every time
 ``last.ckpt`` is written (`AttemptHeartbeat`), so a process that was killed without a word counts
@@ -26,12 +30,13 @@ def _iso(unix: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(unix))
 
 
-def begin_attempt(previous: list[dict] | None) -> list[dict]:
-    """The earlier attempts (an unfinished one marked ``killed``) plus this process's new entry."""
+def begin_attempt(previous: list[dict] | None, about: dict | None = None) -> list[dict]:
+    """The earlier attempts (an unfinished one marked ``killed``) plus this process's new entry, which
+    also holds ``about`` (the trial gives ``{"git": ...}``)."""
     attempts = [dict(a, ended=a.get("ended") or "killed") for a in (previous or []) if isinstance(a, dict)]
     now = time.time()
     attempts.append({"host": socket.gethostname(), "pid": os.getpid(), "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
-                     "started": _iso(now), "started_unix": now, "wall_s": 0.0, "ended": None})
+                     "started": _iso(now), "started_unix": now, "wall_s": 0.0, "ended": None, **(about or {})})
     return attempts
 
 

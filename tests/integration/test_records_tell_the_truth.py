@@ -53,6 +53,7 @@ def test_a_record_says_the_precision_run_and_the_time_of_its_one_attempt(finishe
     assert record["precision"] == "32-true"
     [attempt] = record["attempts"]
     assert attempt["ended"] == "success" and attempt["pid"] == os.getpid()
+    assert attempt["git"] == record["git"] and set(record["git"]) == {"sha", "dirty"}  # the code this process ran
     assert record["wall_time_s"] == attempt["wall_s"] > 0
 
 

@@ -161,10 +161,28 @@ def test_runs_from_several_code_versions_are_named_under_the_table(tmp_path):
         write_record(root, rec)
     md = report([root], out=tmp_path / "out", plots=False)["markdown"]
     assert "- Code versions: the averaged runs come from 2 git SHA(s) (abc, def); 1 cell(s) average runs of different SHAs; " \
-           "1 run(s) from a dirty tree (uncommitted changes)." in md
+           "1 run(s) from a dirty tree (uncommitted changes). See trials.csv (git_sha, git_commits, git_dirty)." in md
     same = tmp_path / "same"
     write_record(same, make_record(val=0.8, test=0.8))
     assert "Code versions" not in report([same], out=tmp_path / "out2", plots=False)["markdown"]
+
+
+def test_a_run_resumed_under_another_commit_or_begun_on_a_dirty_tree_says_so(tmp_path):
+    """The record's top-level git is the last process's; each attempt keeps its own. A run that began on a
+    dirty tree and finished on a clean commit is dirty, and a run that spans two commits mixes SHAs."""
+    root = tmp_path / "runs"
+    for seed in range(3):
+        rec = make_record(seed=seed, val=0.8, test=0.8)
+        rec["git"] = {"sha": "def", "dirty": False}
+        first = {"sha": "abc" if seed == 0 else "def", "dirty": seed == 0}
+        rec["attempts"] = [{"pid": 1, "wall_s": 5.0, "ended": "cancelled", "git": first}, {"pid": 2, "wall_s": 5.0, "ended": "success", "git": rec["git"]}]
+        write_record(root, rec)
+    result = report([root], out=tmp_path / "out", plots=False)
+    assert "- Code versions: the averaged runs come from 2 git SHA(s) (abc, def); 1 cell(s) average runs of different SHAs; " \
+           "1 run(s) resumed under another commit than the one they started with; 1 run(s) from a dirty tree (uncommitted changes)." in result["markdown"]
+    trials = result["trials"].set_index("seed")
+    assert trials.loc[0, "git_commits"] == "abc+def" and bool(trials.loc[0, "git_dirty"]) is True and trials.loc[0, "git_sha"] == "def"
+    assert trials.loc[1, "git_commits"] == "def" and bool(trials.loc[1, "git_dirty"]) is False
 
 
 def test_a_run_without_test_value_does_not_switch_the_column_to_validation(tmp_path):
