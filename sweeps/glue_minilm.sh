@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The `glue_minilm` study end to end (sweeps/glue_minilm.yaml): the sweep, then its report in
-# results/glue_minilm/ (table with significance marks, figures, index.html).
+# The `glue_minilm` study end to end (sweeps/glue_minilm.yaml): the sweep, the records of its finished
+# trials, then its report from those records in results/glue_minilm/ (table with significance marks,
+# figures, index.html).
 #
 #   bash sweeps/glue_minilm.sh /path/to/glue_data [hydra overrides...]
 #   DRY_RUN=1 bash sweeps/glue_minilm.sh /path/to/glue_data     # list the 96 trials, print the report command
@@ -22,7 +23,9 @@ lab=${LORA_LAB_CLI:-.venv/bin/lora-lab}
 runs=${LORA_LAB_RUNS:-runs}/glue_minilm
 out=${OUT:-results/glue_minilm}
 records=${RECORDS:-results/glue_minilm_records}  # the small files of each finished trial, committed (sweeps/keep_records.sh)
-report=("$lab" report "$runs" --out "$out" --baseline lora)  # no --cost: shared cores, wall times are no speed measurement
+# the report reads the kept records (with the sweep plan: missing trials are counted), so the committed
+# page's links to each trial's result.json and train.log resolve inside the repository
+report=("$lab" report "$records" --out "$out" --baseline lora)  # no --cost: shared cores, wall times are no speed measurement
 if [ "${DRY_RUN:-0}" = 1 ]; then
   "$lab" sweep glue_minilm "task.data_dir=$data" hydra/launcher=parallel dry_run=true "$@"
   echo "report: ${report[*]}"

@@ -8,8 +8,10 @@
 #
 # Kept per successful trial (same relative path under RECORDS_DIR): result.json, the per-example
 # predictions (predictions_*.jsonl: the report's paired bootstrap reads them), logs/metrics.csv (the
-# learning curves) and .hydra/overrides.yaml; a few tens of KB per trial. Not kept: checkpoints and
-# adapters. `lora-lab report RECORDS_DIR --out DIR` gives the same table as the runs themselves.
+# learning curves), train.log (what the run printed; the study page links to it) and
+# .hydra/overrides.yaml; a few tens of KB per trial. Also the study's sweep_plan.json, so a report of
+# a partial study lists its missing trials. Not kept: checkpoints and adapters.
+# `lora-lab report RECORDS_DIR --out DIR` gives the same table as the runs themselves.
 # --restore copies the records back into a runs dir without overwriting anything there; a rerun of
 # the study then finds those trials finished (their result.json holds the config they ran) and runs
 # only the rest.
@@ -31,7 +33,7 @@ while IFS= read -r -d '' result; do
   grep -q '"status": "success"' "$result" || continue
   rel=${run#"$runs"/}
   mkdir -p "$records/$rel"
-  for file in result.json logs/metrics.csv .hydra/overrides.yaml "$run"/predictions_*.jsonl; do
+  for file in result.json logs/metrics.csv train.log .hydra/overrides.yaml "$run"/predictions_*.jsonl; do
     file=${file#"$run"/}
     [ -f "$run/$file" ] || continue
     mkdir -p "$(dirname "$records/$rel/$file")"
@@ -39,4 +41,8 @@ while IFS= read -r -d '' result; do
   done
   kept=$((kept + 1))
 done < <(find -L "$runs" -name result.json -not -path "*/snapshots/*" -print0 | sort -z)
+if [ -f "$runs/sweep_plan.json" ]; then  # the planned trials: a partial study's report counts the missing ones
+  mkdir -p "$records"
+  cp "$runs/sweep_plan.json" "$records/sweep_plan.json"
+fi
 echo "kept the records of $kept finished trials in $records"

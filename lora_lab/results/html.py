@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 from html import escape
 from pathlib import Path
 
 from lora_lab.results.names import row_label
-from lora_lab.results.record import atomic_write_text
+from lora_lab.results.record import RESULT_NAME, atomic_write_text
+from lora_lab.results.run_summary import fmt_duration
 from lora_lab.results.table_model import AT_CHANCE, Table
 from lora_lab.results.tables import cell_values, key_value
 
@@ -30,7 +32,11 @@ tr.failed td,tr.corrupt td,tr.missing td,tr.cancelled td,tr.running td{backgroun
 figure{margin:1.5em 0}figure img{max-width:100%;border:1px solid #eee}figcaption{font-size:.9em;color:#444}
 code,pre{background:#f6f8fa;padding:.1em .3em;border-radius:3px}pre{padding:.6em;overflow-x:auto}
 """
-TRIAL_COLUMNS = ("status", "task", "method", "seed", "lr", "val", "test", "reason", "run_dir")
+TRIAL_COLUMNS = ("status", "task", "method", "seed", "lr", "val", "test", "wall_time_s", "reason", "run_dir")
+TRIAL_HEADERS = {"wall_time_s": "wall time"}
+#: a trial's files the page links to, where they exist when the report runs (relative links: the page
+#: and a study's committed records move together)
+RUN_FILES = ((RESULT_NAME, "result"), ("train.log", "log"))
 MAX_SUCCESS_LISTED = 300  # every unsuccessful trial is listed; successful ones up to this many (all in trials.csv)
 
 
@@ -117,8 +123,23 @@ def figures_html(out: Path, plot_paths: list[Path]) -> str:
     return "".join(blocks) or "<p>No figures (run without --no-plots).</p>"
 
 
-def trials_html(trials, row_keys: list[str] | None = None) -> str:
-    head = "".join(f"<th>{c}</th>" for c in TRIAL_COLUMNS)
+def run_links(run_dir, out: Path | None) -> str:
+    """Links from the page in ``out`` to the run's result.json and train.log (those that exist)."""
+    if out is None or not isinstance(run_dir, str):
+        return ""
+    links = []
+    for name, label in RUN_FILES:
+        path = Path(run_dir) / name
+        if path.is_file():
+            href = Path(os.path.relpath(path.resolve(), Path(out).resolve())).as_posix()
+            links.append(f'<a href="{escape(href)}">{label}</a>')
+    return " ".join(links)
+
+
+def trials_html(trials, out: Path | None = None) -> str:
+    """Every trial (successful ones up to `MAX_SUCCESS_LISTED`): status, cell, score, wall time summed
+    over its processes, why it did not finish, and links to its result.json and train.log."""
+    head = "".join(f"<th>{TRIAL_HEADERS.get(c, c)}</th>" for c in TRIAL_COLUMNS) + "<th>files</th>"
     rows = []
     ok = trials["status"] == "success"
     shown = trials[~ok | (ok.cumsum() <= MAX_SUCCESS_LISTED)]
@@ -128,9 +149,12 @@ def trials_html(trials, row_keys: list[str] | None = None) -> str:
             v = rec.get(c)
             if c == "method" and isinstance(v, str):
                 v = row_label(["method", "cfg.adapter.init", "cfg.adapter.rslora"], (v, rec.get("cfg.adapter.init"), rec.get("cfg.adapter.rslora")))
+            if c == "wall_time_s":
+                v = fmt_duration(v) if isinstance(v, (int, float)) and v == v else ""
             if isinstance(v, float):
                 v = "" if v != v else f"{v:.4g}"
             cells.append(f"<td>{escape('' if v is None else str(v))}</td>")
+        cells.append(f"<td>{run_links(rec.get('run_dir'), out)}</td>")
         rows.append(f'<tr class="{escape(str(rec.get("status")))}">{"".join(cells)}</tr>')
     more = len(trials) - len(shown)
     note = f"<p>... and {more} more successful trials (all in trials.csv).</p>" if more else ""
@@ -146,7 +170,7 @@ def provenance_html(meta: dict) -> str:
     return "<dl>" + "".join(f"<dt><b>{k}</b></dt><dd>{v}</dd>" for k, v in items) + "</dl>"
 
 
-def page(table: Table, markdown: str, trials, meta: dict, figures: str, extra: str = "") -> str:
+def page(table: Table, markdown: str, trials, meta: dict, figures: str, extra: str = "", out: Path | None = None) -> str:
     title = escape(" + ".join(meta.get("studies") or []) or "report")
     notes = "".join(f"<li>{_md_inline(n)}</li>" for n in table.notes)
     problems = [line for line in markdown.split("\n\n")[-1].splitlines() if line.strip()]
@@ -155,12 +179,12 @@ def page(table: Table, markdown: str, trials, meta: dict, figures: str, extra: s
             f"<h1>Study: {title}</h1><p><code>{escape(meta.get('command', ''))}</code></p>"
             f"<h2>Table</h2>{table_html(table)}<ul class=\"notes\">{notes}</ul>{comparisons_html(table)}"
             f"<h2>Figures</h2>{figures}{extra}"
-            f"<h2>Trials</h2>{problem_html}{trials_html(trials)}"
+            f"<h2>Trials</h2>{problem_html}{trials_html(trials, out)}"
             f"<h2>Provenance</h2>{provenance_html(meta)}</body></html>\n")
 
 
 def write_page(out: Path, table: Table, markdown: str, trials, meta: dict, plot_paths: list[Path], extra: str = "") -> Path:
     """``extra``: HTML sections placed after the figures (the analysis section, `lora_lab.results.analysis_section`)."""
     path = Path(out) / "index.html"
-    atomic_write_text(path, page(table, markdown, trials, meta, figures_html(Path(out), plot_paths), extra))
+    atomic_write_text(path, page(table, markdown, trials, meta, figures_html(Path(out), plot_paths), extra, Path(out)))
     return path

@@ -244,3 +244,25 @@ def sps_t_half(values):
     from scipy import stats
 
     return stats.t.ppf(0.975, len(values) - 1) * np.std(values, ddof=1) / np.sqrt(len(values))
+
+
+def test_the_trial_list_gives_each_trials_wall_time_and_links_to_its_result_and_log(tmp_path):
+    """Links are relative to the page and point at files that exist: a study's page committed next to its
+    kept records (sweeps/keep_records.sh) keeps working links."""
+    root = tmp_path / "records"
+    for seed in range(2):
+        rec = make_record(seed=seed, val=0.8, test=0.8)
+        rec["wall_time_s"] = 754.0 if seed == 0 else 42.0
+        path = write_record(root, rec)
+        if seed == 0:
+            (path.parent / "train.log").write_text("step 10/20  loss 0.6\n")
+    write_record(root, make_record(seed=2, status="failed"))
+    out = tmp_path / "results" / "fab"
+    report([root], out=out, plots=False)
+    page = (out / "index.html").read_text()
+    assert "<th>wall time</th>" in page and "<td>12 min 34 s</td>" in page and "<td>42 s</td>" in page
+    hrefs = re.findall(r'<a href="([^"]+)">(result|log)</a>', page)
+    assert sorted(label for _, label in hrefs) == ["log", "result", "result", "result"]  # the log only where one exists
+    for href, label in hrefs:
+        assert not href.startswith("/") and (out / href).resolve().is_file(), href
+        assert (out / href).resolve().name == {"result": "result.json", "log": "train.log"}[label]

@@ -1,6 +1,7 @@
 """The GLUE MiniLM study's command (sweeps/glue_minilm.sh) in dry-run mode: every one of its 96
 trials is listed under runs/glue_minilm with the local data dir, and the report command it would
-run writes results/glue_minilm with cost columns against LoRA. The study itself is not run in CI."""
+run reads the kept records (results/glue_minilm_records) and writes results/glue_minilm against LoRA,
+without cost columns. The study itself is not run in CI."""
 
 import os
 import re
@@ -35,7 +36,7 @@ def test_dry_run_lists_every_trial_and_the_report_command(tmp_path):
     for task in ("glue_cola", "glue_mrpc", "glue_rte", "glue_stsb"):
         for method in ("lora-r8-a16-kaiming", "dora-r8-a16-kaiming", "adalora-r12-a8-adalora", "lora-r8-a16-pissa"):
             assert sum(f"glue_minilm/{task}/minilm/{method}-" in t for t in trials) == 6  # 2 lr scales x 3 seeds
-    assert f"report: {env['LORA_LAB_CLI']} report {tmp_path / 'runs'}/glue_minilm --out results/glue_minilm --baseline lora" in proc.stdout
+    assert f"report: {env['LORA_LAB_CLI']} report results/glue_minilm_records --out results/glue_minilm --baseline lora" in proc.stdout
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").rglob("result.json"))
 
 

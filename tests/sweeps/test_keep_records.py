@@ -29,12 +29,17 @@ def test_records_rebuild_the_table_and_restore_as_finished(tmp_path):
     unfinished = tmp_path / "runs" / "kept" / "broken"
     unfinished.mkdir()
     (unfinished / "result.json").write_text(json.dumps({"status": "failed"}))
+    (runs[0] / "train.log").write_text("step 1/2  loss 0.69\n")  # what a run from the command line prints
+    planned = [{"index": i, "subdir": f"seed{i}", "overrides": [f"seed={i}"]} for i in range(3)]  # seed2: planned, never run
+    (tmp_path / "runs" / "kept" / "sweep_plan.json").write_text(json.dumps({"study": "kept", "trials": planned}))
     records = tmp_path / "records"
     proc = subprocess.run(["bash", "sweeps/keep_records.sh", str(tmp_path / "runs" / "kept"), str(records)], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and proc.stdout.strip() == f"kept the records of 2 finished trials in {records}", proc.stderr
     kept = sorted(str(p.relative_to(records)) for p in records.rglob("*") if p.is_file())
-    assert kept == sorted(f"seed{s}/{f}" for s in (0, 1) for f in ("result.json", "logs/metrics.csv", ".hydra/overrides.yaml", "predictions_val.jsonl", "predictions_test.jsonl")
-                          if (runs[s] / f).is_file())
+    assert kept == sorted([f"seed{s}/{f}" for s in (0, 1) for f in ("result.json", "logs/metrics.csv", "train.log", ".hydra/overrides.yaml",
+                                                                     "predictions_val.jsonl", "predictions_test.jsonl")
+                           if (runs[s] / f).is_file()] + ["sweep_plan.json"])
+    assert "seed0/train.log" in kept
     assert "seed0/result.json" in kept and not (records / "broken").exists()
     assert not any(records.rglob("*.ckpt")) and not any(records.rglob("*.safetensors"))
     lab = str(Path(sys.executable).parent / "lora-lab")
@@ -44,6 +49,8 @@ def test_records_rebuild_the_table_and_restore_as_finished(tmp_path):
         assert report.returncode == 0, report.stderr[-2000:]
     table = lambda out: [line for line in (tmp_path / out / "table.md").read_text().splitlines() if line.startswith("|")]  # noqa: E731
     assert table("from_runs") == table("from_records") and len(table("from_runs")) >= 3
+    # the kept plan still counts the planned trial that never ran (only successes are kept: "broken" is not)
+    assert "Trials: 3 (2 success, 0 failed, 0 cancelled, 0 running, 0 corrupt, 1 missing" in (tmp_path / "from_records" / "table.md").read_text()
     restored = tmp_path / "restored"
     proc = subprocess.run(["bash", "sweeps/keep_records.sh", "--restore", str(records), str(restored)], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
