@@ -31,12 +31,12 @@ for side in old new; do
     exit 1
   }
 done
-compared=0
+compared=()
 for file in logs/metrics.csv $(cd "$tmp/new.run" && ls predictions_*.jsonl 2> /dev/null); do
   if ! cmp -s "$tmp/old.run/$file" "$tmp/new.run/$file"; then
     echo "different numbers: $file differs between $rev and this checkout"
     exit 1
   fi
-  compared=$((compared + 1))
+  compared+=("$file")
 done
-echo "same numbers: $rev and this checkout ($(git rev-parse --short HEAD)$(git diff --quiet HEAD -- lora_lab conf || echo ', with uncommitted changes')) agree byte for byte on $compared file(s)"
+echo "same numbers: $rev and this checkout ($(git rev-parse --short HEAD)$(git diff --quiet HEAD -- lora_lab conf || echo ', with uncommitted changes')) agree byte for byte on ${compared[*]}"

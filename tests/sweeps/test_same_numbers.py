@@ -25,7 +25,8 @@ def test_same_numbers_agrees_with_itself_and_catches_a_changed_default(tmp_path)
     env = {**os.environ, "LORA_LAB_PYTHON": sys.executable}
     same = subprocess.run(["bash", "sweeps/same_numbers.sh", "HEAD", *TRIAL], cwd=clone, env=env, capture_output=True, text=True, timeout=600)
     assert same.returncode == 0, same.stdout + same.stderr[-3000:]
-    assert same.stdout.startswith("same numbers: HEAD and this checkout") and "on 2 file(s)" in same.stdout  # metrics.csv + val predictions
+    assert same.stdout.startswith("same numbers: HEAD and this checkout") and same.stdout.rstrip().endswith(
+        "agree byte for byte on logs/metrics.csv predictions_test.jsonl predictions_val.jsonl")
     lora = clone / "conf" / "adapter" / "lora.yaml"
     lora.write_text(lora.read_text().replace("alpha: 16", "alpha: 32"))
     _git(clone, "commit", "-qam", "a different default alpha")
