@@ -2,8 +2,9 @@
 # Do two commits compute the same numbers? A study that spans sittings averages runs of several commits
 # (its table's code-version note lists them); this runs one short trial at an older commit REV (in a
 # temporary worktree) and at this checkout, with the same overrides, one thread each, and compares what
-# the trial computed byte for byte: logs/metrics.csv (every logged training loss, learning rate and
-# evaluation) and predictions_*.jsonl (every dev / test prediction).
+# the trial computed byte for byte: logs/metrics.csv (the training loss and learning rate of every step
+# -- trainer.log_every_n_steps=1 unless you override it -- and every evaluation) and predictions_*.jsonl
+# (every dev / test prediction).
 #
 #   bash sweeps/same_numbers.sh REV [overrides...]
 #   bash sweeps/same_numbers.sh df89460 backbone=minilm task=glue_cola task.data_dir=/path/to/glue_data \
@@ -25,7 +26,7 @@ export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_
 for side in old new; do
   code=$PWD
   [ "$side" = old ] && code=$tmp/old
-  (cd "$code" && PYTHONPATH=$code "$python" -m lora_lab.train "$@" "hydra.run.dir=$tmp/$side.run" > "$tmp/$side.log" 2>&1) || {
+  (cd "$code" && PYTHONPATH=$code "$python" -m lora_lab.train trainer.log_every_n_steps=1 "$@" "hydra.run.dir=$tmp/$side.run" > "$tmp/$side.log" 2>&1) || {
     echo "error: the trial at $side ($code) failed; its output:" >&2
     tail -n 20 "$tmp/$side.log" >&2
     exit 1
