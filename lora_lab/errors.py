@@ -9,14 +9,20 @@ line and exits with status 2 instead of showing a traceback.
 import difflib
 import math
 import os
+import re
+
+
+#: a line break with the spaces around it: a `ConfigError` message becomes one line
+LINE_BREAKS = re.compile(r"[ \t]*[\r\n]+[ \t]*")
 
 
 class ConfigError(ValueError):
-    """Invalid configuration or input data; the message is one line meant for the user."""
+    """Invalid configuration or input data; the message is one line meant for the user (line breaks in
+    ``message``, e.g. a library's error quoted in it, become spaces)."""
 
     def __init__(self, key: str, message: str):
         self.key = key
-        super().__init__(f"{key}: {message}")
+        super().__init__(f"{key}: {LINE_BREAKS.sub(' ', str(message)).strip()}")
 
 
 def did_you_mean(name: str, allowed) -> str:

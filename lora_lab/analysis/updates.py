@@ -3,7 +3,7 @@ adapter or snapshot, from which every measure reads ``dW = W' - W0`` (``[out, in
 
 ``W0`` comes from ``snapshots/base_weights.safetensors`` (written before the first step,
 `lora_lab.analysis.snapshots`) or, for a run without snapshots, from the backbone its adapter records
-(`lora_lab.adapters.compose.load_recorded_base`). ``W'`` of a LoRA-family adapter is its layer's own
+(`lora_lab.models.backbones.load_recorded_base`). ``W'`` of a LoRA-family adapter is its layer's own
 merged weight on ``W0`` (`AdapterLayer.merged_weight`: DoRA's magnitude, AdaLoRA's mask, PiSSA's saved
 residual), computed by attaching the method to bare linear maps holding ``W0`` and loading the saved
 state the normal way (`lora_lab.adapters.io.load_checkpoint_state`); full fine-tuning saves ``W'``
@@ -94,7 +94,7 @@ def base_weights(run: Run) -> dict[str, torch.Tensor]:
     path = run.run_dir / "snapshots" / BASE_NAME
     if path.is_file():
         return load_file(str(path))
-    from lora_lab.adapters.compose import load_recorded_base
+    from lora_lab.models.backbones import load_recorded_base
     from lora_lab.analysis.snapshots import analysed_weights
 
     try:

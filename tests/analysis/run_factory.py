@@ -29,15 +29,19 @@ def _move(method, generator: torch.Generator, std: float) -> None:
 
 
 def make_run(root: Path, name: str, adapter: dict, seed: int = 0, move_seed: int | None = None, steps=(0, 4, 8), snapshots: bool = True,
-             std: float = 0.05) -> tuple[Path, dict]:
-    """A finished run in ``root/name``; returns ``(run_dir, {step: {module: W' the live model computes}})``."""
+             std: float = 0.05, model=None, backbone: dict | None = None, base_file: bool = True) -> tuple[Path, dict]:
+    """A finished run in ``root/name``; returns ``(run_dir, {step: {module: W' the live model computes}})``.
+    ``model`` / ``backbone``: another base and the backbone record its adapter is saved with (default:
+    the tiny BERT, which cannot be rebuilt); ``base_file=False``: no ``snapshots/base_weights.safetensors``,
+    as a run trained without snapshots leaves it (the analyses then rebuild ``W0`` from the record)."""
     run_dir = root / name
-    model = tiny_bert(seed=0)  # every run shares the base
+    model = model if model is not None else tiny_bert(seed=0)  # every run shares the base
     method = build_method(parse_config({"targets": "qv", **adapter}))
     method.attach(model, "bert", head_modules_for(model, "classification"))
-    backbone = {"name": "tiny_bert", "model_kind": "classification", "num_labels": 2}
+    backbone = backbone or {"name": "tiny_bert", "model_kind": "classification", "num_labels": 2}
     (run_dir / "snapshots").mkdir(parents=True)
-    save_file(analysed_weights(model, method), str(run_dir / "snapshots" / BASE_NAME), metadata={"conv1d_modules": "[]"})
+    if base_file:
+        save_file(analysed_weights(model, method), str(run_dir / "snapshots" / BASE_NAME), metadata={"conv1d_modules": "[]"})
     g = torch.Generator().manual_seed(1000 + (seed if move_seed is None else move_seed))
     live = {}
     for i, step in enumerate(steps):

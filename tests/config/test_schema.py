@@ -110,3 +110,13 @@ def test_half_true_precisions_refused_adapters_stay_fp32():
     for bad in ("bf16-true", "16-true"):
         with pytest.raises(ConfigError, match=r"trainer.precision: .* would cast the adapter weights to 16 bits; allowed: 32-true"):
             check_precision(bad)
+
+
+def test_a_config_error_is_one_line_even_when_it_quotes_a_multi_line_library_message():
+    """A library's error quoted in the message (transformers' download failures span three lines) must
+    not break the one-line contract of the CLI's error output; spaces inside a line are kept."""
+    from lora_lab.errors import ConfigError
+
+    err = ConfigError("RUN", "cannot be rebuilt (We couldn't connect to the Hub.\nCheck your internet connection  or see\r\n  offline mode.)")
+    assert str(err) == "RUN: cannot be rebuilt (We couldn't connect to the Hub. Check your internet connection  or see offline mode.)"
+    assert err.key == "RUN"
