@@ -180,3 +180,49 @@ def test_packages_do_not_import_each_other_in_a_circle():
     assert "lora_lab.results" in rooms["lora_lab.analysis"]  # edges are really folded
     assert find_cycle(rooms) is None, " -> ".join(find_cycle(rooms))
     assert find_cycle(package_graph({"lora_lab.a.x": {"lora_lab.b.y"}, "lora_lab.b.z": {"lora_lab.a.w"}})) is not None
+
+
+def defined_names(path: Path) -> set[str]:
+    """Names a module defines or imports at its top level (what ``from module import name`` can take)."""
+    names = set()
+    pending = list(ast.parse(path.read_text(), filename=str(path)).body)
+    while pending:
+        node = pending.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((a.asname or a.name).split(".")[0] for a in node.names)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names.update(n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name))
+        elif isinstance(node, (ast.If, ast.Try, ast.With)):
+            pending.extend(n for n in ast.iter_child_nodes(node) if isinstance(n, ast.stmt))
+            if isinstance(node, ast.Try):
+                pending.extend(s for h in node.handlers for s in h.body)
+    return names
+
+
+def test_every_import_of_a_lora_lab_name_finds_it_even_inside_functions():
+    """An import run only on a rare path (inside a function: a run without snapshots, a failure branch;
+    a slow test or a benchmark) must still name a module that exists and a name it defines: a file move
+    that missed one is caught here, not by the user who first takes that path."""
+    files = {module_name(p): p for p in PACKAGE_DIR.rglob("*.py")}
+    readers = [*PACKAGE_DIR.rglob("*.py"), *(PACKAGE_DIR.parent / "tests").rglob("*.py"), *(PACKAGE_DIR.parent / "benchmarks").rglob("*.py")]
+    missing = []
+    for path in readers:
+        where = str(path.relative_to(PACKAGE_DIR.parent))
+        package = module_name(path) if path.name == "__init__.py" else module_name(path).rpartition(".")[0]
+        for node in all_imports(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.Import):
+                missing += [f"{where}: import {a.name}" for a in node.names if a.name.startswith("lora_lab") and a.name not in files]
+                continue
+            base = imported_names(node, package)[0]
+            if not base.startswith("lora_lab"):
+                continue
+            if base not in files:
+                missing.append(f"{where}: from {base} (no such module)")
+                continue
+            defined = defined_names(files[base])
+            missing += [f"{where}: from {base} import {a.name}" for a in node.names
+                        if a.name != "*" and a.name not in defined and f"{base}.{a.name}" not in files]
+    assert not missing, "imports of names that do not exist:\n" + "\n".join(sorted(missing))
