@@ -116,7 +116,7 @@ def code_version_notes(agg: Aggregate) -> list[str]:
     runs = agg.chosen
     if runs.empty or "git_sha" not in runs:
         return []
-    commits = runs["git_commits"].where(runs["git_commits"].notna(), runs["git_sha"]) if "git_commits" in runs else runs["git_sha"]
+    commits = runs["git_commits"] if "git_commits" in runs else runs["git_sha"]  # git_commits: every commit of the run's processes
     per_run = [str(c).split("+") for c in commits.dropna()]
     shas = sorted({sha for run in per_run for sha in run})
     spanning = sum(len(run) > 1 for run in per_run)

@@ -30,13 +30,13 @@ def _iso(unix: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(unix))
 
 
-def begin_attempt(previous: list[dict] | None, about: dict | None = None) -> list[dict]:
-    """The earlier attempts (an unfinished one marked ``killed``) plus this process's new entry, which
-    also holds ``about`` (the trial gives ``{"git": ...}``)."""
+def begin_attempt(previous: list[dict] | None) -> list[dict]:
+    """The earlier attempts (an unfinished one marked ``killed``) plus this process's new entry (its
+    ``git`` is filled in by the trial, from the record it starts)."""
     attempts = [dict(a, ended=a.get("ended") or "killed") for a in (previous or []) if isinstance(a, dict)]
     now = time.time()
     attempts.append({"host": socket.gethostname(), "pid": os.getpid(), "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
-                     "started": _iso(now), "started_unix": now, "wall_s": 0.0, "ended": None, **(about or {})})
+                     "started": _iso(now), "started_unix": now, "wall_s": 0.0, "ended": None})
     return attempts
 
 

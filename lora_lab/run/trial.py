@@ -55,7 +55,7 @@ from lora_lab.models.backbones import load_tokenizer
 from lora_lab.process_rank import is_global_zero
 from lora_lab.pruning import pruned_reason, pruning_callbacks
 from lora_lab.run.progress import ProgressPrinter
-from lora_lab.results.record import ResultRecord, git_state, job_info, read_record, write_result
+from lora_lab.results.record import ResultRecord, job_info, read_record, write_result
 from lora_lab.resume.checkpoint import LAST_NAME, ResumeCheckpoint
 from lora_lab.resume.checkpoint_io import AtomicCheckpointIO
 from lora_lab.resume.lock import RunLock
@@ -115,7 +115,7 @@ def run_in_dir(trial: TrialConfig, run_dir: str | os.PathLike, overrides: list[s
         if trial.task.data_is_local:
             set_offline_env(trial.backbone.name, trial.backbone.tokenizer)
         history = list(previous.interruptions) if previous is not None else []
-        attempts = begin_attempt(previous.attempts if previous is not None else None, {"git": git_state()})
+        attempts = begin_attempt(previous.attempts if previous is not None else None)
         try:
             with StopOnSignals() as stops:
                 return run_trial(trial, run_dir, overrides or [], interruptions=history, attempts=attempts, stops=stops).to_dict()
@@ -248,6 +248,7 @@ def run_trial(trial: TrialConfig, run_dir: Path, overrides: list[str], interrupt
     run_dir.mkdir(parents=True, exist_ok=True)
     record = ResultRecord.start(resolved, run_dir, overrides, interruptions or [])
     attempts = attempts if attempts is not None else begin_attempt(None)
+    attempts[-1]["git"] = record.git  # this process's entry: the code it runs (a resumed trial's earlier ones keep theirs)
     record.attempts = attempts
     stops = stops or StopOnSignals()
 

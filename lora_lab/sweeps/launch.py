@@ -63,8 +63,9 @@ def print_plan(study, trials, out=None) -> None:
         print(f"  [{_status(Path(t.run_dir)):>9}] {t.run_dir}", file=out)
 
 
-def write_plans(study, trials, overrides: list[str]) -> list[Path]:
-    """One plan per sweep dir: the trials this launch expects there (overwrites the previous plan)."""
+def write_plans(study, trials, overrides: list[str], git: dict) -> list[Path]:
+    """One plan per sweep dir: the trials this launch expects there and the code (``git``) that planned
+    them (overwrites the previous plan)."""
     from lora_lab.sweeps.expand import trial_summary
 
     written = []
@@ -74,7 +75,7 @@ def write_plans(study, trials, overrides: list[str]) -> list[Path]:
             "study_file": str(study.path),
             "overrides": list(overrides),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "git": git_state(),
+            "git": git,
             "trials": [trial_summary(t) for t in trials if t.sweep_dir == sweep_dir],
         }
         path = Path(sweep_dir) / PLAN_NAME
@@ -93,8 +94,8 @@ def dirty_tree_warning(git: dict) -> str | None:
             "git.dirty=true and the report's table notes it; commit first, or run the study from a clean worktree (docs/studies.md)")
 
 
-def warn_if_dirty() -> None:
-    line = dirty_tree_warning(git_state())
+def warn_if_dirty(git: dict) -> None:
+    line = dirty_tree_warning(git)
     if line:
         print(line, file=sys.stderr)
 
@@ -133,7 +134,7 @@ def optuna_sweep(plan, overrides: list[str], dry_run: bool) -> int:
         print_plan(plan)
         return 0
     check_storage(storage_url(plan.sweeper.get("storage"), plan.sweep_dir), write=True)  # creates the sweep dir
-    warn_if_dirty()
+    warn_if_dirty(git_state())
     with SweepInterrupt() as stop:
         run_multirun(plan.study, overrides)
     if stop.hit:
@@ -166,9 +167,10 @@ def sweep(argv: list[str]) -> int:
         print_plan(study, trials)
         return 0
     check_finished_results(trials)
-    for plan_file in write_plans(study, trials, overrides):
+    git = git_state()
+    for plan_file in write_plans(study, trials, overrides, git):
         print(f"study {study.name}: {len(trials)} trials; plan in {plan_file}", file=sys.stderr)
-    warn_if_dirty()
+    warn_if_dirty(git)
     with SweepInterrupt() as stop, TrialLines([(t.run_dir, t.subdir) for t in trials]):
         run_multirun(study, overrides, plan.params)
     if stop.hit:
