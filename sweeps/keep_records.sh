@@ -16,9 +16,16 @@
 # the study then finds those trials finished (their result.json holds the config they ran) and runs
 # only the rest.
 set -euo pipefail
+not_a_run() {  # a trial's own directory (it holds result.json) is never a records or runs dir: nothing is written into it
+  if [ -e "$2/result.json" ]; then
+    echo "error: $1: $2 is a trial's run directory (it holds result.json); allowed: a study's runs or records directory" >&2
+    exit 2
+  fi
+}
 if [ "${1:-}" = "--restore" ]; then
   [ $# -eq 3 ] || { echo "usage: bash sweeps/keep_records.sh --restore RECORDS_DIR RUNS_DIR" >&2; exit 2; }
   [ -d "$2" ] || { echo "error: RECORDS_DIR: $2 is not a directory" >&2; exit 2; }
+  not_a_run RUNS_DIR "$3"
   mkdir -p "$3"
   cp -rn "$2/." "$3/"
   exit 0
@@ -27,6 +34,7 @@ fi
 runs=$1
 records=$2
 [ -d "$runs" ] || { echo "error: RUNS_DIR: $runs is not a directory" >&2; exit 2; }
+not_a_run RECORDS_DIR "$records"
 kept=0
 while IFS= read -r -d '' result; do
   run=$(dirname "$result")

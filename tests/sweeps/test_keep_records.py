@@ -63,3 +63,16 @@ def test_records_rebuild_the_table_and_restore_as_finished(tmp_path):
     (restored / "seed1" / "result.json").write_text("{}")  # --restore never overwrites what is there
     subprocess.run(["bash", "sweeps/keep_records.sh", "--restore", str(records), str(restored)], cwd=ROOT, check=True, timeout=60)
     assert (restored / "seed1" / "result.json").read_text() == "{}"
+
+
+def test_a_finished_trials_directory_is_never_a_records_or_runs_target(tmp_path):
+    run = tmp_path / "runs" / "kept" / "seed0"
+    run.mkdir(parents=True)
+    (run / "result.json").write_text(json.dumps({"status": "success"}))
+    (tmp_path / "runs" / "kept" / "sweep_plan.json").write_text(json.dumps({"trials": []}))
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    for args, key in ((["sweeps/keep_records.sh", str(tmp_path / "runs" / "kept"), str(run)], "RECORDS_DIR"),
+                      (["sweeps/keep_records.sh", "--restore", str(tmp_path / "runs" / "kept"), str(run)], "RUNS_DIR")):
+        proc = subprocess.run(["bash", *args], cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 2 and proc.stderr.strip() == f"error: {key}: {run} is a trial's run directory (it holds result.json); allowed: a study's runs or records directory"
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
