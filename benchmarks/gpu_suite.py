@@ -28,7 +28,6 @@ Run:  python benchmarks/gpu_suite.py            (GPU)
 from __future__ import annotations
 
 import argparse
-import copy
 import gc
 import os
 import platform

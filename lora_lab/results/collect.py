@@ -36,13 +36,10 @@ import pandas as pd
 from lora_lab.adapters.method import count_fixed_in_training
 from lora_lab.errors import ConfigError
 from lora_lab.results.record import PLAN_NAME, RESULT_NAME, MalformedResult, ResultRecord
-from lora_lab.tasks.registry import parse_task_config
+from lora_lab.tasks.registry import metric_info, parse_task_config
 
 #: a run whose best validation value is within this of the chance level never left it
 CHANCE_TOL = 0.005
-#: metrics whose chance level is 0 (correlations); accuracy uses the majority-class baseline,
-#: generation metrics the untrained model's value
-ZERO_CHANCE = ("mcc", "pearson", "spearman")
 STATUSES = ("success", "failed", "cancelled", "running", "pruned", "corrupt", "missing")
 
 
@@ -104,12 +101,14 @@ def flatten(node: dict, prefix: str, out: dict) -> None:
 
 
 def chance_level(baselines: dict, metric: str | None, primary: str | None) -> float | None:
-    """The level a run must leave: 0 for correlations, the majority-class accuracy for accuracy, the
-    untrained (pretrained) model's value for generation tasks; None when unknown."""
-    if metric in ZERO_CHANCE:
+    """The level a run must leave, as the metric's task family declares it (`MetricInfo.chance`): 0 for
+    correlations, the majority-class rate for accuracy, else the untrained (pretrained) model's value
+    where the run recorded one (generation tasks); None when unknown."""
+    chance = metric_info(metric).chance if metric is not None else None
+    if chance == "zero":
         return 0.0
     majority = _num(baselines.get("majority_val"))
-    if metric == "accuracy" and majority is not None:
+    if chance == "majority" and majority is not None:
         return majority
     untrained = baselines.get("untrained_val")
     return _num(untrained.get(primary)) if isinstance(untrained, dict) and primary else None

@@ -1,11 +1,12 @@
 """Display names for the paper: methods, rows, tasks and metrics.
 
-Methods name themselves: a row's label comes from the adapter registry (each method's
+Methods and metrics name themselves: a row's label comes from the adapter registry (each method's
 ``display_name``, ``named_inits`` and ``table_order``, `lora_lab.adapters.method.AdapterMethod`) and
 the init registry (`lora_lab.adapters.init.init_display_name`), so a new method or init needs no edit
 here. ``lora`` with ``init=pissa`` is PiSSA (LoRA's ``named_inits``); ``rslora=true`` makes LoRA
 rsLoRA and any other label ``X + rsLoRA``; any other non-default initialisation is appended
 (``DoRA (PiSSA init)``, ``LoRA (gaussian init)``). A method the registry does not know keeps its key.
+A metric's label is the one its task family declares (`lora_lab.tasks.base.MetricInfo`).
 Rows are ordered by their method's ``table_order`` (the baseline-first order of the papers); unknown
 methods follow alphabetically.
 """
@@ -16,6 +17,7 @@ import math
 
 from lora_lab.adapters import METHODS
 from lora_lab.adapters.init import init_display_name
+from lora_lab.tasks.registry import metric_info
 
 RSLORA = "rsLoRA"  # the label of a rank-stabilised run (the `rslora` knob; Kalajdzievski 2023)
 TASK_NAMES = {
@@ -23,7 +25,6 @@ TASK_NAMES = {
     "glue_rte": "RTE", "glue_stsb": "STS-B", "glue_wnli": "WNLI", "synthetic": "Synthetic", "wikisql": "WikiSQL",
     "wikisql_synthetic": "WikiSQL (synthetic)",
 }
-METRIC_NAMES = {"accuracy": "Acc", "mcc": "MCC", "f1": "F1", "pearson": "Pearson", "spearman": "Spearman", "exec_acc": "Exec. acc", "lf_acc": "LF acc"}
 SPLIT_NAMES = {"test": "test", "val": "dev"}
 #: row keys folded into the label
 LABEL_KEYS = ("method", "cfg.adapter.init", "cfg.adapter.rslora")
@@ -94,7 +95,8 @@ def task_name(task: str) -> str:
 
 
 def metric_name(metric: str | None) -> str:
-    return METRIC_NAMES.get(metric or "", metric or "?")
+    """A metric's table label, as the task family that computes it declared it (`lora_lab.tasks.registry.metric_info`)."""
+    return metric_info(metric).label
 
 
 def ordered_rows(row_keys: list[str], rows: list[tuple]) -> list[tuple]:

@@ -7,6 +7,9 @@ way. ``task.kind`` names the schema (``glue``, ``text_classification``, ``wikisq
 names its family (``classification``, ``generation``, ``text_to_sql``). Unknown keys, unknown kinds and
 out-of-range values are `ConfigError`s naming the key. `TaskSpec` is what the Lightning module needs
 before any data is read: number of labels, metric names, the primary metric and the evaluation splits.
+`MetricInfo` is what the report needs to know of a metric a family computes (its table label, the values
+it can take, its chance level); the family declares it next to the metric, and
+`lora_lab.tasks.registry.metric_info` finds it by name.
 """
 
 from __future__ import annotations
@@ -88,21 +91,53 @@ class TaskConfig:
         raise NotImplementedError
 
 
+UNIT = (0.0, 1.0)  # a rate: accuracy, F1, exact match, ROUGE, execution accuracy
+CORRELATION = (-1.0, 1.0)  # Matthews, Pearson and Spearman correlation
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    """A metric a task family reports, as the report reads it.
+
+    ``label``: the table's short name (``MCC``); ``range``: the values the metric can take, ``(lo, hi)``,
+    or None when unbounded -- a Student-t interval ``mean ± t s / sqrt(n)`` of a bounded score can cross
+    its bound (two seeds at 0.80 and 0.99 give an upper end above 1 for accuracy), so the report
+    intersects it with the range; ``chance``: the level a run has to leave to have learnt anything --
+    ``"zero"`` for correlations (a constant predictor scores 0), ``"majority"`` for accuracy (the
+    majority-class rate of the evaluation split, recorded as ``baselines.majority_val``), None for the
+    untrained model's value where the run recorded one (``baselines.untrained_val``, generation tasks)."""
+
+    name: str
+    label: str
+    range: tuple[float, float] | None = None
+    chance: str | None = None
+
+    def __post_init__(self):
+        if self.chance not in (None, "zero", "majority"):
+            raise ValueError(f"MetricInfo {self.name!r}: chance {self.chance!r}; allowed: None, 'zero', 'majority'")
+
+
+def metric_names(infos: tuple[MetricInfo, ...]) -> tuple[str, ...]:
+    """The names of ``infos``, in order (what a config may name)."""
+    return tuple(info.name for info in infos)
+
+
 @dataclass(frozen=True)
 class TaskFamily:
     """One task family: its config schemas (one per ``task.kind``), data module and Lightning module
     (named ``"package.module:Class"``, imported by `classes` when a trial builds, so that checking a
-    config never imports Lightning: the bad-input gate answers in seconds), the metric names it can
+    config never imports Lightning: the bad-input gate answers in seconds), the metrics it can
     report, and ``pair``, which makes the (data module, Lightning module) of a trial from the two
     classes: ``pair(data_cls, module_cls, task_cfg, spec, tokenizer, backbone_cfg, module_args, seed)``,
     where ``module_args`` holds the trial's parsed ``backbone``, ``adapter``, ``optim`` and ``task``
-    configs (`BackboneConfig`, `AdapterConfig`, `OptimConfig`, `TaskConfig`), made once at the entry point."""
+    configs (`BackboneConfig`, `AdapterConfig`, `OptimConfig`, `TaskConfig`), made once at the entry point.
+    ``metrics`` declares every built-in metric the family can report (`MetricInfo`)."""
 
     name: str
     schemas: tuple[type[TaskConfig], ...]
     data_module: str
     lightning_module: str
-    metrics: tuple[str, ...]
+    metrics: tuple[MetricInfo, ...]
     pair: Callable
 
     def classes(self) -> tuple[type, type]:

@@ -7,6 +7,10 @@ Lightning module. Adding a family = a package under `lora_lab.tasks` whose ``fam
 list to edit; a plug-in (`lora_lab.plugins`) calls `register_family` instead. A new task of an existing
 family on your own files is a config file only (``conf/task/*.yaml`` with ``kind: text_classification``
 or ``text_generation``).
+
+Each family declares the metrics it computes (`MetricInfo`: table label, range, chance level);
+`metric_info` finds one by name for the report, so a new family's metric is labelled, clipped and
+judged against chance with no list in the report to edit.
 """
 
 from __future__ import annotations
@@ -18,12 +22,14 @@ import pkgutil
 
 from lora_lab.errors import ConfigError, did_you_mean
 from lora_lab.plugins import load_plugins
-from lora_lab.tasks.base import TaskConfig, TaskFamily
+from lora_lab.tasks.base import MetricInfo, TaskConfig, TaskFamily
 
 #: family name -> family, in discovery order
 FAMILIES: dict[str, TaskFamily] = {}
 #: ``task.kind`` -> its schema
 TASK_SCHEMAS: dict[str, type[TaskConfig]] = {}
+#: metric name -> what the family that computes it declared
+METRICS: dict[str, MetricInfo] = {}
 
 
 def _kind(schema: type[TaskConfig]) -> str:
@@ -31,14 +37,22 @@ def _kind(schema: type[TaskConfig]) -> str:
 
 
 def register_family(family: TaskFamily) -> TaskFamily:
-    """Add ``family`` and its task kinds; a kind claimed by two families is an error."""
+    """Add ``family``, its task kinds and its metrics; a kind claimed by two families, or one metric name
+    declared two different ways, is an error."""
     for schema in family.schemas:
         kind = _kind(schema)
         owner = TASK_SCHEMAS.get(kind)
         if owner is not None and owner is not schema:
             raise ValueError(f"task kind {kind!r} of family {family.name!r} is already the kind of {owner.__qualname__}")
+    for info in family.metrics:
+        if not isinstance(info, MetricInfo):
+            raise TypeError(f"family {family.name!r}: metrics holds {info!r}; each must be a MetricInfo")
+        known = METRICS.get(info.name)
+        if known is not None and known != info:
+            raise ValueError(f"metric {info.name!r} of family {family.name!r} is declared as {info} but already as {known}")
     FAMILIES[family.name] = family
     TASK_SCHEMAS.update({_kind(s): s for s in family.schemas})
+    METRICS.update({info.name: info for info in family.metrics})
     return family
 
 
@@ -65,6 +79,13 @@ def parse_task_config(raw: dict) -> TaskConfig:
     cfg = schema(**raw)
     cfg.validate()
     return cfg
+
+
+def metric_info(name: str | None) -> MetricInfo:
+    """What the family that computes metric ``name`` declared; a metric no family declares (a
+    ``task.metric_fn`` of your own) is labelled by its name, with no range and no chance level."""
+    name = str(name) if name is not None else "?"
+    return METRICS.get(name) or MetricInfo(name, name)
 
 
 def family_of(task_cfg: TaskConfig) -> TaskFamily:

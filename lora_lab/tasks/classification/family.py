@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from lora_lab.tasks.base import TaskFamily
 from lora_lab.tasks.classification.schema import (
-    CLASSIFICATION_METRICS, REGRESSION_METRICS, GlueTaskConfig, SyntheticSentimentConfig, TextClassificationConfig,
+    CLASSIFICATION_METRIC_INFO, REGRESSION_METRIC_INFO, GlueTaskConfig, SyntheticSentimentConfig, TextClassificationConfig,
 )
 
 
@@ -21,6 +21,6 @@ FAMILY = TaskFamily(
     schemas=(GlueTaskConfig, SyntheticSentimentConfig, TextClassificationConfig),
     data_module="lora_lab.tasks.classification.data:ClassificationDataModule",
     lightning_module="lora_lab.tasks.classification.module:ClassificationModule",
-    metrics=CLASSIFICATION_METRICS + REGRESSION_METRICS,
+    metrics=CLASSIFICATION_METRIC_INFO + REGRESSION_METRIC_INFO,
     pair=pair,
 )

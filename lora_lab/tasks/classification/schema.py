@@ -14,14 +14,18 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from lora_lab.errors import ConfigError
-from lora_lab.tasks.base import TaskConfig, TaskSpec, require_positive_ints
+from lora_lab.tasks.base import CORRELATION, UNIT, MetricInfo, TaskConfig, TaskSpec, metric_names, require_positive_ints
 from lora_lab.tasks.classification.glue import get_glue_task, load_glue_hub, load_glue_local
 from lora_lab.tasks.classification.synthetic import make_synthetic_sentiment
 from lora_lab.tasks.user_files import UserDataConfig, as_number
 
-#: the metrics a config may name (computed by `lora_lab.tasks.classification.metrics`)
-CLASSIFICATION_METRICS = ("accuracy", "f1", "mcc")
-REGRESSION_METRICS = ("pearson", "spearman")
+#: the metrics a config may name (computed by `lora_lab.tasks.classification.metrics`): F1 is the binary
+#: F1 of label id 1, MCC Matthews' correlation (0 for a constant predictor, as GLUE scores CoLA)
+CLASSIFICATION_METRIC_INFO = (MetricInfo("accuracy", "Acc", UNIT, "majority"), MetricInfo("f1", "F1", UNIT),
+                              MetricInfo("mcc", "MCC", CORRELATION, "zero"))
+REGRESSION_METRIC_INFO = (MetricInfo("pearson", "Pearson", CORRELATION, "zero"), MetricInfo("spearman", "Spearman", CORRELATION, "zero"))
+CLASSIFICATION_METRICS = metric_names(CLASSIFICATION_METRIC_INFO)
+REGRESSION_METRICS = metric_names(REGRESSION_METRIC_INFO)
 
 
 @dataclass

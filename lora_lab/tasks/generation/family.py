@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from lora_lab.models.backbones import generation_model_kind
 from lora_lab.tasks.base import TaskFamily
-from lora_lab.tasks.generation.metric_names import BUILTIN_METRIC_NAMES
+from lora_lab.tasks.generation.metric_names import BUILTIN_METRIC_INFO
 from lora_lab.tasks.generation.schema import TextGenerationConfig
 
 
@@ -24,6 +24,6 @@ FAMILY = TaskFamily(
     schemas=(TextGenerationConfig,),
     data_module="lora_lab.tasks.generation.data:GenerationDataModule",
     lightning_module="lora_lab.tasks.generation.module:GenerationModule",
-    metrics=BUILTIN_METRIC_NAMES,
+    metrics=BUILTIN_METRIC_INFO,
     pair=pair,
 )

@@ -7,9 +7,12 @@ import importlib
 from collections.abc import Callable
 
 from lora_lab.errors import ConfigError
+from lora_lab.tasks.base import UNIT, MetricInfo, metric_names
 
-#: the built-in per-example scores (defined in `lora_lab.tasks.generation.metrics`)
-BUILTIN_METRIC_NAMES = ("exact_match", "rouge_l")
+#: the built-in per-example scores (defined in `lora_lab.tasks.generation.metrics`), averaged over examples;
+#: a metric of your own (``task.metric_fn``) is reported under its function's name, with no known range
+BUILTIN_METRIC_INFO = (MetricInfo("exact_match", "EM", UNIT), MetricInfo("rouge_l", "ROUGE-L", UNIT))
+BUILTIN_METRIC_NAMES = metric_names(BUILTIN_METRIC_INFO)
 
 
 def load_metric_fn(path: str) -> tuple[str, Callable[[str, str], float]]:

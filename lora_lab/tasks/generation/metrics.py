@@ -14,13 +14,22 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 
 import torch
+from absl import logging as absl_logging
 from rouge_score import rouge_scorer, tokenizers
 from torchmetrics import Metric
 
 from lora_lab.tasks.generation.metric_names import BUILTIN_METRIC_NAMES, load_metric_fn
+
+# rouge-score imports absl, whose logging handler binds the sys.stderr of the moment it is imported and,
+# when closed, closes that stream unless it is the current sys.stderr. Every Hydra job reconfigures
+# logging (logging.config.dictConfig closes every handler ever made, attached or not), so where
+# sys.stderr was swapped after the import (pytest's capture, a redirect_stderr block, a notebook's
+# stream) the next trial closed a live stream. sys.__stderr__ is a stream absl never closes.
+absl_logging.get_absl_handler().python_handler.stream = sys.__stderr__
 
 # the tokenizer passed explicitly (the package logs a line when it picks its default itself)
 _ROUGE = rouge_scorer.RougeScorer(["rougeL"], tokenizer=tokenizers.DefaultTokenizer(use_stemmer=False))

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from lora_lab.tasks.base import TaskFamily
 from lora_lab.tasks.generation.family import pair
-from lora_lab.tasks.text_to_sql.schema import SQL_METRICS, WikiSqlConfig, WikiSqlSyntheticConfig
+from lora_lab.tasks.text_to_sql.schema import SQL_METRIC_INFO, WikiSqlConfig, WikiSqlSyntheticConfig
 
 FAMILY = TaskFamily(
     name="text_to_sql",
     schemas=(WikiSqlConfig, WikiSqlSyntheticConfig),
     data_module="lora_lab.tasks.text_to_sql.data:TextToSqlDataModule",
     lightning_module="lora_lab.tasks.text_to_sql.module:TextToSqlModule",
-    metrics=SQL_METRICS,
+    metrics=SQL_METRIC_INFO,
     pair=pair,
 )

@@ -15,12 +15,15 @@ from pathlib import Path
 from typing import ClassVar
 
 from lora_lab.errors import ConfigError
-from lora_lab.tasks.base import TaskSpec, require_positive_ints
+from lora_lab.tasks.base import UNIT, MetricInfo, TaskSpec, metric_names, require_positive_ints
 from lora_lab.tasks.generation.schema import GenerationTaskConfig
 from lora_lab.tasks.text_to_sql.wikisql import load_wikisql_hub, load_wikisql_local
 from lora_lab.tasks.text_to_sql.wikisql_synthetic import make_wikisql_synthetic
 
-SQL_METRICS = ("exec_acc", "lf_acc", "invalid_rate")
+#: execution accuracy (the predicted SQL returns the gold answer), logical-form accuracy (the canonical
+#: query matches), the rate of predictions that could not run (lower is better; never a primary metric)
+SQL_METRIC_INFO = (MetricInfo("exec_acc", "Exec. acc", UNIT), MetricInfo("lf_acc", "LF acc", UNIT), MetricInfo("invalid_rate", "Invalid", UNIT))
+SQL_METRICS = metric_names(SQL_METRIC_INFO)
 
 
 @dataclass
