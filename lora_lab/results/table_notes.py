@@ -6,7 +6,7 @@ the short form (`lora_lab.results.latex.caption`)."""
 from __future__ import annotations
 
 from lora_lab.results.aggregate import Aggregate, display_name
-from lora_lab.results.names import task_name
+from lora_lab.results.names import SPLIT_NAMES, metric_name, task_name
 from lora_lab.results.stats import ALPHA
 from lora_lab.results.table_model import ALLOCATED, AT_CHANCE, DAGGER, DOWN, MIN_SEEDS, STAR, UP, Table
 
@@ -60,15 +60,16 @@ def significance_note(table: Table) -> str | None:
 def notes(agg: Aggregate, table: Table) -> list[str]:
     out = []
     info = agg.task_info
-    parts = [f"{t} = {info[t]['split']} {info[t]['metric']}" if info[t]["split"] else f"{t} = {info[t]['metric']} (no finished run)" for t in agg.tasks]
+    parts = [f"{task_name(t)} = {SPLIT_NAMES.get(info[t]['split'], info[t]['split'])} {metric_name(info[t]['metric'])}" if info[t]["split"]
+             else f"{task_name(t)} = {metric_name(info[t]['metric'])} (no finished run)" for t in agg.tasks]
     out.append("Scores x100: " + "; ".join(parts) + ". Model selection (best evaluation, nuisance setting) on validation only.")
-    on_val = [t for t in agg.tasks if info[t]["split"] == "val"]
+    on_val = [task_name(t) for t in agg.tasks if info[t]["split"] == "val"]
     if on_val:
         out.append(f"{', '.join(on_val)}: no labelled test split, so the score is the validation (GLUE: dev) value at the evaluation "
                    "and setting chosen on that same split -- the LoRA-family papers' convention, optimistic as an estimate of held-out accuracy.")
     for task, cols in split_tasks(agg).items():
-        out.append(f"{task}: the runs report different primary metrics ({', '.join(info[c]['metric'] for c in cols)}), one column each, "
-                   "never averaged together; Avg left blank.")
+        out.append(f"{task_name(task)}: the runs report different primary metrics ({', '.join(metric_name(info[c]['metric']) for c in cols)}), "
+                   "one column each, never averaged together; Avg left blank.")
     out.append(f"Cells: {spread_text(table)}; #Params = adapter parameters (heads excluded).")
     if table.spread == "std" and table.usual_n >= MIN_SEEDS:
         out.append("table.csv: ci_low / ci_high = the 95 % Student-t interval of the cell's mean over seeds (not of a difference), clipped to the "

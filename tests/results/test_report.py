@@ -51,7 +51,7 @@ def test_mean_std_and_best_lr_match_the_files(tmp_path):
     md = result["markdown"]
     lora_tests = [t for _, t in truth[("lora", "synthetic", 1e-3)]]
     assert f"<ins>{100 * statistics.mean(lora_tests):.2f}</ins> ± {100 * statistics.stdev(lora_tests):.2f}" in md  # second of 2: underlined
-    assert "synthetic = test accuracy" in md and "glue_rte = val accuracy" in md
+    assert "Synthetic = test Acc" in md and "RTE = dev Acc" in md
 
 
 def test_best_setting_is_chosen_on_validation_not_test(tmp_path):
@@ -200,5 +200,5 @@ def test_columns_without_test_split_say_the_score_is_the_selection_split(tmp_pat
     _write_method_grid(root)
     md = report([root], out=tmp_path / "out", plots=False)["markdown"]
     note = next(line for line in md.splitlines() if "no labelled test split" in line)
-    assert note.startswith("- glue_rte: no labelled test split") and "synthetic" not in note
-    assert "glue_rte = val accuracy" in md and "synthetic = test accuracy" in md
+    assert note.startswith("- RTE: no labelled test split") and "Synthetic" not in note
+    assert "RTE = dev Acc" in md and "Synthetic = test Acc" in md

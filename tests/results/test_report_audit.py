@@ -83,7 +83,7 @@ def test_planned_cells_whose_runs_all_failed_stay_in_the_table(tmp_path):
     assert "| DoRA | 8 | 8.2K | 0.0005 | 91.00 (n=2) | –* |" in md  # every ranked cell ties: no bold
     assert "| LoRA | 8 | 8.2K | 0.0005 | 91.00 (n=2) | –* |" in md
     assert "| LoRA | 64 | – | – | –* | – |" in md
-    assert "glue_cola = ? (no finished run)" in md
+    assert "CoLA = ? (no finished run)" in md
     rows = {(r["method"], r["r"]): r for r in _csv_rows(tmp_path / "out")}
     assert rows[("lora", "8")]["glue_cola_unfinished"] == "2" and rows[("lora", "8")]["glue_cola_n"] == "0"
     assert rows[("lora", "8")]["glue_cola_mean"] == "" and "avg" not in rows[("lora", "8")]
@@ -150,7 +150,7 @@ def test_runs_with_different_primary_metrics_are_never_averaged_together(tmp_pat
     assert float(row["glue_mrpc:f1_mean"]) == pytest.approx(0.40) and row["glue_mrpc:f1_n"] == "1"
     assert "avg" not in row  # the task is split by metric: no average over its two columns
     assert row["glue_mrpc:f1_unfinished"] == "1"  # a failed run counts towards the newest run's metric (f1, seed 2)
-    assert "glue_mrpc: the runs report different primary metrics (accuracy, f1)" in result["markdown"]
+    assert "MRPC: the runs report different primary metrics (Acc, F1)" in result["markdown"]
 
 
 def test_runs_from_several_code_versions_are_named_under_the_table(tmp_path):
@@ -197,7 +197,7 @@ def test_a_run_without_test_value_does_not_switch_the_column_to_validation(tmp_p
     assert float(rows["dora"]["synthetic_mean"]) == pytest.approx(0.95) and rows["dora"]["synthetic_n"] == "1"
     assert rows["dora"]["synthetic_unfinished"] == "1"
     md = result["markdown"]
-    assert "synthetic = test accuracy" in md and re.search(r"\| DoRA \| 8.2K \| 0.0005 \| \*\*95.00\*\* \(n=1\)\* \|", md)
+    assert "Synthetic = test Acc" in md and re.search(r"\| DoRA \| 8.2K \| 0.0005 \| \*\*95.00\*\* \(n=1\)\* \|", md)
     assert re.search(r"- incomplete \(success, not averaged in\): `.*dora.*seed1` -- no test metric", md)
 
 
@@ -233,5 +233,5 @@ def test_a_task_with_only_planned_trials_is_labelled_with_the_metric_its_task_wi
     result = report([root], out=tmp_path / "out", plots=False)
     md = result["markdown"]
     assert "| Method | #Params | lr | CoLA (MCC) | STS-B (Pearson) |" in md
-    assert "glue_stsb = pearson (no finished run)" in md
+    assert "STS-B = Pearson (no finished run)" in md
     assert "STS-B Pearson (no finished run)" in (tmp_path / "out" / "table.tex").read_text()

@@ -59,7 +59,7 @@ def test_text_classification_on_a_csv_trains_and_reports(tmp_path):
 
     row, table = report_row(tmp_path, tmp_path / "runs")
     assert float(row["reviews_mean"]) == 1.0 and row["reviews_n"] == "1" and row["reviews_at_chance"] == "0"
-    assert "| LoRA | " in table and " | 0.05 | 100.00 (n=1) |" in table and "reviews = test accuracy" in table
+    assert "| LoRA | " in table and " | 0.05 | 100.00 (n=1) |" in table and "reviews = test Acc" in table
 
 
 @pytest.mark.slow
@@ -89,4 +89,4 @@ def test_text_generation_on_jsonl_trains_and_reports(tmp_path):
 
     row, table = report_row(tmp_path, tmp_path / "runs")
     assert float(row["colours_mean"]) == pytest.approx(test["test/rouge_l"]) and row["colours_n"] == "1"
-    assert " | 0.05 | 100.00 (n=1) |" in table and "colours = test rouge_l" in table
+    assert " | 0.05 | 100.00 (n=1) |" in table and "colours = test ROUGE-L" and "colours (ROUGE-L)" in table in table
