@@ -1,9 +1,11 @@
 """Figure helpers of `lora-lab analyze`: every figure is written as PNG and as PDF with TrueType
-(Type 42) fonts embedded (``pdf.fonttype = 42``), as publishers ask."""
+(Type 42) fonts embedded and no creation date (`lora_lab.figure_files.save_figure`), as publishers ask."""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+from lora_lab.figure_files import save_figure
 
 
 def pyplot():
@@ -12,7 +14,7 @@ def pyplot():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    plt.rcParams.update({"pdf.fonttype": 42, "ps.fonttype": 42, "font.size": 9})
+    plt.rcParams.update({"font.size": 9})
     return plt
 
 
@@ -22,7 +24,7 @@ def save(fig, stem: Path) -> list[Path]:
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
     fig.tight_layout()
-    fig.savefig(paths[0], dpi=130)
-    fig.savefig(paths[1])
+    save_figure(fig, paths[0], dpi=130)
+    save_figure(fig, paths[1])
     plt.close(fig)
     return paths

@@ -9,6 +9,7 @@ marker: the wide LaTeX table fits a two-column page (pdflatex) and every PDF fig
 from __future__ import annotations
 
 import csv
+import hashlib
 import re
 import statistics
 import subprocess
@@ -280,3 +281,18 @@ def test_a_per_task_setting_is_no_row_key_but_a_per_method_one_is(tmp_path):
     _write(mixed, "glue_rte", "dora", [0.60, 0.62, 0.64], extra_cfg={"trainer": {"max_steps": 1000}})
     md = report([mixed], out=tmp_path / "o2", plots=False, page=False)["markdown"]
     assert "trainer.max_steps" in md and len([line for line in md.splitlines() if line.startswith("| LoRA")]) == 2
+
+
+def test_a_report_rebuilt_from_the_same_records_writes_the_same_figure_bytes(tmp_path):
+    root = tmp_path / "runs"
+    for seed in range(3):
+        for r in (4, 8):
+            write_record(root, make_record(seed=seed, r=r, val=0.7 + r / 100 + seed / 100, test=0.7 + r / 100))
+    digests = []
+    for out in ("a", "b"):
+        report([root], out=tmp_path / out, plots=True, page=False)
+        files = sorted((tmp_path / out / "plots").glob("*.p[dn][fg]"))
+        digests.append({p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in files})
+    assert any(name.endswith(".pdf") for name in digests[0]) and digests[0] == digests[1]
+    pdf = next(p for p in sorted((tmp_path / "a" / "plots").glob("*.pdf")))
+    assert b"/CreationDate" not in pdf.read_bytes()
