@@ -1,14 +1,20 @@
-"""The notes under the paper table (table.md, index.html): each column's split and metric, what ``±``
-and every mark mean, the tie, chance and Avg rules, the significance test, the backbone and its
+"""The notes under the paper table (table.md, index.html): each column's split and metric, its chance
+level (the score a run has to leave: the majority class, a constant predictor, the untrained model),
+what ``±`` and every mark mean, the tie, chance and Avg rules, the significance test, the backbone and its
 pooling, the cost columns' definition, and the code versions behind the cells. The LaTeX caption is
 the short form (`lora_lab.results.latex.caption`)."""
 
 from __future__ import annotations
 
 from lora_lab.results.aggregate import Aggregate, display_name
+from lora_lab.results.collect import CHANCE_TOL
 from lora_lab.results.names import SPLIT_NAMES, metric_name, task_name
 from lora_lab.results.stats import ALPHA
 from lora_lab.results.table_model import ALLOCATED, AT_CHANCE, DAGGER, DOWN, MIN_SEEDS, STAR, UP, Table
+from lora_lab.tasks.registry import metric_info
+
+#: what each kind of chance level is (`MetricInfo.chance`; None: the untrained model's value)
+CHANCE_WHAT = {"zero": "a constant prediction", "majority": "the majority class", None: "the untrained model"}
 
 
 def backbones(agg: Aggregate) -> list[str]:
@@ -57,12 +63,32 @@ def significance_note(table: Table) -> str | None:
             "not distinguishable from the baseline at this level (p-values in table.csv).")
 
 
+def chance_note(agg: Aggregate) -> str | None:
+    """Each column's chance level on validation (x100) as its finished runs recorded it, and what it is;
+    a range where runs of one column recorded different levels (e.g. different evaluation subsets)."""
+    parts = []
+    for t in agg.tasks:
+        rows = agg.chosen[agg.chosen["task"] == t] if "chance" in agg.chosen else agg.chosen.iloc[0:0]
+        levels = sorted({round(100 * float(v), 2) for v in rows.get("chance", []) if v is not None and v == v})
+        if not levels:
+            continue
+        level = f"{levels[0]:.2f}" if len(levels) == 1 else f"{levels[0]:.2f} to {levels[-1]:.2f} (differs between runs)"
+        parts.append(f"{task_name(t)} {level} ({CHANCE_WHAT[metric_info(agg.task_info[t]['metric']).chance]})")
+    if not parts:
+        return None
+    return (f"Chance level on validation, x100 (a run whose best validation score stays within {100 * CHANCE_TOL:g} points of it never left it): "
+            + "; ".join(parts) + ".")
+
+
 def notes(agg: Aggregate, table: Table) -> list[str]:
     out = []
     info = agg.task_info
     parts = [f"{task_name(t)} = {SPLIT_NAMES.get(info[t]['split'], info[t]['split'])} {metric_name(info[t]['metric'])}" if info[t]["split"]
              else f"{task_name(t)} = {metric_name(info[t]['metric'])} (no finished run)" for t in agg.tasks]
     out.append("Scores x100: " + "; ".join(parts) + ". Model selection (best evaluation, nuisance setting) on validation only.")
+    chance = chance_note(agg)
+    if chance:
+        out.append(chance)
     on_val = [task_name(t) for t in agg.tasks if info[t]["split"] == "val"]
     if on_val:
         out.append(f"{', '.join(on_val)}: no labelled test split, so the score is the validation (GLUE: dev) value at the evaluation "

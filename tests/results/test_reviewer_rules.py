@@ -89,6 +89,8 @@ def test_a_column_at_chance_is_marked_and_never_bold(tmp_path):
     assert _md_cells(md, "DoRA")[3] == "0.40 ± 0.00†" and _md_cells(md, "LoRA")[3] == "0.00 ± 0.00†"  # 0.40 is higher, not bold
     assert _md_cells(md, "LoRA")[4] == "**75.00** ± 0.00"
     assert "(at chance): every run of the column stayed at chance level (CoLA)" in md
+    assert ("Chance level on validation, x100 (a run whose best validation score stays within 0.5 points of it never left it): "
+            "CoLA 0.00 (a constant prediction); RTE 50.00 (the majority class).") in md
     rows = _rows(tmp_path / "out")
     assert rows["DoRA"]["glue_cola_rank"] == rows["LoRA"]["glue_cola_rank"] == ""
     tex = (tmp_path / "out" / "table.tex").read_text()
@@ -296,3 +298,11 @@ def test_a_report_rebuilt_from_the_same_records_writes_the_same_figure_bytes(tmp
     assert any(name.endswith(".pdf") for name in digests[0]) and digests[0] == digests[1]
     pdf = next(p for p in sorted((tmp_path / "a" / "plots").glob("*.pdf")))
     assert b"/CreationDate" not in pdf.read_bytes()
+
+
+def test_the_chance_level_note_gives_a_range_where_runs_recorded_different_levels(tmp_path):
+    root = tmp_path / "runs"
+    _write(root, "glue_rte", "lora", [0.7] * 2, majority=0.5)
+    write_record(root, make_record(task="glue_rte", method="lora", seed=2, val=0.7, majority=0.5271))  # another dev subset
+    md = report([root], out=tmp_path / "out", plots=False, page=False)["markdown"]
+    assert "RTE 50.00 to 52.71 (differs between runs) (the majority class)." in md
