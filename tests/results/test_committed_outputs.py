@@ -39,3 +39,34 @@ def test_every_committed_pdf_figure_embeds_truetype_fonts():
         if not fonts or not all("TrueType" in line for line in fonts):
             type3[str(pdf.relative_to(ROOT))] = fonts
     assert not type3, type3
+
+
+def _rebuilt_from_records():
+    """(study dir, the report command its meta.json records) for each committed study built from kept records."""
+    import json
+
+    out = []
+    for meta in sorted((ROOT / "results").glob("*/meta.json")):
+        command = json.loads(meta.read_text()).get("command", "")
+        if re.fullmatch(r"lora-lab report results/\S+_records --out results/\S+( --baseline \S+)?", command):
+            out.append((meta.parent, command))
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("study, command", _rebuilt_from_records(), ids=lambda v: getattr(v, "name", ""))
+def test_a_committed_table_is_the_tools_output_of_the_committed_records(study, command, tmp_path, monkeypatch):
+    """No hand edit, and no code change that moves a committed number or note unnoticed: the report run
+    again on the kept records writes the committed table.csv, table.tex and table.md (its command line aside)."""
+    from lora_lab.results.report import report
+
+    args = command.split()
+    baseline = args[args.index("--baseline") + 1] if "--baseline" in args else None
+    monkeypatch.chdir(ROOT)  # the committed report ran from the repository root (it names the records relative to it)
+    report([args[2]], out=tmp_path / "out", plots=False, page=False, baseline=baseline, command=command)
+    for name in ("table.csv", "table.tex", "table.md"):
+        assert (tmp_path / "out" / name).read_text() == (study / name).read_text(), f"{study.name}/{name}"
+
+
+def test_the_studies_built_from_records_are_found():
+    assert {s.name for s, _ in _rebuilt_from_records()} >= {"quick", "glue_minilm", "analysis_minilm"}
