@@ -24,6 +24,7 @@ from __future__ import annotations
 import sys
 from typing import Callable
 
+from lora_lab.command_line import CommandParser, no_arguments
 from lora_lab.output_target import prepare_output_dir
 
 
@@ -59,14 +60,12 @@ def _report(argv: list[str]) -> int:
 
 
 def _export(argv: list[str]) -> int:
-    import argparse
-
     import json
     from pathlib import Path
 
     from lora_lab.adapters.peft_export import EXPORT_FORMATS, PROVENANCE_NAME, export_run
 
-    ap = argparse.ArgumentParser(prog="lora-lab export", description="export a run's adapter (RUN_DIR/adapter)")
+    ap = CommandParser(prog="lora-lab export", description="export a run's adapter (RUN_DIR/adapter)")
     ap.add_argument("run_dir")
     ap.add_argument("out_dir")
     ap.add_argument("--format", dest="fmt", default="peft", help=f"one of: {', '.join(EXPORT_FORMATS)}")
@@ -99,7 +98,6 @@ def exported_state_line(run_dir: str) -> str:
 
 
 def _merge_adapters(argv: list[str]) -> int:
-    import argparse
     import json
     from pathlib import Path
 
@@ -107,7 +105,7 @@ def _merge_adapters(argv: list[str]) -> int:
     from lora_lab.models.backbones import load_recorded_base
     from lora_lab.errors import ConfigError
 
-    ap = argparse.ArgumentParser(prog="lora-lab merge-adapters", description="W + sum_i w_i dW_i of saved adapters, saved as a model")
+    ap = CommandParser(prog="lora-lab merge-adapters", description="W + sum_i w_i dW_i of saved adapters, saved as a model")
     ap.add_argument("out_dir")
     ap.add_argument("adapters", nargs="+", metavar="ADAPTER_DIR[=WEIGHT]", help="weight defaults to 1")
     ap.add_argument(
@@ -151,6 +149,7 @@ def _analyze(argv: list[str]) -> int:
 def _env(argv: list[str]) -> int:
     from lora_lab.run.env_info import env_text
 
+    no_arguments("env", argv)
     print(env_text())
     return 0
 

@@ -13,7 +13,6 @@ Every function here is importable: `analyze` is the command without the argument
 
 from __future__ import annotations
 
-import argparse
 import csv
 import itertools
 import json
@@ -27,6 +26,7 @@ from lora_lab.analysis import decomposition, dw_vs_w, learning_curves, spectrum,
 from lora_lab.analysis.adalora_budget import allocation_rows, read_history, scheduled_budget
 from lora_lab.analysis.figures import pyplot, save
 from lora_lab.analysis.updates import Run, base_weights, find_runs, layer_and_kind, load_run, same_matrices, snapshot_dir, snapshot_steps, updated_weights
+from lora_lab.command_line import CommandParser
 from lora_lab.errors import ConfigError
 from lora_lab.results.analysis_section import INDEX_NAME
 
@@ -325,7 +325,7 @@ def _finite(rows: list[dict]) -> list[dict]:
 
 
 def main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="lora-lab analyze", description="paper analyses (LoRA 7.2-7.3, DoRA 3, AdaLoRA) of finished runs")
+    ap = CommandParser(prog="lora-lab analyze", description="paper analyses (LoRA 7.2-7.3, DoRA 3, AdaLoRA) of finished runs")
     ap.add_argument("runs", nargs="+", metavar="RUN", help="run directories or sweep directories")
     ap.add_argument("--out", required=True, help="output directory (CSV, figures/, analysis.json)")
     ap.add_argument("--measure", action="append", default=[], help=f"one of {', '.join(MEASURES)} (repeatable; default: all that apply)")

@@ -26,6 +26,7 @@ import sys
 import time
 from pathlib import Path
 
+from lora_lab.command_line import CommandParser
 from lora_lab.errors import ConfigError
 from lora_lab.output_target import prepare_output_dir
 
@@ -38,7 +39,7 @@ FIRST_COLUMNS = ["status", "study", "task", "method", "seed", "lr", "metric", "v
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="lora-lab report", description="Aggregate result.json files into the paper table (md/LaTeX/CSV), plots, trials.csv and meta.json.")
+    p = CommandParser(prog="lora-lab report", description="Aggregate result.json files into the paper table (md/LaTeX/CSV), plots, trials.csv and meta.json.")
     p.add_argument("paths", nargs="+", help="run dirs, sweep dirs or result.json files")
     p.add_argument("--by", default=None, help="row keys after the method, comma-separated (e.g. r or init,r); default: every knob that varies")
     p.add_argument("--nuisance", default="optim.lr,lr_scale", help="keys to take the best over, chosen on validation (default: optim.lr,lr_scale; '' for none)")

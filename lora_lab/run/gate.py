@@ -18,7 +18,7 @@ from typing import Callable
 from lora_lab.config.trial_config import TrialConfig, parse, trial_identity
 
 from lora_lab.config.compose import compose, run_dir_of, schema_settable, unknown_group_choice
-from lora_lab.errors import ConfigError, one_line, show_tracebacks
+from lora_lab.errors import ConfigError, did_you_mean, one_line, show_tracebacks
 from lora_lab.results.record import ResultRecord, UnknownSchema, read_record
 from lora_lab.tracking.settings import probe_trackers
 
@@ -86,6 +86,23 @@ def preflight(trial: TrialConfig, run_dir: Path) -> str:
     return action
 
 
+def hydra_flags() -> list[str]:
+    """The flags Hydra's own command line accepts (``--multirun``, ``--cfg``, ...), read from its parser."""
+    from hydra._internal.utils import get_args_parser
+
+    return [flag for action in get_args_parser()._actions for flag in action.option_strings]
+
+
+def check_flags(argv: list[str]) -> None:
+    """A flag Hydra does not know is one `ConfigError` line naming it and the flags allowed (Hydra's
+    parser printed its usage block and ``train.py: error: unrecognized arguments``)."""
+    flags = hydra_flags()
+    for arg in argv:
+        if arg.startswith("-") and arg.split("=", 1)[0] not in flags:
+            raise ConfigError("lora-lab train", f"unrecognized argument {arg!r}{did_you_mean(arg, flags)}; allowed: overrides "
+                              f"key=value and Hydra's flags {', '.join(f for f in flags if f.startswith('--'))}")
+
+
 def _single_run(argv: list[str]) -> bool:
     """Plain overrides (no ``--multirun``, ``--cfg``, ``--config-dir`` ...): one trial, checkable up front."""
     return all(not arg.startswith("-") for arg in argv)
@@ -139,6 +156,7 @@ def check_command_line(argv: list[str], check_sweep: Callable[[list[str]], objec
     `lora_lab.sweeps.multirun.check_multirun`, passed in by the entry points: this layer does not
     import the one above it)."""
     try:
+        check_flags(argv)
         if _single_run(argv):
             cfg = compose(argv)
             run_dir = run_dir_of(cfg)
