@@ -296,6 +296,9 @@ def check_measures(measures) -> list[str]:
 def analyze(paths, out, measures=None, max_dim: int = 64, rank: int = 8, command: str | None = None, overwrite: bool = False) -> dict:
     """Run ``measures`` (default: all that apply) over the runs at or under ``paths``; write CSVs,
     figures and ``analysis.json`` into ``out``; returns the index."""
+    for option, value in (("--max-dim", max_dim), ("--rank", rank)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(option, f"must be a positive integer, got {value!r}")
     explicit = measures is not None and len(measures) > 0
     chosen = check_measures(measures) if explicit else list(MEASURES)
     runs = [load_run(d) for d in find_runs(paths)]

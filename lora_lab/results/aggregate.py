@@ -71,12 +71,12 @@ def _ignored(column: str) -> bool:
     return any(fnmatch.fnmatchcase(key, pattern) for pattern in IGNORED)
 
 
-def _resolve_key(name: str, columns) -> str:
+def _resolve_key(name: str, columns, option: str = "--by") -> str:
     for candidate in (name, f"cfg.{name}", f"cfg.adapter.{name}"):
         if candidate in columns:
             return candidate
     allowed = sorted(display_name(c) for c in columns if c.startswith("cfg.") and not _ignored(c))
-    raise ConfigError("--by", f"unknown key {name!r}; allowed: {', '.join(allowed)}")
+    raise ConfigError(option, f"unknown key {display_name(name)!r}; allowed: {', '.join(allowed)}")
 
 
 def _varying(df: pd.DataFrame, columns: list[str]) -> list[str]:
@@ -140,6 +140,9 @@ def aggregate(trials: pd.DataFrame, by: list[str] | None = None, nuisance=DEFAUL
     ok = df[finished & ~df.index.isin(pending.index)].copy()
     pool = pd.concat([ok, pending]) if len(pending) else ok  # planned rows: finished or not
     cfg_cols = [c for c in df.columns if c.startswith("cfg.")]
+    # a key asked for is found as --by finds one (``r`` is cfg.adapter.r); one no run has is a typo, one line
+    # (the defaults may be absent: runs without lr_scale)
+    nuisance = [k if k in DEFAULT_NUISANCE or df.empty else _resolve_key(k.removeprefix("cfg."), df.columns, "--nuisance") for k in nuisance]
     nuisance = [c for c in nuisance if c in df.columns]
     candidates = [c for c in cfg_cols if not _ignored(c) and c not in nuisance]
     varying = _varying(pool, candidates)

@@ -58,6 +58,9 @@ def find_files(paths) -> tuple[list[Path], list[Path]]:
     for p in paths:
         p = Path(p)
         if p.is_file():
+            if p.name not in (RESULT_NAME, PLAN_NAME):  # a log, a CSV, a checkpoint given by mistake: never read as a corrupt run
+                raise ConfigError("PATH", f"{p} is neither a {RESULT_NAME} nor a {PLAN_NAME}; allowed: run directories, sweep "
+                                  f"directories, {RESULT_NAME} or {PLAN_NAME} files")
             (plans if p.name == PLAN_NAME else results).append(p)
         elif p.is_dir():
             stack.append(str(p))

@@ -65,8 +65,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     stale = []
     for doc in args.docs:
-        for path in stale_tables(doc) if args.check else refresh(doc):
-            stale.append(f"{doc}: {path}")
+        try:
+            for path in stale_tables(doc) if args.check else refresh(doc):
+                stale.append(f"{doc}: {path}")
+        except (OSError, ValueError) as err:  # a document or a table.md it names is missing or holds no table: one line
+            print(f"error: {doc}: {err}", file=sys.stderr)
+            return 2
     for line in stale:
         print(("stale: " if args.check else "refreshed: ") + line)
     return 1 if args.check and stale else 0
