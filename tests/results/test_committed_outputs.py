@@ -53,7 +53,6 @@ def _rebuilt_from_records():
     return out
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("study, command", _rebuilt_from_records(), ids=lambda v: getattr(v, "name", ""))
 def test_a_committed_table_is_the_tools_output_of_the_committed_records(study, command, tmp_path, monkeypatch):
     """No hand edit, and no code change that moves a committed number or note unnoticed: the report run
