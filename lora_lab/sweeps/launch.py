@@ -148,9 +148,13 @@ def sweep(argv: list[str]) -> int:
     from lora_lab.sweeps.studies import experiment_names, find_study, study_names
     from lora_lab.sweeps.trial_lines import TrialLines
 
-    if not argv or argv[0] in ("-h", "--help"):
+    if argv and argv[0] in ("-h", "--help"):
         print(USAGE.format(studies=", ".join(study_names()), experiments=", ".join(experiment_names())))
-        return 0 if argv else 2
+        return 0
+    if not argv:  # bad input: one line, like every other
+        print(f"error: NAME: missing; allowed: {', '.join([*study_names(), *experiment_names()])} or a path to a study .yaml "
+              "(lora-lab sweep --help says more)", file=sys.stderr)
+        return 2
     dry_run, overrides = _pop_dry_run(argv[1:])
     study = find_study(argv[0])
     overrides = expand_shorthands(overrides)  # storage=<URL>: an Optuna study's storage
