@@ -65,7 +65,7 @@ def avg_rule(agg: Aggregate) -> tuple[bool, str]:
     if len(agg.tasks) < 2:
         return False, ""
     if len(metrics) > 1 or split_tasks(agg):
-        return False, (f"No Avg column: the columns report different metrics ({', '.join(sorted(map(str, metrics)))}), which a plain mean "
+        return False, (f"No Avg column: the columns report different metrics ({', '.join(sorted(metric_name(str(m)) for m in metrics))}), which a plain mean "
                        "would put on one scale.")
     return True, f"Avg = plain mean over the {len(agg.tasks)} task columns (all {metric_name(metrics.pop())}), only for rows with every cell."
 

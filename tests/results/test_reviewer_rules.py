@@ -105,7 +105,7 @@ def test_avg_only_over_columns_of_one_metric(tmp_path):
     _write(tmp_path / "mixed", "glue_rte", "lora", [0.70, 0.72, 0.74])
     md = report([tmp_path / "mixed"], out=tmp_path / "o1", plots=False, page=False)["markdown"]
     assert "| Method | #Params | lr | CoLA (MCC) | RTE (Acc) |" in md and "Avg" not in md.splitlines()[4]
-    assert "No Avg column: the columns report different metrics (accuracy, mcc)" in md
+    assert "No Avg column: the columns report different metrics (Acc, MCC)" in md
     _write(tmp_path / "same", "glue_sst2", "lora", [0.90, 0.92, 0.94])
     _write(tmp_path / "same", "glue_rte", "lora", [0.70, 0.72, 0.74])
     md = report([tmp_path / "same"], out=tmp_path / "o2", plots=False, page=False)["markdown"]
