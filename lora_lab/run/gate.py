@@ -86,17 +86,23 @@ def preflight(trial: TrialConfig, run_dir: Path) -> str:
     return action
 
 
-def hydra_flags() -> list[str]:
-    """The flags Hydra's own command line accepts (``--multirun``, ``--cfg``, ...), read from its parser."""
-    from hydra._internal.utils import get_args_parser
+def hydra_flags() -> list[str] | None:
+    """The flags Hydra's own command line accepts (``--multirun``, ``--cfg``, ...), read from its parser;
+    None where this Hydra version keeps its parser elsewhere (Hydra's own check then answers)."""
+    try:
+        from hydra._internal.utils import get_args_parser
 
-    return [flag for action in get_args_parser()._actions for flag in action.option_strings]
+        return [flag for action in get_args_parser()._actions for flag in action.option_strings]
+    except (ImportError, AttributeError):
+        return None
 
 
 def check_flags(argv: list[str]) -> None:
     """A flag Hydra does not know is one `ConfigError` line naming it and the flags allowed (Hydra's
     parser printed its usage block and ``train.py: error: unrecognized arguments``)."""
     flags = hydra_flags()
+    if flags is None:
+        return
     for arg in argv:
         if arg.startswith("-") and arg.split("=", 1)[0] not in flags:
             raise ConfigError("lora-lab train", f"unrecognized argument {arg!r}{did_you_mean(arg, flags)}; allowed: overrides "

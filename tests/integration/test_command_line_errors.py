@@ -78,3 +78,16 @@ def test_embed_names_a_missing_document_in_one_line(tmp_path, capsys):
     assert embed([str(tmp_path / "nope.md")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"error: {tmp_path / 'nope.md'}: [Errno 2] No such file")
+
+
+def test_the_flag_check_reads_hydras_parser_and_stands_aside_without_it(monkeypatch):
+    from lora_lab.errors import ConfigError
+    from lora_lab.run import gate
+
+    flags = gate.hydra_flags()
+    assert {"--multirun", "-m", "--cfg", "--config-dir", "--info"} <= set(flags)
+    gate.check_flags(["--multirun", "--config-dir=/tmp", "-cn", "train", "adapter.r=-1"])  # known flags, a negative value: no error
+    with pytest.raises(ConfigError, match="unrecognized argument '--bogus'"):
+        gate.check_flags(["--bogus"])
+    monkeypatch.setattr(gate, "hydra_flags", lambda: None)  # a Hydra that keeps its parser elsewhere: its own check answers
+    gate.check_flags(["--bogus"])
