@@ -107,7 +107,7 @@ def chance_level(baselines: dict, metric: str | None, primary: str | None) -> fl
     """The level a run must leave, as the metric's task family declares it (`MetricInfo.chance`): 0 for
     correlations, the majority-class rate for accuracy, else the untrained (pretrained) model's value
     where the run recorded one (generation tasks); None when unknown."""
-    chance = metric_info(metric).chance if metric is not None else None
+    chance = metric_info(metric).chance
     if chance == "zero":
         return 0.0
     majority = _num(baselines.get("majority_val"))

@@ -15,7 +15,7 @@ from lora_lab.tasks.registry import metric_info
 
 def metric_range(metric: str | None) -> tuple[float, float] | None:
     """``(lo, hi)`` of a metric name; None when unbounded or unknown."""
-    return metric_info(metric).range if metric is not None else None
+    return metric_info(metric).range
 
 
 def clip_interval(interval: tuple[float, float] | None, metric: str | None) -> tuple[float, float] | None:

@@ -66,10 +66,11 @@ def significance_note(table: Table) -> str | None:
 def chance_note(agg: Aggregate) -> str | None:
     """Each column's chance level on validation (x100) as its finished runs recorded it, and what it is;
     a range where runs of one column recorded different levels (e.g. different evaluation subsets)."""
+    if "chance" not in agg.chosen:
+        return None
     parts = []
     for t in agg.tasks:
-        rows = agg.chosen[agg.chosen["task"] == t] if "chance" in agg.chosen else agg.chosen.iloc[0:0]
-        levels = sorted({round(100 * float(v), 2) for v in rows.get("chance", []) if v is not None and v == v})
+        levels = sorted({round(100 * float(v), 2) for v in agg.chosen.loc[agg.chosen["task"] == t, "chance"].dropna()})
         if not levels:
             continue
         level = f"{levels[0]:.2f}" if len(levels) == 1 else f"{levels[0]:.2f} to {levels[-1]:.2f} (differs between runs)"
