@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from lora_lab.errors import ConfigError
-from lora_lab.results.columns import NO_TEST, TASK_ORDER, by_time_written, task_columns, task_order  # noqa: F401 (re-exported)
+from lora_lab.results.columns import NO_TEST, by_time_written, task_columns, task_order  # noqa: F401 (re-exported)
 
 NON_FINITE = "non-finite score"  # why a success whose val or test is Infinity/NaN (`collect.trial_row`) is left out
 

@@ -16,18 +16,19 @@ from __future__ import annotations
 
 import pandas as pd
 
-#: GLUE tasks in the papers' column order; other tasks follow alphabetically
-TASK_ORDER = ("glue_mnli", "glue_sst2", "glue_mrpc", "glue_cola", "glue_qnli", "glue_qqp", "glue_rte", "glue_stsb", "glue_wnli")
+from lora_lab.tasks.registry import task_position
+
 NO_TEST = "no test metric (the column reports the test split)"
 
 
 def task_order(columns) -> list[str]:
-    """GLUE columns in the papers' order, then the others alphabetically (``task:metric`` by task)."""
+    """The tasks the families name, in their declared order (GLUE in its papers' order: MNLI, SST-2, MRPC,
+    CoLA, QNLI, QQP, RTE, STS-B, WNLI), then the others alphabetically (``task:metric`` by task)."""
     columns = [c for c in dict.fromkeys(columns) if c is not None]
 
     def key(label: str):
-        task = label.split(":", 1)[0]
-        return (0, TASK_ORDER.index(task), label) if task in TASK_ORDER else (1, 0, label)
+        position = task_position(label.split(":", 1)[0])
+        return (0, position, label) if position is not None else (1, 0, label)
 
     return sorted(columns, key=key)
 

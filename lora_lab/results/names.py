@@ -6,7 +6,8 @@ the init registry (`lora_lab.adapters.init.init_display_name`), so a new method 
 here. ``lora`` with ``init=pissa`` is PiSSA (LoRA's ``named_inits``); ``rslora=true`` makes LoRA
 rsLoRA and any other label ``X + rsLoRA``; any other non-default initialisation is appended
 (``DoRA (PiSSA init)``, ``LoRA (gaussian init)``). A method the registry does not know keeps its key.
-A metric's label is the one its task family declares (`lora_lab.tasks.base.MetricInfo`).
+A metric's label is the one its task family declares (`lora_lab.tasks.base.MetricInfo`), and so is a
+task's (the family's ``task_labels``: ``glue_cola`` -> CoLA; a task of your own keeps its name).
 Rows are ordered by their method's ``table_order`` (the baseline-first order of the papers); unknown
 methods follow alphabetically.
 """
@@ -17,14 +18,9 @@ import math
 
 from lora_lab.adapters import METHODS
 from lora_lab.adapters.init import init_display_name
-from lora_lab.tasks.registry import metric_info
+from lora_lab.tasks.registry import metric_info, task_label
 
 RSLORA = "rsLoRA"  # the label of a rank-stabilised run (the `rslora` knob; Kalajdzievski 2023)
-TASK_NAMES = {
-    "glue_mnli": "MNLI", "glue_sst2": "SST-2", "glue_mrpc": "MRPC", "glue_cola": "CoLA", "glue_qnli": "QNLI", "glue_qqp": "QQP",
-    "glue_rte": "RTE", "glue_stsb": "STS-B", "glue_wnli": "WNLI", "synthetic": "Synthetic", "wikisql": "WikiSQL",
-    "wikisql_synthetic": "WikiSQL (synthetic)",
-}
 SPLIT_NAMES = {"test": "test", "val": "dev"}
 #: row keys folded into the label
 LABEL_KEYS = ("method", "cfg.adapter.init", "cfg.adapter.rslora")
@@ -89,9 +85,8 @@ def order_key(label: str, order: list[str]) -> tuple:
 
 
 def task_name(task: str) -> str:
-    """Column label -> display name (``glue_cola`` -> CoLA; ``glue_mrpc:f1`` -> MRPC)."""
-    base = task.split(":", 1)[0]
-    return TASK_NAMES.get(base, base)
+    """Column label -> display name (``glue_cola`` -> CoLA; ``glue_mrpc:f1`` -> MRPC), as the task's family labels it."""
+    return task_label(task.split(":", 1)[0])
 
 
 def metric_name(metric: str | None) -> str:

@@ -131,7 +131,9 @@ class TaskFamily:
     classes: ``pair(data_cls, module_cls, task_cfg, spec, tokenizer, backbone_cfg, module_args, seed)``,
     where ``module_args`` holds the trial's parsed ``backbone``, ``adapter``, ``optim`` and ``task``
     configs (`BackboneConfig`, `AdapterConfig`, `OptimConfig`, `TaskConfig`), made once at the entry point.
-    ``metrics`` declares every built-in metric the family can report (`MetricInfo`)."""
+    ``metrics`` declares every built-in metric the family can report (`MetricInfo`); ``task_labels``
+    gives the table label of each task the family ships a config for (``task.name`` -> label, e.g.
+    ``glue_cola`` -> ``CoLA``), in the column order its benchmark's papers use."""
 
     name: str
     schemas: tuple[type[TaskConfig], ...]
@@ -139,6 +141,7 @@ class TaskFamily:
     lightning_module: str
     metrics: tuple[MetricInfo, ...]
     pair: Callable
+    task_labels: tuple[tuple[str, str], ...] = ()
 
     def classes(self) -> tuple[type, type]:
         """(data module class, Lightning module class)."""

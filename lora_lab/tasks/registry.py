@@ -10,7 +10,9 @@ or ``text_generation``).
 
 Each family declares the metrics it computes (`MetricInfo`: table label, range, chance level);
 `metric_info` finds one by name for the report, so a new family's metric is labelled, clipped and
-judged against chance with no list in the report to edit.
+judged against chance with no list in the report to edit. Likewise each family names the tasks it
+ships configs for (``task_labels``: ``glue_cola`` -> ``CoLA``, in its benchmark's column order), read
+by `task_label` and `task_position`.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ FAMILIES: dict[str, TaskFamily] = {}
 TASK_SCHEMAS: dict[str, type[TaskConfig]] = {}
 #: metric name -> what the family that computes it declared
 METRICS: dict[str, MetricInfo] = {}
+#: ``task.name`` -> table label, in column order (each family's tasks as it declared them, families in discovery order)
+TASK_LABELS: dict[str, str] = {}
 
 
 def _kind(schema: type[TaskConfig]) -> str:
@@ -50,9 +54,13 @@ def register_family(family: TaskFamily) -> TaskFamily:
         known = METRICS.get(info.name)
         if known is not None and known != info:
             raise ValueError(f"metric {info.name!r} of family {family.name!r} is declared as {info} but already as {known}")
+    for task, label in family.task_labels:
+        if TASK_LABELS.get(task, label) != label:
+            raise ValueError(f"task {task!r} of family {family.name!r} is labelled {label!r} but already {TASK_LABELS[task]!r}")
     FAMILIES[family.name] = family
     TASK_SCHEMAS.update({_kind(s): s for s in family.schemas})
     METRICS.update({info.name: info for info in family.metrics})
+    TASK_LABELS.update(family.task_labels)
     return family
 
 
@@ -86,6 +94,16 @@ def metric_info(name: str | None) -> MetricInfo:
     ``task.metric_fn`` of your own) is labelled by its name, with no range and no chance level."""
     name = str(name) if name is not None else "?"
     return METRICS.get(name) or MetricInfo(name, name)
+
+
+def task_label(name: str) -> str:
+    """The table label a family gave task ``name`` (``glue_stsb`` -> ``STS-B``); a task of your own is labelled by its name."""
+    return TASK_LABELS.get(name, name)
+
+
+def task_position(name: str) -> int | None:
+    """Where task ``name`` stands in the declared column order (GLUE in its papers' order), None for a task no family names."""
+    return next((i for i, task in enumerate(TASK_LABELS) if task == name), None)
 
 
 def family_of(task_cfg: TaskConfig) -> TaskFamily:

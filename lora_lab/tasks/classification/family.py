@@ -4,6 +4,7 @@ your own files) on an encoder with a classification head (`AutoModelForSequenceC
 from __future__ import annotations
 
 from lora_lab.tasks.base import TaskFamily
+from lora_lab.tasks.classification.glue import GLUE_TASKS
 from lora_lab.tasks.classification.schema import (
     CLASSIFICATION_METRIC_INFO, REGRESSION_METRIC_INFO, GlueTaskConfig, SyntheticSentimentConfig, TextClassificationConfig,
 )
@@ -23,4 +24,6 @@ FAMILY = TaskFamily(
     lightning_module="lora_lab.tasks.classification.module:ClassificationModule",
     metrics=CLASSIFICATION_METRIC_INFO + REGRESSION_METRIC_INFO,
     pair=pair,
+    # the shipped configs conf/task/glue_<key>.yaml, labelled by the GLUE distribution's folder name (CoLA, STS-B)
+    task_labels=tuple((f"glue_{t.key}", t.folder) for t in GLUE_TASKS.values()) + (("synthetic", "Synthetic"),),
 )

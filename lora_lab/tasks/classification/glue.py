@@ -47,21 +47,21 @@ class GlueTask:
         return 1 if self.label_names is None else len(self.label_names)
 
 
-GLUE_TASKS: dict[str, GlueTask] = {
+GLUE_TASKS: dict[str, GlueTask] = {  # in the column order of the GLUE, LoRA and AdaLoRA papers
     t.key: t
     for t in [
-        GlueTask("cola", "CoLA", ("sentence",), (3,), 1, ("unacceptable", "acceptable"), ("mcc", "accuracy"), "mcc", headerless=True),
-        GlueTask("sst2", "SST-2", ("sentence",), ("sentence",), "label", ("negative", "positive"), ("accuracy",), "accuracy"),
-        GlueTask("mrpc", "MRPC", ("sentence1", "sentence2"), ("#1 String", "#2 String"), "Quality", ("not_equivalent", "equivalent"), ("accuracy", "f1"), "accuracy"),
-        GlueTask("qqp", "QQP", ("question1", "question2"), ("question1", "question2"), "is_duplicate", ("not_duplicate", "duplicate"), ("accuracy", "f1"), "accuracy"),
-        GlueTask("stsb", "STS-B", ("sentence1", "sentence2"), ("sentence1", "sentence2"), "score", None, ("pearson", "spearman"), "pearson"),
         GlueTask(
             "mnli", "MNLI", ("premise", "hypothesis"), ("sentence1", "sentence2"), "gold_label", ("entailment", "neutral", "contradiction"),
             ("accuracy",), "accuracy",
             val_splits=(("val", "validation_matched", "dev_matched"), ("val_mm", "validation_mismatched", "dev_mismatched")),
         ),
+        GlueTask("sst2", "SST-2", ("sentence",), ("sentence",), "label", ("negative", "positive"), ("accuracy",), "accuracy"),
+        GlueTask("mrpc", "MRPC", ("sentence1", "sentence2"), ("#1 String", "#2 String"), "Quality", ("not_equivalent", "equivalent"), ("accuracy", "f1"), "accuracy"),
+        GlueTask("cola", "CoLA", ("sentence",), (3,), 1, ("unacceptable", "acceptable"), ("mcc", "accuracy"), "mcc", headerless=True),
         GlueTask("qnli", "QNLI", ("question", "sentence"), ("question", "sentence"), "label", ("entailment", "not_entailment"), ("accuracy",), "accuracy"),
+        GlueTask("qqp", "QQP", ("question1", "question2"), ("question1", "question2"), "is_duplicate", ("not_duplicate", "duplicate"), ("accuracy", "f1"), "accuracy"),
         GlueTask("rte", "RTE", ("sentence1", "sentence2"), ("sentence1", "sentence2"), "label", ("entailment", "not_entailment"), ("accuracy",), "accuracy"),
+        GlueTask("stsb", "STS-B", ("sentence1", "sentence2"), ("sentence1", "sentence2"), "score", None, ("pearson", "spearman"), "pearson"),
         GlueTask("wnli", "WNLI", ("sentence1", "sentence2"), ("sentence1", "sentence2"), "label", ("not_entailment", "entailment"), ("accuracy",), "accuracy"),
     ]
 }

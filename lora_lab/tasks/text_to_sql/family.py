@@ -14,4 +14,5 @@ FAMILY = TaskFamily(
     lightning_module="lora_lab.tasks.text_to_sql.module:TextToSqlModule",
     metrics=SQL_METRIC_INFO,
     pair=pair,
+    task_labels=(("wikisql", "WikiSQL"), ("wikisql_synthetic", "WikiSQL (synthetic)")),
 )
