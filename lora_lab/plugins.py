@@ -1,4 +1,4 @@
-"""Plug-ins: modules outside the package that register methods, inits or task families on import.
+"""Plug-ins: modules outside the package that register methods, inits, task families or trackers on import.
 
 A distribution declares them as entry points of the group ``lora_lab.plugins`` (`PLUGIN_GROUP`)::
 
@@ -6,7 +6,7 @@ A distribution declares them as entry points of the group ``lora_lab.plugins`` (
     my_plugin = "my_package.my_module"
 
 (or, without installing, a ``<name>.dist-info/entry_points.txt`` on ``sys.path``). The registries
-(`lora_lab.adapters.registry.discover`, `lora_lab.tasks.registry`) call `load_plugins` after importing
+(`lora_lab.adapters.registry.discover`, `lora_lab.tasks.registry`, `lora_lab.tracking.registry`) call `load_plugins` after importing
 their own modules, so a plug-in appears in the CLI, the config check, the tests and the report like a
 built-in. This module imports only the standard library.
 """

@@ -20,9 +20,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from lora_lab.errors import ConfigError
-from lora_lab.tracking.base import TRACKERS, Tracker, load_tracker_class
+from lora_lab.tracking.base import Tracker
+from lora_lab.tracking.registry import TRACKERS, load_tracker_class, register_tracker
 
-__all__ = ["TRACKERS", "Tracker", "load_tracker_class", "split_logger_nodes", "tracker_callback"]
+__all__ = ["TRACKERS", "Tracker", "load_tracker_class", "register_tracker", "split_logger_nodes", "tracker_callback"]
 
 
 def split_logger_nodes(nodes: dict) -> tuple[dict, dict]:

@@ -3,36 +3,14 @@
 A `Tracker` is opened once per process (`start`, given the id of the tracker run this trial started
 before, if it resumes), receives `log_metrics(values, step)` calls, and is closed with `finish`
 (status and the final record). Hyperparameters are the resolved config flattened to dotted keys
-(`flatten`); tags are `run_tags`.
+(`flatten`); tags are `run_tags`. A backend also says what it needs (``package``, installed by the
+pip extra ``extra``) and checks its own settings before anything loads (`Tracker.check_settings`,
+`Tracker.probe`); `lora_lab.tracking.registry` finds the backends.
 """
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
-
-from lora_lab.errors import ConfigError
-
-#: tracker name -> (module:class, pip extra that installs its package, import name of the package)
-TRACKERS = {
-    "tensorboard": ("lora_lab.tracking.tensorboard_tracker:TensorBoardTracker", "tensorboard", "tensorboard"),
-    "mlflow": ("lora_lab.tracking.mlflow_tracker:MlflowTracker", "mlflow", "mlflow"),
-    "wandb": ("lora_lab.tracking.wandb_tracker:WandbTracker", "wandb", "wandb"),
-}
-
-
-def load_tracker_class(name: str, key: str = "logger.tracker"):
-    """The backend class of tracker ``name``; a missing package is one line naming the extra."""
-    if name not in TRACKERS:
-        raise ConfigError(key, f"unknown tracker {name!r}; allowed: {', '.join(TRACKERS)}")
-    target, extra, package = TRACKERS[name]
-    try:
-        importlib.import_module(package)
-    except ImportError:
-        raise ConfigError(key, f"{name} is not installed; install it with: pip install -e \".[{extra}]\" (or \".[tracking]\" for all trackers)") from None
-    module, _, cls = target.partition(":")
-    return getattr(importlib.import_module(module), cls)
-
 
 def flatten(config: dict, prefix: str = "") -> dict[str, object]:
     """``{"adapter": {"r": 8}}`` -> ``{"adapter.r": 8}``; lists become their string form."""
@@ -64,9 +42,25 @@ def run_tags(config: dict, git_sha: str | None) -> dict[str, str]:
 
 
 class Tracker:
-    """One tracker backend for one trial; subclasses implement the four calls."""
+    """One tracker backend for one trial; subclasses implement the four calls.
+
+    ``name``: the value of ``tracker:`` in a logger node; ``package``: the import name it needs;
+    ``extra``: the pip extra that installs it. The constructor's keyword parameters (after ``run_dir``
+    and ``config``) are the node's allowed keys."""
 
     name = "tracker"
+    package = ""
+    extra = ""
+
+    @classmethod
+    def check_settings(cls, node_name: str, node: dict) -> None:
+        """Refuse a bad value of the node ``logger.<node_name>`` with a `lora_lab.errors.ConfigError`
+        naming the key (called by the config check, before anything loads); nothing to check by default."""
+
+    @classmethod
+    def probe(cls, node_name: str, node: dict) -> None:
+        """Refuse a trial about to run whose tracker cannot be reached (a server that is down); by default
+        nothing is probed."""
 
     def __init__(self, run_dir: Path, config: dict):
         self.run_dir, self.config = Path(run_dir), config

@@ -31,6 +31,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from lora_lab.tracking.base import Tracker
+from lora_lab.tracking.mlflow_settings import check_mlflow_uri, probe_mlflow_server
+from lora_lab.tracking.registry import register_tracker
 
 MLFLOW_STATUS = {"success": "FINISHED", "failed": "FAILED", "cancelled": "KILLED"}
 PARAM_BATCH = 100  # MLflow's limit of params per log_batch call
@@ -54,8 +56,17 @@ def store_lock(runs_root: Path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+@register_tracker
 class MlflowTracker(Tracker):
-    name = "mlflow"
+    name, package, extra = "mlflow", "mlflow", "mlflow"
+
+    @classmethod
+    def check_settings(cls, node_name: str, node: dict) -> None:
+        check_mlflow_uri(node_name, node)
+
+    @classmethod
+    def probe(cls, node_name: str, node: dict) -> None:
+        probe_mlflow_server(node_name, node)
 
     def __init__(self, run_dir: Path, config: dict, tracking_uri: str | None = None, experiment: str | None = None,
                  log_adapter: bool = True):

@@ -17,9 +17,11 @@ written with the final summary and status, rank 0 only, and faults confined to t
 
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
+from lora_lab.errors import ConfigError
 from lora_lab.tracking.base import Tracker
+from lora_lab.tracking.registry import register_tracker
 
 
 def hparam_value(value):
@@ -27,8 +29,17 @@ def hparam_value(value):
     return value if isinstance(value, (bool, int, float, str)) else str(value)
 
 
+@register_tracker
 class TensorBoardTracker(Tracker):
-    name = "tensorboard"
+    name, package, extra = "tensorboard", "tensorboard", "tensorboard"
+
+    @classmethod
+    def check_settings(cls, node_name: str, node: dict) -> None:
+        """``dir`` is a relative path inside the run dir."""
+        directory = node.get("dir", "tensorboard")
+        path = PurePosixPath(str(directory))
+        if not isinstance(directory, str) or not directory or path.is_absolute() or ".." in path.parts:
+            raise ConfigError(f"logger.{node_name}.dir", f"must be a relative directory inside the run dir, got {directory!r}")
 
     def __init__(self, run_dir: Path, config: dict, dir: str = "tensorboard"):
         super().__init__(run_dir, config)

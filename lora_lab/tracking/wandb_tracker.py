@@ -22,7 +22,12 @@ import os
 import uuid
 from pathlib import Path
 
+from lora_lab.errors import ConfigError
 from lora_lab.tracking.base import Tracker
+from lora_lab.tracking.registry import register_tracker
+
+#: what ``wandb.init(mode=...)`` accepts
+WANDB_MODES = ("online", "offline", "shared", "disabled", "dryrun", "run")
 
 
 def logged_in() -> bool:
@@ -34,8 +39,18 @@ def logged_in() -> bool:
         return False
 
 
+@register_tracker
 class WandbTracker(Tracker):
-    name = "wandb"
+    name, package, extra = "wandb", "wandb", "wandb"
+
+    @classmethod
+    def check_settings(cls, node_name: str, node: dict) -> None:
+        """``mode`` (the node's, else ``$WANDB_MODE``) is one of `WANDB_MODES`."""
+        mode, key = node.get("mode"), f"logger.{node_name}.mode"
+        if mode is None:
+            mode, key = os.environ.get("WANDB_MODE"), "WANDB_MODE"
+        if mode is not None and mode not in WANDB_MODES:
+            raise ConfigError(key, f"unknown W&B mode {mode!r}; allowed: {', '.join(WANDB_MODES)}")
 
     def __init__(self, run_dir: Path, config: dict, project: str = "lora_lab", entity: str | None = None,
                  group: str | None = None, mode: str | None = None, log_adapter: bool = True):

@@ -18,7 +18,8 @@ from lora_lab.errors import ConfigError
 from lora_lab.results.record import write_result
 from lora_lab.sweeps.trial_lines import TrialLines
 from lora_lab.tracking import split_logger_nodes
-from lora_lab.tracking.base import flatten, load_tracker_class
+from lora_lab.tracking.base import flatten
+from lora_lab.tracking.registry import load_tracker_class
 from lora_lab.config.compose import CONF_DIR, unknown_group_choice
 
 
@@ -70,7 +71,7 @@ def test_a_chosen_tracker_that_is_not_installed_names_its_extra(monkeypatch):
         load_tracker_class("mlflow", key="logger.mlflow.tracker")
     assert str(err.value) == ('logger.mlflow.tracker: mlflow is not installed; install it with: pip install -e ".[mlflow]" '
                               '(or ".[tracking]" for all trackers)')
-    with pytest.raises(ConfigError, match="unknown tracker 'neptune'; allowed: tensorboard, mlflow, wandb"):
+    with pytest.raises(ConfigError, match="unknown tracker 'neptune'; allowed: mlflow, tensorboard, wandb"):
         load_tracker_class("neptune")
 
 
