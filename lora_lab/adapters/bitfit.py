@@ -28,6 +28,7 @@ class BitFitMethod(ReferenceMethod):
     name = "bitfit"
     display_name = "BitFit"
     table_order = -1
+    changes_weight_matrices = False  # biases only
     config_cls = BitFitConfig
 
     def trains(self, parameter_name: str) -> bool:

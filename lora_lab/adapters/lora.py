@@ -120,6 +120,7 @@ class LoraMethod(AdapterMethod):
     display_name = "LoRA"
     table_order = 0
     named_inits = {"pissa": "PiSSA", "olora": "OLoRA"}
+    update_is_scaled_ba = True
     config_cls = LoraConfig
     examples = ({"r": 4, "alpha": 8}, {"r": 4, "alpha": 8, "rslora": True})
 

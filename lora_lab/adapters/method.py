@@ -124,6 +124,12 @@ class AdapterMethod:
     examples: ClassVar[tuple[dict, ...]] = ()
     #: the method promises: adapted model == base model at init (checked by the contract table)
     identity_at_init: ClassVar[bool] = True
+    #: training moves weight matrices (False for BitFit, which trains biases only): the weight analyses
+    #: (subspace similarity, ΔW vs W, spectra) apply
+    changes_weight_matrices: ClassVar[bool] = True
+    #: the update is exactly ΔW = s·B·A when the init leaves the base weight alone (LoRA, LoRA+), so the
+    #: trained ``lora_A`` spans ΔW's row space: the basis LoRA (Hu et al. 2021, §7.2) compares across ranks
+    update_is_scaled_ba: ClassVar[bool] = False
 
     def __init__(self, config: AdapterConfig):
         self.config = config

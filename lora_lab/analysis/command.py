@@ -22,6 +22,8 @@ from pathlib import Path
 
 import torch
 
+from lora_lab.adapters import METHODS
+from lora_lab.adapters.registry import find_init
 from lora_lab.analysis import decomposition, dw_vs_w, learning_curves, spectrum, subspace
 from lora_lab.analysis.adalora_budget import allocation_rows, read_history, scheduled_budget
 from lora_lab.analysis.figures import pyplot, save
@@ -30,8 +32,6 @@ from lora_lab.command_line import CommandParser
 from lora_lab.errors import ConfigError
 from lora_lab.results.analysis_section import INDEX_NAME
 
-MEASURES = ("subspace", "dw_vs_w", "spectrum", "decomposition", "adalora", "curves")
-A_BASIS_METHODS = ("lora", "loraplus")  # methods whose saved lora_A is the paper's A (plain inits)
 
 
 class Weights:
@@ -71,16 +71,31 @@ def _need(explicit: bool, ok: bool, message: str) -> bool:
     return ok
 
 
+def _method(run: Run):
+    """The run's registered method class (None for a method this installation lacks)."""
+    return METHODS.get(run.method)
+
+
 def _matrix_runs(runs: list[Run]) -> list[Run]:
-    return [r for r in runs if r.method != "bitfit"]  # BitFit changes no matrix
+    """The runs whose method moves weight matrices (`AdapterMethod.changes_weight_matrices`; not BitFit)."""
+    return [r for r in runs if _method(r) is None or _method(r).changes_weight_matrices]
+
+
+def _a_is_the_basis(run: Run) -> bool:
+    """ΔW = s·B·A exactly (`AdapterMethod.update_is_scaled_ba`, an init that leaves the base weight alone):
+    the saved ``lora_A`` is the paper's A."""
+    cfg, method = run.adapter_meta["adapter"], _method(run)
+    if method is None or not method.update_is_scaled_ba:
+        return False
+    spec = find_init(str(cfg.get("init")), method.config_cls.family())
+    return spec is not None and not spec.mutates_base
 
 
 # ---------------------------------------------------------------------------------------- measures
 
 
 def _basis(run: Run, weights: Weights, module: str, max_dim: int) -> tuple[torch.Tensor, str]:
-    cfg = run.adapter_meta["adapter"]
-    if cfg["method"] in A_BASIS_METHODS and cfg.get("init") in ("kaiming", "gaussian"):
+    if _a_is_the_basis(run):
         from safetensors import safe_open
 
         with safe_open(str(run.run_dir / "adapter" / "adapter_model.safetensors"), "pt") as f:
@@ -284,6 +299,7 @@ FUNCTIONS = {
     "adalora": (runs_with_allocations, measure_adalora),
     "curves": (lambda runs, explicit: runs, measure_curves),
 }
+MEASURES = tuple(FUNCTIONS)
 
 
 def check_measures(measures) -> list[str]:
