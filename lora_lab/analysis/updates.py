@@ -140,7 +140,7 @@ def updated_weights(adapter_dir: Path, base: dict[str, torch.Tensor]) -> dict[st
     names = list(meta["adapted_modules"])
     method_name = meta["adapter"]["method"]
     if METHODS[method_name].reference_row:
-        if method_name == "bitfit":
+        if not METHODS[method_name].changes_weight_matrices:  # BitFit: biases only
             return {n: base[n].clone() for n in names}
         conv1d = _conv1d_modules(adapter_dir)
         return {n: (tensors[f"{n}.weight"].T if n in conv1d else tensors[f"{n}.weight"]).float() for n in names}
