@@ -1,9 +1,10 @@
 """Does the adapter fit the backbone? Checked from the backbone's `transformers` config, before any
 weight loads (`lora_lab.config.trial_config.parse`):
 
-- a generation task (``generation``, ``text_to_sql`` families) needs a decoder or an encoder-decoder
-  backbone: an encoder-only one (BERT, RoBERTa, MiniLM: ``is_decoder`` false) is refused
-  (`lora_lab.models.backbones.generation_model_kind`);
+- the task's family names the model it builds on the backbone (`lora_lab.tasks.base.TaskFamily.model_kind`):
+  a generation task (the ``generation`` and ``text_to_sql`` families) needs a decoder or an
+  encoder-decoder backbone, and an encoder-only one (BERT, RoBERTa, MiniLM: ``is_decoder`` false) is
+  refused (`lora_lab.models.backbones.generation_model_kind`);
 - a ``random_init`` backbone is built on the meta device, so transformers' own checks (an unknown
   ``model_type``, a hidden size the attention heads do not divide, a negative size) are one line;
 - an init that factorises the base weight (PiSSA and OLoRA take the top-``r`` singular vectors of
@@ -26,10 +27,9 @@ from __future__ import annotations
 
 from lora_lab.adapters import AdapterConfig
 from lora_lab.errors import ConfigError
-from lora_lab.models.backbones import BackboneConfig, backbone_config, generation_model_kind
+from lora_lab.models.backbones import BackboneConfig, backbone_config
 from lora_lab.tasks.base import TaskConfig
-
-GENERATION_FAMILIES = ("generation", "text_to_sql")
+from lora_lab.tasks.registry import family_of
 
 
 def _readable(backbone: BackboneConfig) -> bool:
@@ -37,8 +37,8 @@ def _readable(backbone: BackboneConfig) -> bool:
 
 
 def model_kind_of(task: TaskConfig, backbone: BackboneConfig) -> str:
-    """``classification``, or the generation kind (``causal_lm`` / ``seq2seq``; `ConfigError` for an encoder)."""
-    return generation_model_kind(backbone) if task.family in GENERATION_FAMILIES else "classification"
+    """``classification``, or the generation kind (``causal_lm`` / ``seq2seq``; `ConfigError` for an encoder), as the task's family builds it."""
+    return family_of(task).model_kind(backbone)
 
 
 _SHAPES: dict[str, tuple] = {}  # one meta model per distinct (backbone, targets) in a process (a sweep plan checks many trials)

@@ -122,6 +122,11 @@ def metric_names(infos: tuple[MetricInfo, ...]) -> tuple[str, ...]:
     return tuple(info.name for info in infos)
 
 
+def classification_model(backbone_cfg) -> str:
+    """The model kind of a classification family on any backbone: a sequence-classification head."""
+    return "classification"
+
+
 @dataclass(frozen=True)
 class TaskFamily:
     """One task family: its config schemas (one per ``task.kind``), data module and Lightning module
@@ -131,7 +136,10 @@ class TaskFamily:
     classes: ``pair(data_cls, module_cls, task_cfg, spec, tokenizer, backbone_cfg, module_args, seed)``,
     where ``module_args`` holds the trial's parsed ``backbone``, ``adapter``, ``optim`` and ``task``
     configs (`BackboneConfig`, `AdapterConfig`, `OptimConfig`, `TaskConfig`), made once at the entry point.
-    ``metrics`` declares every built-in metric the family can report (`MetricInfo`); ``task_labels``
+    ``metrics`` declares every built-in metric the family can report (`MetricInfo`); ``model_kind(backbone_cfg)``
+    names the model class a trial builds on that backbone (``classification``, or a generation family's
+    ``causal_lm`` / ``seq2seq``, raising `ConfigError` for a backbone it cannot use), so the config check
+    builds the same model on the meta device; ``task_labels``
     gives the table label of each task the family ships a config for (``task.name`` -> label, e.g.
     ``glue_cola`` -> ``CoLA``), in the column order its benchmark's papers use."""
 
@@ -141,6 +149,7 @@ class TaskFamily:
     lightning_module: str
     metrics: tuple[MetricInfo, ...]
     pair: Callable
+    model_kind: Callable = classification_model
     task_labels: tuple[tuple[str, str], ...] = ()
 
     def classes(self) -> tuple[type, type]:

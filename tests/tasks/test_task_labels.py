@@ -56,3 +56,24 @@ def test_one_task_labelled_two_ways_is_refused(fresh_registry):
     with pytest.raises(ValueError, match="task 'bio_ner' of family 'toy3' is labelled 'NER' but already 'BioNER'"):
         registry.register_family(toy_family((("bio_ner", "NER"),), name="toy3"))
     assert "toy3" not in registry.FAMILIES and task_name("bio_ner") == "BioNER"
+
+
+def test_the_model_the_config_check_builds_is_the_one_the_family_names(monkeypatch):
+    """`model_kind_of` asks the task's family (`TaskFamily.model_kind`), so a new generation family needs
+    no list in the config check: here the classification family, made to name a causal LM, makes the
+    check refuse MiniLM (encoder-only) for a GLUE task as it refuses it for a generation task."""
+    import dataclasses
+
+    from lora_lab.config.backbone_fit import model_kind_of
+    from lora_lab.errors import ConfigError
+    from lora_lab.models.backbones import generation_model_kind, parse_backbone_config
+    from lora_lab.tasks.registry import parse_task_config
+
+    rte = parse_task_config({"kind": "glue", "name": "glue_rte", "glue_task": "rte", "data_dir": "/nowhere"})
+    minilm = parse_backbone_config(yaml.safe_load((CONF_TASKS.parent / "backbone" / "minilm.yaml").read_text()))
+    assert model_kind_of(rte, minilm) == "classification"
+    families = dict(registry.FAMILIES)
+    families["classification"] = dataclasses.replace(families["classification"], model_kind=generation_model_kind)
+    monkeypatch.setattr(registry, "FAMILIES", families)
+    with pytest.raises(ConfigError, match="encoder-only model"):
+        model_kind_of(rte, minilm)

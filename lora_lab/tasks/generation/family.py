@@ -26,4 +26,5 @@ FAMILY = TaskFamily(
     lightning_module="lora_lab.tasks.generation.module:GenerationModule",
     metrics=BUILTIN_METRIC_INFO,
     pair=pair,
+    model_kind=generation_model_kind,
 )
