@@ -35,12 +35,13 @@ import pandas as pd
 
 from lora_lab.adapters.method import count_fixed_in_training
 from lora_lab.errors import ConfigError
-from lora_lab.results.record import PLAN_NAME, RESULT_NAME, MalformedResult, ResultRecord
+from lora_lab.results.record import PLAN_NAME, RESULT_NAME, STATUSES as RECORD_STATUSES, MalformedResult, ResultRecord
 from lora_lab.tasks.registry import metric_info, parse_task_config
 
 #: a run whose best validation value is within this of the chance level never left it
 CHANCE_TOL = 0.005
-STATUSES = ("success", "failed", "cancelled", "running", "pruned", "corrupt", "missing")
+#: what a record says of its run, then what the collection says of a run dir without a readable record
+STATUSES = (*RECORD_STATUSES, "corrupt", "missing")
 
 
 @dataclass
