@@ -76,3 +76,19 @@ def test_a_name_taken_by_another_backend_is_refused(fresh_registry):
     with pytest.raises(ValueError, match="tracker 'mlflow' of .*Impostor is already MlflowTracker"):
         registry.register_tracker(Impostor)
     assert registry.TRACKERS["mlflow"].__name__ == "MlflowTracker"
+
+
+def test_the_docs_example_tracker_registers_and_checks_as_documented(fresh_registry, monkeypatch):
+    """docs/tracking.md's "Adding a tracker" example, executed: it registers, and its check runs."""
+    import re
+    import types
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "tracking.md").read_text()
+    example = re.search(r"### Adding a tracker.*?```python\n(.*?)```", text, re.S).group(1)
+    exec(compile(example, "docs/tracking.md", "exec"), {"__name__": "docs_example"})
+    assert registry.TRACKERS["mine"].__name__ == "MyTracker"
+    monkeypatch.setitem(sys.modules, "my_package", types.ModuleType("my_package"))
+    check_loggers({"mine": {"tracker": "mine", "project": "paper_1"}})
+    with pytest.raises(ConfigError) as err:
+        check_loggers({"mine": {"tracker": "mine", "project": "paper 1"}})
+    assert str(err.value) == "logger.mine.project: must be an identifier, got 'paper 1'"
