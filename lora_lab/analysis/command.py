@@ -33,7 +33,6 @@ from lora_lab.errors import ConfigError
 from lora_lab.results.analysis_section import INDEX_NAME
 
 
-
 class Weights:
     """``W0`` and the final ``W'`` of each run, computed once."""
 
@@ -78,7 +77,7 @@ def _method(run: Run):
 
 def _matrix_runs(runs: list[Run]) -> list[Run]:
     """The runs whose method moves weight matrices (`AdapterMethod.changes_weight_matrices`; not BitFit)."""
-    return [r for r in runs if _method(r) is None or _method(r).changes_weight_matrices]
+    return [r for r in runs if getattr(_method(r), "changes_weight_matrices", True)]
 
 
 def _a_is_the_basis(run: Run) -> bool:

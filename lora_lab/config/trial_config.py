@@ -27,7 +27,7 @@ from lora_lab.errors import ConfigError, checked_number, did_you_mean
 from lora_lab.models.backbones import BackboneConfig, parse_backbone_config
 from lora_lab.models.optim import OptimConfig, parse_optim
 from lora_lab.path_names import check_run_path_names
-from lora_lab.tracking import load_tracker_class, split_logger_nodes
+from lora_lab.tracking import split_logger_nodes
 from lora_lab.tracking.settings import check_tracker_settings
 from lora_lab.config.trainer_checks import check_accelerator, check_debug_modes, check_trainer_keys, check_val_check_interval
 from lora_lab.config.backbone_fit import check_backbone_fits
@@ -164,8 +164,7 @@ def check_loggers(loggers) -> None:
     (`lora_lab.tracking.settings`; a missing package or a bad setting is one
     line naming ``logger.<name>.tracker`` before anything runs, not an ImportError after the model loaded)."""
     for name, node in split_logger_nodes(loggers or {})[1].items():
-        load_tracker_class(node["tracker"], key=f"logger.{name}.tracker")
-        check_tracker_settings(name, node)
+        check_tracker_settings(name, node)  # loads the backend class first: an unknown tracker or a missing package is its line
 
 
 #: numpy's seed range (``np.random.seed``, which `lightning.seed_everything` calls): [0, 2**32 - 1]
