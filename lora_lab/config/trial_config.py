@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
+import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from lora_lab.adapters import AdapterConfig, parse_config
@@ -32,6 +34,7 @@ from lora_lab.tracking.settings import check_tracker_settings
 from lora_lab.config.trainer_checks import check_accelerator, check_debug_modes, check_trainer_keys, check_val_check_interval
 from lora_lab.config.backbone_fit import check_backbone_fits
 from lora_lab.config.compose import container
+from lora_lab.resources import config_dir
 
 RESUME_KEYS = ("every_n_minutes",)
 #: how to run a trial, not which trial: ignored when matching results (a rerun with another progress
@@ -70,10 +73,33 @@ class TrialConfig:
         return trial_identity(self.resolved)
 
 
+@lru_cache(maxsize=1)
+def trial_keys() -> frozenset[str]:
+    """The top-level keys a trial reads: those of ``conf/train.yaml`` and the names of its config
+    groups. A study or experiment file may add keys of its own that its interpolations look up (a
+    per-task step table, ``task_steps: {glue_cola: 3000, default: 1000}`` read by ``trainer.max_steps:
+    ${oc.select:task_steps.${task.name},...}``; published reference numbers): no code reads them, and
+    the resolved config already holds their whole effect."""
+    base = yaml.safe_load((config_dir() / "train.yaml").read_text())
+    groups = set()
+    for entry in base.get("defaults", []):
+        for name in entry if isinstance(entry, dict) else ():
+            name = name.split()[-1]  # "optional recipe", "override hydra/job_logging"
+            if "/" not in name:
+                groups.add(name)
+    return frozenset(k for k in base if k != "defaults") | frozenset(groups)
+
+
 def trial_identity(config: dict | None) -> dict | None:
-    """The resolved config without run-control, location and derived-only keys: two configs equal
-    here are the same trial (what changes the result, not where it is written)."""
-    return None if config is None else {k: v for k, v in config.items() if k not in RUN_CONTROL_KEYS + LOCATION_KEYS + DERIVED_KEYS}
+    """The resolved config without run-control, location and derived-only keys, and without a study
+    file's own lookup tables (`trial_keys`): two configs equal here are the same trial (what changes
+    the result, not where it is written). So a study that gives one task a longer budget in its step
+    table leaves the finished trials of its other tasks the same trials, while the trials whose
+    ``trainer.max_steps`` it changes become different configs."""
+    if config is None:
+        return None
+    ignored = RUN_CONTROL_KEYS + LOCATION_KEYS + DERIVED_KEYS
+    return {k: v for k, v in config.items() if k in trial_keys() and k not in ignored}
 
 
 

@@ -1,7 +1,8 @@
 """Running a trial again: a finished one is a no-op unless forced (and forced means from scratch, not
 from its end-of-training checkpoint), one that another job holds is left alone, and run-control
-settings (force, resume.*) and the per-method lr table (``method_lr``, which acts only through
-``optim.lr``) do not make a trial "a different config"."""
+settings (force, resume.*), the per-method lr table (``method_lr``, which acts only through
+``optim.lr``) and a study file's own lookup tables (a per-task step table) do not make a trial "a
+different config"."""
 
 import re
 
@@ -39,6 +40,22 @@ def test_a_new_method_default_lr_leaves_finished_runs_the_same_trial(tmp_path):
     assert (run / "result.json").stat().st_mtime_ns == mtime and again["curve"] == first["curve"]
     with pytest.raises(ConfigError, match="different config"):  # the lr this trial uses changed: refused
         train(tiny_cfg(*ONE_EPOCH, "method_lr.lora=0.01"), run)
+
+
+STEP_TABLE = "trainer.max_steps='${oc.select:task_steps.${task.name},${task_steps.default}}'"
+
+
+def test_a_study_step_table_entry_for_another_task_leaves_finished_runs_the_same_trial(tmp_path):
+    """A study file's own lookup table (``task_steps``, read only through ``trainer.max_steps``): giving
+    another task a longer budget keeps this task's finished trial; changing this task's entry does not."""
+    run = tmp_path / "run"
+    first = train(tiny_cfg("+task_steps.default=12", STEP_TABLE), run)
+    assert first["optimizer_steps"] == 12
+    mtime = (run / "result.json").stat().st_mtime_ns
+    again = train(tiny_cfg("+task_steps.default=12", "+task_steps.glue_rte=3000", STEP_TABLE), run)
+    assert (run / "result.json").stat().st_mtime_ns == mtime and again["curve"] == first["curve"]
+    with pytest.raises(ConfigError, match="different config"):  # this trial's own budget changed: refused
+        train(tiny_cfg("+task_steps.default=24", STEP_TABLE), run)
 
 
 def test_a_trial_held_by_another_job_is_left_alone(tmp_path):
