@@ -81,13 +81,9 @@ def trial_keys() -> frozenset[str]:
     ${oc.select:task_steps.${task.name},...}``; published reference numbers): no code reads them, and
     the resolved config already holds their whole effect."""
     base = yaml.safe_load((config_dir() / "train.yaml").read_text())
-    groups = set()
-    for entry in base.get("defaults", []):
-        for name in entry if isinstance(entry, dict) else ():
-            name = name.split()[-1]  # "optional recipe", "override hydra/job_logging"
-            if "/" not in name:
-                groups.add(name)
-    return frozenset(k for k in base if k != "defaults") | frozenset(groups)
+    # defaults entries: "task: synthetic", "optional recipe: ...", "override hydra/job_logging: ..."
+    groups = {key.split()[-1] for entry in base.get("defaults", []) if isinstance(entry, dict) for key in entry}
+    return frozenset(k for k in base if k != "defaults") | {g for g in groups if "/" not in g}
 
 
 def trial_identity(config: dict | None) -> dict | None:
