@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 
-import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from lora_lab.adapters import AdapterConfig, parse_config
@@ -34,20 +32,9 @@ from lora_lab.tracking.settings import check_tracker_settings
 from lora_lab.config.trainer_checks import check_accelerator, check_debug_modes, check_trainer_keys, check_val_check_interval
 from lora_lab.config.backbone_fit import check_backbone_fits
 from lora_lab.config.compose import container
-from lora_lab.resources import config_dir
+from lora_lab.results.trial_identity import trial_identity
 
 RESUME_KEYS = ("every_n_minutes",)
-#: how to run a trial, not which trial: ignored when matching results (a rerun with another progress
-#: display or other trackers is the same trial)
-RUN_CONTROL_KEYS = ("force", "resume", "progress", "logger", "analysis", "optuna_trial")
-#: where a trial writes, not what it computes: a copied or moved runs dir, or ``runs`` spelled
-#: ``runs/`` or absolute, holds the same trials
-LOCATION_KEYS = ("paths",)
-#: inputs whose whole effect the resolved config already holds: ``method_lr`` (each method's default
-#: lr) only matters through ``optim.lr``, so giving a new method its default does not make every
-#: finished run of the other methods "a different config"
-DERIVED_KEYS = ("method_lr",)
-
 #: Lightning precisions that keep adapter weights in fp32 (the "-true" half precisions cast the whole
 #: module, adapters included, to 16 bits)
 ALLOWED_PRECISIONS = ("32-true", "32", "64-true", "64", "bf16-mixed", "16-mixed")
@@ -71,33 +58,6 @@ class TrialConfig:
     @property
     def identity(self) -> dict:
         return trial_identity(self.resolved)
-
-
-@lru_cache(maxsize=1)
-def trial_keys() -> frozenset[str]:
-    """The top-level keys a trial reads: those of ``conf/train.yaml`` and the names of its config
-    groups. A study or experiment file may add keys of its own that its interpolations look up (a
-    per-task step table, ``task_steps: {glue_cola: 3000, default: 1000}`` read by ``trainer.max_steps:
-    ${oc.select:task_steps.${task.name},...}``; published reference numbers): no code reads them, and
-    the resolved config already holds their whole effect."""
-    base = yaml.safe_load((config_dir() / "train.yaml").read_text())
-    # defaults entries: "task: synthetic", "optional recipe: ...", "override hydra/job_logging: ..."
-    groups = {key.split()[-1] for entry in base.get("defaults", []) if isinstance(entry, dict) for key in entry}
-    return frozenset(k for k in base if k != "defaults") | {g for g in groups if "/" not in g}
-
-
-def trial_identity(config: dict | None) -> dict | None:
-    """The resolved config without run-control, location and derived-only keys, and without a study
-    file's own lookup tables (`trial_keys`): two configs equal here are the same trial (what changes
-    the result, not where it is written). So a study that gives one task a longer budget in its step
-    table leaves the finished trials of its other tasks the same trials, while the trials whose
-    ``trainer.max_steps`` it changes become different configs."""
-    if config is None:
-        return None
-    ignored = RUN_CONTROL_KEYS + LOCATION_KEYS + DERIVED_KEYS
-    return {k: v for k, v in config.items() if k in trial_keys() and k not in ignored}
-
-
 
 
 # ------------------------------------------------------------------------------------------ parse

@@ -5,8 +5,9 @@
   rank sweep, ``init`` when PiSSA runs as ``lora`` with ``init=pissa``; ``by=[...]`` fixes them
   instead. A backbone key (``backbone.short_name``, ``backbone.pooling``, ...) that differs anywhere, and any
   non-task key that differs between the tasks of one method, is always a row key (with ``by``: an error
-  naming it), so no row mixes backbones or configurations. Bookkeeping keys (paths, run names, the study name, data dirs, logging) are never row
-  keys, so two different configs are never averaged as if they were seeds. A knob that one method
+  naming it), so no row mixes backbones or configurations. Bookkeeping keys (paths, run names, the study name, data dirs, logging),
+  run control and a study file's own lookup tables (a per-task step table: only the keys it resolves into
+  count; `lora_lab.results.trial_identity`) are never row keys. A knob that one method
   lacks (one method's knob on another method's row) is a missing key value, shown as "–".
 - **Columns** = task + primary metric, each with its own split (test where the column's runs have
   test values, else validation): see `lora_lab.results.columns`.
@@ -32,14 +33,14 @@ import pandas as pd
 
 from lora_lab.errors import ConfigError
 from lora_lab.results.columns import NO_TEST, by_time_written, task_columns, task_order  # noqa: F401 (re-exported)
+from lora_lab.results.trial_identity import is_result_key
 
 NON_FINITE = "non-finite score"  # why a success whose val or test is Infinity/NaN (`collect.trial_row`) is left out
 
 DEFAULT_NUISANCE = ("cfg.optim.lr", "cfg.lr_scale")
-#: config keys that never split rows: bookkeeping, not science
+#: keys of the trial (`is_result_key`) that never split rows: bookkeeping, not science
 IGNORED = (
-    "seed", "study", "run_name", "run_suffix", "force", "save_adapter", "test_after_fit", "run.*", "sweep.*",
-    "paths.*", "method_lr.*", "callbacks.*", "logger.*", "optuna_trial.*", "task.name", "task.data_dir", "task.hub_*",
+    "seed", "study", "run_name", "run_suffix", "save_adapter", "test_after_fit", "callbacks.*", "task.name", "task.data_dir", "task.hub_*",
     "task.eval_batch_size", "task.num_workers", "backbone.name", "backbone.hub_id", "backbone.tokenizer",
     "backbone.revision", "trainer._target_", "trainer.enable_*", "trainer.log_every_n_steps", "trainer.num_sanity_val_steps",
 )
@@ -67,13 +68,15 @@ def display_name(column: str) -> str:
 
 
 def _ignored(column: str) -> bool:
+    """Never a row key: bookkeeping (`IGNORED`), or a top-level key that does not make the trial
+    (`lora_lab.results.trial_identity.is_result_key`: run control, a study file's own lookup tables)."""
     key = column[len("cfg."):]
-    return any(fnmatch.fnmatchcase(key, pattern) for pattern in IGNORED)
+    return not is_result_key(key.split(".")[0]) or any(fnmatch.fnmatchcase(key, pattern) for pattern in IGNORED)
 
 
 def _resolve_key(name: str, columns, option: str = "--by") -> str:
     for candidate in (name, f"cfg.{name}", f"cfg.adapter.{name}"):
-        if candidate in columns:
+        if candidate in columns and not (candidate.startswith("cfg.") and _ignored(candidate)):
             return candidate
     allowed = sorted(display_name(c) for c in columns if c.startswith("cfg.") and not _ignored(c))
     raise ConfigError(option, f"unknown key {display_name(name)!r}; allowed: {', '.join(allowed)}")

@@ -1,6 +1,6 @@
 """Issue 24, class 4: config values that become path components are names (`lora_lab.path_names`),
 and a trial's identity does not depend on where its runs root is or how it is spelled
-(`lora_lab.config.trial_config.LOCATION_KEYS`). Through the real entry point, in-process (`train_cli`)."""
+(`lora_lab.results.trial_identity.LOCATION_KEYS`). Through the real entry point, in-process (`train_cli`)."""
 
 from __future__ import annotations
 

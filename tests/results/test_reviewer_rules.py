@@ -285,6 +285,28 @@ def test_a_per_task_setting_is_no_row_key_but_a_per_method_one_is(tmp_path):
     assert "trainer.max_steps" in md and len([line for line in md.splitlines() if line.startswith("| LoRA")]) == 2
 
 
+def test_a_study_lookup_table_that_grew_between_runs_splits_no_row(tmp_path, capsys):
+    """A study file's own step table gained an RTE entry between the first and the last seeds of a cell
+    (``task_steps: {glue_cola: 3000}`` -> ``{glue_cola: 3000, glue_rte: 3000}``): the trials are the same
+    configuration (the table acts only through ``trainer.max_steps``), so the cell is one row with n = 3,
+    and the table is no row key ``--by`` accepts; run control (``progress``) is none either."""
+    from lora_lab.cli import main as cli_main
+
+    root = tmp_path / "runs"
+    for seed, v in enumerate([0.25, 0.26, 0.27]):
+        table = {"glue_cola": 3000, "default": 1000} | ({"glue_rte": 3000} if seed == 2 else {})
+        write_record(root, make_record(task="glue_cola", method="lora", seed=seed, val=v,
+                                       extra_cfg={"trainer": {"max_steps": 3000}, "task_steps": table, "progress": {"mode": ["bar", "log"][seed % 2]}}))
+    md = report([root], out=tmp_path / "o1", plots=False, page=False)["markdown"]
+    rows = [line for line in md.splitlines() if line.startswith("| LoRA")]
+    assert len(rows) == 1 and "26.00 ± 1.00" in rows[0] and "task_steps" not in md and "progress" not in md
+    assert cli_main(["report", str(root), "--out", str(tmp_path / "o2"), "--by", "task_steps.glue_rte", "--no-plots"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: --by: unknown key 'task_steps.glue_rte'; allowed: ") and "\n" not in err
+    assert "trainer.max_steps" in err and "task_steps" not in err.split("allowed: ")[1] and "progress" not in err.split("allowed: ")[1]
+    assert not (tmp_path / "o2").exists()
+
+
 def test_a_report_rebuilt_from_the_same_records_writes_the_same_figure_bytes(tmp_path):
     root = tmp_path / "runs"
     for seed in range(3):
