@@ -46,10 +46,15 @@ def trial_keys() -> frozenset[str]:
     return frozenset(k for k in base if k != "defaults") | {g for g in groups if "/" not in g}
 
 
+@lru_cache(maxsize=1)
+def result_keys() -> frozenset[str]:
+    """The trial keys that can change what a trial computes: neither run control, location nor derived."""
+    return trial_keys() - {*RUN_CONTROL_KEYS, *LOCATION_KEYS, *DERIVED_KEYS}
+
+
 def is_result_key(top_level_key: str) -> bool:
-    """Whether a top-level config key can change what a trial computes (a trial key that is neither run
-    control, location nor derived)."""
-    return top_level_key in trial_keys() and top_level_key not in RUN_CONTROL_KEYS + LOCATION_KEYS + DERIVED_KEYS
+    """Whether a top-level config key is one of `result_keys`."""
+    return top_level_key in result_keys()
 
 
 def trial_identity(config: dict | None) -> dict | None:

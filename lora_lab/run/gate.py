@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Callable
 
 from lora_lab.config.trial_config import TrialConfig, parse
-from lora_lab.results.trial_identity import trial_identity
 
 from lora_lab.config.compose import compose, run_dir_of, schema_settable, unknown_group_choice
 from lora_lab.errors import ConfigError, did_you_mean, one_line, show_tracebacks
 from lora_lab.results.record import ResultRecord, UnknownSchema, read_record
+from lora_lab.results.trial_identity import trial_identity
 from lora_lab.tracking.settings import probe_trackers
 
 log = logging.getLogger("lora_lab.gate")
