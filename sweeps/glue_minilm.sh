@@ -12,7 +12,9 @@
 # $LORA_LAB_RUNS/glue_minilm (default runs/glue_minilm); the report goes to $OUT (default results/glue_minilm);
 # the small files of every finished trial (result.json, dev predictions, metrics.csv) go to $RECORDS
 # (default results/glue_minilm_records, committed), and are copied back into the runs dir first, so the
-# study resumes from the repository alone when it spans sittings or machines (sweeps/keep_records.sh).
+# study resumes from the repository alone when it spans sittings or machines (sweeps/keep_records.sh);
+# a trial stopped part-way (an RTE trial outlasts a sitting on a slow CPU) is kept whole, checkpoint
+# included, in $UNFINISHED (default results/glue_minilm_unfinished, committed) and resumes from there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ $# -ge 1 ] || { echo "error: GLUE_DATA: missing; usage: bash sweeps/glue_minilm.sh /path/to/glue_data [overrides...]" >&2; exit 2; }
@@ -23,6 +25,7 @@ lab=${LORA_LAB_CLI:-.venv/bin/lora-lab}
 runs=${LORA_LAB_RUNS:-runs}/glue_minilm
 out=${OUT:-results/glue_minilm}
 records=${RECORDS:-results/glue_minilm_records}  # the small files of each finished trial, committed (sweeps/keep_records.sh)
+unfinished=${UNFINISHED:-results/glue_minilm_unfinished}  # trials stopped part-way, whole (checkpoints), committed
 # the report reads the kept records (with the sweep plan: missing trials are counted), so the committed
 # page's links to each trial's result.json and train.log resolve inside the repository
 report=("$lab" report "$records" --out "$out" --baseline lora)  # no --cost: shared cores, wall times are no speed measurement
@@ -33,9 +36,9 @@ if [ "${DRY_RUN:-0}" = 1 ]; then
 fi
 status=0
 if [ -d "$records" ]; then  # trials finished in an earlier sitting (or on another machine) are not run again
-  bash sweeps/keep_records.sh --restore "$records" "$runs"
+  bash sweeps/keep_records.sh --restore "$records" "$runs" "$unfinished"
 fi
 "$lab" sweep glue_minilm "task.data_dir=$data" hydra/launcher=parallel "$@" || status=$?  # failed trials are listed by the report
-bash sweeps/keep_records.sh "$runs" "$records"
+bash sweeps/keep_records.sh "$runs" "$records" "$unfinished"
 "${report[@]}"
 exit "$status"

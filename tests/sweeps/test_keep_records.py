@@ -76,3 +76,54 @@ def test_a_finished_trials_directory_is_never_a_records_or_runs_target(tmp_path)
         proc = subprocess.run(["bash", *args], cwd=ROOT, capture_output=True, text=True, timeout=60)
         assert proc.returncode == 2 and proc.stderr.strip() == f"error: {key}: {run} is a trial's run directory (it holds result.json); allowed: a study's runs or records directory"
     assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+
+
+def test_an_unfinished_trial_is_kept_whole_and_resumes_on_another_machine_exactly(tmp_path):
+    """A trial stopped part-way is kept whole (checkpoint included) in UNFINISHED_DIR; restored into a
+    fresh runs dir (another machine: the first runs dir is gone) it resumes from that checkpoint and
+    ends bit for bit where an uninterrupted run ends; once it has finished, its copy is removed."""
+    import shutil
+
+    import pytest
+    import torch
+
+    from lora_lab.resume.signals import RunPreempted
+    from tests.resume.exact import STOP, assert_same_outcome, result, tiny_cfg
+
+    reference = tmp_path / "reference"
+    train(tiny_cfg(), reference)
+    cfg = tiny_cfg(STOP, "+callbacks.stop.step=5")
+    first = tmp_path / "machine1" / "study"
+    with pytest.raises(RunPreempted):
+        train(cfg, first / "trial")
+    assert result(first / "trial")["status"] == "cancelled"
+    sh = lambda *args: subprocess.run(["bash", "sweeps/keep_records.sh", *map(str, args)], cwd=ROOT, capture_output=True, text=True, timeout=60)  # noqa: E731
+    records, unfinished = tmp_path / "records", tmp_path / "unfinished"
+    proc = sh(first, records, unfinished)
+    assert proc.returncode == 0 and proc.stdout.splitlines() == [
+        f"kept the records of 0 finished trials in {records}", f"kept 1 unfinished trials in {unfinished} (removed 0 that have since ended)"], proc.stderr
+    kept = unfinished / "trial"
+    assert torch.load(kept / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 5
+    assert (kept / "result.json").read_bytes() == (first / "trial" / "result.json").read_bytes()
+    assert list((first / "trial").glob(".lock-rank*")) and not list(kept.glob(".lock-rank*"))  # the lock stays with its process
+    shutil.rmtree(tmp_path / "machine1")
+
+    second = tmp_path / "machine2" / "study"
+    proc = sh("--restore", records, second, unfinished)
+    assert proc.returncode == 0 and proc.stdout.strip() == f"restored 1 unfinished trials from {unfinished}", proc.stderr
+    train(cfg, second / "trial")  # the next sitting's rerun: resumes at step 5
+    final = result(second / "trial")
+    assert [i["step"] for i in final["interruptions"]] == [5]
+    assert_same_outcome(reference, second / "trial")
+    proc = sh(second, records, unfinished)
+    assert proc.returncode == 0 and proc.stdout.splitlines() == [
+        f"kept the records of 1 finished trials in {records}", f"kept 0 unfinished trials in {unfinished} (removed 1 that have since ended)"], proc.stderr
+    assert not kept.exists() and (records / "trial" / "result.json").is_file()
+    # --restore never replaces a run dir that exists (here a finished one) with a kept unfinished copy
+    (unfinished / "trial" / "checkpoints").mkdir(parents=True)
+    (unfinished / "trial" / "checkpoints" / "last.ckpt").write_bytes(b"stale")
+    before = (second / "trial" / "result.json").read_bytes()
+    proc = sh("--restore", records, second, unfinished)
+    assert proc.returncode == 0 and proc.stdout.strip() == f"restored 0 unfinished trials from {unfinished}", proc.stderr
+    assert (second / "trial" / "result.json").read_bytes() == before
+    assert (second / "trial" / "checkpoints" / "last.ckpt").read_bytes() != b"stale"
