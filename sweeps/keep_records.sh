@@ -28,6 +28,10 @@ not_a_run() {  # a trial's own directory (it holds result.json) is never a recor
     exit 2
   fi
 }
+ended() {  # the record in run dir $1 has a top-level "status" matching $2 (an ERE) (result.json is written with indent 2;
+  # a nested "status" -- of a tracker, an earlier attempt -- is indented deeper and never counts)
+  [ -f "$1/result.json" ] && grep -qE "^  \"status\": \"($2)\"" "$1/result.json"
+}
 copy_run() {  # the whole run dir $1 into $2 (created), without the run locks of the process that held it
   mkdir -p "$2"
   tar -C "$1" --exclude='./.lock-rank*' -cf - . | tar -C "$2" -xf -
@@ -66,7 +70,7 @@ mkdir -p "$records"  # even with no finished trial yet: --restore reads it
 kept=0
 while IFS= read -r -d '' result; do
   run=$(dirname "$result")
-  grep -q '"status": "success"' "$result" || continue
+  ended "$run" success || continue
   rel=${run#"$runs"/}
   mkdir -p "$records/$rel"
   for file in result.json logs/metrics.csv train.log .hydra/overrides.yaml "$run"/predictions_*.jsonl; do
@@ -86,7 +90,7 @@ echo "kept the records of $kept finished trials in $records"
 parked=0
 while IFS= read -r -d '' run; do
   rel=${run#"$runs"/}
-  [ -f "$run/result.json" ] && grep -qE '"status": "(success|failed)"' "$run/result.json" && continue
+  ended "$run" "success|failed" && continue
   rm -rf "${unfinished:?}/$rel"
   copy_run "$run" "$unfinished/$rel"
   parked=$((parked + 1))
@@ -95,7 +99,7 @@ dropped=0
 if [ -d "$unfinished" ]; then  # copies of trials that have since ended (or whose run dir is gone from RUNS_DIR and kept as a record)
   while IFS= read -r -d '' kept; do
     rel=${kept#"$unfinished"/}
-    if [ -f "$records/$rel/result.json" ] || { [ -f "$runs/$rel/result.json" ] && grep -qE '"status": "(success|failed)"' "$runs/$rel/result.json"; }; then
+    if [ -f "$records/$rel/result.json" ] || ended "$runs/$rel" "success|failed"; then
       rm -rf "${unfinished:?}/$rel"
       dropped=$((dropped + 1))
     fi

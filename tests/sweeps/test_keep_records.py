@@ -127,3 +127,19 @@ def test_an_unfinished_trial_is_kept_whole_and_resumes_on_another_machine_exactl
     assert proc.returncode == 0 and proc.stdout.strip() == f"restored 0 unfinished trials from {unfinished}", proc.stderr
     assert (second / "trial" / "result.json").read_bytes() == before
     assert (second / "trial" / "checkpoints" / "last.ckpt").read_bytes() != b"stale"
+
+
+def test_only_the_records_own_status_decides_what_is_kept(tmp_path):
+    """A "status" nested in the record (the config's own keys, an earlier attempt, a tracker) never
+    counts: a running trial whose config says success is kept as unfinished, not as a finished record."""
+    runs, records, unfinished = tmp_path / "runs", tmp_path / "records", tmp_path / "unfinished"
+    for name, record in (("running", {"status": "running", "config": {"status": "success"}}),
+                         ("finished", {"status": "success", "attempts": [{"status": "failed"}]})):
+        (runs / name / "checkpoints").mkdir(parents=True)
+        (runs / name / "checkpoints" / "last.ckpt").write_bytes(b"state")
+        (runs / name / "result.json").write_text(json.dumps(record, indent=2))  # as lora_lab writes it
+    proc = subprocess.run(["bash", "sweeps/keep_records.sh", str(runs), str(records), str(unfinished)], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.splitlines() == [
+        f"kept the records of 1 finished trials in {records}", f"kept 1 unfinished trials in {unfinished} (removed 0 that have since ended)"], proc.stderr
+    assert (records / "finished" / "result.json").is_file() and not (records / "running").exists()
+    assert (unfinished / "running" / "checkpoints" / "last.ckpt").read_bytes() == b"state" and not (unfinished / "finished").exists()
