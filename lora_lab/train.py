@@ -30,24 +30,27 @@ import sys
 
 from omegaconf import DictConfig
 
-from lora_lab.config.trial_config import parse
 from lora_lab.run.gate import check_command_line, settable_argv
-from lora_lab.run.hydra_task import main  # noqa: F401  (the Hydra task: `python -m lora_lab.train`, sweeps)
-from lora_lab.run.trial import run_in_dir
 from lora_lab.sweeps.multirun import check_multirun
 
 
 def train(cfg: DictConfig, run_dir: str | os.PathLike, overrides: list[str] | None = None, on_start=None) -> dict:
     """Check ``cfg`` and run its trial in ``run_dir`` (in-process callers and tests); returns the record."""
+    from lora_lab.config.trial_config import parse
+    from lora_lab.run.trial import run_in_dir
+
     return run_in_dir(parse(cfg), run_dir, overrides, on_start)
 
 
 def cli_main(argv: list[str] | None = None) -> None:
     """``python -m lora_lab.train`` / ``lora-lab train``: every input error, a finished run and an
-    unwritable runs root are answered before Hydra creates the run directory (`lora_lab.run.gate`)."""
+    unwritable runs root are answered before Hydra creates the run directory (`lora_lab.run.gate`),
+    and before the trial code is imported, so a refused command costs a config compose."""
     if argv is None:  # every schema key settable as group.key=value, no `+` (Hydra reads sys.argv)
         sys.argv[1:] = argv = settable_argv(sys.argv[1:])
     if check_command_line(argv, check_sweep=check_multirun):
+        from lora_lab.run.hydra_task import main
+
         main()
 
 

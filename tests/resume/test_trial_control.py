@@ -79,7 +79,7 @@ def test_bad_resume_settings_name_the_key(tmp_path, override, message):
 def test_a_different_config_never_overwrites_a_finished_trial(tmp_path, monkeypatch):
     import sys
 
-    from lora_lab.train import main
+    from lora_lab.run.hydra_task import main  # the Hydra task `python -m lora_lab.train` runs after its gate
 
     args = ["debug=tiny", "logger=none", "task.max_train_samples=16", "task.max_eval_samples=16", "task.batch_size=8",
             f"paths.runs_root={tmp_path}", "test_after_fit=false"]
