@@ -8,10 +8,13 @@ import json
 
 import pytest
 
-from tests.integration.test_train_cli import TINY, run_train
+from tests.integration.test_train_cli import TINY, assert_one_error_line, run_train
+from tests.resume.exact import train_cli
 
 
-@pytest.mark.parametrize("overrides,expected", [
+#: (overrides, a fragment of the one error line); in-process through `cli_main`, the first also in its own
+#: ``lora-lab train`` process
+INIT_ERRORS = [
     (["adapter=vera", "adapter.init=eva"], "error: adapter.init: 'eva' is not an init of method 'vera'; allowed: kaiming"),
     (["adapter.init=orthogonal", "adapter.r=3"], "error: adapter.r: init 'orthogonal' needs an even rank, got r=3; allowed: even r"),
     (["adapter.init=eva", "+adapter.init_batches=0"], "error: adapter.init_batches: must be a positive integer, got 0"),
@@ -19,13 +22,20 @@ from tests.integration.test_train_cli import TINY, run_train
      "error: adapter.init_batches: is read only by the data-driven inits (corda, corda_kpm, eva, lora_ga); init 'pissa' reads no calibration batches"),
     # tiny_bert is 32 wide: LoRA-GA's 2r = 34 singular directions do not fit, found before any weight loads
     (["adapter.init=lora_ga", "adapter.r=17"], "error: adapter.r: 17 (2r = 34) exceeds min(in, out) = 32 of "),
-])
-def test_init_errors_are_one_line_and_write_nothing(tmp_path, overrides, expected):
+]
+
+
+def test_lora_lab_train_refuses_an_init_error_in_one_line(tmp_path):
+    overrides, expected = INIT_ERRORS[0]
     proc = run_train(tmp_path, *TINY, *overrides, cli=True)
-    assert proc.returncode == 2, proc.stderr[-2000:]
-    assert expected in proc.stderr, proc.stderr[-2000:]
-    assert "Traceback" not in proc.stderr
-    assert len([ln for ln in proc.stderr.splitlines() if ln.startswith("error: ")]) == 1
+    assert_one_error_line(proc.returncode, proc.stderr, expected)
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("overrides,expected", INIT_ERRORS)
+def test_init_errors_are_one_line_and_write_nothing(tmp_path, capsys, overrides, expected):
+    code = train_cli([*TINY, f"paths.runs_root={tmp_path / 'runs'}", *overrides])
+    assert_one_error_line(code, capsys.readouterr().err, expected)
     assert not (tmp_path / "runs").exists()
 
 

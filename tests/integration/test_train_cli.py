@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from lora_lab.adapters import METHODS
+from tests.resume.exact import train_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 #: the adapter options Hydra offers: one per file in conf/adapter/ (a method's config; pissa is LoRA's)
@@ -33,27 +34,42 @@ def write_rte(root: Path, n: int = 24, missing_column: bool = False):
         (root / "RTE" / f"{split}.tsv").write_text(header + "\n".join(rows) + "\n")
 
 
-@pytest.mark.parametrize(
-    "overrides,expected",
-    [
-        (["adapter.method=nope"], f"error: adapter.method: unknown method 'nope'; allowed: {', '.join(sorted(METHODS))}"),
-        (["task=nope"], "error: task: unknown option 'nope'; allowed: glue_cola, "),
-        (["adapter=nope"], f"error: adapter: unknown option 'nope'; allowed: {ADAPTER_OPTIONS}"),
-        (["adapter.r=0"], "error: adapter.r: must be a positive integer, got 0"),
-        (["adapter.alpha=-1"], "error: adapter.alpha: must be a positive number, got -1"),
-        (["adapter.targets=[nothing_like_this]"], "error: adapter.targets: ['nothing_like_this'] matches no adaptable module"),
-        (["task=glue_rte", "task.data_dir=/nonexistent/glue"], "error: task.data_dir: /nonexistent/glue is not a directory"),
-        (["task=text_classification"], "error: task.data_files.train: is required: set task.data_files.train/val"),
-        (["task=text_generation", "task.data_files.train=/nonexistent/t.jsonl", "task.data_files.val=v.jsonl"],
-         "error: task.data_files.train: /nonexistent/t.jsonl does not exist"),
-    ],
-)
-def test_bad_input_one_clear_line(tmp_path, overrides, expected):
+#: (overrides, a fragment of the one error line): every case runs in-process through `cli_main` (as
+#: ``lora-lab train`` does, a compose each); the first also runs in its own ``python -m lora_lab.train``
+BAD_INPUT = [
+    (["adapter.method=nope"], f"error: adapter.method: unknown method 'nope'; allowed: {', '.join(sorted(METHODS))}"),
+    (["task=nope"], "error: task: unknown option 'nope'; allowed: glue_cola, "),
+    (["adapter=nope"], f"error: adapter: unknown option 'nope'; allowed: {ADAPTER_OPTIONS}"),
+    (["adapter.r=0"], "error: adapter.r: must be a positive integer, got 0"),
+    (["adapter.alpha=-1"], "error: adapter.alpha: must be a positive number, got -1"),
+    (["adapter.targets=[nothing_like_this]"], "error: adapter.targets: ['nothing_like_this'] matches no adaptable module"),
+    (["task=glue_rte", "task.data_dir=/nonexistent/glue"], "error: task.data_dir: /nonexistent/glue is not a directory"),
+    (["task=text_classification"], "error: task.data_files.train: is required: set task.data_files.train/val"),
+    (["task=text_generation", "task.data_files.train=/nonexistent/t.jsonl", "task.data_files.val=v.jsonl"],
+     "error: task.data_files.train: /nonexistent/t.jsonl does not exist"),
+]
+
+
+def assert_one_error_line(code: int, stderr: str, expected: str) -> None:
+    """Exit status 2, EXPECTED in the one ``error: `` line, no traceback."""
+    assert code == 2, stderr[-2000:]
+    assert expected in stderr, stderr[-2000:]
+    assert "Traceback" not in stderr
+    assert len([ln for ln in stderr.splitlines() if ln.startswith("error: ")]) == 1
+
+
+def test_python_m_lora_lab_train_refuses_bad_input_in_one_line(tmp_path):
+    overrides, expected = BAD_INPUT[0]
     proc = run_train(tmp_path, *TINY, *overrides)
-    assert proc.returncode == 2
-    assert expected in proc.stderr, proc.stderr[-2000:]
-    assert "Traceback" not in proc.stderr
-    assert len([ln for ln in proc.stderr.splitlines() if ln.startswith("error: ")]) == 1
+    assert_one_error_line(proc.returncode, proc.stderr, expected)
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("overrides,expected", BAD_INPUT)
+def test_bad_input_one_clear_line(tmp_path, capsys, overrides, expected):
+    code = train_cli([*TINY, f"paths.runs_root={tmp_path / 'runs'}", *overrides])
+    assert_one_error_line(code, capsys.readouterr().err, expected)
+    assert not (tmp_path / "runs").exists()  # an input error claims no run directory
 
 
 def test_group_option_check_reads_multirun_lists_and_skips_dotted_keys(tmp_path):
@@ -64,11 +80,12 @@ def test_group_option_check_reads_multirun_lists_and_skips_dotted_keys(tmp_path)
     assert err.key == "adapter" and "'dorra'" in str(err) and f"allowed: {ADAPTER_OPTIONS}" in str(err)
 
 
-def test_missing_tsv_column_one_line(tmp_path):
+def test_missing_tsv_column_one_line(tmp_path, capsys):
     write_rte(tmp_path / "glue", missing_column=True)
-    proc = run_train(tmp_path, *TINY, "task=glue_rte", f"task.data_dir={tmp_path / 'glue'}")
-    assert proc.returncode == 2 and "error: task.data_dir: " in proc.stderr and "lacks column(s) ['sentence2']" in proc.stderr
-    assert "Traceback" not in proc.stderr
+    code = train_cli([*TINY, f"paths.runs_root={tmp_path / 'runs'}", "task=glue_rte", f"task.data_dir={tmp_path / 'glue'}"])
+    err = capsys.readouterr().err
+    assert_one_error_line(code, err, "error: task.data_dir: ")
+    assert "lacks column(s) ['sentence2']" in err
     assert not (tmp_path / "runs").exists()  # an input error claims no run directory
 
 

@@ -6,7 +6,8 @@ import json
 import pytest
 
 from tests.data.test_wikisql import write_layout
-from tests.integration.test_train_cli import run_train
+from tests.integration.test_train_cli import assert_one_error_line, run_train
+from tests.resume.exact import train_cli
 
 SMALL = ["logger=none", "trainer.max_epochs=1", "task.batch_size=8", "task.eval_batch_size=16", "task.max_new_tokens=12"]
 
@@ -49,18 +50,26 @@ def test_local_wikisql_layout_tiny_t5(tmp_path):
     assert json.loads((run / "adapter/adapter_config.json").read_text())["backbone"]["model_kind"] == "seq2seq"
 
 
-@pytest.mark.parametrize(
-    "overrides,expected",
-    [
-        (["task=wikisql", "task.data_dir=/nonexistent/wikisql"], "error: task.data_dir: /nonexistent/wikisql is not a directory"),
-        (["task=wikisql_synthetic", "task.num_beams=0"], "error: task.num_beams: must be a positive integer, got 0"),
-        (["task=wikisql_synthetic", "backbone=smollm2", "backbone.gguf_file=x.bin"], "error: backbone.gguf_file: must be the name of a .gguf file"),
-    ],
-)
-def test_bad_generation_input_one_line(tmp_path, overrides, expected):
+#: (overrides, a fragment of the one error line); in-process through `cli_main`, the first also in its own
+#: ``python -m lora_lab.train`` process
+BAD_GENERATION_INPUT = [
+    (["task=wikisql", "task.data_dir=/nonexistent/wikisql"], "error: task.data_dir: /nonexistent/wikisql is not a directory"),
+    (["task=wikisql_synthetic", "task.num_beams=0"], "error: task.num_beams: must be a positive integer, got 0"),
+    (["task=wikisql_synthetic", "backbone=smollm2", "backbone.gguf_file=x.bin"], "error: backbone.gguf_file: must be the name of a .gguf file"),
+]
+
+
+def test_python_m_lora_lab_train_refuses_bad_generation_input(tmp_path):
+    overrides, expected = BAD_GENERATION_INPUT[0]
     proc = run_train(tmp_path, *SMALL, "backbone=tiny_llama", *overrides)
-    assert proc.returncode == 2 and expected in proc.stderr, proc.stderr[-2000:]
-    assert "Traceback" not in proc.stderr
+    assert_one_error_line(proc.returncode, proc.stderr, expected)
+
+
+@pytest.mark.parametrize("overrides,expected", BAD_GENERATION_INPUT)
+def test_bad_generation_input_one_line(tmp_path, capsys, overrides, expected):
+    code = train_cli([*SMALL, f"paths.runs_root={tmp_path / 'runs'}", "backbone=tiny_llama", *overrides])
+    assert_one_error_line(code, capsys.readouterr().err, expected)
+    assert not (tmp_path / "runs").exists()
 
 
 @pytest.mark.slow
