@@ -8,8 +8,7 @@ import json
 
 import pytest
 
-from tests.integration.test_train_cli import TINY, assert_one_error_line, run_train
-from tests.resume.exact import train_cli
+from tests.integration.test_train_cli import TINY, refused_in_own_process, refused_in_process, run_train
 
 
 #: (overrides, a fragment of the one error line); in-process through `cli_main`, the first also in its own
@@ -27,16 +26,12 @@ INIT_ERRORS = [
 
 def test_lora_lab_train_refuses_an_init_error_in_one_line(tmp_path):
     overrides, expected = INIT_ERRORS[0]
-    proc = run_train(tmp_path, *TINY, *overrides, cli=True)
-    assert_one_error_line(proc.returncode, proc.stderr, expected)
-    assert not (tmp_path / "runs").exists()
+    refused_in_own_process(tmp_path, [*TINY, *overrides], expected, cli=True)
 
 
 @pytest.mark.parametrize("overrides,expected", INIT_ERRORS)
 def test_init_errors_are_one_line_and_write_nothing(tmp_path, capsys, overrides, expected):
-    code = train_cli([*TINY, f"paths.runs_root={tmp_path / 'runs'}", *overrides])
-    assert_one_error_line(code, capsys.readouterr().err, expected)
-    assert not (tmp_path / "runs").exists()
+    refused_in_process(tmp_path, capsys, [*TINY, *overrides], expected)
 
 
 def test_data_driven_init_trains_and_counts_its_calibration(tmp_path):

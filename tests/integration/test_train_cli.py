@@ -58,18 +58,32 @@ def assert_one_error_line(code: int, stderr: str, expected: str) -> None:
     assert len([ln for ln in stderr.splitlines() if ln.startswith("error: ")]) == 1
 
 
+def refused_in_own_process(tmp_path, argv: list[str], expected: str, cli: bool = False) -> str:
+    """``python -m lora_lab.train ARGV`` (``lora-lab train`` with CLI) in its own process, runs root under
+    TMP_PATH: one error line with EXPECTED, and no run directory; returns stderr."""
+    proc = run_train(tmp_path, *argv, cli=cli)
+    assert_one_error_line(proc.returncode, proc.stderr, expected)
+    assert not (tmp_path / "runs").exists()  # an input error claims no run directory
+    return proc.stderr
+
+
+def refused_in_process(tmp_path, capsys, argv: list[str], expected: str) -> str:
+    """The same through `cli_main` in this process (what both entry points call); returns stderr."""
+    code = train_cli([*argv, f"paths.runs_root={tmp_path / 'runs'}"])
+    err = capsys.readouterr().err
+    assert_one_error_line(code, err, expected)
+    assert not (tmp_path / "runs").exists()
+    return err
+
+
 def test_python_m_lora_lab_train_refuses_bad_input_in_one_line(tmp_path):
     overrides, expected = BAD_INPUT[0]
-    proc = run_train(tmp_path, *TINY, *overrides)
-    assert_one_error_line(proc.returncode, proc.stderr, expected)
-    assert not (tmp_path / "runs").exists()
+    refused_in_own_process(tmp_path, [*TINY, *overrides], expected)
 
 
 @pytest.mark.parametrize("overrides,expected", BAD_INPUT)
 def test_bad_input_one_clear_line(tmp_path, capsys, overrides, expected):
-    code = train_cli([*TINY, f"paths.runs_root={tmp_path / 'runs'}", *overrides])
-    assert_one_error_line(code, capsys.readouterr().err, expected)
-    assert not (tmp_path / "runs").exists()  # an input error claims no run directory
+    refused_in_process(tmp_path, capsys, [*TINY, *overrides], expected)
 
 
 def test_group_option_check_reads_multirun_lists_and_skips_dotted_keys(tmp_path):
@@ -82,11 +96,8 @@ def test_group_option_check_reads_multirun_lists_and_skips_dotted_keys(tmp_path)
 
 def test_missing_tsv_column_one_line(tmp_path, capsys):
     write_rte(tmp_path / "glue", missing_column=True)
-    code = train_cli([*TINY, f"paths.runs_root={tmp_path / 'runs'}", "task=glue_rte", f"task.data_dir={tmp_path / 'glue'}"])
-    err = capsys.readouterr().err
-    assert_one_error_line(code, err, "error: task.data_dir: ")
+    err = refused_in_process(tmp_path, capsys, [*TINY, "task=glue_rte", f"task.data_dir={tmp_path / 'glue'}"], "error: task.data_dir: ")
     assert "lacks column(s) ['sentence2']" in err
-    assert not (tmp_path / "runs").exists()  # an input error claims no run directory
 
 
 def test_local_glue_trains_offline_and_rerun_is_noop(tmp_path):

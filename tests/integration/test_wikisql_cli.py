@@ -6,8 +6,7 @@ import json
 import pytest
 
 from tests.data.test_wikisql import write_layout
-from tests.integration.test_train_cli import assert_one_error_line, run_train
-from tests.resume.exact import train_cli
+from tests.integration.test_train_cli import refused_in_own_process, refused_in_process, run_train
 
 SMALL = ["logger=none", "trainer.max_epochs=1", "task.batch_size=8", "task.eval_batch_size=16", "task.max_new_tokens=12"]
 
@@ -61,15 +60,12 @@ BAD_GENERATION_INPUT = [
 
 def test_python_m_lora_lab_train_refuses_bad_generation_input(tmp_path):
     overrides, expected = BAD_GENERATION_INPUT[0]
-    proc = run_train(tmp_path, *SMALL, "backbone=tiny_llama", *overrides)
-    assert_one_error_line(proc.returncode, proc.stderr, expected)
+    refused_in_own_process(tmp_path, [*SMALL, "backbone=tiny_llama", *overrides], expected)
 
 
 @pytest.mark.parametrize("overrides,expected", BAD_GENERATION_INPUT)
 def test_bad_generation_input_one_line(tmp_path, capsys, overrides, expected):
-    code = train_cli([*SMALL, f"paths.runs_root={tmp_path / 'runs'}", "backbone=tiny_llama", *overrides])
-    assert_one_error_line(code, capsys.readouterr().err, expected)
-    assert not (tmp_path / "runs").exists()
+    refused_in_process(tmp_path, capsys, [*SMALL, "backbone=tiny_llama", *overrides], expected)
 
 
 @pytest.mark.slow
