@@ -45,9 +45,10 @@ def train(cfg: DictConfig, run_dir: str | os.PathLike, overrides: list[str] | No
 def cli_main(argv: list[str] | None = None) -> None:
     """``python -m lora_lab.train`` / ``lora-lab train``: every input error, a finished run and an
     unwritable runs root are answered before Hydra creates the run directory (`lora_lab.run.gate`),
-    and before the trial code is imported, so a refused command costs a config compose."""
-    if argv is None:  # every schema key settable as group.key=value, no `+` (Hydra reads sys.argv)
-        sys.argv[1:] = argv = settable_argv(sys.argv[1:])
+    and before the trial code is imported, so a refused command costs a config compose. ``argv``
+    (default ``sys.argv[1:]``) is checked and handed to Hydra, which reads ``sys.argv``, in the same
+    settable form: every schema key as ``group.key=value``, no `+`."""
+    sys.argv[1:] = argv = settable_argv(sys.argv[1:] if argv is None else list(argv))
     if check_command_line(argv, check_sweep=check_multirun):
         from lora_lab.run.hydra_task import main
 

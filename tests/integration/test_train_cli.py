@@ -116,3 +116,12 @@ def test_local_glue_trains_offline_and_rerun_is_noop(tmp_path):
     mtime = result_path.stat().st_mtime_ns
     again = run_train(tmp_path, *args)
     assert again.returncode == 0 and result_path.stat().st_mtime_ns == mtime
+
+
+def test_in_process_argv_reaches_hydra_in_the_settable_form(tmp_path, capsys):
+    """`cli_main(argv)` hands Hydra (which reads sys.argv) the argv it checked, with every schema key
+    settable without `+`: a key the backbone YAML lacks (``backbone.dtype``) is in the composed job."""
+    code = train_cli(["--cfg", "job", *TINY, "backbone.dtype=bfloat16", f"paths.runs_root={tmp_path / 'runs'}"])
+    out = capsys.readouterr().out
+    assert code == 0 and "  dtype: bfloat16\n" in out
+    assert not (tmp_path / "runs").exists()
