@@ -7,10 +7,11 @@ process::
 
     {"host": ..., "pid": ..., "slurm_job_id": ..., "started": "2026-...", "started_unix": 1.7e9,
      "wall_s": 61.2, "ended": "success" | "failed" | "cancelled" | "stopped: SIGUSR2" | "killed" | null,
-     "git": {"sha": ..., "dirty": ...}}
+     "git": {"sha": ..., "dirty": ...}, "machine": {"cpu": ..., "cpus": 2, "devices": "cpu"}}
 
 (``git``: the code this process ran, given by the trial: a trial resumed under another commit, or from
-a checkout with uncommitted changes, says so even when its last process ran a clean commit)
+a checkout with uncommitted changes, says so even when its last process ran a clean commit; ``machine``: the CPU model, usable cores and training
+devices of this process (`lora_lab.machine`): a trial resumed on another machine says so too)
 
 and ``wall_time_s`` is the sum of their ``wall_s``. A running process updates its entry every time
 ``last.ckpt`` is written (`AttemptHeartbeat`), so a process that was killed without a word counts
@@ -25,6 +26,8 @@ import time
 
 from lightning.pytorch.callbacks import Callback
 
+from lora_lab.machine import host_machine, training_devices
+
 
 def _iso(unix: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(unix))
@@ -36,7 +39,7 @@ def begin_attempt(previous: list[dict] | None) -> list[dict]:
     attempts = [dict(a, ended=a.get("ended") or "killed") for a in (previous or []) if isinstance(a, dict)]
     now = time.time()
     attempts.append({"host": socket.gethostname(), "pid": os.getpid(), "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
-                     "started": _iso(now), "started_unix": now, "wall_s": 0.0, "ended": None})
+                     "started": _iso(now), "started_unix": now, "wall_s": 0.0, "ended": None, "machine": host_machine()})
     return attempts
 
 
@@ -68,10 +71,16 @@ def total_wall_time(attempts: list[dict]) -> float:
 
 class AttemptHeartbeat(Callback):
     """Each ``last.ckpt`` save also rewrites the running record with this process's time so far
-    (``write(wall_time_s)`` is the trial's writer; rank 0 only)."""
+    (``write(wall_time_s)`` is the trial's writer; rank 0 only). When fitting starts, this process's
+    entry gets the devices it trains on (``machine.devices``)."""
 
     def __init__(self, attempts: list[dict], write):
         self.attempts, self.write = attempts, write
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        mine = _mine(self.attempts)
+        if mine is not None:
+            mine.setdefault("machine", {})["devices"] = training_devices(trainer)
 
     def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
         if trainer.is_global_zero:

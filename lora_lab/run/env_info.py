@@ -1,7 +1,7 @@
 """``lora-lab --version`` and ``lora-lab env``: what a bug report needs about this installation.
 
 ``env`` prints one ``key: value`` line each: lora_lab's version and git SHA (+ dirty flag), Python and
-platform, CPU count, torch's version and build (CUDA / cuDNN it was built with, whether a GPU is
+platform, CPU model and cores, torch's version and build (CUDA / cuDNN it was built with, whether a GPU is
 usable and which), torch threads, and the version of every library a run may use (``-`` for an
 optional one that is not installed): `LIBRARIES` plus every requirement of the installed lora_lab's
 metadata, extras included (Optuna and SQLAlchemy of ``.[hpo]``, the trackers, bitsandbytes, the
@@ -15,6 +15,7 @@ import platform
 import re
 from importlib.metadata import PackageNotFoundError, requires, version
 
+from lora_lab.machine import cpu_model, usable_cpus
 from lora_lab.results.record import git_state
 
 LIBRARIES = ("transformers", "lightning", "torchmetrics", "hydra-core", "omegaconf", "hydra-submitit-launcher",
@@ -73,7 +74,8 @@ def env_lines() -> list[tuple[str, str]]:
         ("git sha", f"{git.get('sha') or '-'}{' (dirty)' if git.get('dirty') else ''}"),
         ("python", f"{platform.python_version()} ({platform.python_implementation()})"),
         ("platform", platform.platform()),
-        ("cpus", str(os.cpu_count())),
+        ("cpu", cpu_model()),
+        ("cpus", f"{usable_cpus()} usable of {os.cpu_count()}"),
         *torch_lines(),
     ]
     lines += [(name, package_version(name)) for name in declared_libraries()]

@@ -24,6 +24,10 @@ def test_version_and_env_name_versions_build_and_git_sha():
     env = dict(line.split(": ", 1) for line in proc.stdout.splitlines())
     env = {k.rstrip(":").strip(): v.strip() for k, v in env.items()}
     assert env["git sha"].split()[0] == sha
+    lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=True, env={"LC_ALL": "C", "PATH": "/usr/bin:/bin"}).stdout
+    assert env["cpu"] == next(ln.split(":", 1)[1].strip() for ln in lscpu.splitlines() if ln.startswith("Model name:"))
+    nproc = subprocess.run(["nproc"], capture_output=True, text=True, check=True).stdout.strip()
+    assert env["cpus"].startswith(f"{nproc} usable of ")
     assert env["torch"] == torch.__version__
     assert env["torch cuda build"] == (torch.version.cuda or "none (CPU build)")
     assert env["cuda available"].startswith(str(torch.cuda.is_available()))

@@ -36,6 +36,14 @@ def record_of(runs: Path) -> dict:
     return json.loads(next(runs.rglob("result.json")).read_text())
 
 
+def this_machine() -> dict:
+    """What a CPU-only attempt here must record, read with the system's own tools (lscpu, nproc)."""
+    cpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=True, env={**os.environ, "LC_ALL": "C"}).stdout
+    model = next(line.split(":", 1)[1].strip() for line in cpu.splitlines() if line.startswith("Model name:"))
+    cores = int(subprocess.run(["nproc"], capture_output=True, text=True, check=True).stdout)
+    return {"cpu": model, "cpus": cores, "devices": "cpu"}
+
+
 def error_lines(err: str) -> list[str]:
     return [ln for ln in err.splitlines() if ln.startswith("error: ")]
 
@@ -54,6 +62,7 @@ def test_a_record_says_the_precision_run_and_the_time_of_its_one_attempt(finishe
     [attempt] = record["attempts"]
     assert attempt["ended"] == "success" and attempt["pid"] == os.getpid()
     assert attempt["git"] == record["git"] and set(record["git"]) == {"sha", "dirty"}  # the code this process ran
+    assert attempt["machine"] == this_machine()  # the hardware it ran on
     assert record["wall_time_s"] == attempt["wall_s"] > 0
 
 
@@ -130,6 +139,7 @@ def test_sigterm_during_the_final_test_evaluation_is_cancelled_and_resumable(tmp
     assert record["status"] == "success" and record["optimizer_steps"] == 8 and record["metrics"]["test"]
     assert (tmp_path / "batches").read_text().split() == ["8", "0"]  # the rerun trained no batch
     assert [a["ended"] for a in record["attempts"]] == ["cancelled", "success"]
+    assert [a["machine"] for a in record["attempts"]] == [this_machine()] * 2  # each process says where it ran
     assert record["wall_time_s"] == pytest.approx(sum(a["wall_s"] for a in record["attempts"]), abs=1e-3)
 
 
