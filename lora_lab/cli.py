@@ -21,6 +21,8 @@ Subcommands register themselves in `COMMANDS` (name -> (help, function taking ar
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 from typing import Callable
 
@@ -172,7 +174,18 @@ def usage() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    """Run one command; its output piped into a reader that stops early (``lora-lab report ... | head``)
+    ends it quietly with the shell's status for that, 128 + SIGPIPE, instead of a traceback."""
+    try:
+        status = run_command(sys.argv[1:] if argv is None else argv)
+        sys.stdout.flush()  # inside the try: a reader that has gone shows here, not at interpreter exit
+        return status
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the exit-time flush must not fail again
+        return 128 + signal.SIGPIPE
+
+
+def run_command(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(usage())
         return 0

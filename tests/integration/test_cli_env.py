@@ -1,11 +1,14 @@
 """``lora-lab --version`` and ``lora-lab env`` report this installation as a bug report needs it."""
 
+import os
+import re
+import signal
 import subprocess
 import sys
-import re
 from importlib.metadata import requires, version
 from pathlib import Path
 
+import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,3 +41,16 @@ def test_version_and_env_name_versions_build_and_git_sha():
     for req in requires("lora_lab") or []:  # every declared dependency and extra of the installed package
         name = re.split(r"[\s;<>=!~\[(]", req, maxsplit=1)[0]
         assert any(k.replace("_", "-").lower() == name.replace("_", "-").lower() for k in env) or name == "torch", name
+
+
+@pytest.mark.parametrize("args", [("env",), ("--help",), ("--version",)])
+def test_output_into_a_reader_that_has_gone_ends_quietly_with_the_sigpipe_status(args):
+    """``lora-lab env | head -1``: the reader closes the pipe before everything is written. The command
+    ends with 128 + SIGPIPE, as a shell tool would, and prints no traceback."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the first write
+    try:
+        proc = subprocess.run([sys.executable, "-m", "lora_lab.cli", *args], cwd=ROOT, stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write_end)
+    assert proc.returncode == 128 + signal.SIGPIPE and proc.stderr == ""
