@@ -197,6 +197,7 @@ def trial_row(record: dict, path: Path) -> dict:
         "torch_threads": record.get("torch_threads"),
         "written_at": record.get("written_at"),
         **code_version(record),
+        **machines_of(record),
     }
     # ``paths`` is where the run was written on its machine (absolute paths of someone's disk), not what it
     # computed: ``run_dir`` says where; a committed trials.csv carries no machine's paths
@@ -214,6 +215,20 @@ def code_version(record: dict) -> dict:
     shas = list(dict.fromkeys(str(g["sha"]) for g in states if g.get("sha")))
     dirty = [bool(g["dirty"]) for g in states if g.get("dirty") is not None]
     return {"git_sha": final.get("sha"), "git_dirty": any(dirty) if dirty else None, "git_commits": "+".join(shas) or None}
+
+
+def machines_of(record: dict) -> dict:
+    """``machines``: the kinds of machine the trial's processes ran on, `` + ``-joined in order, each as
+    ``CPU model (N cpus; devices)`` from ``attempts[].machine`` (`lora_lab.machine`); a trial resumed on
+    another kind has two. Absent when no attempt recorded one (records written before it was)."""
+    attempts = record.get("attempts") if isinstance(record.get("attempts"), list) else []
+    kinds = []
+    for attempt in attempts:
+        machine = attempt.get("machine") if isinstance(attempt, dict) else None
+        if isinstance(machine, dict):
+            where = "; ".join(str(part) for part in (f"{machine.get('cpus')} cpus" if machine.get("cpus") else None, machine.get("devices")) if part)
+            kinds.append(f"{machine.get('cpu') or 'unknown CPU'}" + (f" ({where})" if where else ""))
+    return {"machines": " + ".join(dict.fromkeys(kinds))} if kinds else {}
 
 
 def _cost_fields(record: dict) -> dict:

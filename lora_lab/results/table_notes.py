@@ -135,7 +135,27 @@ def notes(agg: Aggregate, table: Table) -> list[str]:
                    f"optimizer steps (evaluation included); Peak MiB = {memory}; Adapter KiB = size of the saved adapter directory. "
                    "Shown because the study declares its timings comparable (--cost).")
     out += code_version_notes(agg)
+    out += machine_notes(agg)
     return out
+
+
+def machine_notes(agg: Aggregate) -> list[str]:
+    """A note when the averaged runs ran on more than one kind of machine (CPU model, cores, training
+    devices), and how many were resumed on another kind than the one they started with: such a run
+    continues the same optimisation from the same saved state, but the two machines' kernels may round
+    differently, so it is not bit for bit what one machine would have computed."""
+    runs = agg.chosen
+    if runs.empty or "machines" not in runs:
+        return []
+    per_run = [str(m).split(" + ") for m in runs["machines"].dropna()]
+    kinds = sorted({kind for run in per_run for kind in run})
+    if len(kinds) <= 1:
+        return []
+    spanning = sum(len(run) > 1 for run in per_run)
+    text = f"Machines: the averaged runs ran on {len(kinds)} kinds of machine ({'; '.join(kinds)})"
+    if spanning:
+        text += f"; {spanning} run(s) resumed on another kind than the one they started with (a continuation, not bit for bit one machine's run)"
+    return [text + ". See trials.csv (machines)."]
 
 
 def code_version_notes(agg: Aggregate) -> list[str]:

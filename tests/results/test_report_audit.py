@@ -235,3 +235,29 @@ def test_a_task_with_only_planned_trials_is_labelled_with_the_metric_its_task_wi
     assert "| Method | #Params | lr | CoLA (MCC) | STS-B (Pearson) |" in md
     assert "STS-B = Pearson (no finished run)" in md
     assert "STS-B Pearson (no finished run)" in (tmp_path / "out" / "table.tex").read_text()
+
+
+def test_runs_on_several_kinds_of_machine_and_a_run_resumed_on_another_say_so(tmp_path):
+    """Each attempt records its machine; a run whose attempts ran on two kinds lists both in trials.csv,
+    and the note under the table counts the kinds and the runs that changed machine part-way."""
+    epyc = {"cpu": "AMD EPYC 7763", "cpus": 2, "devices": "cpu"}
+    xeon = {"cpu": "Intel(R) Xeon(R) Processor", "cpus": 2, "devices": "cpu"}
+    root = tmp_path / "runs"
+    for seed, machines in enumerate(([epyc, xeon], [epyc], [epyc, epyc])):
+        rec = make_record(seed=seed, val=0.8, test=0.8)
+        rec["attempts"] = [{"pid": i, "wall_s": 5.0, "ended": "success" if i == len(machines) - 1 else "cancelled", "git": rec["git"], "machine": m}
+                           for i, m in enumerate(machines)]
+        write_record(root, rec)
+    result = report([root], out=tmp_path / "out", plots=False)
+    assert "- Machines: the averaged runs ran on 2 kinds of machine (AMD EPYC 7763 (2 cpus; cpu); Intel(R) Xeon(R) Processor (2 cpus; cpu)); " \
+           "1 run(s) resumed on another kind than the one they started with (a continuation, not bit for bit one machine's run). " \
+           "See trials.csv (machines)." in result["markdown"]
+    trials = result["trials"].set_index("seed")
+    assert trials.loc[0, "machines"] == "AMD EPYC 7763 (2 cpus; cpu) + Intel(R) Xeon(R) Processor (2 cpus; cpu)"
+    assert trials.loc[1, "machines"] == trials.loc[2, "machines"] == "AMD EPYC 7763 (2 cpus; cpu)"
+    one = tmp_path / "one"
+    for seed in range(2):
+        rec = make_record(seed=seed, val=0.8, test=0.8)
+        rec["attempts"] = [{"pid": 1, "wall_s": 5.0, "ended": "success", "git": rec["git"], "machine": xeon}]
+        write_record(one, rec)
+    assert "Machines" not in report([one], out=tmp_path / "out2", plots=False)["markdown"]  # one kind: nothing to say
