@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from lora_lab.errors import ConfigError
+from lora_lab.results.names import LABEL_KEYS
 from lora_lab.results.columns import NO_TEST, by_time_written, task_columns, task_order  # noqa: F401 (re-exported)
 from lora_lab.results.trial_identity import is_result_key
 
@@ -74,12 +75,21 @@ def _ignored(column: str) -> bool:
     return not is_result_key(key.split(".")[0]) or any(fnmatch.fnmatchcase(key, pattern) for pattern in IGNORED)
 
 
+AXES = {"task": "the table's column axis", "seed": "what a cell averages over", "study": "where a run was planned"}
+
+
 def _resolve_key(name: str, columns, option: str = "--by") -> str:
+    """The trials column a row key names: ``method``, or a config key (``r`` is ``cfg.adapter.r``,
+    ``optim.lr`` is ``cfg.optim.lr``). Never one of the report's own columns (task, seed, scores, status,
+    paths): those are not settings a row can be split by."""
+    if name == "method":
+        return name
     for candidate in (name, f"cfg.{name}", f"cfg.adapter.{name}"):
-        if candidate in columns and not (candidate.startswith("cfg.") and _ignored(candidate)):
+        if candidate.startswith("cfg.") and candidate in columns and not _ignored(candidate):
             return candidate
     allowed = sorted(display_name(c) for c in columns if c.startswith("cfg.") and not _ignored(c))
-    raise ConfigError(option, f"unknown key {display_name(name)!r}; allowed: {', '.join(allowed)}")
+    what = f"{name!r} is {AXES[name]}, not a row key" if name in AXES else f"unknown key {display_name(name)!r}"
+    raise ConfigError(option, f"{what}; allowed: {', '.join(allowed)}")
 
 
 def _varying(df: pd.DataFrame, columns: list[str]) -> list[str]:
@@ -152,13 +162,17 @@ def aggregate(trials: pd.DataFrame, by: list[str] | None = None, nuisance=DEFAUL
     must_split = _must_split(pool, candidates, varying)
     if by:
         keys = [_resolve_key(b, df.columns if not df.empty else trials.columns) for b in by]
-        row_keys = ["method"] + [k for k in keys if k != "method"]
+        # what names the method (its init: PiSSA is LoRA's init=pissa; rsLoRA) is a row key wherever it varies,
+        # whatever --by says: a "LoRA" row must never show PiSSA's numbers because PiSSA did better on dev
+        identity = [c for c in LABEL_KEYS[1:] if c in varying or c in must_split]
+        row_keys = ["method"] + identity + [k for k in keys if k not in ("method", *identity)]
         unsplit = [c for c in must_split if c not in row_keys]
         if unsplit:
             values = sorted(map(str, pool[unsplit[0]].dropna().unique()))
             raise ConfigError("--by", f"{display_name(unsplit[0])} differs between runs of one row ({', '.join(values)}) and is never averaged over; "
                               f"add it: --by {','.join([*by, display_name(unsplit[0])])}")
-        setting_keys = nuisance + [c for c in varying if c not in row_keys]
+        # a nuisance key asked for as a row key (--by optim.lr) is a row key: one row per value, none chosen on dev
+        setting_keys = [c for c in nuisance if c not in row_keys] + [c for c in varying if c not in row_keys]
     else:
         adapter_first = sorted(dict.fromkeys([*varying, *must_split]), key=lambda c: (not c.startswith("cfg.adapter."), cfg_cols.index(c)))
         row_keys = ["method"] + adapter_first

@@ -120,7 +120,10 @@ def test_rows_split_by_varying_knobs_and_init(tmp_path):
     assert (tmp_path / "out" / "plots" / "score_vs_rank.png").stat().st_size > 1000
     assert (tmp_path / "out" / "plots" / "score_vs_params.png").stat().st_size > 1000
     by_r = report([root], out=tmp_path / "out2", plots=False, by=["r"])["aggregate"]
-    assert by_r.row_keys == ["method", "cfg.adapter.r"] and "cfg.adapter.init" in by_r.setting_keys  # best over init
+    # the init names the method (PiSSA): a row key whatever --by says, unless asked for as a nuisance
+    assert by_r.row_keys == ["method", "cfg.adapter.init", "cfg.adapter.r"] and "cfg.adapter.init" not in by_r.setting_keys
+    best_init = report([root], out=tmp_path / "out4", plots=False, by=["r"], nuisance=("optim.lr", "lr_scale", "adapter.init"))["aggregate"]
+    assert best_init.row_keys == ["method", "cfg.adapter.r"] and "cfg.adapter.init" in best_init.setting_keys  # best over init, as asked
     with pytest.raises(ConfigError, match=r"^--by: unknown key 'rank'; allowed: .*\br\b"):
         report([root], out=tmp_path / "out3", plots=False, by=["rank"])
 

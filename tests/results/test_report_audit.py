@@ -261,3 +261,37 @@ def test_runs_on_several_kinds_of_machine_and_a_run_resumed_on_another_say_so(tm
         rec["attempts"] = [{"pid": 1, "wall_s": 5.0, "ended": "success", "git": rec["git"], "machine": xeon}]
         write_record(one, rec)
     assert "Machines" not in report([one], out=tmp_path / "out2", plots=False)["markdown"]  # one kind: nothing to say
+
+
+def test_by_keeps_what_names_the_method_a_row_key_so_a_lora_row_never_shows_pissa(tmp_path):
+    """``--by r`` over LoRA and PiSSA (LoRA with init=pissa) at two lrs: the init names the method, so it
+    stays a row key (two rows), and each row's lr is chosen on dev among its own runs only."""
+    root = tmp_path / "runs"
+    for seed in range(3):
+        for lr, lora_val, pissa_val in ((5e-4, 0.70, 0.90), (2e-3, 0.72, 0.60)):
+            write_record(root, make_record(seed=seed, lr=lr, val=lora_val + seed / 100, test=lora_val + seed / 100))
+            write_record(root, make_record(seed=seed, lr=lr, init="pissa", val=pissa_val + seed / 100, test=pissa_val + seed / 100))
+    report([root], out=tmp_path / "out", plots=False, by=["r"])
+    rows = {(r["method"], r["init"]): r for r in _csv_rows(tmp_path / "out")}
+    assert set(rows) == {("lora", "kaiming"), ("lora", "pissa")}
+    assert float(rows[("lora", "kaiming")]["synthetic_mean"]) == pytest.approx(0.73)  # LoRA's own best lr (2e-3), not PiSSA's 0.91
+    assert float(rows[("lora", "pissa")]["synthetic_mean"]) == pytest.approx(0.91)
+
+
+def test_by_a_nuisance_key_gives_one_row_per_value_and_by_an_axis_is_one_error_line(tmp_path, capsys):
+    from lora_lab.cli import main as cli_main
+
+    root = tmp_path / "runs"
+    for seed in range(3):
+        for lr, val in ((5e-4, 0.70), (2e-3, 0.80)):
+            write_record(root, make_record(seed=seed, lr=lr, val=val, test=val))
+    assert cli_main(["report", str(root), "--out", str(tmp_path / "o1"), "--by", "optim.lr", "--no-plots"]) == 0
+    rows = _csv_rows(tmp_path / "o1")
+    assert sorted((float(r["optim.lr"]), float(r["synthetic_mean"])) for r in rows) == [(5e-4, pytest.approx(0.70)), (2e-3, pytest.approx(0.80))]
+    for key, what in (("task", "'task' is the table's column axis, not a row key"), ("seed", "'seed' is what a cell averages over, not a row key"),
+                      ("val", "unknown key 'val'"), ("status", "unknown key 'status'")):
+        capsys.readouterr()
+        assert cli_main(["report", str(root), "--out", str(tmp_path / f"o_{key}"), "--by", key, "--no-plots"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith(f"error: --by: {what}; allowed: ") and "optim.lr" in err[0], err
+        assert not (tmp_path / f"o_{key}").exists()
