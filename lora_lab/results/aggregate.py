@@ -88,7 +88,8 @@ def _resolve_key(name: str, columns, option: str = "--by") -> str:
         if candidate.startswith("cfg.") and candidate in columns and not _ignored(candidate):
             return candidate
     allowed = sorted(display_name(c) for c in columns if c.startswith("cfg.") and not _ignored(c))
-    what = f"{name!r} is {AXES[name]}, not a row key" if name in AXES else f"unknown key {display_name(name)!r}"
+    role = "a row key" if option == "--by" else "a setting to choose over"
+    what = f"{name!r} is {AXES[name]}, not {role}" if name in AXES else f"unknown key {display_name(name)!r}"
     raise ConfigError(option, f"{what}; allowed: {', '.join(allowed)}")
 
 

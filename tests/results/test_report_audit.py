@@ -295,3 +295,15 @@ def test_by_a_nuisance_key_gives_one_row_per_value_and_by_an_axis_is_one_error_l
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith(f"error: --by: {what}; allowed: ") and "optim.lr" in err[0], err
         assert not (tmp_path / f"o_{key}").exists()
+
+
+def test_nuisance_on_an_axis_is_one_error_line_naming_its_role(tmp_path, capsys):
+    from lora_lab.cli import main as cli_main
+
+    root = tmp_path / "runs"
+    for seed in range(2):
+        write_record(root, make_record(seed=seed, val=0.7, test=0.7))
+    assert cli_main(["report", str(root), "--out", str(tmp_path / "o"), "--nuisance", "seed", "--no-plots"]) == 2
+    (err,) = capsys.readouterr().err.strip().splitlines()
+    assert err.startswith("error: --nuisance: 'seed' is what a cell averages over, not a setting to choose over; allowed: ")
+    assert not (tmp_path / "o").exists()
