@@ -101,9 +101,8 @@ def exported_state_line(run_dir: str) -> str:
 
 def _merge_adapters(argv: list[str]) -> int:
     import json
-    from pathlib import Path
 
-    from lora_lab.adapters.compose import HEAD_AUTO, HEAD_NONE, merge_adapters, plan_heads
+    from lora_lab.adapters.compose import HEAD_AUTO, HEAD_NONE, check_adapter_dirs, merge_adapters, plan_heads
     from lora_lab.models.backbones import load_recorded_base
     from lora_lab.errors import ConfigError
 
@@ -131,8 +130,8 @@ def _merge_adapters(argv: list[str]) -> int:
             specs.append((path, float(weight) if weight else 1.0))
         except ValueError:
             raise ConfigError("compose.weights", f"{item!r}: the weight after '=' must be a number") from None
-    if all(Path(path).is_dir() for path, _ in specs):
-        plan_heads([path for path, _ in specs], head_from)  # a missing --head-from fails before the base loads
+    check_adapter_dirs([path for path, _ in specs])  # every input, then the heads, before the base loads
+    plan_heads([path for path, _ in specs], head_from)
     model = load_recorded_base(specs[0][0])
     report = merge_adapters(model, specs, head_from=head_from)
     model.save_pretrained(out)

@@ -38,7 +38,7 @@ from torch import nn
 
 from lora_lab.adapters import build_method, parse_config
 from lora_lab.adapters.base import AdapterLayer, is_adaptable
-from lora_lab.adapters.io import read_adapter
+from lora_lab.adapters.io import CONFIG_NAME, WEIGHTS_NAME, read_adapter
 from lora_lab.errors import ConfigError
 
 
@@ -162,6 +162,23 @@ def refuse_reference_rows(saved: list[tuple[dict, dict]]) -> None:
             method.merge()  # raises the method's one-line refusal
 
 
+def check_adapter_dirs(adapter_dirs: list[str | os.PathLike]) -> None:
+    """Each path is a saved lora_lab adapter (its ``adapter_config.json`` readable, of this format, and
+    its weights file present), else one `ConfigError` naming the path: checked before any model loads."""
+    import json
+
+    for path in map(Path, adapter_dirs):
+        found = (path / CONFIG_NAME).is_file() and (path / WEIGHTS_NAME).is_file()
+        try:
+            found = found and json.loads((path / CONFIG_NAME).read_text()).get("format") == "lora_lab.adapter"
+        except (OSError, ValueError, AttributeError):
+            found = False
+        if not found:
+            hint = next((f"; did you mean {str(path / sub)!r}?" for sub in ("adapter", "adapter_last") if (path / sub / CONFIG_NAME).is_file()), "")
+            raise ConfigError("compose.adapters", f"{str(path)!r} is not a saved lora_lab adapter (expected {CONFIG_NAME} and {WEIGHTS_NAME} "
+                              f"in it; allowed: a run's adapter/ or adapter_last/ directory){hint}")
+
+
 def plan_heads(adapter_dirs: list[str | os.PathLike], head_from: int | str = HEAD_AUTO) -> HeadChoice:
     """`choose_heads` from the adapter directories alone (a command checks it before loading a model)."""
     saved = [read_adapter(d) for d in adapter_dirs]
@@ -180,8 +197,7 @@ def merge_adapters(
     for path, weight in adapters:
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight):
             raise ConfigError("compose.weights", f"weight of {str(path)!r} must be a finite number, got {weight!r}")
-        if not Path(path).is_dir():
-            raise ConfigError("compose.adapters", f"{str(path)!r} is not a directory")
+    check_adapter_dirs([path for path, _ in adapters])
     saved = [read_adapter(path) for path, _ in adapters]
     refuse_reference_rows(saved)
     keys = {_backbone_key(meta) for meta, _ in saved}

@@ -31,6 +31,9 @@ def world(tmp_path_factory):
     (tmp / "link_to_adapter").symlink_to(run / "adapter")
     (tmp / "link_to_runs").symlink_to(tmp / "runs")
     (tmp / "data").mkdir()
+    (tmp / "corrupt_adapter").mkdir()
+    (tmp / "corrupt_adapter" / "adapter_config.json").write_text('{"format": "lora_lab.adapter", ')
+    (tmp / "corrupt_adapter" / "adapter_model.safetensors").write_bytes(b"")
     return tmp, run
 
 
@@ -62,6 +65,10 @@ def cases(tmp: Path, run: Path) -> list[tuple[str, list[str], int, str]]:
         ("export of a dir without an adapter", ["export", str(tmp / "data"), str(tmp / "never")], 2, "export.run_dir"),
         ("merge into the run", ["merge-adapters", str(run), str(run / "adapter")], 2, "merge-adapters.out_dir"),
         ("merge into a file", ["merge-adapters", str(run / "result.json"), str(run / "adapter")], 2, "merge-adapters.out_dir"),
+        ("merge of a path that does not exist", ["merge-adapters", str(tmp / "never"), str(tmp / "no_such_adapter")], 2, "compose.adapters"),
+        ("merge of a run dir, not its adapter", ["merge-adapters", str(tmp / "never"), str(run)], 2, "compose.adapters"),
+        ("merge of a second input that is no adapter", ["merge-adapters", str(tmp / "never"), str(run / "adapter"), str(data)], 2, "compose.adapters"),
+        ("merge of an adapter dir with a corrupt config", ["merge-adapters", str(tmp / "never"), str(tmp / "corrupt_adapter")], 2, "compose.adapters"),
         ("report into the adapter", ["report", str(run), "--out", str(run / "adapter"), "--overwrite"], 2, "--out"),
         ("report into a sweep dir", ["report", str(run), "--out", str(tmp / "runs" / "swept")], 2, "--out"),
         ("report under /dev/null", ["report", str(run), "--out", "/dev/null/report"], 2, "--out"),
@@ -107,4 +114,4 @@ def test_battery(world, capsys):
             before = md5s(tmp / "runs")
     assert not failures, "\n".join(failures)
     assert not (tmp / "never").exists() and not list(tmp.rglob("multirun.yaml"))
-    assert len(all_cases) == 31
+    assert len(all_cases) == 35
