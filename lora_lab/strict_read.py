@@ -9,7 +9,9 @@ two columns named ``label`` (a header ``text,label,label`` labels every row from
   ``label`` and `` label`` are one name to a reader, two to ``DictReader``);
 - `loads_json` parses JSON with an ``object_pairs_hook`` that refuses a repeated key in any object,
   nested ones included;
-- `load_yaml` is ``yaml.safe_load`` refusing repeated mapping keys.
+- `load_yaml` is ``yaml.safe_load`` refusing repeated mapping keys;
+- `read_json_file` reads a JSON file a command was pointed at (a result.json, an adapter's config):
+  missing, unreadable or not JSON is one `ConfigError` naming the option and the file, not a traceback.
 
 Each raises `AmbiguousInput` (message: what is repeated); callers add the file and line and raise
 their one-line `ConfigError` for the key the user set.
@@ -48,6 +50,20 @@ def _unique_object(pairs: list[tuple[str, object]]) -> dict:
 def loads_json(text: str | bytes):
     """``json.loads`` refusing a repeated key (`AmbiguousInput`); syntax errors stay ``json.JSONDecodeError``."""
     return json.loads(text, object_pairs_hook=_unique_object)
+
+
+def read_json_file(path, key: str):
+    """The parsed JSON of ``path``; a file that is missing, unreadable, not UTF-8 or not JSON raises one
+    `ConfigError` for ``key`` (the option that named it) with the file and the reason."""
+    from lora_lab.errors import ConfigError
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(key, f"{path} does not exist") from None
+    except (OSError, ValueError) as err:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise ConfigError(key, f"{path} is not a readable JSON file ({err})") from None
 
 
 def load_yaml(text: str):

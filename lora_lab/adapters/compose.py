@@ -38,7 +38,7 @@ from torch import nn
 
 from lora_lab.adapters import build_method, parse_config
 from lora_lab.adapters.base import AdapterLayer, is_adaptable
-from lora_lab.adapters.io import CONFIG_NAME, WEIGHTS_NAME, read_adapter
+from lora_lab.adapters.io import CONFIG_NAME, WEIGHTS_NAME, is_saved_adapter, read_adapter
 from lora_lab.errors import ConfigError
 
 
@@ -165,15 +165,8 @@ def refuse_reference_rows(saved: list[tuple[dict, dict]]) -> None:
 def check_adapter_dirs(adapter_dirs: list[str | os.PathLike]) -> None:
     """Each path is a saved lora_lab adapter (its ``adapter_config.json`` readable, of this format, and
     its weights file present), else one `ConfigError` naming the path: checked before any model loads."""
-    import json
-
     for path in map(Path, adapter_dirs):
-        found = (path / CONFIG_NAME).is_file() and (path / WEIGHTS_NAME).is_file()
-        try:
-            found = found and json.loads((path / CONFIG_NAME).read_text()).get("format") == "lora_lab.adapter"
-        except (OSError, ValueError, AttributeError):
-            found = False
-        if not found:
+        if not is_saved_adapter(path):
             hint = next((f"; did you mean {str(path / sub)!r}?" for sub in ("adapter", "adapter_last") if (path / sub / CONFIG_NAME).is_file()), "")
             raise ConfigError("compose.adapters", f"{str(path)!r} is not a saved lora_lab adapter (expected {CONFIG_NAME} and {WEIGHTS_NAME} "
                               f"in it; allowed: a run's adapter/ or adapter_last/ directory){hint}")
@@ -181,7 +174,7 @@ def check_adapter_dirs(adapter_dirs: list[str | os.PathLike]) -> None:
 
 def plan_heads(adapter_dirs: list[str | os.PathLike], head_from: int | str = HEAD_AUTO) -> HeadChoice:
     """`choose_heads` from the adapter directories alone (a command checks it before loading a model)."""
-    saved = [read_adapter(d) for d in adapter_dirs]
+    saved = [read_adapter(d, "compose.adapters") for d in adapter_dirs]
     refuse_reference_rows(saved)
     return choose_heads([str(d) for d in adapter_dirs], saved, head_from)
 
@@ -198,7 +191,7 @@ def merge_adapters(
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight):
             raise ConfigError("compose.weights", f"weight of {str(path)!r} must be a finite number, got {weight!r}")
     check_adapter_dirs([path for path, _ in adapters])
-    saved = [read_adapter(path) for path, _ in adapters]
+    saved = [read_adapter(path, "compose.adapters") for path, _ in adapters]
     refuse_reference_rows(saved)
     keys = {_backbone_key(meta) for meta, _ in saved}
     if len(keys) > 1:

@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -24,6 +25,7 @@ from lora_lab.adapters.quant import QuantConfig, check_quant_config
 from lora_lab.adapters.quant_model import quantize_base
 from lora_lab.atomic import atomic_write_via_path
 from lora_lab.errors import ConfigError
+from lora_lab.strict_read import read_json_file
 
 _atomic_write_bytes = atomic_write_via_path  # the name peft_export imports
 
@@ -94,13 +96,33 @@ def upgrade_meta(meta: dict) -> dict:
     return meta
 
 
-def read_adapter_meta(adapter_dir: str | os.PathLike) -> dict:
-    return upgrade_meta(json.loads((Path(adapter_dir) / CONFIG_NAME).read_text()))
+def is_saved_adapter(adapter_dir: str | os.PathLike) -> bool:
+    """Whether ``adapter_dir`` holds a lora_lab adapter: its config (this format) and its weights file."""
+    config, weights = Path(adapter_dir) / CONFIG_NAME, Path(adapter_dir) / WEIGHTS_NAME
+    if not (config.is_file() and weights.is_file()):
+        return False
+    try:
+        return json.loads(config.read_text(encoding="utf-8")).get("format") == "lora_lab.adapter"
+    except (OSError, ValueError, AttributeError):  # unreadable, not JSON, not an object
+        return False
 
 
-def read_adapter(adapter_dir: str | os.PathLike) -> tuple[dict, dict[str, torch.Tensor]]:
-    """``(meta, tensors)`` of a saved adapter, without building anything."""
-    return read_adapter_meta(adapter_dir), load_file(str(Path(adapter_dir) / WEIGHTS_NAME))
+def read_adapter_meta(adapter_dir: str | os.PathLike, key: str = "adapter") -> dict:
+    """The adapter's metadata in the current shape; an unreadable config is one `ConfigError` for ``key``."""
+    meta = read_json_file(Path(adapter_dir) / CONFIG_NAME, key)
+    if not isinstance(meta, dict) or meta.get("format") != "lora_lab.adapter":
+        raise ConfigError(key, f"{Path(adapter_dir) / CONFIG_NAME} is not a lora_lab adapter config (no \"format\": \"lora_lab.adapter\")")
+    return upgrade_meta(meta)
+
+
+def read_adapter(adapter_dir: str | os.PathLike, key: str = "adapter") -> tuple[dict, dict[str, torch.Tensor]]:
+    """``(meta, tensors)`` of a saved adapter, without building anything; unreadable files are one
+    `ConfigError` for ``key``."""
+    meta, weights = read_adapter_meta(adapter_dir, key), Path(adapter_dir) / WEIGHTS_NAME
+    try:
+        return meta, load_file(str(weights))
+    except (OSError, SafetensorError) as err:
+        raise ConfigError(key, f"{weights} is not a readable safetensors file ({err})") from None
 
 
 def load_adapter(adapter_dir: str | os.PathLike, model: nn.Module, quantize: bool = True) -> AdapterMethod:

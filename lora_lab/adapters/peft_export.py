@@ -47,6 +47,7 @@ from lora_lab.adapters.io import CONFIG_NAME, _atomic_write_bytes, adapter_check
 from lora_lab.adapters.method import AdapterMethod
 from lora_lab.errors import ConfigError
 from lora_lab.locations import resolve_path
+from lora_lab.strict_read import read_json_file
 
 PEFT_CONFIG_NAME = "adapter_config.json"
 PEFT_WEIGHTS_NAME = "adapter_model.safetensors"
@@ -210,8 +211,8 @@ def export_adapter_to_peft(
 def _adapter_dir_of(run_dir: Path) -> Path:
     for candidate in (run_dir / "adapter", run_dir):
         if (candidate / CONFIG_NAME).is_file():
-            meta = json.loads((candidate / CONFIG_NAME).read_text())
-            if meta.get("format") == "lora_lab.adapter":
+            meta = read_json_file(candidate / CONFIG_NAME, "export.run_dir")  # a corrupt config: one line, not a traceback
+            if isinstance(meta, dict) and meta.get("format") == "lora_lab.adapter":
                 return candidate
     raise ConfigError("export.run_dir", f"{str(run_dir)!r} holds no lora_lab adapter (expected {CONFIG_NAME} in it or in its adapter/)")
 
@@ -221,7 +222,7 @@ def export_run(run_dir: str | os.PathLike, fmt: str, out_dir: str | os.PathLike)
     if fmt not in EXPORT_FORMATS:
         raise ConfigError("export.format", f"unknown format {fmt!r}; allowed: {', '.join(EXPORT_FORMATS)}")
     adapter_dir = _adapter_dir_of(Path(run_dir))
-    meta, tensors = read_adapter(adapter_dir)
+    meta, tensors = read_adapter(adapter_dir, "export.run_dir")
     config, state = convert_to_peft(meta, tensors)
     return write_peft_adapter(out_dir, config, state, _provenance(meta, config, str(adapter_dir)))
 

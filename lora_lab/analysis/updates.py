@@ -73,10 +73,13 @@ def find_runs(paths) -> list[Path]:
 def load_run(run_dir: Path) -> Run:
     from lora_lab.adapters.io import read_adapter_meta
 
-    record = json.loads((run_dir / "result.json").read_text())
-    if record.get("status") != "success" or not (run_dir / "adapter").is_dir():
-        raise ConfigError("RUN", f"{run_dir} is not a finished run with a saved adapter (status {record.get('status')!r})")
-    return Run(run_dir, record, read_adapter_meta(run_dir / "adapter"), list(record.get("snapshots") or []))
+    from lora_lab.strict_read import read_json_file
+
+    record = read_json_file(run_dir / "result.json", "RUN")
+    status = record.get("status") if isinstance(record, dict) else None
+    if status != "success" or not (run_dir / "adapter").is_dir():
+        raise ConfigError("RUN", f"{run_dir} is not a finished run with a saved adapter (status {status!r})")
+    return Run(run_dir, record, read_adapter_meta(run_dir / "adapter", "RUN"), list(record.get("snapshots") or []))
 
 
 def same_matrices(runs: list[Run]) -> None:

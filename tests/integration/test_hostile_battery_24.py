@@ -34,6 +34,13 @@ def world(tmp_path_factory):
     (tmp / "corrupt_adapter").mkdir()
     (tmp / "corrupt_adapter" / "adapter_config.json").write_text('{"format": "lora_lab.adapter", ')
     (tmp / "corrupt_adapter" / "adapter_model.safetensors").write_bytes(b"")
+    (tmp / "corrupt_run" / "adapter").mkdir(parents=True)  # a run dir whose adapter config was cut short
+    (tmp / "corrupt_run" / "adapter" / "adapter_config.json").write_text('{"format": "lora_lab.adapter", ')
+    (tmp / "bad_weights_run" / "adapter").mkdir(parents=True)  # a valid config, weights that are not safetensors
+    (tmp / "bad_weights_run" / "adapter" / "adapter_config.json").write_bytes((run / "adapter" / "adapter_config.json").read_bytes())
+    (tmp / "bad_weights_run" / "adapter" / "adapter_model.safetensors").write_bytes(b"not safetensors")
+    (tmp / "corrupt_record").mkdir()
+    (tmp / "corrupt_record" / "result.json").write_text('{"status": "success"')
     return tmp, run
 
 
@@ -69,6 +76,10 @@ def cases(tmp: Path, run: Path) -> list[tuple[str, list[str], int, str]]:
         ("merge of a run dir, not its adapter", ["merge-adapters", str(tmp / "never"), str(run)], 2, "compose.adapters"),
         ("merge of a second input that is no adapter", ["merge-adapters", str(tmp / "never"), str(run / "adapter"), str(data)], 2, "compose.adapters"),
         ("merge of an adapter dir with a corrupt config", ["merge-adapters", str(tmp / "never"), str(tmp / "corrupt_adapter")], 2, "compose.adapters"),
+        ("merge of an adapter with corrupt weights", ["merge-adapters", str(tmp / "never"), str(tmp / "bad_weights_run" / "adapter")], 2, "compose.adapters"),
+        ("export of a run whose adapter config is corrupt", ["export", str(tmp / "corrupt_run"), str(tmp / "never")], 2, "export.run_dir"),
+        ("export of a run whose adapter weights are corrupt", ["export", str(tmp / "bad_weights_run"), str(tmp / "never")], 2, "export.run_dir"),
+        ("analyze a run whose result.json is corrupt", ["analyze", str(tmp / "corrupt_record"), "--out", str(tmp / "never")], 2, "RUN"),
         ("report into the adapter", ["report", str(run), "--out", str(run / "adapter"), "--overwrite"], 2, "--out"),
         ("report into a sweep dir", ["report", str(run), "--out", str(tmp / "runs" / "swept")], 2, "--out"),
         ("report under /dev/null", ["report", str(run), "--out", "/dev/null/report"], 2, "--out"),
@@ -114,4 +125,4 @@ def test_battery(world, capsys):
             before = md5s(tmp / "runs")
     assert not failures, "\n".join(failures)
     assert not (tmp / "never").exists() and not list(tmp.rglob("multirun.yaml"))
-    assert len(all_cases) == 35
+    assert len(all_cases) == 39
