@@ -27,12 +27,13 @@ import platform
 def cpu_model() -> str:
     """The processor's model name: the first ``model name`` (x86) or ``Model``/``Hardware`` (ARM) line
     of ``/proc/cpuinfo``; elsewhere `platform.processor` or the architecture."""
+    fields: dict[str, str] = {}
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as info:
-            fields = dict(line.split(":", 1) for line in info if ":" in line)
+            for key, _, value in (line.partition(":") for line in info if ":" in line):
+                fields.setdefault(key.strip(), value.strip())  # the first core's line
     except OSError:
-        fields = {}
-    fields = {key.strip(): value.strip() for key, value in fields.items()}
+        pass
     for key in ("model name", "Model", "Hardware"):
         if fields.get(key):
             return fields[key]
