@@ -14,8 +14,10 @@ a checkout with uncommitted changes, says so even when its last process ran a cl
 devices of this process (`lora_lab.machine`): a trial resumed on another machine says so too)
 
 and ``wall_time_s`` is the sum of their ``wall_s``. A running process updates its entry every time
-``last.ckpt`` is written (`AttemptHeartbeat`), so a process that was killed without a word counts
-up to its last checkpoint, and the next attempt marks it ``killed`` when it starts.
+``last.ckpt`` is written (`lora_lab.resume.heartbeat.AttemptHeartbeat`), so a process that was killed
+without a word counts up to its last checkpoint, and the next attempt marks it ``killed`` when it
+starts. A sweep stopped by Ctrl-C whose worker died before recording its own stop closes that entry
+itself (`close_orphaned`): ``cancelled``, counted up to the run dir's last write.
 """
 
 from __future__ import annotations
@@ -24,9 +26,7 @@ import os
 import socket
 import time
 
-from lightning.pytorch.callbacks import Callback
-
-from lora_lab.machine import host_machine, training_devices
+from lora_lab.machine import host_machine
 
 
 def _iso(unix: float) -> str:
@@ -43,14 +43,15 @@ def begin_attempt(previous: list[dict] | None) -> list[dict]:
     return attempts
 
 
-def _mine(attempts: list[dict]) -> dict | None:
+def own_entry(attempts: list[dict]) -> dict | None:
+    """This process's entry while it is open (the last one, with this pid); else None."""
     last = attempts[-1] if attempts else None
     return last if last is not None and last.get("pid") == os.getpid() and last.get("ended") is None else None
 
 
 def tick(attempts: list[dict]) -> float:
     """Update this process's ``wall_s``; returns the total over every attempt."""
-    mine = _mine(attempts)
+    mine = own_entry(attempts)
     if mine is not None:
         mine["wall_s"] = round(time.time() - float(mine["started_unix"]), 3)
     return total_wall_time(attempts)
@@ -58,7 +59,7 @@ def tick(attempts: list[dict]) -> float:
 
 def end_attempt(attempts: list[dict], how: str) -> float:
     """Close this process's entry as ``how``; returns the total wall time."""
-    mine = _mine(attempts)
+    mine = own_entry(attempts)
     total = tick(attempts)
     if mine is not None:
         mine["ended"] = how
@@ -69,19 +70,15 @@ def total_wall_time(attempts: list[dict]) -> float:
     return round(sum(float(a.get("wall_s") or 0.0) for a in attempts), 3)
 
 
-class AttemptHeartbeat(Callback):
-    """Each ``last.ckpt`` save also rewrites the running record with this process's time so far
-    (``write(wall_time_s)`` is the trial's writer; rank 0 only). When fitting starts, this process's
-    entry gets the devices it trains on (``machine.devices``)."""
-
-    def __init__(self, attempts: list[dict], write):
-        self.attempts, self.write = attempts, write
-
-    def on_fit_start(self, trainer, pl_module) -> None:
-        mine = _mine(self.attempts)
-        if mine is not None:
-            mine.setdefault("machine", {})["devices"] = training_devices(trainer)
-
-    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
-        if trainer.is_global_zero:
-            self.write(tick(self.attempts))
+def close_orphaned(attempts: list[dict], how: str, last_sign_of_life: float) -> float:
+    """Close the last entry when its process ended without closing it (a sweep worker killed on
+    Ctrl-C before its own handler wrote): ``ended = how``, ``wall_s`` = ``last_sign_of_life`` (the
+    run dir's last write, unix time) - its start, never less than its last heartbeat. Returns the
+    total wall time."""
+    last = attempts[-1] if attempts and isinstance(attempts[-1], dict) else None
+    if last is not None and last.get("ended") is None:
+        started = last.get("started_unix")
+        if isinstance(started, (int, float)) and not isinstance(started, bool):
+            last["wall_s"] = round(max(float(last.get("wall_s") or 0.0), last_sign_of_life - float(started)), 3)
+        last["ended"] = how
+    return total_wall_time(attempts)

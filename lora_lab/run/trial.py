@@ -61,7 +61,8 @@ from lora_lab.resume.checkpoint_io import AtomicCheckpointIO
 from lora_lab.resume.lock import RunLock
 from lora_lab.resume.rng import RngState
 from lora_lab.resume.sampler import LoaderStateRestore
-from lora_lab.resume.attempts import AttemptHeartbeat, begin_attempt, end_attempt, tick
+from lora_lab.resume.attempts import begin_attempt, end_attempt, tick
+from lora_lab.resume.heartbeat import AttemptHeartbeat
 from lora_lab.resume.csv_logger import CsvRowsAtCheckpoint
 from lora_lab.resume.signals import RunPreempted, RunStopped, StopOnSignals, hand_over
 from lora_lab.resume.slurm import cluster_plugins

@@ -9,7 +9,11 @@ Python's does, and a launch that ends by ``KeyboardInterrupt``, or by ``SystemEx
 was interrupted. `cancel_stopped` records as ``cancelled`` the
 trials of this sweep (result.json written since it started, under its sweep dir) still ``running``
 that no live process holds (`lora_lab.sweeps.outcome.held_elsewhere`): a concurrent sweep's live
-trial is left alone. A rerun of the same command resumes them from their checkpoints.
+trial is left alone. Such a trial's worker died before its own handler wrote (the executor stops its
+workers on Ctrl-C), so its process entry is still open: it is closed ``cancelled``, its time counted up
+to the run dir's last write (`lora_lab.resume.attempts.close_orphaned`), not left for the rerun to
+call ``killed`` with only the time of its last checkpoint. A rerun of the same command resumes them
+from their checkpoints.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import time
 from pathlib import Path
 
 from lora_lab.results.record import RESULT_NAME, read_record, write_result
+from lora_lab.resume.attempts import close_orphaned
 from lora_lab.sweeps.outcome import held_elsewhere
 
 EXIT_INTERRUPTED = 128 + signal.SIGINT
@@ -66,9 +71,17 @@ def cancel_stopped(sweep_dirs, since: float) -> list[str]:
             if record is None or record.status != "running" or held_elsewhere(path.parent) is not None:
                 continue
             record.status, record.reason = "cancelled", "interrupted: Ctrl-C on the sweep; resumes from checkpoints/last.ckpt when rerun"
+            if record.attempts:
+                record.wall_time_s = close_orphaned(record.attempts, "cancelled", last_write(path.parent))
             write_result(path.parent, record)
             cancelled.append(str(path.parent))
     return cancelled
+
+
+def last_write(run_dir: Path) -> float:
+    """The unix time of the newest file under ``run_dir`` (its log, metrics and record): the stopped
+    process's last sign of life."""
+    return max((f.stat().st_mtime for f in Path(run_dir).rglob("*") if f.is_file()), default=0.0)
 
 
 def report_interrupt(name: str, sweep_dirs, since: float, err=None) -> int:

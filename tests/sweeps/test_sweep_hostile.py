@@ -172,6 +172,36 @@ def test_cancel_stopped_marks_only_this_sweeps_orphans(tmp_path):
     assert "Ctrl-C" in json.loads((dirs["orphan"] / "result.json").read_text())["reason"]
 
 
+def test_a_trial_whose_worker_died_on_ctrl_c_closes_its_process_entry_cancelled_with_its_time(tmp_path):
+    """A sweep worker killed on Ctrl-C before its own handler wrote left its entry open; the rerun
+    then called it ``killed`` with the time of its last heartbeat (0.013 s for a process that had
+    trained for 87 s since resuming). The sweep now closes it: ``cancelled``, counted up to the run
+    dir's last write, and the trial's total is the sum over its processes."""
+    from lora_lab.resume.attempts import begin_attempt
+    from lora_lab.sweeps.interrupt import cancel_stopped
+
+    run_dir = tmp_path / "sweep" / "trial"
+    run_dir.mkdir(parents=True)
+    now = time.time()
+    earlier = {"pid": 1, "started_unix": now - 1000, "wall_s": 500.0, "ended": "killed"}
+    open_entry = {"pid": 2, "started_unix": now - 100, "wall_s": 0.013, "ended": None}
+    (run_dir / "result.json").write_text(json.dumps({"schema_version": 2, "status": "running", "wall_time_s": 500.013,
+                                                     "attempts": [earlier, open_entry]}))
+    log = run_dir / "train.log"
+    log.write_text("step 1570/3000\n")
+    os.utime(log, (now - 13, now - 13))  # its last progress line, 87 s after it started
+    os.utime(run_dir / "result.json", (now - 99, now - 99))  # its last heartbeat, at its start
+    assert cancel_stopped([tmp_path / "sweep"], now - 300) == [str(run_dir)]
+    record = json.loads((run_dir / "result.json").read_text())
+    assert record["status"] == "cancelled"
+    assert record["attempts"][0] == earlier
+    assert record["attempts"][1]["ended"] == "cancelled"
+    assert record["attempts"][1]["wall_s"] == pytest.approx(87.0, abs=0.01)
+    assert record["wall_time_s"] == pytest.approx(587.0, abs=0.01)
+    resumed = begin_attempt(record["attempts"])  # the rerun keeps what the sweep recorded
+    assert [a["ended"] for a in resumed] == ["killed", "cancelled", None]
+
+
 @pytest.mark.slow
 def test_ctrl_c_on_a_sweep_prints_a_line_and_cancels_its_trial(tmp_path):
     study = tmp_path / "grid2.yaml"
